@@ -1,0 +1,196 @@
+//! ECR calls: repositories, image lookups and the registry login.
+
+use aws_config::SdkConfig;
+use aws_sdk_ecr::error::SdkError;
+use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
+use aws_sdk_ecr::Client;
+use base64::Engine as _;
+
+use crate::error::{Error, Result};
+use crate::redact;
+
+/// The parts of an ECR repository deckhand needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub name: String,
+    pub uri: String,
+    pub immutable: bool,
+}
+
+/// Registry login from GetAuthorizationToken. The password is registered for masking as soon
+/// as it is decoded and is never formatted.
+#[derive(Clone)]
+pub struct Authorization {
+    pub username: String,
+    pub password: String,
+    /// e.g. `https://123456789012.dkr.ecr.eu-west-1.amazonaws.com`.
+    pub proxy_endpoint: String,
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("username", &self.username)
+            .field("proxy_endpoint", &self.proxy_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An ECR client bound to one registry (account).
+pub struct Ecr {
+    client: Client,
+    registry_id: String,
+}
+
+impl Ecr {
+    pub fn new(config: &SdkConfig, registry_id: &str) -> Self {
+        Self {
+            client: Client::new(config),
+            registry_id: registry_id.to_string(),
+        }
+    }
+
+    /// The repository, or `None` if it does not exist.
+    pub async fn repository(&self, name: &str) -> Result<Option<Repository>> {
+        let out = self
+            .client
+            .describe_repositories()
+            .registry_id(&self.registry_id)
+            .repository_names(name)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.repositories().first().map(to_repository)),
+            Err(SdkError::ServiceError(e)) if e.err().is_repository_not_found_exception() => {
+                Ok(None)
+            }
+            Err(e) => Err(call_failed("DescribeRepositories", &e)),
+        }
+    }
+
+    /// Creates the repository (mutable tags, scan on push).
+    pub async fn create_repository(&self, name: &str) -> Result<Repository> {
+        let out = self
+            .client
+            .create_repository()
+            .registry_id(&self.registry_id)
+            .repository_name(name)
+            .image_tag_mutability(ImageTagMutability::Mutable)
+            .send()
+            .await
+            .map_err(|e| call_failed("CreateRepository", &e))?;
+        out.repository()
+            .map(to_repository)
+            .ok_or_else(|| Error::failed("ECR CreateRepository returned no repository"))
+    }
+
+    /// The digest of `repository:tag` in ECR, or `None` if that tag is not there.
+    pub async fn image_digest(&self, repository: &str, tag: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_images()
+            .registry_id(&self.registry_id)
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out
+                .image_details()
+                .first()
+                .and_then(|d| d.image_digest().map(str::to_string))),
+            Err(SdkError::ServiceError(e)) if e.err().is_image_not_found_exception() => Ok(None),
+            Err(e) => Err(call_failed("DescribeImages", &e)),
+        }
+    }
+
+    /// The registry login for pushing.
+    pub async fn authorization(&self) -> Result<Authorization> {
+        #[allow(deprecated)] // registryIds is deprecated but still how one asks for an account
+        let out = self
+            .client
+            .get_authorization_token()
+            .registry_ids(&self.registry_id)
+            .send()
+            .await
+            .map_err(|e| call_failed("GetAuthorizationToken", &e))?;
+        let data = out.authorization_data().first().ok_or_else(|| {
+            Error::failed("ECR GetAuthorizationToken returned no authorization data")
+        })?;
+        let token = data.authorization_token().unwrap_or_default();
+        redact::register(token);
+        let (username, password) = decode_token(token)?;
+        redact::register(&password);
+        Ok(Authorization {
+            username,
+            password,
+            proxy_endpoint: data.proxy_endpoint().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// Decodes an ECR token (`base64("AWS:<password>")`) into user and password.
+pub fn decode_token(token: &str) -> Result<(String, String)> {
+    let bad = || {
+        Error::failed("ECR returned an authorization token that is not base64 of `user:password`")
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').ok_or_else(bad)?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+/// The registry host from a proxy endpoint URL (`https://host` → `host`).
+pub fn endpoint_host(proxy_endpoint: &str) -> String {
+    let rest = proxy_endpoint
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(proxy_endpoint);
+    rest.trim_end_matches('/').to_string()
+}
+
+fn to_repository(r: &aws_sdk_ecr::types::Repository) -> Repository {
+    Repository {
+        name: r.repository_name().unwrap_or_default().to_string(),
+        uri: r.repository_uri().unwrap_or_default().to_string(),
+        immutable: matches!(
+            r.image_tag_mutability(),
+            Some(ImageTagMutability::Immutable) | Some(ImageTagMutability::ImmutableWithExclusion)
+        ),
+    }
+}
+
+fn call_failed<E: std::error::Error>(op: &str, e: &E) -> Error {
+    Error::failed(format!(
+        "ECR {op} failed: {}. Check the AWS credentials and region, and AWS_ENDPOINT_URL if you set one.",
+        super::describe(e)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_decode_to_user_and_password() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:pa:ss");
+        assert_eq!(
+            decode_token(&token).unwrap(),
+            ("AWS".into(), "pa:ss".into())
+        );
+        assert!(decode_token("not base64!").is_err());
+        let no_colon = base64::engine::general_purpose::STANDARD.encode("nocolon");
+        assert!(decode_token(&no_colon).is_err());
+    }
+
+    #[test]
+    fn endpoint_host_strips_scheme() {
+        assert_eq!(
+            endpoint_host("https://1.dkr.ecr.x.amazonaws.com"),
+            "1.dkr.ecr.x.amazonaws.com"
+        );
+        assert_eq!(endpoint_host("127.0.0.1:5000/"), "127.0.0.1:5000");
+    }
+}

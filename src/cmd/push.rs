@@ -1,0 +1,482 @@
+//! `deckhand push`: source tree → image in ECR tagged with the commit SHA, skipping work that
+//! is already done.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bollard::Docker;
+use tracing::{info, warn};
+
+use crate::aws::{self, ecr::Ecr};
+use crate::cli::{GlobalArgs, PushArgs};
+use crate::error::{Error, Result};
+use crate::git::{self, ShaSource};
+use crate::image::{build, context::Context, engine, push as registry};
+use crate::output::PushOutcome;
+
+/// Validated `push` settings: what the rest of the command sees.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub repository: String,
+    pub context: PathBuf,
+    pub file: Option<PathBuf>,
+    pub build_args: HashMap<String, String>,
+    pub target: Option<String>,
+    pub extra_tags: Vec<String>,
+    pub sha: Option<String>,
+    pub registry: Option<String>,
+    pub create_repository: bool,
+    pub force: bool,
+    pub allow_dirty: bool,
+}
+
+impl Settings {
+    /// Checks every value once; `env` reads the process environment (injected for tests).
+    pub fn from_args(args: &PushArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        validate_repository(&args.repository)?;
+        let mut build_args = HashMap::new();
+        for raw in args.build_args.iter().filter(|s| !s.is_empty()) {
+            let (k, v) = match raw.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                // `--build-arg NAME` takes the value from the environment, as docker does.
+                None => match env(raw) {
+                    Some(v) => (raw.clone(), v),
+                    None => {
+                        return Err(Error::usage(format!(
+                            "--build-arg {raw}: expected KEY=VALUE, or the name of a set environment variable"
+                        )))
+                    }
+                },
+            };
+            if k.is_empty() {
+                return Err(Error::usage(format!(
+                    "--build-arg {raw}: the name is empty"
+                )));
+            }
+            build_args.insert(k, v);
+        }
+        let mut extra_tags = Vec::new();
+        for tag in args.tags.iter().filter(|s| !s.is_empty()) {
+            validate_tag(tag)?;
+            if !extra_tags.contains(tag) {
+                extra_tags.push(tag.clone());
+            }
+        }
+        let registry = match &args.registry {
+            Some(r) if !r.trim().is_empty() => Some(validate_registry(r)?),
+            _ => None,
+        };
+        Ok(Self {
+            repository: args.repository.clone(),
+            context: args.context.clone(),
+            file: args.file.clone(),
+            build_args,
+            target: args.target.clone().filter(|t| !t.is_empty()),
+            extra_tags,
+            sha: args.sha.clone(),
+            registry,
+            create_repository: args.create_repository,
+            force: args.force,
+            allow_dirty: args.allow_dirty,
+        })
+    }
+}
+
+/// What to do about the SHA tag, given what the registry already has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing there (or `--force`): build and push.
+    Build,
+    /// Already pushed: reuse this digest.
+    Skip { digest: String, reason: SkipReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    AlreadyPushed,
+    /// `--force` was asked, but the repository's tags are immutable: a rebuild could only fail.
+    ImmutableDespiteForce,
+}
+
+/// Decides between building and skipping (pure).
+pub fn plan(existing: Option<String>, force: bool, immutable: bool) -> Plan {
+    match existing {
+        None => Plan::Build,
+        Some(digest) if !force => Plan::Skip {
+            digest,
+            reason: SkipReason::AlreadyPushed,
+        },
+        Some(digest) if immutable => Plan::Skip {
+            digest,
+            reason: SkipReason::ImmutableDespiteForce,
+        },
+        Some(_) => Plan::Build,
+    }
+}
+
+/// The tag an image gets: the SHA, or `<sha>-dirty` for an uncommitted work tree.
+pub fn sha_tag(sha: &str, dirty: bool) -> String {
+    if dirty {
+        format!("{sha}-dirty")
+    } else {
+        sha.to_string()
+    }
+}
+
+/// Runs the push pipeline.
+pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
+    let context = Context::prepare(&s.context, s.file.as_deref())?;
+
+    info!("==> commit");
+    let env = |k: &str| std::env::var(k).ok();
+    let (sha, dirty) = resolve_sha(s, &env).await?;
+    let tag = sha_tag(&sha, dirty);
+    info!(
+        "commit {sha}{}",
+        if dirty {
+            " (uncommitted changes: tagging -dirty)"
+        } else {
+            ""
+        }
+    );
+
+    info!("==> ECR");
+    let config = aws::config::load(global.region.as_deref()).await?;
+    let account = aws::sts::account_id(&config).await?;
+    let ecr = Ecr::new(&config, &account);
+    let repository = match ecr.repository(&s.repository).await? {
+        Some(r) => r,
+        None if s.create_repository => {
+            info!("creating ECR repository {}", s.repository);
+            ecr.create_repository(&s.repository).await?
+        }
+        None => return Err(Error::failed(format!(
+            "the ECR repository {:?} does not exist in account {account} ({}). Create it, or pass \
+                 --create-repository to let deckhand create it.",
+            s.repository,
+            aws::config::region(&config)
+        ))),
+    };
+    let auth = ecr.authorization().await?;
+    let host = s
+        .registry
+        .clone()
+        .unwrap_or_else(|| aws::ecr::endpoint_host(&auth.proxy_endpoint));
+    let uri = format!("{host}/{}", repository.name);
+    let login = registry::Login {
+        username: auth.username.clone(),
+        password: auth.password.clone(),
+        server: host.clone(),
+    };
+    info!(
+        "repository {uri}{}",
+        if repository.immutable {
+            " (immutable tags)"
+        } else {
+            ""
+        }
+    );
+
+    let mut docker: Option<Docker> = None;
+    let mut existing = ecr.image_digest(&repository.name, &tag).await?;
+    if existing.is_none() && s.registry.is_some() {
+        // The overriding registry is where the image would be: ask it too.
+        let d = engine::connect().await?;
+        existing = registry::remote_digest(&d, &uri, &tag, &login).await?;
+        docker = Some(d);
+    }
+
+    let mut tags = vec![tag.clone()];
+    tags.extend(s.extra_tags.iter().filter(|t| **t != tag).cloned());
+
+    let (digest, skipped) = match plan(existing, s.force, repository.immutable) {
+        Plan::Skip { digest, reason } => {
+            match reason {
+                SkipReason::AlreadyPushed => info!(
+                    "{uri}:{tag} is already pushed ({digest}): skipping build and push (--force rebuilds)"
+                ),
+                SkipReason::ImmutableDespiteForce => warn!(
+                    "{uri}:{tag} is already pushed ({digest}) and the repository's tags are immutable: \
+                     --force cannot replace it, so nothing is rebuilt"
+                ),
+            }
+            if tags.len() > 1 {
+                let d = docker_or_connect(&mut docker).await?;
+                retag(d, &uri, &tag, &tags[1..], &login).await?;
+            }
+            (digest, true)
+        }
+        Plan::Build => {
+            let d = docker_or_connect(&mut docker).await?;
+            let digest = build_and_push(d, context, s, &sha, &uri, &tags, &login).await?;
+            (digest, false)
+        }
+    };
+
+    Ok(PushOutcome {
+        image: format!("{uri}:{tag}"),
+        pinned: format!("{uri}@{digest}"),
+        digest,
+        tags,
+        skipped,
+        repository_uri: uri,
+        sha,
+    })
+}
+
+async fn resolve_sha(
+    s: &Settings,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(String, bool)> {
+    match git::pick_sha(s.sha.as_deref(), env) {
+        Some((sha, source)) => Ok((git::validate_sha(&sha, &source)?, false)),
+        None => {
+            let (sha, dirty) = git::head_of(&s.context).await?;
+            let sha = git::validate_sha(&sha, &ShaSource::Git)?;
+            if dirty && !s.allow_dirty {
+                return Err(Error::failed(format!(
+                    "the work tree at {} has uncommitted changes, so an image tagged {sha} would not \
+                     match that commit. Commit or stash them, or pass --allow-dirty to push it as \
+                     {sha}-dirty.",
+                    s.context.display()
+                )));
+            }
+            Ok((sha, dirty))
+        }
+    }
+}
+
+async fn docker_or_connect(docker: &mut Option<Docker>) -> Result<&Docker> {
+    if docker.is_none() {
+        *docker = Some(engine::connect().await?);
+    }
+    Ok(docker.as_ref().expect("just set"))
+}
+
+async fn build_and_push(
+    docker: &Docker,
+    context: Context,
+    s: &Settings,
+    sha: &str,
+    uri: &str,
+    tags: &[String],
+    login: &registry::Login,
+) -> Result<String> {
+    info!("==> build");
+    if let Some(file) = &context.ignore_file {
+        info!("ignore rules from {}", file.display());
+    }
+    let mut labels = HashMap::from([(
+        "org.opencontainers.image.revision".to_string(),
+        sha.to_string(),
+    )]);
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(source) = git::source_url(&s.context, env).await {
+        labels.insert("org.opencontainers.image.source".to_string(), source);
+    }
+    let spec = build::BuildSpec {
+        tags: tags.iter().map(|t| format!("{uri}:{t}")).collect(),
+        build_args: s.build_args.clone(),
+        target: s.target.clone(),
+        labels,
+    };
+    let (image_id, stats) = build::build(docker, context, &spec).await?;
+    info!(
+        "built {image_id} (context: {} files, {:.1} MiB)",
+        stats.files,
+        stats.bytes as f64 / (1024.0 * 1024.0)
+    );
+
+    info!("==> push");
+    let mut digest = None;
+    for t in tags {
+        let d = registry::push(docker, uri, t, login).await?;
+        if digest.is_none() {
+            digest = d;
+        }
+    }
+    match digest {
+        Some(d) => Ok(d),
+        None => repo_digest(docker, uri, &tags[0]).await,
+    }
+}
+
+/// The digest the engine recorded for `uri` after a push (when the push stream did not say).
+async fn repo_digest(docker: &Docker, uri: &str, tag: &str) -> Result<String> {
+    let image = docker
+        .inspect_image(&format!("{uri}:{tag}"))
+        .await
+        .map_err(|e| Error::failed(format!("could not read the pushed image's digest: {e}")))?;
+    image
+        .repo_digests
+        .unwrap_or_default()
+        .iter()
+        .find_map(|r| r.strip_prefix(&format!("{uri}@")).map(str::to_string))
+        .ok_or_else(|| Error::failed(format!("the registry reported no digest for {uri}:{tag}")))
+}
+
+/// Points extra tags at an image that is already pushed: pull it, tag, push the new tags.
+async fn retag(
+    docker: &Docker,
+    uri: &str,
+    tag: &str,
+    extra: &[String],
+    login: &registry::Login,
+) -> Result<()> {
+    info!("==> tag {}", extra.join(", "));
+    let source = format!("{uri}:{tag}");
+    registry::pull(docker, &source, login).await?;
+    for t in extra {
+        build::tag(docker, &source, &format!("{uri}:{t}")).await?;
+        registry::push(docker, uri, t, login).await?;
+    }
+    Ok(())
+}
+
+/// ECR repository names: lower-case segments separated by `/`, 2–256 characters.
+fn validate_repository(name: &str) -> Result<()> {
+    let segment_ok = |seg: &str| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && seg.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && seg.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    if (2..=256).contains(&name.len()) && name.split('/').all(segment_ok) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "--repository {name:?} is not a valid ECR repository name: use lower-case letters, digits, \
+             and . _ - / (e.g. team/web), 2 to 256 characters"
+        )))
+    }
+}
+
+/// Docker tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn validate_tag(tag: &str) -> Result<()> {
+    let ok = (1..=128).contains(&tag.len())
+        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "--tag {tag:?} is not a valid image tag: letters, digits, _ . - (not first), at most 128"
+        )))
+    }
+}
+
+/// `host[:port]`, with an `https://` or `http://` prefix tolerated and dropped.
+fn validate_registry(raw: &str) -> Result<String> {
+    let host = raw
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let ok = !host.is_empty()
+        && !host.contains('/')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if ok {
+        Ok(host.to_string())
+    } else {
+        Err(Error::usage(format!(
+            "--registry {raw:?} is not a registry host: give HOST or HOST:PORT"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_skips_what_is_pushed_and_never_fights_immutability() {
+        let d = || Some("sha256:x".to_string());
+        assert_eq!(plan(None, false, false), Plan::Build);
+        assert_eq!(plan(None, true, true), Plan::Build);
+        assert_eq!(
+            plan(d(), false, false),
+            Plan::Skip {
+                digest: "sha256:x".into(),
+                reason: SkipReason::AlreadyPushed
+            }
+        );
+        assert_eq!(
+            plan(d(), false, true),
+            Plan::Skip {
+                digest: "sha256:x".into(),
+                reason: SkipReason::AlreadyPushed
+            }
+        );
+        assert_eq!(plan(d(), true, false), Plan::Build);
+        assert_eq!(
+            plan(d(), true, true),
+            Plan::Skip {
+                digest: "sha256:x".into(),
+                reason: SkipReason::ImmutableDespiteForce
+            }
+        );
+    }
+
+    fn args(repository: &str) -> PushArgs {
+        PushArgs {
+            repository: repository.into(),
+            context: ".".into(),
+            file: None,
+            build_args: vec![],
+            target: None,
+            tags: vec![],
+            sha: None,
+            registry: None,
+            create_repository: false,
+            force: false,
+            allow_dirty: false,
+        }
+    }
+
+    #[test]
+    fn settings_validate_names_args_tags_and_registry() {
+        let no_env = |_: &str| None;
+        assert!(Settings::from_args(&args("team/web"), no_env).is_ok());
+        for bad in ["Team/web", "a", "web/", "/web", "we b", "-web"] {
+            let err = Settings::from_args(&args(bad), no_env).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{bad}");
+        }
+        let mut a = args("web");
+        a.build_args = vec!["A=1=2".into(), "FROM_ENV".into()];
+        let s = Settings::from_args(&a, |k| (k == "FROM_ENV").then(|| "v".to_string())).unwrap();
+        assert_eq!(s.build_args["A"], "1=2");
+        assert_eq!(s.build_args["FROM_ENV"], "v");
+        a.build_args = vec!["UNSET".into()];
+        assert!(Settings::from_args(&a, no_env).is_err());
+
+        let mut a = args("web");
+        a.tags = vec!["latest".into(), "latest".into(), "v1.2".into()];
+        assert_eq!(
+            Settings::from_args(&a, no_env).unwrap().extra_tags,
+            vec!["latest", "v1.2"]
+        );
+        a.tags = vec![".bad".into()];
+        assert!(Settings::from_args(&a, no_env).is_err());
+
+        let mut a = args("web");
+        a.registry = Some("https://127.0.0.1:5000/".into());
+        assert_eq!(
+            Settings::from_args(&a, no_env).unwrap().registry.as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        a.registry = Some("host/path".into());
+        assert!(Settings::from_args(&a, no_env).is_err());
+    }
+
+    #[test]
+    fn dirty_trees_get_a_suffix() {
+        assert_eq!(sha_tag("abc", false), "abc");
+        assert_eq!(sha_tag("abc", true), "abc-dirty");
+    }
+}

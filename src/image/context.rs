@@ -1,0 +1,282 @@
+//! The build context: which files go to the Docker engine, streamed as a tar archive through a
+//! small bounded buffer so memory stays flat whatever the context's size.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::ignore::Patterns;
+use crate::error::{Error, Result};
+
+/// Bytes per chunk handed to the engine, and how many chunks may wait in flight: together the
+/// most context data held in memory at once (here 8 × 256 KiB = 2 MiB).
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Name given to a Dockerfile that lives outside the context when it is added to the stream.
+const OUTSIDE_DOCKERFILE: &str = ".deckhand.Dockerfile";
+
+/// A context directory checked and ready to stream.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: PathBuf,
+    patterns: Patterns,
+    /// Path of the Dockerfile inside the archive, `/`-separated.
+    pub dockerfile: String,
+    /// A Dockerfile outside the context, added to the archive under [`OUTSIDE_DOCKERFILE`].
+    outside_dockerfile: Option<PathBuf>,
+    /// The ignore file that was applied, if any (for the log).
+    pub ignore_file: Option<PathBuf>,
+}
+
+/// What was sent, for the log and for tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Context {
+    /// Checks the context directory and Dockerfile and reads the ignore rules. The ignore file
+    /// is `<Dockerfile>.dockerignore` beside the Dockerfile if present (as BuildKit does),
+    /// else `.dockerignore` at the context root.
+    pub fn prepare(root: &Path, file: Option<&Path>) -> Result<Self> {
+        let meta = fs::metadata(root).map_err(|e| {
+            Error::failed(format!(
+                "the build context {} cannot be read: {e}. Pass --context with the directory to build.",
+                root.display()
+            ))
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::failed(format!(
+                "the build context {} is not a directory. Pass --context with the directory to build.",
+                root.display()
+            )));
+        }
+        let dockerfile_path = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.join("Dockerfile"));
+        match fs::metadata(&dockerfile_path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(Error::failed(format!(
+                    "the Dockerfile {} is not a file. Pass --file with the Dockerfile to build.",
+                    dockerfile_path.display()
+                )))
+            }
+            Err(e) => return Err(Error::failed(format!(
+                "no Dockerfile at {} ({e}). Add one to the context, or pass --file with its path.",
+                dockerfile_path.display()
+            ))),
+        }
+        let root_abs = fs::canonicalize(root).map_err(|e| io_error(root, e))?;
+        let file_abs =
+            fs::canonicalize(&dockerfile_path).map_err(|e| io_error(&dockerfile_path, e))?;
+        let (dockerfile, outside_dockerfile) = match file_abs.strip_prefix(&root_abs) {
+            Ok(rel) => (slash_path(rel), None),
+            Err(_) => (OUTSIDE_DOCKERFILE.to_string(), Some(file_abs.clone())),
+        };
+
+        let specific = PathBuf::from(format!("{}.dockerignore", file_abs.display()));
+        let ignore_file = [specific, root_abs.join(".dockerignore")]
+            .into_iter()
+            .find(|p| p.is_file());
+        let mut patterns = match &ignore_file {
+            Some(path) => {
+                let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+                Patterns::parse(&text).map_err(|e| {
+                    Error::failed(format!(
+                        "{}:{}: the pattern {:?} is invalid: {}. Fix or remove that line.",
+                        path.display(),
+                        e.line,
+                        e.pattern,
+                        e.reason
+                    ))
+                })?
+            }
+            None => Patterns::default(),
+        };
+        if outside_dockerfile.is_none() {
+            patterns.keep_build_files(&dockerfile);
+        }
+        Ok(Self {
+            root: root_abs,
+            patterns,
+            dockerfile,
+            outside_dockerfile,
+            ignore_file,
+        })
+    }
+
+    /// Starts writing the archive on a blocking thread. The stream yields it chunk by chunk;
+    /// the handle tells what was sent, or why the walk failed.
+    pub fn stream(
+        self,
+    ) -> (
+        ReceiverStream<io::Result<Bytes>>,
+        JoinHandle<io::Result<Stats>>,
+    ) {
+        let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let handle = tokio::task::spawn_blocking(move || {
+            let writer = ChannelWriter {
+                tx: tx.clone(),
+                buf: BytesMut::with_capacity(CHUNK),
+            };
+            let result = self.write_archive(writer);
+            if let Err(e) = &result {
+                // Make the engine's request fail rather than end as if the context were whole.
+                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            result
+        });
+        (ReceiverStream::new(rx), handle)
+    }
+
+    /// Writes the whole archive into `out`.
+    pub fn write_archive(&self, out: impl Write) -> io::Result<Stats> {
+        let mut tar = tar::Builder::new(out);
+        tar.follow_symlinks(false);
+        let mut stats = Stats::default();
+        self.walk(&mut tar, &self.root, "", &mut stats)?;
+        if let Some(path) = &self.outside_dockerfile {
+            let meta = fs::metadata(path)?;
+            append_file(&mut tar, path, OUTSIDE_DOCKERFILE, &meta, &mut stats)?;
+        }
+        let mut out = tar.into_inner()?;
+        out.flush()?;
+        Ok(stats)
+    }
+
+    fn walk<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        dir: &Path,
+        rel_dir: &str,
+        stats: &mut Stats,
+    ) -> io::Result<()> {
+        let mut entries = fs::read_dir(dir)
+            .map_err(|e| annotate(dir, e))?
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| annotate(dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let rel = if rel_dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).map_err(|e| annotate(&path, e))?;
+            let excluded = self.patterns.excludes(&rel);
+            if meta.is_dir() {
+                if excluded {
+                    if !self.patterns.can_skip_dir(&rel) {
+                        self.walk(tar, &path, &rel, stats)?;
+                    }
+                    continue;
+                }
+                let mut header = header_for(&meta);
+                tar.append_data(&mut header, format!("{rel}/"), io::empty())?;
+                self.walk(tar, &path, &rel, stats)?;
+            } else if excluded {
+                continue;
+            } else if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).map_err(|e| annotate(&path, e))?;
+                let mut header = header_for(&meta);
+                tar.append_link(&mut header, &rel, target)?;
+                stats.files += 1;
+            } else if meta.is_file() {
+                append_file(tar, &path, &rel, &meta, stats)?;
+            }
+            // Sockets, fifos and devices are not sent, as with `docker build`.
+        }
+        Ok(())
+    }
+}
+
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    rel: &str,
+    meta: &fs::Metadata,
+    stats: &mut Stats,
+) -> io::Result<()> {
+    let file = File::open(path).map_err(|e| annotate(path, e))?;
+    let mut header = header_for(meta);
+    header.set_size(meta.len());
+    // `take` keeps the archive well-formed if the file grows while it is read.
+    tar.append_data(&mut header, rel, file.take(meta.len()))
+        .map_err(|e| annotate(path, e))?;
+    stats.files += 1;
+    stats.bytes += meta.len();
+    Ok(())
+}
+
+/// A header with the file's mode and time, owned by root as `docker build` sends it.
+fn header_for(meta: &fs::Metadata) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    header.set_uid(0);
+    header.set_gid(0);
+    let _ = header.set_username("");
+    let _ = header.set_groupname("");
+    header
+}
+
+fn slash_path(rel: &Path) -> String {
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn annotate(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn io_error(path: &Path, e: io::Error) -> Error {
+    Error::failed(format!("cannot read {}: {e}", path.display()))
+}
+
+/// Feeds archive bytes into the bounded channel; blocks when the engine reads slower than
+/// the disk, which is what keeps memory flat.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: BytesMut,
+}
+
+impl ChannelWriter {
+    fn send_buffered(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the Docker engine stopped reading the build context",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send_buffered()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffered()
+    }
+}

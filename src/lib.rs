@@ -1,0 +1,11 @@
+//! deckhand: a deploy agent for Amazon ECS. The binary is a thin shell over this library.
+
+pub mod aws;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod git;
+pub mod image;
+pub mod logging;
+pub mod output;
+pub mod redact;
