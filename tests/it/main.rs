@@ -1,1 +1,8 @@
-fn main() {}
+//! The one integration-test binary: every test here talks to the local bed (Docker engine,
+//! registry, moto) over loopback. Start it with `scripts/test`, or `scripts/bed up` and
+//! `. .bed/env` before `cargo test`.
+
+mod bed;
+mod cli;
+mod context;
+mod push;

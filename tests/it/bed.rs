@@ -1,0 +1,196 @@
+//! Access to the local bed, the deckhand binary, and the registry's own view of an image.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use base64::Engine as _;
+
+/// The bed's addresses, read from the environment `scripts/bed up` writes to `.bed/env`.
+pub struct Bed {
+    pub registry: String,
+    pub wrong_auth_registry: String,
+    pub password: String,
+    pub base_image: String,
+}
+
+impl Bed {
+    /// The bed, or a loud failure: these tests never skip.
+    pub fn get() -> Bed {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: the local bed is not up. Run `scripts/test`, or \
+                     `scripts/bed up && . .bed/env` before `cargo test`."
+                )
+            })
+        };
+        Bed {
+            registry: var("DECKHAND_TEST_REGISTRY"),
+            wrong_auth_registry: var("DECKHAND_TEST_WRONG_AUTH_REGISTRY"),
+            password: var("DECKHAND_TEST_REGISTRY_PASSWORD"),
+            base_image: var("DECKHAND_TEST_BASE_IMAGE"),
+        }
+    }
+
+    /// The ECR token moto hands out, which must never appear in output.
+    pub fn token(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}", self.password))
+    }
+
+    fn auth_header(&self) -> String {
+        format!("Basic {}", self.token())
+    }
+
+    /// Tags of `repo` in the bed's registry (empty if the repository is unknown).
+    pub fn registry_tags(&self, repo: &str) -> Vec<String> {
+        let url = format!("http://{}/v2/{repo}/tags/list", self.registry);
+        match ureq::get(&url).header("Authorization", self.auth_header()).call() {
+            Ok(mut resp) => {
+                let body: serde_json::Value =
+                    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+                let mut tags: Vec<String> = body["tags"]
+                    .as_array()
+                    .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default();
+                tags.sort();
+                tags
+            }
+            Err(ureq::Error::StatusCode(404)) => Vec::new(),
+            Err(e) => panic!("registry tags/list for {repo}: {e}"),
+        }
+    }
+
+    /// (manifest digest, manifest JSON) of `repo:tag` as the registry serves it.
+    pub fn manifest(&self, repo: &str, tag: &str) -> (String, serde_json::Value) {
+        let url = format!("http://{}/v2/{repo}/manifests/{tag}", self.registry);
+        let mut resp = ureq::get(&url)
+            .header("Authorization", self.auth_header())
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+            )
+            .call()
+            .unwrap_or_else(|e| panic!("manifest {repo}:{tag}: {e}"));
+        let digest = resp
+            .headers()
+            .get("Docker-Content-Digest")
+            .expect("registry sends the digest")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (digest, body)
+    }
+
+    /// The image config (labels etc.) of `repo:tag`, fetched from the registry.
+    pub fn image_config(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let (_, manifest) = self.manifest(repo, tag);
+        let config_digest = manifest["config"]["digest"].as_str().unwrap();
+        let url = format!("http://{}/v2/{repo}/blobs/{config_digest}", self.registry);
+        let mut resp = ureq::get(&url)
+            .header("Authorization", self.auth_header())
+            .call()
+            .unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    }
+}
+
+/// A name no other test uses, for repositories and tags on the shared bed.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// A committed git repository in a temp dir, holding `files` (path, contents).
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+    pub sha: String,
+}
+
+impl Repo {
+    pub fn new(files: &[(&str, &str)]) -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, contents) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, contents).unwrap();
+        }
+        git(dir.path(), &["init", "-q"]);
+        git(dir.path(), &["add", "-A"]);
+        git(dir.path(), &["commit", "-q", "-m", "test"]);
+        let sha = git(dir.path(), &["rev-parse", "HEAD"]);
+        Repo { dir, sha }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=test@example.invalid", "-c", "user.name=test"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The result of running the deckhand binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.all()))
+    }
+
+    /// Asserts the exit code, printing everything on mismatch.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code; output:\n{}", self.all());
+        self
+    }
+}
+
+/// Runs `deckhand args…` in `cwd` with a clean CI environment plus `env`.
+pub fn deckhand(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deckhand"));
+    cmd.current_dir(cwd).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DECKHAND_") && !k.starts_with("DECKHAND_TEST_")
+            || ["GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT", "GITHUB_ACTIONS", "GITLAB_CI"].contains(&k.as_str())
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output { status, stdout, stderr } = cmd.output().expect("deckhand runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}

@@ -1,0 +1,119 @@
+//! The build context: what is streamed to the engine, and that the engine sees exactly that.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use futures_util::StreamExt;
+
+use crate::bed::{deckhand, unique, Bed, Repo};
+use deckhand::image::context::Context;
+
+const BIG: u64 = 200 * 1024 * 1024;
+
+fn write(root: &Path, rel: &str, contents: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, contents).unwrap();
+}
+
+/// Streams the context the way the build does and returns the archive's paths and size.
+fn streamed(root: &Path, file: Option<&Path>) -> (BTreeSet<String>, usize) {
+    let context = Context::prepare(root, file).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let bytes = rt.block_on(async {
+        let (mut stream, walker) = context.stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        walker.await.unwrap().unwrap();
+        bytes
+    });
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let paths = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .collect();
+    (paths, bytes.len())
+}
+
+#[test]
+fn ignored_files_are_not_sent_and_exceptions_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "Dockerfile", "FROM scratch\n");
+    write(root, ".dockerignore", "# build outputs\ntarget\n**/*.log\nlogs\n!logs/keep.log\nDockerfile\n.dockerignore\nsecrets/\n");
+    write(root, "src/main.rs", "fn main() {}");
+    write(root, "src/debug.log", "x");
+    write(root, "target/debug/app", "binary");
+    write(root, "logs/keep.log", "kept");
+    write(root, "logs/other.txt", "dropped");
+    write(root, "secrets/key", "s");
+    fs::File::create(root.join("target/huge.bin")).unwrap().set_len(BIG).unwrap();
+
+    let (paths, size) = streamed(root, None);
+    let want: BTreeSet<String> =
+        ["Dockerfile", ".dockerignore", "src", "src/main.rs", "logs/keep.log"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(paths, want);
+    assert!(size < 64 * 1024, "the archive is small without the ignored file: {size} bytes");
+}
+
+#[test]
+fn a_dockerfile_specific_ignore_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "docker/app.Dockerfile", "FROM scratch\n");
+    write(root, "docker/app.Dockerfile.dockerignore", "*\n!src\n");
+    write(root, ".dockerignore", "src\n");
+    write(root, "src/a.rs", "");
+    write(root, "README.md", "");
+    let (paths, _) = streamed(root, Some(&root.join("docker/app.Dockerfile")));
+    // `.dockerignore` is always re-included, as the Docker CLI does.
+    let want: BTreeSet<String> =
+        [".dockerignore", "src", "src/a.rs", "docker/app.Dockerfile"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(paths, want);
+}
+
+#[test]
+fn symlinks_are_sent_as_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "Dockerfile", "FROM scratch\n");
+    write(root, "real.txt", "r");
+    std::os::unix::fs::symlink("real.txt", root.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("outside")).unwrap();
+    let (paths, size) = streamed(root, None);
+    assert!(paths.contains("link.txt") && paths.contains("outside"));
+    assert!(size < 16 * 1024, "links were not followed: {size} bytes");
+}
+
+#[test]
+fn the_engine_builds_from_the_filtered_context() {
+    let bed = Bed::get();
+    let dockerfile = format!(
+        "FROM {}\nCOPY . /ctx\nRUN test -f /ctx/keep/me.txt && test ! -e /ctx/big.bin && test ! -e /ctx/keep/drop.tmp\n",
+        bed.base_image
+    );
+    let repo = Repo::new(&[
+        ("Dockerfile", &dockerfile),
+        (".dockerignore", "big.bin\n**/*.tmp\n.git\n"),
+        ("keep/me.txt", "yes"),
+        ("keep/drop.tmp", "no"),
+    ]);
+    // Untracked and ignored by git too, so the tree stays clean; Docker does not read .gitignore.
+    fs::write(repo.path().join(".git/info/exclude"), "big.bin\n").unwrap();
+    fs::File::create(repo.path().join("big.bin")).unwrap().set_len(BIG).unwrap();
+    let name = format!("it/{}", unique("context"));
+    let run = deckhand(
+        repo.path(),
+        &["push", "--repository", &name, "--registry", &bed.registry, "--create-repository"],
+        &[],
+    );
+    run.expect_code(0);
+    // The log reports what was sent: a handful of small files, not 200 MB.
+    let line = run.stderr.lines().find(|l| l.contains("(context:")).expect("context summary logged");
+    assert!(line.contains("0.0 MiB"), "{line}");
+    assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
+}
