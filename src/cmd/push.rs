@@ -150,12 +150,14 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
             info!("creating ECR repository {}", s.repository);
             ecr.create_repository(&s.repository).await?
         }
-        None => return Err(Error::failed(format!(
+        None => {
+            return Err(Error::failed(format!(
             "the ECR repository {:?} does not exist in account {account} ({}). Create it, or pass \
                  --create-repository to let deckhand create it.",
             s.repository,
             aws::config::region(&config)
-        ))),
+        )))
+        }
     };
     let auth = ecr.authorization().await?;
     let host = s

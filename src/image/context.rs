@@ -69,10 +69,12 @@ impl Context {
                     dockerfile_path.display()
                 )))
             }
-            Err(e) => return Err(Error::failed(format!(
+            Err(e) => {
+                return Err(Error::failed(format!(
                 "no Dockerfile at {} ({e}). Add one to the context, or pass --file with its path.",
                 dockerfile_path.display()
-            ))),
+            )))
+            }
         }
         let root_abs = fs::canonicalize(root).map_err(|e| io_error(root, e))?;
         let file_abs =

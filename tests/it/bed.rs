@@ -45,7 +45,10 @@ impl Bed {
     /// Tags of `repo` in the bed's registry (empty if the repository is unknown).
     pub fn registry_tags(&self, repo: &str) -> Vec<String> {
         let url = format!("http://{}/v2/{repo}/tags/list", self.registry);
-        match ureq::get(&url).header("Authorization", self.auth_header()).call() {
+        match ureq::get(&url)
+            .header("Authorization", self.auth_header())
+            .call()
+        {
             Ok(mut resp) => {
                 let body: serde_json::Value =
                     serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
@@ -141,11 +144,20 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.email=test@example.invalid", "-c", "user.name=test"])
+        .args([
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "user.name=test",
+        ])
         .args(args)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -179,7 +191,14 @@ pub fn deckhand(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.current_dir(cwd).args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("DECKHAND_") && !k.starts_with("DECKHAND_TEST_")
-            || ["GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT", "GITHUB_ACTIONS", "GITLAB_CI"].contains(&k.as_str())
+            || [
+                "GITHUB_SHA",
+                "CI_COMMIT_SHA",
+                "GIT_COMMIT",
+                "GITHUB_ACTIONS",
+                "GITLAB_CI",
+            ]
+            .contains(&k.as_str())
         {
             cmd.env_remove(&k);
         }
@@ -187,7 +206,11 @@ pub fn deckhand(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let Output { status, stdout, stderr } = cmd.output().expect("deckhand runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("deckhand runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -10,8 +10,16 @@ fn usage_errors_exit_2() {
     assert!(run.stderr.contains("--repository"), "{}", run.stderr);
     let run = deckhand(dir.path(), &["push", "--repository", "Bad Name"], &[]);
     run.expect_code(2);
-    assert!(run.stderr.contains("not a valid ECR repository name"), "{}", run.stderr);
-    let run = deckhand(dir.path(), &["push", "--repository", "web", "--output", "yaml"], &[]);
+    assert!(
+        run.stderr.contains("not a valid ECR repository name"),
+        "{}",
+        run.stderr
+    );
+    let run = deckhand(
+        dir.path(),
+        &["push", "--repository", "web", "--output", "yaml"],
+        &[],
+    );
     run.expect_code(2);
 }
 
@@ -21,7 +29,11 @@ fn commands_not_built_yet_say_so_with_exit_2() {
     for cmd in ["deploy", "rollback", "status", "sandbox"] {
         let run = deckhand(dir.path(), &[cmd, "--cluster", "c"], &[]);
         run.expect_code(2);
-        assert!(run.stderr.contains("not implemented yet"), "{cmd}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("not implemented yet"),
+            "{cmd}: {}",
+            run.stderr
+        );
     }
 }
 
@@ -33,10 +45,17 @@ fn flags_are_read_from_deckhand_env_vars() {
     let run = deckhand(
         repo.path(),
         &["push"],
-        &[("DECKHAND_REPOSITORY", "web"), ("DECKHAND_FILE", "custom.Dockerfile")],
+        &[
+            ("DECKHAND_REPOSITORY", "web"),
+            ("DECKHAND_FILE", "custom.Dockerfile"),
+        ],
     );
     run.expect_code(1);
-    assert!(run.stderr.contains("no Dockerfile at custom.Dockerfile"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no Dockerfile at custom.Dockerfile"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -47,7 +66,24 @@ fn version_and_help_exit_0() {
     assert!(run.stdout.starts_with("deckhand "), "{}", run.stdout);
     let run = deckhand(dir.path(), &["push", "--help"], &[]);
     run.expect_code(0);
-    for flag in ["--repository", "--context", "--file", "--build-arg", "--target", "--tag", "--sha", "--registry", "--create-repository", "--force", "--allow-dirty", "DECKHAND_REPOSITORY"] {
-        assert!(run.stdout.contains(flag), "{flag} missing from help:\n{}", run.stdout);
+    for flag in [
+        "--repository",
+        "--context",
+        "--file",
+        "--build-arg",
+        "--target",
+        "--tag",
+        "--sha",
+        "--registry",
+        "--create-repository",
+        "--force",
+        "--allow-dirty",
+        "DECKHAND_REPOSITORY",
+    ] {
+        assert!(
+            run.stdout.contains(flag),
+            "{flag} missing from help:\n{}",
+            run.stdout
+        );
     }
 }

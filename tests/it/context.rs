@@ -20,7 +20,11 @@ fn write(root: &Path, rel: &str, contents: &str) {
 /// Streams the context the way the build does and returns the archive's paths and size.
 fn streamed(root: &Path, file: Option<&Path>) -> (BTreeSet<String>, usize) {
     let context = Context::prepare(root, file).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let bytes = rt.block_on(async {
         let (mut stream, walker) = context.stream();
         let mut bytes = Vec::new();
@@ -34,7 +38,14 @@ fn streamed(root: &Path, file: Option<&Path>) -> (BTreeSet<String>, usize) {
     let paths = archive
         .entries()
         .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string()
+        })
         .collect();
     (paths, bytes.len())
 }
@@ -51,13 +62,27 @@ fn ignored_files_are_not_sent_and_exceptions_are() {
     write(root, "logs/keep.log", "kept");
     write(root, "logs/other.txt", "dropped");
     write(root, "secrets/key", "s");
-    fs::File::create(root.join("target/huge.bin")).unwrap().set_len(BIG).unwrap();
+    fs::File::create(root.join("target/huge.bin"))
+        .unwrap()
+        .set_len(BIG)
+        .unwrap();
 
     let (paths, size) = streamed(root, None);
-    let want: BTreeSet<String> =
-        ["Dockerfile", ".dockerignore", "src", "src/main.rs", "logs/keep.log"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = [
+        "Dockerfile",
+        ".dockerignore",
+        "src",
+        "src/main.rs",
+        "logs/keep.log",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(paths, want);
-    assert!(size < 64 * 1024, "the archive is small without the ignored file: {size} bytes");
+    assert!(
+        size < 64 * 1024,
+        "the archive is small without the ignored file: {size} bytes"
+    );
 }
 
 #[test]
@@ -71,8 +96,10 @@ fn a_dockerfile_specific_ignore_file_wins() {
     write(root, "README.md", "");
     let (paths, _) = streamed(root, Some(&root.join("docker/app.Dockerfile")));
     // `.dockerignore` is always re-included, as the Docker CLI does.
-    let want: BTreeSet<String> =
-        [".dockerignore", "src", "src/a.rs", "docker/app.Dockerfile"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = [".dockerignore", "src", "src/a.rs", "docker/app.Dockerfile"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(paths, want);
 }
 
@@ -104,16 +131,30 @@ fn the_engine_builds_from_the_filtered_context() {
     ]);
     // Untracked and ignored by git too, so the tree stays clean; Docker does not read .gitignore.
     fs::write(repo.path().join(".git/info/exclude"), "big.bin\n").unwrap();
-    fs::File::create(repo.path().join("big.bin")).unwrap().set_len(BIG).unwrap();
+    fs::File::create(repo.path().join("big.bin"))
+        .unwrap()
+        .set_len(BIG)
+        .unwrap();
     let name = format!("it/{}", unique("context"));
     let run = deckhand(
         repo.path(),
-        &["push", "--repository", &name, "--registry", &bed.registry, "--create-repository"],
+        &[
+            "push",
+            "--repository",
+            &name,
+            "--registry",
+            &bed.registry,
+            "--create-repository",
+        ],
         &[],
     );
     run.expect_code(0);
     // The log reports what was sent: a handful of small files, not 200 MB.
-    let line = run.stderr.lines().find(|l| l.contains("(context:")).expect("context summary logged");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("(context:"))
+        .expect("context summary logged");
     assert!(line.contains("0.0 MiB"), "{line}");
     assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
 }

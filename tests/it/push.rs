@@ -9,7 +9,15 @@ const SCRATCH_APP: &[(&str, &str)] = &[
 
 /// `push --output json --registry <bed>` for `repo` in `cwd`, plus `extra` flags.
 fn push(bed: &Bed, cwd: &std::path::Path, repo: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["push", "--repository", repo, "--registry", &bed.registry, "--output", "json"];
+    let mut args = vec![
+        "push",
+        "--repository",
+        repo,
+        "--registry",
+        &bed.registry,
+        "--output",
+        "json",
+    ];
     args.extend_from_slice(extra);
     deckhand(cwd, &args, &[])
 }
@@ -18,7 +26,10 @@ fn push(bed: &Bed, cwd: &std::path::Path, repo: &str, extra: &[&str]) -> Run {
 fn assert_no_secrets(bed: &Bed, run: &Run) {
     let all = run.all();
     assert!(!all.contains(&bed.token()), "the ECR token leaked:\n{all}");
-    assert!(!all.contains(&bed.password), "the registry password leaked:\n{all}");
+    assert!(
+        !all.contains(&bed.password),
+        "the registry password leaked:\n{all}"
+    );
 }
 
 #[test]
@@ -26,7 +37,12 @@ fn pushes_by_sha_and_the_registry_agrees() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("push"));
-    let run = push(&bed, repo.path(), &name, &["--create-repository", "--tag", "latest", "-vv"]);
+    let run = push(
+        &bed,
+        repo.path(),
+        &name,
+        &["--create-repository", "--tag", "latest", "-vv"],
+    );
     run.expect_code(0);
     assert_no_secrets(&bed, &run);
 
@@ -42,9 +58,15 @@ fn pushes_by_sha_and_the_registry_agrees() {
     want.sort();
     assert_eq!(bed.registry_tags(&name), want);
     let (registry_digest, _) = bed.manifest(&name, &repo.sha);
-    assert_eq!(registry_digest, digest, "deckhand printed the digest the registry serves");
+    assert_eq!(
+        registry_digest, digest,
+        "deckhand printed the digest the registry serves"
+    );
     let config = bed.image_config(&name, &repo.sha);
-    assert_eq!(config["config"]["Labels"]["org.opencontainers.image.revision"], repo.sha.as_str());
+    assert_eq!(
+        config["config"]["Labels"]["org.opencontainers.image.revision"],
+        repo.sha.as_str()
+    );
     // build output reached the log line by line
     assert!(run.stderr.contains("Step 2/"), "{}", run.stderr);
 }
@@ -64,10 +86,17 @@ fn a_second_run_skips_build_and_push() {
     let out = second.json();
     assert_eq!(out["skipped"], true);
     assert_eq!(out["digest"], digest_before.as_str());
-    assert!(second.stderr.contains("already pushed"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already pushed"),
+        "{}",
+        second.stderr
+    );
     assert!(!second.stderr.contains("==> build"), "{}", second.stderr);
     assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
-    assert_eq!(bed.manifest(&name, &repo.sha), (digest_before, manifest_before));
+    assert_eq!(
+        bed.manifest(&name, &repo.sha),
+        (digest_before, manifest_before)
+    );
 
     // --force rebuilds; the content is the same, so the digest is too
     let forced = push(&bed, repo.path(), &name, &["--force"]);
@@ -107,7 +136,10 @@ fn an_image_ecr_already_has_is_skipped_without_an_engine() {
     let out = run.json();
     assert_eq!(out["skipped"], true);
     assert_eq!(out["digest"], digest.as_str());
-    assert!(out["image"].as_str().unwrap().ends_with(&format!("/{name}:{}", repo.sha)));
+    assert!(out["image"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/{name}:{}", repo.sha)));
 }
 
 #[test]
@@ -116,7 +148,16 @@ fn the_sha_comes_from_ci_variables_before_git() {
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("ci-sha"));
     let ci_sha = "0123456789abcdef0123456789abcdef01234567";
-    let args = ["push", "--repository", &name, "--registry", &bed.registry, "--output", "json", "--create-repository"];
+    let args = [
+        "push",
+        "--repository",
+        &name,
+        "--registry",
+        &bed.registry,
+        "--output",
+        "json",
+        "--create-repository",
+    ];
     let run = deckhand(repo.path(), &args, &[("CI_COMMIT_SHA", ci_sha)]);
     run.expect_code(0);
     assert_eq!(run.json()["sha"], ci_sha);
@@ -135,13 +176,29 @@ fn a_dirty_tree_is_refused_unless_allowed() {
     let name = format!("it/{}", unique("dirty"));
     let refused = push(&bed, repo.path(), &name, &["--create-repository"]);
     refused.expect_code(1);
-    assert!(refused.stderr.contains("uncommitted changes"), "{}", refused.stderr);
-    assert!(refused.stderr.contains("--allow-dirty"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("uncommitted changes"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--allow-dirty"),
+        "{}",
+        refused.stderr
+    );
     assert!(bed.registry_tags(&name).is_empty());
 
-    let allowed = push(&bed, repo.path(), &name, &["--create-repository", "--allow-dirty"]);
+    let allowed = push(
+        &bed,
+        repo.path(),
+        &name,
+        &["--create-repository", "--allow-dirty"],
+    );
     allowed.expect_code(0);
-    assert_eq!(bed.registry_tags(&name), vec![format!("{}-dirty", repo.sha)]);
+    assert_eq!(
+        bed.registry_tags(&name),
+        vec![format!("{}-dirty", repo.sha)]
+    );
 }
 
 #[test]
@@ -155,10 +212,24 @@ fn build_args_target_and_run_steps_reach_the_engine() {
     let repo = Repo::new(&[("Dockerfile", &dockerfile)]);
     let name = format!("it/{}", unique("target"));
     // `--target base` stops before the failing stage
-    let run = push(&bed, repo.path(), &name, &["--create-repository", "--build-arg", "GREETING=hi there", "--target", "base"]);
+    let run = push(
+        &bed,
+        repo.path(),
+        &name,
+        &[
+            "--create-repository",
+            "--build-arg",
+            "GREETING=hi there",
+            "--target",
+            "base",
+        ],
+    );
     run.expect_code(0);
     let config = bed.image_config(&name, &repo.sha);
-    assert_eq!(config["config"]["Labels"]["org.opencontainers.image.revision"], repo.sha.as_str());
+    assert_eq!(
+        config["config"]["Labels"]["org.opencontainers.image.revision"],
+        repo.sha.as_str()
+    );
     assert!(run.stderr.contains("RUN echo"), "{}", run.stderr);
 }
 
@@ -171,10 +242,22 @@ fn a_failing_build_step_is_named() {
     let run = push(&bed, repo.path(), &name, &["--create-repository"]);
     run.expect_code(1);
     assert_no_secrets(&bed, &run);
-    assert!(run.stderr.contains("the image build failed at Step 2/"), "{}", run.stderr);
-    assert!(run.stderr.contains("RUN echo before && false"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the image build failed at Step 2/"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("RUN echo before && false"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("non-zero code: 1"), "{}", run.stderr);
-    assert!(run.stdout.is_empty(), "no result on failure: {}", run.stdout);
+    assert!(
+        run.stdout.is_empty(),
+        "no result on failure: {}",
+        run.stdout
+    );
     assert!(bed.registry_tags(&name).is_empty());
 }
 
@@ -182,11 +265,21 @@ fn a_failing_build_step_is_named() {
 fn a_missing_dockerfile_is_reported_before_anything_else() {
     let bed = Bed::get();
     let repo = Repo::new(&[("app.txt", "x")]);
-    let run = push(&bed, repo.path(), "it/no-dockerfile", &["--create-repository"]);
+    let run = push(
+        &bed,
+        repo.path(),
+        "it/no-dockerfile",
+        &["--create-repository"],
+    );
     run.expect_code(1);
     assert!(run.stderr.contains("no Dockerfile at"), "{}", run.stderr);
     assert!(run.stderr.contains("--file"), "{}", run.stderr);
-    assert_eq!(run.stderr.matches("error:").count(), 1, "one error paragraph: {}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("error:").count(),
+        1,
+        "one error paragraph: {}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -196,7 +289,11 @@ fn an_unknown_repository_is_named_and_not_created() {
     let name = format!("it/{}", unique("unknown"));
     let run = push(&bed, repo.path(), &name, &[]);
     run.expect_code(1);
-    assert!(run.stderr.contains(&format!("{name:?} does not exist")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{name:?} does not exist")),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--create-repository"), "{}", run.stderr);
     assert!(bed.registry_tags(&name).is_empty());
 }
@@ -206,7 +303,15 @@ fn a_wrong_registry_password_fails_clearly() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("wrong-pass"));
-    let args = ["push", "--repository", &name, "--registry", &bed.wrong_auth_registry, "--create-repository", "-vv"];
+    let args = [
+        "push",
+        "--repository",
+        &name,
+        "--registry",
+        &bed.wrong_auth_registry,
+        "--create-repository",
+        "-vv",
+    ];
     let run = deckhand(repo.path(), &args, &[]);
     run.expect_code(1);
     assert_no_secrets(&bed, &run);
@@ -218,11 +323,23 @@ fn a_registry_that_is_down_fails_clearly() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let closed = closed_port();
-    let args = ["push", "--repository", "it/registry-down", "--registry", &closed, "--create-repository"];
+    let args = [
+        "push",
+        "--repository",
+        "it/registry-down",
+        "--registry",
+        &closed,
+        "--create-repository",
+    ];
     let run = deckhand(repo.path(), &args, &[]);
     run.expect_code(1);
     assert_no_secrets(&bed, &run);
-    assert!(run.stderr.contains(&format!("cannot reach the registry {closed}")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot reach the registry {closed}")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -232,21 +349,41 @@ fn a_docker_engine_that_is_down_fails_clearly() {
     let name = format!("it/{}", unique("no-engine"));
     let run = deckhand(
         repo.path(),
-        &["push", "--repository", &name, "--registry", &bed.registry, "--create-repository"],
+        &[
+            "push",
+            "--repository",
+            &name,
+            "--registry",
+            &bed.registry,
+            "--create-repository",
+        ],
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );
     run.expect_code(1);
     assert_no_secrets(&bed, &run);
-    assert!(run.stderr.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("DOCKER_HOST"), "{}", run.stderr);
 }
 
 #[test]
 fn a_dockerfile_outside_the_context_is_sent_with_it() {
     let bed = Bed::get();
-    let repo = Repo::new(&[("ctx/app.txt", "hi"), ("build/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n")]);
+    let repo = Repo::new(&[
+        ("ctx/app.txt", "hi"),
+        ("build/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n"),
+    ]);
     let name = format!("it/{}", unique("outside"));
-    let run = push(&bed, &repo.path().join("ctx"), &name, &["--create-repository", "--file", "../build/Dockerfile"]);
+    let run = push(
+        &bed,
+        &repo.path().join("ctx"),
+        &name,
+        &["--create-repository", "--file", "../build/Dockerfile"],
+    );
     run.expect_code(0);
     assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
 }
@@ -260,12 +397,17 @@ fn closed_port() -> String {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn ecr() -> aws_sdk_ecr::Client {
     runtime().block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
         aws_sdk_ecr::Client::new(&config)
     })
 }
@@ -274,9 +416,19 @@ fn ecr() -> aws_sdk_ecr::Client {
 fn create_repository(name: &str, immutable: bool) {
     use aws_sdk_ecr::types::ImageTagMutability;
     let client = ecr();
-    let mutability = if immutable { ImageTagMutability::Immutable } else { ImageTagMutability::Mutable };
+    let mutability = if immutable {
+        ImageTagMutability::Immutable
+    } else {
+        ImageTagMutability::Mutable
+    };
     runtime()
-        .block_on(client.create_repository().repository_name(name).image_tag_mutability(mutability).send())
+        .block_on(
+            client
+                .create_repository()
+                .repository_name(name)
+                .image_tag_mutability(mutability)
+                .send(),
+        )
         .unwrap();
 }
 
@@ -292,7 +444,20 @@ fn put_image(name: &str, tag: &str) -> String {
     .to_string();
     let client = ecr();
     let out = runtime()
-        .block_on(client.put_image().repository_name(name).image_tag(tag).image_manifest(manifest).send())
+        .block_on(
+            client
+                .put_image()
+                .repository_name(name)
+                .image_tag(tag)
+                .image_manifest(manifest)
+                .send(),
+        )
         .unwrap();
-    out.image().unwrap().image_id().unwrap().image_digest().unwrap().to_string()
+    out.image()
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .image_digest()
+        .unwrap()
+        .to_string()
 }
