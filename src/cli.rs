@@ -122,3 +122,24 @@ pub struct PushArgs {
     #[arg(long, env = "DECKHAND_ALLOW_DIRTY")]
     pub allow_dirty: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_and_lists_read_their_env_vars() {
+        // Names unique to this test: the environment is shared by the test threads.
+        std::env::set_var("DECKHAND_ALLOW_DIRTY", "true");
+        std::env::set_var("DECKHAND_BUILD_ARG", "A=1\nB=2");
+        let cli = Cli::try_parse_from(["deckhand", "push", "--repository", "web"]).unwrap();
+        std::env::remove_var("DECKHAND_ALLOW_DIRTY");
+        std::env::remove_var("DECKHAND_BUILD_ARG");
+        let Command::Push(args) = cli.command else {
+            panic!("push expected")
+        };
+        assert!(args.allow_dirty);
+        assert!(!args.force);
+        assert_eq!(args.build_args, vec!["A=1", "B=2"]);
+    }
+}

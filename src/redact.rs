@@ -59,6 +59,29 @@ impl Write for RedactingStderr {
     }
 }
 
+/// A secret value: registered for masking when made, shown as `***` by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        let value = value.into();
+        register(&value);
+        Self(value)
+    }
+
+    /// The value itself, for the one place that must send it (the registry login).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
 static STDOUT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Prints a line on stdout (results for scripts), redacted.

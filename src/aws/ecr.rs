@@ -7,7 +7,7 @@ use aws_sdk_ecr::Client;
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
-use crate::redact;
+use crate::redact::{self, Secret};
 
 /// The parts of an ECR repository deckhand needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,23 +17,14 @@ pub struct Repository {
     pub immutable: bool,
 }
 
-/// Registry login from GetAuthorizationToken. The password is registered for masking as soon
-/// as it is decoded and is never formatted.
-#[derive(Clone)]
+/// Registry login from GetAuthorizationToken; the password is masked from the moment it is
+/// decoded.
+#[derive(Debug, Clone)]
 pub struct Authorization {
     pub username: String,
-    pub password: String,
+    pub password: Secret,
     /// e.g. `https://123456789012.dkr.ecr.eu-west-1.amazonaws.com`.
     pub proxy_endpoint: String,
-}
-
-impl std::fmt::Debug for Authorization {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorization")
-            .field("username", &self.username)
-            .field("proxy_endpoint", &self.proxy_endpoint)
-            .finish_non_exhaustive()
-    }
 }
 
 /// An ECR client bound to one registry (account).
@@ -120,10 +111,9 @@ impl Ecr {
         let token = data.authorization_token().unwrap_or_default();
         redact::register(token);
         let (username, password) = decode_token(token)?;
-        redact::register(&password);
         Ok(Authorization {
             username,
-            password,
+            password: Secret::new(password),
             proxy_endpoint: data.proxy_endpoint().unwrap_or_default().to_string(),
         })
     }

@@ -5,42 +5,67 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{CreateImageOptionsBuilder, PushImageOptionsBuilder};
 use bollard::Docker;
 use futures_util::StreamExt;
-use tracing::{debug, info};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
+use crate::redact::Secret;
 
 /// Registry login for one push.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Login {
     pub username: String,
-    pub password: String,
+    pub password: Secret,
     /// Registry host[:port].
     pub server: String,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("username", &self.username)
-            .field("password", &"***")
-            .field("server", &self.server)
-            .finish()
-    }
 }
 
 impl Login {
     fn credentials(&self) -> DockerCredentials {
         DockerCredentials {
             username: Some(self.username.clone()),
-            password: Some(self.password.clone()),
+            password: Some(self.password.expose().to_string()),
             serveraddress: Some(self.server.clone()),
             ..Default::default()
         }
     }
 }
 
-/// Pushes `repo:tag` and returns the manifest digest the registry reported.
+/// Pushes `repo:tag` and returns the manifest digest the registry reported. Transient registry
+/// failures (5xx, dropped connections) are retried a few times with jittered backoff; a
+/// rejected login or an unreachable registry is reported at once.
 pub async fn push(docker: &Docker, repo: &str, tag: &str, login: &Login) -> Result<Option<String>> {
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(8))
+        .with_max_times(PUSH_RETRIES)
+        .with_jitter();
+    (|| push_once(docker, repo, tag, login))
+        .retry(policy)
+        .when(|detail: &String| is_transient(detail))
+        .notify(|detail: &String, wait: Duration| {
+            warn!(
+                "push of {repo}:{tag} failed ({}); retrying in {:.1}s",
+                detail.trim(),
+                wait.as_secs_f64()
+            )
+        })
+        .await
+        .map_err(|detail| registry_error(&login.server, &format!("push of {repo}:{tag}"), &detail))
+}
+
+/// Retries after the first attempt of a push that failed transiently.
+const PUSH_RETRIES: usize = 3;
+
+/// One push attempt; the error is the engine's own words.
+async fn push_once(
+    docker: &Docker,
+    repo: &str,
+    tag: &str,
+    login: &Login,
+) -> Result<Option<String>, String> {
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut progress = docker.push_image(repo, Some(options), Some(login.credentials()));
     let mut digest = None;
@@ -60,23 +85,39 @@ pub async fn push(docker: &Docker, repo: &str, tag: &str, login: &Login) -> Resu
                     debug!("  {status}");
                 }
             }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(registry_error(
-                    &login.server,
-                    &format!("push of {repo}:{tag}"),
-                    &error,
-                ));
-            }
-            Err(e) => {
-                return Err(registry_error(
-                    &login.server,
-                    &format!("push of {repo}:{tag}"),
-                    &e.to_string(),
-                ));
-            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => return Err(error),
+            Err(e) => return Err(e.to_string()),
         }
     }
     Ok(digest)
+}
+
+/// True for registry failures worth another attempt: server errors and dropped connections,
+/// not a rejected login, a missing repository or a registry that is not there at all.
+pub fn is_transient(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    let permanent = [
+        "unauthorized",
+        "denied",
+        "authentication required",
+        "connection refused",
+        "no such host",
+        "name unknown",
+    ];
+    if permanent.iter().any(|p| d.contains(p)) {
+        return false;
+    }
+    [
+        "status: 50",
+        "status code 50",
+        "connection reset",
+        "broken pipe",
+        "unexpected eof",
+        "i/o timeout",
+        "toomanyrequests",
+    ]
+    .iter()
+    .any(|t| d.contains(t))
 }
 
 /// Pulls `reference` into the engine (to re-tag an image that is already pushed).
@@ -179,6 +220,26 @@ mod tests {
         );
         assert_eq!(digest_in_status("Pushed"), None);
         assert_eq!(digest_in_status("x: digest: sha256:short size: 1"), None);
+    }
+
+    #[test]
+    fn only_transient_registry_failures_are_retried() {
+        for d in [
+            "received unexpected HTTP status: 503 Service Unavailable",
+            "Docker responded with status code 500: x",
+            "read tcp 127.0.0.1:1->127.0.0.1:5000: read: connection reset by peer",
+            "toomanyrequests: Rate exceeded",
+        ] {
+            assert!(is_transient(d), "{d}");
+        }
+        for d in [
+            "unauthorized: authentication required",
+            "dial tcp 127.0.0.1:5999: connect: connection refused",
+            "denied: requested access to the resource is denied",
+            "Docker responded with status code 500: unauthorized: x",
+        ] {
+            assert!(!is_transient(d), "{d}");
+        }
     }
 
     #[test]

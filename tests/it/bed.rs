@@ -38,6 +38,21 @@ impl Bed {
         base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}", self.password))
     }
 
+    /// `deckhand push --repository <repo> --registry <bed> --output json` plus `extra`, in `cwd`.
+    pub fn push(&self, cwd: &Path, repo: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "push",
+            "--repository",
+            repo,
+            "--registry",
+            &self.registry,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        deckhand(cwd, &args, &[])
+    }
+
     fn auth_header(&self) -> String {
         format!("Basic {}", self.token())
     }

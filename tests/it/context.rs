@@ -6,7 +6,7 @@ use std::path::Path;
 
 use futures_util::StreamExt;
 
-use crate::bed::{deckhand, unique, Bed, Repo};
+use crate::bed::{unique, Bed, Repo};
 use deckhand::image::context::Context;
 
 const BIG: u64 = 200 * 1024 * 1024;
@@ -136,18 +136,7 @@ fn the_engine_builds_from_the_filtered_context() {
         .set_len(BIG)
         .unwrap();
     let name = format!("it/{}", unique("context"));
-    let run = deckhand(
-        repo.path(),
-        &[
-            "push",
-            "--repository",
-            &name,
-            "--registry",
-            &bed.registry,
-            "--create-repository",
-        ],
-        &[],
-    );
+    let run = bed.push(repo.path(), &name, &["--create-repository"]);
     run.expect_code(0);
     // The log reports what was sent: a handful of small files, not 200 MB.
     let line = run

@@ -7,21 +7,6 @@ const SCRATCH_APP: &[(&str, &str)] = &[
     ("app.txt", "hello\n"),
 ];
 
-/// `push --output json --registry <bed>` for `repo` in `cwd`, plus `extra` flags.
-fn push(bed: &Bed, cwd: &std::path::Path, repo: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "push",
-        "--repository",
-        repo,
-        "--registry",
-        &bed.registry,
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    deckhand(cwd, &args, &[])
-}
-
 /// Neither the ECR token nor the password it decodes to may appear anywhere.
 fn assert_no_secrets(bed: &Bed, run: &Run) {
     let all = run.all();
@@ -37,8 +22,7 @@ fn pushes_by_sha_and_the_registry_agrees() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("push"));
-    let run = push(
-        &bed,
+    let run = bed.push(
         repo.path(),
         &name,
         &["--create-repository", "--tag", "latest", "-vv"],
@@ -76,11 +60,11 @@ fn a_second_run_skips_build_and_push() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("skip"));
-    let first = push(&bed, repo.path(), &name, &["--create-repository"]);
+    let first = bed.push(repo.path(), &name, &["--create-repository"]);
     first.expect_code(0);
     let (digest_before, manifest_before) = bed.manifest(&name, &repo.sha);
 
-    let second = push(&bed, repo.path(), &name, &[]);
+    let second = bed.push(repo.path(), &name, &[]);
     second.expect_code(0);
     assert_no_secrets(&bed, &second);
     let out = second.json();
@@ -99,7 +83,7 @@ fn a_second_run_skips_build_and_push() {
     );
 
     // --force rebuilds; the content is the same, so the digest is too
-    let forced = push(&bed, repo.path(), &name, &["--force"]);
+    let forced = bed.push(repo.path(), &name, &["--force"]);
     forced.expect_code(0);
     assert_eq!(forced.json()["skipped"], false);
     assert!(forced.stderr.contains("==> build"), "{}", forced.stderr);
@@ -111,8 +95,8 @@ fn an_immutable_repository_never_fails_a_rerun() {
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("immutable"));
     create_repository(&name, true);
-    push(&bed, repo.path(), &name, &[]).expect_code(0);
-    let again = push(&bed, repo.path(), &name, &["--force"]);
+    bed.push(repo.path(), &name, &[]).expect_code(0);
+    let again = bed.push(repo.path(), &name, &["--force"]);
     again.expect_code(0);
     assert_eq!(again.json()["skipped"], true);
     assert!(again.stderr.contains("immutable"), "{}", again.stderr);
@@ -174,7 +158,7 @@ fn a_dirty_tree_is_refused_unless_allowed() {
     let repo = Repo::new(SCRATCH_APP);
     std::fs::write(repo.path().join("app.txt"), "changed\n").unwrap();
     let name = format!("it/{}", unique("dirty"));
-    let refused = push(&bed, repo.path(), &name, &["--create-repository"]);
+    let refused = bed.push(repo.path(), &name, &["--create-repository"]);
     refused.expect_code(1);
     assert!(
         refused.stderr.contains("uncommitted changes"),
@@ -188,8 +172,7 @@ fn a_dirty_tree_is_refused_unless_allowed() {
     );
     assert!(bed.registry_tags(&name).is_empty());
 
-    let allowed = push(
-        &bed,
+    let allowed = bed.push(
         repo.path(),
         &name,
         &["--create-repository", "--allow-dirty"],
@@ -212,8 +195,7 @@ fn build_args_target_and_run_steps_reach_the_engine() {
     let repo = Repo::new(&[("Dockerfile", &dockerfile)]);
     let name = format!("it/{}", unique("target"));
     // `--target base` stops before the failing stage
-    let run = push(
-        &bed,
+    let run = bed.push(
         repo.path(),
         &name,
         &[
@@ -239,7 +221,7 @@ fn a_failing_build_step_is_named() {
     let dockerfile = format!("FROM {}\nRUN echo before && false\n", bed.base_image);
     let repo = Repo::new(&[("Dockerfile", &dockerfile)]);
     let name = format!("it/{}", unique("run-false"));
-    let run = push(&bed, repo.path(), &name, &["--create-repository"]);
+    let run = bed.push(repo.path(), &name, &["--create-repository"]);
     run.expect_code(1);
     assert_no_secrets(&bed, &run);
     assert!(
@@ -265,12 +247,7 @@ fn a_failing_build_step_is_named() {
 fn a_missing_dockerfile_is_reported_before_anything_else() {
     let bed = Bed::get();
     let repo = Repo::new(&[("app.txt", "x")]);
-    let run = push(
-        &bed,
-        repo.path(),
-        "it/no-dockerfile",
-        &["--create-repository"],
-    );
+    let run = bed.push(repo.path(), "it/no-dockerfile", &["--create-repository"]);
     run.expect_code(1);
     assert!(run.stderr.contains("no Dockerfile at"), "{}", run.stderr);
     assert!(run.stderr.contains("--file"), "{}", run.stderr);
@@ -287,7 +264,7 @@ fn an_unknown_repository_is_named_and_not_created() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("unknown"));
-    let run = push(&bed, repo.path(), &name, &[]);
+    let run = bed.push(repo.path(), &name, &[]);
     run.expect_code(1);
     assert!(
         run.stderr.contains(&format!("{name:?} does not exist")),
@@ -378,8 +355,7 @@ fn a_dockerfile_outside_the_context_is_sent_with_it() {
         ("build/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n"),
     ]);
     let name = format!("it/{}", unique("outside"));
-    let run = push(
-        &bed,
+    let run = bed.push(
         &repo.path().join("ctx"),
         &name,
         &["--create-repository", "--file", "../build/Dockerfile"],
