@@ -33,9 +33,10 @@ pub fn pick_sha(
     })
 }
 
-/// Checks that `sha` is a full 40-hex commit id and returns it lower-cased.
+/// Checks that `sha` is a full commit id (40 hex, or 64 in a SHA-256 repository) and returns
+/// it lower-cased.
 pub fn validate_sha(sha: &str, source: &ShaSource) -> Result<String> {
-    let ok = sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit());
+    let ok = (sha.len() == 40 || sha.len() == 64) && sha.chars().all(|c| c.is_ascii_hexdigit());
     if ok {
         return Ok(sha.to_ascii_lowercase());
     }
@@ -45,7 +46,7 @@ pub fn validate_sha(sha: &str, source: &ShaSource) -> Result<String> {
         ShaSource::Git => "git rev-parse HEAD".to_string(),
     };
     Err(Error::usage(format!(
-        "{from} gave {sha:?}, which is not a full 40-character commit SHA. \
+        "{from} gave {sha:?}, which is not a full commit SHA (40 hex characters, or 64 in a SHA-256 repository). \
          Pass the full SHA (e.g. `git rev-parse HEAD`), not a short or symbolic one."
     )))
 }
@@ -157,6 +158,7 @@ mod tests {
         let err = validate_sha("abc123", &ShaSource::Env("GITHUB_SHA")).unwrap_err();
         assert!(err.message.contains("$GITHUB_SHA"), "{}", err.message);
         assert!(validate_sha(&"g".repeat(40), &ShaSource::Git).is_err());
+        assert!(validate_sha(&"a".repeat(64), &ShaSource::Git).is_ok());
     }
 
     #[test]

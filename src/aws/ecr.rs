@@ -95,6 +95,66 @@ impl Ecr {
         }
     }
 
+    /// The tags that point at `digest` in `repository`.
+    pub async fn tags_of(&self, repository: &str, digest: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_images()
+            .registry_id(&self.registry_id)
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .send()
+            .await
+            .map_err(|e| call_failed("DescribeImages", &e))?;
+        Ok(out
+            .image_details()
+            .iter()
+            .flat_map(|d| d.image_tags().iter().cloned())
+            .collect())
+    }
+
+    /// Points `tag` at the image `digest` by re-putting its manifest: no pull, no push, and
+    /// the manifest (single image or multi-platform index) stays byte for byte the same.
+    pub async fn add_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<()> {
+        let got = self
+            .client
+            .batch_get_image()
+            .registry_id(&self.registry_id)
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| call_failed("BatchGetImage", &e))?;
+        let image = got.images().first().ok_or_else(|| {
+            Error::failed(format!(
+                "ECR BatchGetImage found no image {repository}@{digest}"
+            ))
+        })?;
+        let mut put = self
+            .client
+            .put_image()
+            .registry_id(&self.registry_id)
+            .repository_name(repository)
+            .image_manifest(image.image_manifest().unwrap_or_default())
+            .image_tag(tag);
+        if let Some(media_type) = image.image_manifest_media_type() {
+            put = put.image_manifest_media_type(media_type);
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_image_tag_already_exists_exception() => {
+                Err(Error::failed(format!(
+                    "the tag {tag} already points at another image in {repository}, whose tags are \
+                     immutable. Use a tag that changes with each release, or make the repository's \
+                     tags mutable."
+                )))
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_image_already_exists_exception() => Ok(()),
+            Err(e) => Err(call_failed("PutImage", &e)),
+        }
+    }
+
     /// The registry login for pushing.
     pub async fn authorization(&self) -> Result<Authorization> {
         #[allow(deprecated)] // registryIds is deprecated but still how one asks for an account
@@ -118,6 +178,14 @@ impl Ecr {
         })
     }
 }
+
+/// Manifest media types deckhand accepts when copying a manifest to a new tag.
+const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
 
 /// Decodes an ECR token (`base64("AWS:<password>")`) into user and password.
 pub fn decode_token(token: &str) -> Result<(String, String)> {

@@ -85,10 +85,13 @@ impl Settings {
 /// What to do about the SHA tag, given what the registry already has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Nothing there (or `--force`): build and push.
+    /// Nothing there (or `--force`, or a dirty tree): build and push.
     Build,
     /// Already pushed: reuse this digest.
     Skip { digest: String, reason: SkipReason },
+    /// A dirty build's tag exists in an immutable repository: the new content cannot be
+    /// pushed under it, and reusing the old one would report a stale image.
+    RefuseDirty { digest: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +101,13 @@ pub enum SkipReason {
     ImmutableDespiteForce,
 }
 
-/// Decides between building and skipping (pure).
-pub fn plan(existing: Option<String>, force: bool, immutable: bool) -> Plan {
+/// Decides between building and skipping (pure). A `-dirty` tag names uncommitted content,
+/// which may differ from what was pushed under it before, so it is never reused.
+pub fn plan(existing: Option<String>, force: bool, immutable: bool, dirty: bool) -> Plan {
     match existing {
         None => Plan::Build,
+        Some(digest) if dirty && immutable => Plan::RefuseDirty { digest },
+        Some(_) if dirty => Plan::Build,
         Some(digest) if !force => Plan::Skip {
             digest,
             reason: SkipReason::AlreadyPushed,
@@ -179,19 +185,27 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
         }
     );
 
+    // Ask the place the image would be pushed to: ECR, or the overriding registry.
     let mut docker: Option<Docker> = None;
-    let mut existing = ecr.image_digest(&repository.name, &tag).await?;
-    if existing.is_none() && s.registry.is_some() {
-        // The overriding registry is where the image would be: ask it too.
-        let d = engine::connect().await?;
-        existing = registry::remote_digest(&d, &uri, &tag, &login).await?;
-        docker = Some(d);
-    }
+    let existing = match &s.registry {
+        None => ecr.image_digest(&repository.name, &tag).await?,
+        Some(_) => {
+            let d = docker_or_connect(&mut docker).await?;
+            registry::remote_digest(d, &uri, &tag, &login).await?
+        }
+    };
 
     let mut tags = vec![tag.clone()];
     tags.extend(s.extra_tags.iter().filter(|t| **t != tag).cloned());
 
-    let (digest, skipped) = match plan(existing, s.force, repository.immutable) {
+    let (digest, skipped) = match plan(existing, s.force, repository.immutable, dirty) {
+        Plan::RefuseDirty { digest } => {
+            return Err(Error::failed(format!(
+                "{uri}:{tag} already exists ({digest}) and the repository's tags are immutable, so \
+                 this build of uncommitted changes cannot be pushed under that tag. Commit the \
+                 changes and push the new commit."
+            )))
+        }
         Plan::Skip { digest, reason } => {
             match reason {
                 SkipReason::AlreadyPushed => info!(
@@ -203,8 +217,14 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
                 ),
             }
             if tags.len() > 1 {
-                let d = docker_or_connect(&mut docker).await?;
-                retag(d, &uri, &tag, &tags[1..], &login).await?;
+                info!("==> tag {}", tags[1..].join(", "));
+                match &s.registry {
+                    None => retag_in_ecr(&ecr, &repository.name, &digest, &tags[1..]).await?,
+                    Some(_) => {
+                        let d = docker_or_connect(&mut docker).await?;
+                        retag_in_registry(d, &uri, &tag, &digest, &tags[1..], &login).await?
+                    }
+                }
             }
             (digest, true)
         }
@@ -317,18 +337,46 @@ async fn repo_digest(docker: &Docker, uri: &str, tag: &str) -> Result<String> {
         .ok_or_else(|| Error::failed(format!("the registry reported no digest for {uri}:{tag}")))
 }
 
-/// Points extra tags at an image that is already pushed: pull it, tag, push the new tags.
-async fn retag(
+/// Points extra tags at an image already in ECR, through ECR's API (no pull, no push); tags
+/// that already point at it are left alone.
+async fn retag_in_ecr(ecr: &Ecr, repository: &str, digest: &str, extra: &[String]) -> Result<()> {
+    let current = ecr.tags_of(repository, digest).await?;
+    for t in extra {
+        if current.contains(t) {
+            info!("{t} already points at {digest}");
+        } else {
+            ecr.add_tag(repository, digest, t).await?;
+            info!("tagged {t}");
+        }
+    }
+    Ok(())
+}
+
+/// Points extra tags at an image already in an overriding registry: pull it, tag, push the
+/// tags that do not already point at it.
+async fn retag_in_registry(
     docker: &Docker,
     uri: &str,
     tag: &str,
+    digest: &str,
     extra: &[String],
     login: &registry::Login,
 ) -> Result<()> {
-    info!("==> tag {}", extra.join(", "));
     let source = format!("{uri}:{tag}");
-    registry::pull(docker, &source, login).await?;
+    let mut pulled = false;
     for t in extra {
+        if registry::remote_digest(docker, uri, t, login)
+            .await?
+            .as_deref()
+            == Some(digest)
+        {
+            info!("{t} already points at {digest}");
+            continue;
+        }
+        if !pulled {
+            registry::pull(docker, &source, login).await?;
+            pulled = true;
+        }
         build::tag(docker, &source, &format!("{uri}:{t}")).await?;
         registry::push(docker, uri, t, login).await?;
     }
@@ -399,30 +447,43 @@ mod tests {
     #[test]
     fn plan_skips_what_is_pushed_and_never_fights_immutability() {
         let d = || Some("sha256:x".to_string());
-        assert_eq!(plan(None, false, false), Plan::Build);
-        assert_eq!(plan(None, true, true), Plan::Build);
-        assert_eq!(
-            plan(d(), false, false),
-            Plan::Skip {
-                digest: "sha256:x".into(),
-                reason: SkipReason::AlreadyPushed
-            }
-        );
-        assert_eq!(
-            plan(d(), false, true),
-            Plan::Skip {
-                digest: "sha256:x".into(),
-                reason: SkipReason::AlreadyPushed
-            }
-        );
-        assert_eq!(plan(d(), true, false), Plan::Build);
-        assert_eq!(
-            plan(d(), true, true),
-            Plan::Skip {
-                digest: "sha256:x".into(),
-                reason: SkipReason::ImmutableDespiteForce
-            }
-        );
+        let skip = |reason| Plan::Skip {
+            digest: "sha256:x".into(),
+            reason,
+        };
+        // (existing, force, immutable, dirty) → plan
+        let cases = [
+            (None, false, false, false, Plan::Build),
+            (None, true, true, true, Plan::Build),
+            (d(), false, false, false, skip(SkipReason::AlreadyPushed)),
+            (d(), false, true, false, skip(SkipReason::AlreadyPushed)),
+            (d(), true, false, false, Plan::Build),
+            (
+                d(),
+                true,
+                true,
+                false,
+                skip(SkipReason::ImmutableDespiteForce),
+            ),
+            // a dirty tree's content may differ from the last dirty push: never reuse it
+            (d(), false, false, true, Plan::Build),
+            (
+                d(),
+                false,
+                true,
+                true,
+                Plan::RefuseDirty {
+                    digest: "sha256:x".into(),
+                },
+            ),
+        ];
+        for (existing, force, immutable, dirty, want) in cases {
+            assert_eq!(
+                plan(existing.clone(), force, immutable, dirty),
+                want,
+                "existing={existing:?} force={force} immutable={immutable} dirty={dirty}"
+            );
+        }
     }
 
     fn args(repository: &str) -> PushArgs {

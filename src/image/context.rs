@@ -167,14 +167,16 @@ impl Context {
             .map_err(|e| annotate(dir, e))?;
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+            let raw_name = entry.file_name();
+            let name = raw_name.to_string_lossy();
+            // `rel` (text) is for matching; `tar_path` keeps the name's exact bytes.
             let rel = if rel_dir.is_empty() {
                 name.to_string()
             } else {
                 format!("{rel_dir}/{name}")
             };
             let path = entry.path();
+            let tar_path = path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf();
             let meta = fs::symlink_metadata(&path).map_err(|e| annotate(&path, e))?;
             let excluded = self.patterns.excludes(&rel);
             if meta.is_dir() {
@@ -185,17 +187,17 @@ impl Context {
                     continue;
                 }
                 let mut header = header_for(&meta);
-                tar.append_data(&mut header, format!("{rel}/"), io::empty())?;
+                tar.append_data(&mut header, &tar_path, io::empty())?;
                 self.walk(tar, &path, &rel, stats)?;
             } else if excluded {
                 continue;
             } else if meta.file_type().is_symlink() {
                 let target = fs::read_link(&path).map_err(|e| annotate(&path, e))?;
                 let mut header = header_for(&meta);
-                tar.append_link(&mut header, &rel, target)?;
+                tar.append_link(&mut header, &tar_path, target)?;
                 stats.files += 1;
             } else if meta.is_file() {
-                append_file(tar, &path, &rel, &meta, stats)?;
+                append_file(tar, &path, &tar_path, &meta, stats)?;
             }
             // Sockets, fifos and devices are not sent, as with `docker build`.
         }
@@ -206,15 +208,18 @@ impl Context {
 fn append_file<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
-    rel: &str,
+    rel: impl AsRef<Path>,
     meta: &fs::Metadata,
     stats: &mut Stats,
 ) -> io::Result<()> {
     let file = File::open(path).map_err(|e| annotate(path, e))?;
     let mut header = header_for(meta);
     header.set_size(meta.len());
-    // `take` keeps the archive well-formed if the file grows while it is read.
-    tar.append_data(&mut header, rel, file.take(meta.len()))
+    let exact = ExactLength {
+        inner: file.take(meta.len()),
+        left: meta.len(),
+    };
+    tar.append_data(&mut header, rel, exact)
         .map_err(|e| annotate(path, e))?;
     stats.files += 1;
     stats.bytes += meta.len();
@@ -230,6 +235,30 @@ fn header_for(meta: &fs::Metadata) -> tar::Header {
     let _ = header.set_username("");
     let _ = header.set_groupname("");
     header
+}
+
+/// Reads exactly the length the header promised: a file that shrinks while it is read is an
+/// error (a short entry would shift every entry after it); one that grows is cut at `left`.
+struct ExactLength<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for ExactLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file shrank by {} bytes while it was being sent",
+                    self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 fn slash_path(rel: &Path) -> String {

@@ -15,7 +15,33 @@ struct Pattern {
     text: String,
     /// True for `!pattern` (re-include).
     exception: bool,
-    regex: Regex,
+    matcher: Matcher,
+}
+
+/// How a pattern is tested, as Docker decides it: literal patterns are compared as text (so
+/// `**.pyc` is a suffix test and `a^b` a plain name), only wildcard patterns use a regex.
+#[derive(Debug, Clone)]
+enum Matcher {
+    Exact(String),
+    /// `literal**`: the path starts with the literal.
+    Prefix(String),
+    /// `**literal`: the path ends with the literal (`**/x` also matches `x` itself).
+    Suffix(String),
+    Regex(Regex),
+}
+
+impl Matcher {
+    fn is_match(&self, path: &str) -> bool {
+        match self {
+            Matcher::Exact(text) => path == text,
+            Matcher::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Matcher::Suffix(suffix) => {
+                path.ends_with(suffix.as_str())
+                    || suffix.strip_prefix('/').is_some_and(|bare| path == bare)
+            }
+            Matcher::Regex(re) => re.is_match(path),
+        }
+    }
 }
 
 /// The patterns of one `.dockerignore`, in file order.
@@ -65,11 +91,11 @@ impl Patterns {
             if text.len() > 1 && text.starts_with('/') {
                 text.remove(0);
             }
-            let regex = compile(&text).map_err(|e| err(&e))?;
+            let matcher = compile(&text).map_err(|e| err(&e))?;
             patterns.push(Pattern {
                 text,
                 exception,
-                regex,
+                matcher,
             });
         }
         Ok(Self { patterns })
@@ -81,11 +107,12 @@ impl Patterns {
         for keep in [".dockerignore", dockerfile] {
             if self.excludes(keep) {
                 let text = clean(keep);
-                let regex = compile(&text).expect("a literal path always compiles");
+                // A file name that is not a valid pattern is still kept, by its exact name.
+                let matcher = compile(&text).unwrap_or_else(|_| Matcher::Exact(text.clone()));
                 self.patterns.push(Pattern {
                     text,
                     exception: true,
-                    regex,
+                    matcher,
                 });
             }
         }
@@ -105,10 +132,10 @@ impl Patterns {
             if p.exception != matched {
                 continue;
             }
-            let mut hit = p.regex.is_match(path);
+            let mut hit = p.matcher.is_match(path);
             if !hit {
                 for i in 1..=parents.len() {
-                    if p.regex.is_match(&parents[..i].join("/")) {
+                    if p.matcher.is_match(&parents[..i].join("/")) {
                         hit = true;
                         break;
                     }
@@ -166,10 +193,22 @@ pub fn clean(path: &str) -> String {
     }
 }
 
-/// Turns a cleaned pattern into an anchored regex, the way Docker's matcher does.
-fn compile(pattern: &str) -> Result<Regex, String> {
+/// What kind of test a pattern needs, tracked while it is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exact,
+    Prefix,
+    Suffix,
+    Regex,
+}
+
+/// Compiles a cleaned pattern the way Docker's matcher does: a regex where wildcards need one,
+/// a plain text test otherwise.
+fn compile(pattern: &str) -> Result<Matcher, String> {
     let mut re = String::from("^");
+    let mut kind = Kind::Exact;
     let mut chars = pattern.chars().peekable();
+    let mut first = true;
     while let Some(ch) = chars.next() {
         match ch {
             '*' if chars.peek() == Some(&'*') => {
@@ -179,13 +218,28 @@ fn compile(pattern: &str) -> Result<Regex, String> {
                     chars.next();
                 }
                 if chars.peek().is_none() {
-                    re.push_str(".*");
+                    if kind == Kind::Exact {
+                        kind = Kind::Prefix;
+                    } else {
+                        re.push_str(".*");
+                        kind = Kind::Regex;
+                    }
                 } else {
                     re.push_str("(.*/)?");
+                    kind = Kind::Regex;
+                }
+                if first {
+                    kind = Kind::Suffix;
                 }
             }
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
+            '*' => {
+                re.push_str("[^/]*");
+                kind = Kind::Regex;
+            }
+            '?' => {
+                re.push_str("[^/]");
+                kind = Kind::Regex;
+            }
             '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
                 re.push('\\');
                 re.push(ch);
@@ -194,14 +248,29 @@ fn compile(pattern: &str) -> Result<Regex, String> {
                 Some(next) => {
                     re.push('\\');
                     re.push(next);
+                    kind = Kind::Regex;
                 }
                 None => return Err("a pattern cannot end with `\\`".to_string()),
             },
+            '[' | ']' => {
+                re.push(ch);
+                kind = Kind::Regex;
+            }
             _ => re.push(ch),
         }
+        first = false;
     }
-    re.push('$');
-    Regex::new(&re).map_err(|e| format!("not a valid pattern ({e})"))
+    match kind {
+        Kind::Exact => Ok(Matcher::Exact(pattern.to_string())),
+        Kind::Prefix => Ok(Matcher::Prefix(pattern[..pattern.len() - 2].to_string())),
+        Kind::Suffix => Ok(Matcher::Suffix(pattern[2..].to_string())),
+        Kind::Regex => {
+            re.push('$');
+            Regex::new(&re)
+                .map(Matcher::Regex)
+                .map_err(|e| format!("not a valid pattern ({e})"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +332,16 @@ mod tests {
         ("*\n!src\nsrc/*.bak", "src/a.rs", false),
         ("*\n!src\nsrc/*.bak", "src/a.bak", true),
         ("*\n!src\nsrc/*.bak", "target", true),
+        // patterns starting with `**` and otherwise literal are suffix tests
+        ("**.pyc", "app/x.pyc", true),
+        ("**.pyc", "x.pyc", true),
+        ("**/foo", "foo", true),
+        ("**/foo", "a/b/foo", true),
+        ("**/foo", "afoo", false),
+        ("**_test.go", "pkg/a_test.go", true),
+        // literal patterns are compared as text, so regex anchors mean nothing
+        ("a^b", "a^b", true),
+        ("a**", "abc/d", true),
         // whitespace around `!`
         ("*.md\n! README.md", "README.md", false),
     ];
@@ -295,6 +374,13 @@ mod tests {
         assert!(!p.can_skip_dir("logs/keep"));
         // Docker compares literal text, so a wildcard exception does not reopen `vendor/`.
         assert!(p.can_skip_dir("vendor"));
+    }
+
+    #[test]
+    fn odd_dockerfile_names_are_still_kept() {
+        let mut p = Patterns::parse("*\n").unwrap();
+        p.keep_build_files("Dockerfile[");
+        assert!(!p.excludes("Dockerfile["));
     }
 
     #[test]

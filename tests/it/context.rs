@@ -117,6 +117,26 @@ fn symlinks_are_sent_as_links() {
 }
 
 #[test]
+fn names_that_are_not_utf8_keep_their_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "Dockerfile", "FROM scratch\n");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    fs::write(root.join(name), "x").unwrap();
+    let context = Context::prepare(root, None).unwrap();
+    let mut bytes = Vec::new();
+    context.write_archive(&mut bytes).unwrap();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let names: Vec<Vec<u8>> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path_bytes().into_owned())
+        .collect();
+    assert!(names.contains(&b"caf\xe9.txt".to_vec()), "{names:?}");
+}
+
+#[test]
 fn the_engine_builds_from_the_filtered_context() {
     let bed = Bed::get();
     let dockerfile = format!(

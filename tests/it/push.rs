@@ -82,6 +82,21 @@ fn a_second_run_skips_build_and_push() {
         (digest_before, manifest_before)
     );
 
+    // An extra tag on a skipped push is pointed at the pushed image, once.
+    let tagged = bed.push(repo.path(), &name, &["--tag", "latest"]);
+    tagged.expect_code(0);
+    assert_eq!(
+        bed.manifest(&name, "latest").0,
+        bed.manifest(&name, &repo.sha).0
+    );
+    let again = bed.push(repo.path(), &name, &["--tag", "latest"]);
+    again.expect_code(0);
+    assert!(
+        again.stderr.contains("latest already points at"),
+        "{}",
+        again.stderr
+    );
+
     // --force rebuilds; the content is the same, so the digest is too
     let forced = bed.push(repo.path(), &name, &["--force"]);
     forced.expect_code(0);
@@ -112,7 +127,15 @@ fn an_image_ecr_already_has_is_skipped_without_an_engine() {
     // No --registry and no engine: the answer must come from ECR's DescribeImages alone.
     let run = deckhand(
         repo.path(),
-        &["push", "--repository", &name, "--output", "json"],
+        &[
+            "push",
+            "--repository",
+            &name,
+            "--output",
+            "json",
+            "--tag",
+            "latest",
+        ],
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );
     run.expect_code(0);
@@ -120,6 +143,10 @@ fn an_image_ecr_already_has_is_skipped_without_an_engine() {
     let out = run.json();
     assert_eq!(out["skipped"], true);
     assert_eq!(out["digest"], digest.as_str());
+    // the extra tag was added through ECR's API, on the same manifest
+    let mut tags = tags_in_ecr(&name, &digest);
+    tags.sort();
+    assert_eq!(tags, vec![repo.sha.clone(), "latest".to_string()]);
     assert!(out["image"]
         .as_str()
         .unwrap()
@@ -406,6 +433,25 @@ fn create_repository(name: &str, immutable: bool) {
                 .send(),
         )
         .unwrap();
+}
+
+/// The tags ECR (moto) holds for `digest` in `name`.
+fn tags_in_ecr(name: &str, digest: &str) -> Vec<String> {
+    use aws_sdk_ecr::types::ImageIdentifier;
+    let client = ecr();
+    let out = runtime()
+        .block_on(
+            client
+                .describe_images()
+                .repository_name(name)
+                .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+                .send(),
+        )
+        .unwrap();
+    out.image_details()
+        .iter()
+        .flat_map(|d| d.image_tags().iter().cloned())
+        .collect()
 }
 
 /// Registers an image manifest with `tag` directly in moto's ECR; returns its digest.
