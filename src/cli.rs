@@ -52,8 +52,8 @@ pub enum Command {
     Rollback(Unimplemented),
     /// Show what a service is running (not yet implemented).
     Status(Unimplemented),
-    /// Local ECS + ECR for rehearsal and tests (not yet implemented).
-    Sandbox(Unimplemented),
+    /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
+    Sandbox(SandboxArgs),
 }
 
 /// Placeholder for subcommands whose issue has not landed; accepts any arguments.
@@ -61,6 +61,61 @@ pub enum Command {
 pub struct Unimplemented {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+/// `deckhand sandbox`: serve a local ECS API on loopback and run tasks as containers.
+#[derive(Debug, Args, Clone)]
+pub struct SandboxArgs {
+    /// Loopback address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:4566", env = "DECKHAND_LISTEN")]
+    pub listen: std::net::SocketAddr,
+
+    /// How often tasks are observed and services moved along, e.g. 250ms.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration, env = "DECKHAND_TICK")]
+    pub tick: std::time::Duration,
+
+    /// Factor for health-check timings (0.1 runs them ten times faster than declared).
+    #[arg(long, default_value_t = 0.1, env = "DECKHAND_TIME_SCALE")]
+    pub time_scale: f64,
+
+    /// How long a task without a health check must stay running to count as healthy.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "DECKHAND_STABLE_AFTER")]
+    pub stable_after: std::time::Duration,
+
+    /// Memory (MiB) the sandbox's one container instance offers; larger tasks cannot be placed.
+    #[arg(long, default_value_t = 8192, env = "DECKHAND_MEMORY")]
+    pub memory: u64,
+
+    /// CPU units the sandbox's container instance offers.
+    #[arg(long, default_value_t = 8192, env = "DECKHAND_CPU")]
+    pub cpu: u64,
+
+    /// Account id the sandbox reports.
+    #[arg(long, default_value = "123456789012", env = "DECKHAND_ACCOUNT")]
+    pub account: String,
+}
+
+/// Parses `250ms`, `5s`, `10m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; use e.g. 250ms, 30s, 10m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?} has an unknown unit; use ms, s, m or h")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("{text:?} is not a duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// `deckhand push`: from a source tree to an image in ECR tagged with the commit SHA.
@@ -126,6 +181,16 @@ pub struct PushArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
 
     #[test]
     fn switches_and_lists_read_their_env_vars() {

@@ -9,3 +9,4 @@ pub mod image;
 pub mod logging;
 pub mod output;
 pub mod redact;
+pub mod sandbox;

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns validated settings into actions and a result.
 
 pub mod push;
+pub mod sandbox;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Deploy(_) => Err(not_yet("deploy")),
         Command::Rollback(_) => Err(not_yet("rollback")),
         Command::Status(_) => Err(not_yet("status")),
-        Command::Sandbox(_) => Err(not_yet("sandbox")),
+        Command::Sandbox(args) => sandbox::run(&cli.global, &args).await,
     }
 }
 

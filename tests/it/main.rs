@@ -6,3 +6,4 @@ mod bed;
 mod cli;
 mod context;
 mod push;
+mod sandbox;

@@ -1,0 +1,47 @@
+//! `deckhand sandbox`: runs the local ECS until interrupted, then removes its containers.
+
+use tracing::info;
+
+use crate::cli::{GlobalArgs, SandboxArgs};
+use crate::error::Result;
+use crate::image::engine;
+use crate::sandbox::{Options, Sandbox};
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
+    let docker = engine::connect().await?;
+    let options = Options {
+        listen: args.listen,
+        tick: args.tick,
+        time_scale: args.time_scale,
+        stable_after: args.stable_after,
+        memory_mib: args.memory,
+        cpu_units: args.cpu,
+        region: global.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        account: args.account.clone(),
+    };
+    let sandbox = Sandbox::start(options, docker).await?;
+    let endpoint = sandbox.endpoint();
+    info!("sandbox: ECS and STS listening on {endpoint}");
+    info!("point AWS tools at it with: export AWS_ENDPOINT_URL_ECS={endpoint} AWS_ENDPOINT_URL_STS={endpoint}");
+    crate::redact::println_stdout(&endpoint);
+    wait_for_signal().await;
+    info!("sandbox: stopping; removing its containers");
+    sandbox.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

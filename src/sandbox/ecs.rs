@@ -1,0 +1,805 @@
+//! The ECS API operations the sandbox serves, as changes to its state. No Docker here: the
+//! runner turns the state into containers on its ticks.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::model::{
+    CircuitBreaker, Cluster, Deployment, DeploymentStatus, Rollout, Service, State, Task,
+    TaskDefinition, Time,
+};
+
+/// An error as ECS sends it: `__type` and `message`, HTTP 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+    fn client(message: impl Into<String>) -> Self {
+        Self::new("ClientException", message)
+    }
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new("InvalidParameterException", message)
+    }
+}
+
+type Reply = Result<Value, ApiError>;
+
+/// Fields of a task definition that ECS sets itself and never takes as input.
+const READ_ONLY: [&str; 8] = [
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+];
+
+/// Runs one ECS operation against the state.
+pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
+    match op {
+        "CreateCluster" => create_cluster(state, input),
+        "DescribeClusters" => describe_clusters(state, input),
+        "ListClusters" => Ok(
+            json!({"clusterArns": state.clusters.values().map(|c| c.arn.clone()).collect::<Vec<_>>()}),
+        ),
+        "RegisterTaskDefinition" => register_task_definition(state, input, now),
+        "DescribeTaskDefinition" => describe_task_definition(state, input),
+        "ListTaskDefinitions" => list_task_definitions(state, input),
+        "ListTaskDefinitionFamilies" => {
+            Ok(json!({"families": state.families.keys().collect::<Vec<_>>()}))
+        }
+        "DeregisterTaskDefinition" => deregister_task_definition(state, input, now),
+        "CreateService" => create_service(state, input, now),
+        "UpdateService" => update_service(state, input, now),
+        "DescribeServices" => describe_services(state, input),
+        "ListServices" => list_services(state, input),
+        "DeleteService" => delete_service(state, input),
+        "RunTask" => run_task(state, input, now),
+        "DescribeTasks" => describe_tasks(state, input),
+        "ListTasks" => list_tasks(state, input),
+        "StopTask" => stop_task(state, input),
+        "TagResource" | "UntagResource" => Ok(json!({})),
+        _ => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("the sandbox does not implement ECS {op}"),
+        )),
+    }
+}
+
+fn str_field<'a>(input: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    input[name]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid(format!("{name} is required")))
+}
+
+fn short_name(reference: &str) -> &str {
+    reference.rsplit('/').next().unwrap_or(reference)
+}
+
+fn cluster_name(input: &Value) -> &str {
+    input["cluster"]
+        .as_str()
+        .map(short_name)
+        .unwrap_or("default")
+}
+
+fn cluster_mut<'a>(state: &'a mut State, input: &Value) -> Result<&'a mut Cluster, ApiError> {
+    let name = cluster_name(input).to_string();
+    state
+        .clusters
+        .get_mut(&name)
+        .ok_or_else(|| ApiError::new("ClusterNotFoundException", "Cluster not found."))
+}
+
+fn cluster<'a>(state: &'a State, input: &Value) -> Result<&'a Cluster, ApiError> {
+    state
+        .clusters
+        .get(cluster_name(input))
+        .ok_or_else(|| ApiError::new("ClusterNotFoundException", "Cluster not found."))
+}
+
+fn create_cluster(state: &mut State, input: &Value) -> Reply {
+    let name = input["clusterName"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let arn = state.place.arn("cluster", &name);
+    let c = state
+        .clusters
+        .entry(name.clone())
+        .or_insert_with(|| Cluster {
+            name,
+            arn,
+            services: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+        });
+    Ok(json!({"cluster": c.to_json()}))
+}
+
+fn describe_clusters(state: &State, input: &Value) -> Reply {
+    let names: Vec<String> = match input["clusters"].as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(|s| short_name(s).to_string()))
+            .collect(),
+        None => vec!["default".into()],
+    };
+    let mut clusters = Vec::new();
+    let mut failures = Vec::new();
+    for n in names {
+        match state.clusters.get(&n) {
+            Some(c) => clusters.push(c.to_json()),
+            None => {
+                failures.push(json!({"arn": state.place.arn("cluster", &n), "reason": "MISSING"}))
+            }
+        }
+    }
+    Ok(json!({"clusters": clusters, "failures": failures}))
+}
+
+/// Checks a task definition's input and returns it without read-only fields and nulls.
+pub fn validate_task_definition(input: &Value) -> Result<Value, ApiError> {
+    let family = str_field(input, "family")
+        .map_err(|_| ApiError::client("Family is required. (field: family)"))?;
+    if family.len() > 255
+        || !family
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::client(format!(
+            "Family contains invalid characters: {family:?}. Up to 255 letters, numbers, hyphens and underscores are allowed. (field: family)"
+        )));
+    }
+    let defs = input["containerDefinitions"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            ApiError::client("Container list cannot be empty. (field: containerDefinitions)")
+        })?;
+    let mut names = Vec::new();
+    for (i, d) in defs.iter().enumerate() {
+        let name = d["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            return Err(ApiError::client(format!(
+                "Container name is required. (field: containerDefinitions[{i}].name)"
+            )));
+        }
+        if names.contains(&name) {
+            return Err(ApiError::client(format!(
+                "Duplicate container name {name:?}. (field: containerDefinitions[{i}].name)"
+            )));
+        }
+        names.push(name);
+        if d["image"].as_str().unwrap_or_default().is_empty() {
+            return Err(ApiError::client(format!(
+                "Container image is required. (field: containerDefinitions[{i}].image)"
+            )));
+        }
+    }
+    let mut body = strip_nulls(input.clone());
+    if let Some(obj) = body.as_object_mut() {
+        for f in READ_ONLY.iter().chain(["tags"].iter()) {
+            obj.remove(*f);
+        }
+    }
+    Ok(body)
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        v => v,
+    }
+}
+
+fn register_task_definition(state: &mut State, input: &Value, now: Time) -> Reply {
+    let body = validate_task_definition(input)?;
+    let family = body["family"].as_str().unwrap_or_default().to_string();
+    let revisions = state.families.entry(family.clone()).or_default();
+    let revision = revisions.last().map(|d| d.revision + 1).unwrap_or(1);
+    let arn = format!(
+        "arn:aws:ecs:{}:{}:task-definition/{family}:{revision}",
+        state.place.region, state.place.account
+    );
+    let tags = input.get("tags").cloned().unwrap_or_else(|| json!([]));
+    let def = TaskDefinition {
+        family,
+        revision,
+        arn,
+        active: true,
+        body,
+        tags: tags.clone(),
+        registered_at: now,
+        deregistered_at: None,
+    };
+    let out = json!({"taskDefinition": def.to_json(), "tags": tags});
+    revisions.push(def);
+    Ok(out)
+}
+
+fn task_definition_ref<'a>(
+    state: &'a State,
+    reference: &str,
+) -> Result<&'a TaskDefinition, ApiError> {
+    state.task_definition(reference).ok_or_else(|| {
+        ApiError::client(format!(
+            "Unable to describe task definition {reference}. (field: taskDefinition)"
+        ))
+    })
+}
+
+fn describe_task_definition(state: &State, input: &Value) -> Reply {
+    let def = task_definition_ref(state, str_field(input, "taskDefinition")?)?;
+    let with_tags = input["include"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "TAGS"));
+    let mut out = json!({"taskDefinition": def.to_json()});
+    if with_tags {
+        out["tags"] = def.tags.clone();
+    }
+    Ok(out)
+}
+
+fn list_task_definitions(state: &State, input: &Value) -> Reply {
+    let prefix = input["familyPrefix"].as_str().unwrap_or("");
+    let want_active = input["status"].as_str().unwrap_or("ACTIVE") == "ACTIVE";
+    let mut arns: Vec<String> = state
+        .families
+        .iter()
+        .filter(|(f, _)| f.starts_with(prefix))
+        .flat_map(|(_, defs)| defs.iter())
+        .filter(|d| d.active == want_active)
+        .map(|d| d.arn.clone())
+        .collect();
+    if input["sort"].as_str() == Some("DESC") {
+        arns.reverse();
+    }
+    Ok(json!({"taskDefinitionArns": arns}))
+}
+
+fn deregister_task_definition(state: &mut State, input: &Value, now: Time) -> Reply {
+    let reference = str_field(input, "taskDefinition")?;
+    let arn = task_definition_ref(state, reference)?.arn.clone();
+    let def = state
+        .families
+        .values_mut()
+        .flat_map(|v| v.iter_mut())
+        .find(|d| d.arn == arn)
+        .expect("found above");
+    def.active = false;
+    def.deregistered_at = Some(now);
+    Ok(json!({"taskDefinition": def.to_json()}))
+}
+
+/// `ecs-svc/` and 19 digits, as ECS names deployments.
+pub fn deployment_id() -> String {
+    let mut rng = rand::rng();
+    format!(
+        "ecs-svc/{}",
+        (0..19)
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect::<String>()
+    )
+}
+
+fn new_deployment(id: String, task_definition: &str, desired: u32, now: Time) -> Deployment {
+    Deployment {
+        id,
+        status: DeploymentStatus::Primary,
+        task_definition: task_definition.to_string(),
+        desired_count: desired,
+        failed_tasks: 0,
+        rollout: Rollout::InProgress,
+        rollout_reason: "ECS deployment ".to_string() + "in progress.",
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn read_deployment_config(
+    input: &Value,
+    service: Option<&Service>,
+) -> Result<(u32, u32, CircuitBreaker), ApiError> {
+    let cfg = &input["deploymentConfiguration"];
+    let (mut max, mut min, mut breaker) = match service {
+        Some(s) => (s.maximum_percent, s.minimum_healthy_percent, s.breaker),
+        None => (
+            200,
+            100,
+            CircuitBreaker {
+                enable: false,
+                rollback: false,
+            },
+        ),
+    };
+    if let Some(m) = cfg["maximumPercent"].as_u64() {
+        max = m as u32;
+    }
+    if let Some(m) = cfg["minimumHealthyPercent"].as_u64() {
+        min = m as u32;
+    }
+    if cfg["deploymentCircuitBreaker"].is_object() {
+        breaker = CircuitBreaker {
+            enable: cfg["deploymentCircuitBreaker"]["enable"]
+                .as_bool()
+                .unwrap_or(false),
+            rollback: cfg["deploymentCircuitBreaker"]["rollback"]
+                .as_bool()
+                .unwrap_or(false),
+        };
+    }
+    if max < 100 || min > 100 || min >= max {
+        return Err(ApiError::invalid(format!(
+            "maximumPercent ({max}) must be at least 100 and above minimumHealthyPercent ({min}), which is at most 100"
+        )));
+    }
+    Ok((max, min, breaker))
+}
+
+fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
+    let name = str_field(input, "serviceName")?.to_string();
+    let td = task_definition_ref(state, str_field(input, "taskDefinition")?)?;
+    if !td.active {
+        return Err(ApiError::client(format!(
+            "TaskDefinition is inactive ({})",
+            td.arn
+        )));
+    }
+    let td_arn = td.arn.clone();
+    let desired = input["desiredCount"].as_u64().unwrap_or(0) as u32;
+    let (max, min, breaker) = read_deployment_config(input, None)?;
+    let place = state.place.clone();
+    let cluster = cluster_mut(state, input)?;
+    if cluster.services.get(&name).is_some_and(|s| s.active) {
+        return Err(ApiError::invalid("Creation of service was not idempotent."));
+    }
+    let mut service = Service {
+        arn: place.arn("service", &format!("{}/{name}", cluster.name)),
+        name: name.clone(),
+        cluster_arn: cluster.arn.clone(),
+        task_definition: td_arn.clone(),
+        desired_count: desired,
+        maximum_percent: max,
+        minimum_healthy_percent: min,
+        breaker,
+        deployments: vec![new_deployment(deployment_id(), &td_arn, desired, now)],
+        events: VecDeque::new(),
+        created_at: now,
+        active: true,
+        tags: input.get("tags").cloned().unwrap_or_else(|| json!([])),
+        history: Vec::new(),
+    };
+    if desired == 0 {
+        // Nothing to roll out: ECS marks such a deployment complete at once.
+        service.deployments[0].rollout = Rollout::Completed;
+        service.deployments[0].rollout_reason = "ECS deployment completed.".into();
+    }
+    let out = json!({"service": service.to_json(&cluster.tasks)});
+    cluster.services.insert(name, service);
+    Ok(out)
+}
+
+fn service_mut<'a>(
+    services: &'a mut BTreeMap<String, Service>,
+    name: &str,
+) -> Result<&'a mut Service, ApiError> {
+    services
+        .get_mut(short_name(name))
+        .filter(|s| s.active)
+        .ok_or_else(|| ApiError::new("ServiceNotFoundException", "Service not found."))
+}
+
+fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
+    let name = str_field(input, "service")?.to_string();
+    let new_td = match input["taskDefinition"].as_str() {
+        Some(r) => {
+            let td = task_definition_ref(state, r)?;
+            if !td.active {
+                return Err(ApiError::client(format!(
+                    "TaskDefinition is inactive ({})",
+                    td.arn
+                )));
+            }
+            Some(td.arn.clone())
+        }
+        None => None,
+    };
+    let cluster = cluster_mut(state, input)?;
+    let service = service_mut(&mut cluster.services, &name)?;
+    let (max, min, breaker) = read_deployment_config(input, Some(service))?;
+    service.maximum_percent = max;
+    service.minimum_healthy_percent = min;
+    service.breaker = breaker;
+    if let Some(d) = input["desiredCount"].as_u64() {
+        service.desired_count = d as u32;
+        for dep in service
+            .deployments
+            .iter_mut()
+            .filter(|d| d.status == DeploymentStatus::Primary)
+        {
+            dep.desired_count = d as u32;
+        }
+    }
+    let force = input["forceNewDeployment"].as_bool().unwrap_or(false);
+    let changed = new_td
+        .as_ref()
+        .is_some_and(|td| *td != service.task_definition);
+    if changed || force {
+        let td = new_td.unwrap_or_else(|| service.task_definition.clone());
+        start_deployment(service, &td, now);
+    }
+    let out = json!({"service": service.to_json(&cluster.tasks)});
+    Ok(out)
+}
+
+/// Makes a new PRIMARY deployment of `task_definition`; the previous primary becomes ACTIVE.
+pub fn start_deployment(service: &mut Service, task_definition: &str, now: Time) -> String {
+    for d in service.deployments.iter_mut() {
+        d.status = DeploymentStatus::Active;
+        d.updated_at = now;
+    }
+    let id = deployment_id();
+    service.deployments.insert(
+        0,
+        new_deployment(id.clone(), task_definition, service.desired_count, now),
+    );
+    service.task_definition = task_definition.to_string();
+    id
+}
+
+fn describe_services(state: &State, input: &Value) -> Reply {
+    let cluster = cluster(state, input)?;
+    let mut services = Vec::new();
+    let mut failures = Vec::new();
+    for name in input["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+    {
+        match cluster.services.get(short_name(name)) {
+            Some(s) => services.push(s.to_json(&cluster.tasks)),
+            None => failures.push(json!({"arn": state.place.arn("service", &format!("{}/{}", cluster.name, short_name(name))), "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({"services": services, "failures": failures}))
+}
+
+fn list_services(state: &State, input: &Value) -> Reply {
+    let cluster = cluster(state, input)?;
+    Ok(
+        json!({"serviceArns": cluster.services.values().filter(|s| s.active).map(|s| s.arn.clone()).collect::<Vec<_>>()}),
+    )
+}
+
+fn delete_service(state: &mut State, input: &Value) -> Reply {
+    let name = str_field(input, "service")?.to_string();
+    let cluster = cluster_mut(state, input)?;
+    let service = service_mut(&mut cluster.services, &name)?;
+    if service.desired_count > 0 && !input["force"].as_bool().unwrap_or(false) {
+        return Err(ApiError::invalid(
+            "The service cannot be stopped while it is scaled above 0.",
+        ));
+    }
+    service.active = false;
+    service.desired_count = 0;
+    let group = format!("service:{}", service.name);
+    let out = json!({"service": service.to_json(&cluster.tasks)});
+    for t in cluster
+        .tasks
+        .values_mut()
+        .filter(|t| t.group == group && t.is_live())
+    {
+        t.desired_status = "STOPPED".into();
+        t.stopped_reason = Some("Service deleted".into());
+    }
+    Ok(out)
+}
+
+/// A new task record in PROVISIONING; the runner starts its containers.
+pub fn new_task(
+    cluster: &Cluster,
+    td: &TaskDefinition,
+    started_by: &str,
+    group: &str,
+    now: Time,
+) -> Task {
+    let id: String = {
+        let mut rng = rand::rng();
+        (0..32)
+            .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
+            .collect()
+    };
+    let (memory, cpu) = td.demand();
+    let containers = td.containers();
+    let has_health_check = containers
+        .iter()
+        .any(|c| c.essential && c.health_check.is_some());
+    Task {
+        arn: cluster.arn.replace(":cluster/", ":task/") + "/" + &id,
+        id,
+        cluster_arn: cluster.arn.clone(),
+        task_definition: td.arn.clone(),
+        started_by: started_by.to_string(),
+        group: group.to_string(),
+        last_status: "PROVISIONING".into(),
+        desired_status: "RUNNING".into(),
+        health_status: "UNKNOWN".into(),
+        containers: containers
+            .into_iter()
+            .map(|c| super::model::ContainerState {
+                name: c.name,
+                image: c.image,
+                essential: c.essential,
+                docker_id: None,
+                last_status: "PENDING".into(),
+                exit_code: None,
+                reason: None,
+                health: None,
+            })
+            .collect(),
+        stopped_reason: None,
+        stop_code: None,
+        created_at: now,
+        started_at: None,
+        stopped_at: None,
+        memory,
+        cpu,
+        has_health_check,
+        failure_counted: false,
+    }
+}
+
+fn run_task(state: &mut State, input: &Value, now: Time) -> Reply {
+    let td = task_definition_ref(state, str_field(input, "taskDefinition")?)?.clone();
+    let count = input["count"].as_u64().unwrap_or(1).clamp(1, 10);
+    let started_by = input["startedBy"].as_str().unwrap_or("").to_string();
+    let group = input["group"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("family:{}", td.family));
+    let cluster = cluster_mut(state, input)?;
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let t = new_task(cluster, &td, &started_by, &group, now);
+        tasks.push(t.to_json());
+        cluster.tasks.insert(t.id.clone(), t);
+    }
+    Ok(json!({"tasks": tasks, "failures": []}))
+}
+
+fn find_task<'a>(cluster: &'a Cluster, reference: &str) -> Option<&'a Task> {
+    cluster.tasks.get(short_name(reference))
+}
+
+fn describe_tasks(state: &State, input: &Value) -> Reply {
+    let cluster = cluster(state, input)?;
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for r in input["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+    {
+        match find_task(cluster, r) {
+            Some(t) => tasks.push(t.to_json()),
+            None => failures.push(json!({"arn": r, "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({"tasks": tasks, "failures": failures}))
+}
+
+fn list_tasks(state: &State, input: &Value) -> Reply {
+    let cluster = cluster(state, input)?;
+    let desired = input["desiredStatus"].as_str().unwrap_or("RUNNING");
+    let service = input["serviceName"]
+        .as_str()
+        .map(|s| format!("service:{}", short_name(s)));
+    let started_by = input["startedBy"].as_str();
+    let family = input["family"].as_str();
+    let arns: Vec<String> = cluster
+        .tasks
+        .values()
+        .filter(|t| {
+            let status = if t.is_live() && t.desired_status != "STOPPED" {
+                "RUNNING"
+            } else {
+                "STOPPED"
+            };
+            status == desired
+        })
+        .filter(|t| service.as_ref().is_none_or(|g| &t.group == g))
+        .filter(|t| started_by.is_none_or(|s| t.started_by == s))
+        .filter(|t| {
+            family.is_none_or(|f| t.task_definition.contains(&format!("task-definition/{f}:")))
+        })
+        .map(|t| t.arn.clone())
+        .collect();
+    Ok(json!({"taskArns": arns}))
+}
+
+fn stop_task(state: &mut State, input: &Value) -> Reply {
+    let reference = str_field(input, "task")?.to_string();
+    let reason = input["reason"]
+        .as_str()
+        .unwrap_or("Task stopped by user")
+        .to_string();
+    let cluster = cluster_mut(state, input)?;
+    let task = cluster
+        .tasks
+        .get_mut(short_name(&reference))
+        .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+    if task.is_live() {
+        task.desired_status = "STOPPED".into();
+        task.stopped_reason = Some(reason);
+        task.stop_code = Some("UserInitiated".into());
+    }
+    Ok(json!({"task": task.to_json()}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::model::Place;
+
+    fn state() -> State {
+        State::new(Place {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        })
+    }
+
+    fn td(family: &str) -> Value {
+        json!({"family": family, "containerDefinitions": [{"name": "app", "image": "img", "essential": true}]})
+    }
+
+    #[test]
+    fn task_definitions_get_revisions_and_arns() {
+        let mut s = state();
+        let r1 = handle(&mut s, "RegisterTaskDefinition", &td("web"), 1.0).unwrap();
+        let r2 = handle(&mut s, "RegisterTaskDefinition", &td("web"), 2.0).unwrap();
+        assert_eq!(r1["taskDefinition"]["revision"], 1);
+        assert_eq!(
+            r2["taskDefinition"]["taskDefinitionArn"],
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"
+        );
+        let d = handle(
+            &mut s,
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": "web"}),
+            3.0,
+        )
+        .unwrap();
+        assert_eq!(
+            d["taskDefinition"]["revision"], 2,
+            "a bare family means the latest ACTIVE revision"
+        );
+        handle(
+            &mut s,
+            "DeregisterTaskDefinition",
+            &json!({"taskDefinition": "web:2"}),
+            4.0,
+        )
+        .unwrap();
+        let d = handle(
+            &mut s,
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": "web"}),
+            5.0,
+        )
+        .unwrap();
+        assert_eq!(d["taskDefinition"]["revision"], 1);
+    }
+
+    #[test]
+    fn bad_task_definitions_name_the_field() {
+        let mut s = state();
+        let err = handle(
+            &mut s,
+            "RegisterTaskDefinition",
+            &json!({"family": "web", "containerDefinitions": [{"name": "a"}]}),
+            0.0,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, "ClientException");
+        assert!(
+            err.message.contains("containerDefinitions[0].image"),
+            "{}",
+            err.message
+        );
+        let err = handle(
+            &mut s,
+            "RegisterTaskDefinition",
+            &json!({"family": "bad name"}),
+            0.0,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("field: family"), "{}", err.message);
+    }
+
+    #[test]
+    fn update_service_starts_a_deployment_only_when_something_changes() {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        let created = handle(&mut s, "CreateService", &json!({"cluster": "c", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1}), 0.0).unwrap();
+        assert_eq!(
+            created["service"]["deployments"].as_array().unwrap().len(),
+            1
+        );
+        let same = handle(
+            &mut s,
+            "UpdateService",
+            &json!({"cluster": "c", "service": "web", "desiredCount": 2}),
+            1.0,
+        )
+        .unwrap();
+        assert_eq!(same["service"]["deployments"].as_array().unwrap().len(), 1);
+        assert_eq!(same["service"]["deployments"][0]["desiredCount"], 2);
+        let new = handle(
+            &mut s,
+            "UpdateService",
+            &json!({"cluster": "c", "service": "web", "taskDefinition": "web:2"}),
+            2.0,
+        )
+        .unwrap();
+        let deps = new["service"]["deployments"].as_array().unwrap();
+        assert_eq!(deps.len(), 2);
+        assert_eq!(deps[0]["status"], "PRIMARY");
+        assert_eq!(deps[0]["rolloutState"], "IN_PROGRESS");
+        assert_eq!(deps[1]["status"], "ACTIVE");
+        assert!(deps[0]["id"].as_str().unwrap().starts_with("ecs-svc/"));
+    }
+
+    #[test]
+    fn unknown_clusters_and_services_are_aws_errors() {
+        let mut s = state();
+        let err = handle(
+            &mut s,
+            "DescribeServices",
+            &json!({"cluster": "nope", "services": ["x"]}),
+            0.0,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, "ClusterNotFoundException");
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        let err = handle(
+            &mut s,
+            "UpdateService",
+            &json!({"cluster": "c", "service": "x"}),
+            0.0,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, "ServiceNotFoundException");
+        let out = handle(
+            &mut s,
+            "DescribeServices",
+            &json!({"cluster": "c", "services": ["x"]}),
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(out["failures"][0]["reason"], "MISSING");
+    }
+}

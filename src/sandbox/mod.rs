@@ -1,0 +1,158 @@
+//! `deckhand sandbox`: a local ECS control plane on the Docker engine, so deploys, waits and
+//! rollbacks can be rehearsed and tested with real containers and no AWS account.
+
+pub mod ecs;
+pub mod http;
+pub mod model;
+pub mod runner;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::error::{Error, Result};
+use model::{Place, State};
+
+/// How the sandbox runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where to listen; loopback only.
+    pub listen: SocketAddr,
+    /// How often tasks are observed and services moved along.
+    pub tick: Duration,
+    /// Factor applied to health-check intervals, timeouts and start periods (0.1 = ten times
+    /// faster than the task definition says).
+    pub time_scale: f64,
+    /// How long a task without a health check must stay running to count as healthy.
+    pub stable_after: Duration,
+    /// Capacity of the one pretend container instance.
+    pub memory_mib: u64,
+    pub cpu_units: u64,
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
+            tick: runner::DEFAULT_TICK,
+            time_scale: 0.1,
+            stable_after: Duration::from_secs(1),
+            memory_mib: 8192,
+            cpu_units: 8192,
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        }
+    }
+}
+
+/// What the server and the runner share.
+pub struct Shared {
+    pub state: Mutex<State>,
+    /// Wakes the runner early after an API call changed something.
+    pub wake: Notify,
+    pub options: Options,
+    pub place: Place,
+    /// Tells this sandbox's containers apart from other sandboxes' on the same engine.
+    pub instance: String,
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    docker: Docker,
+    server: JoinHandle<()>,
+    runner: JoinHandle<()>,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Sandbox {
+    /// Binds the listener and starts serving and scheduling.
+    pub async fn start(options: Options, docker: Docker) -> Result<Sandbox> {
+        if !options.listen.ip().is_loopback() {
+            return Err(Error::usage(format!(
+                "the sandbox listens on loopback addresses only, not {}; use 127.0.0.1:PORT",
+                options.listen
+            )));
+        }
+        let listener = TcpListener::bind(options.listen).await.map_err(|e| {
+            Error::failed(format!(
+                "cannot listen on {}: {e}. Pick a free port with --listen 127.0.0.1:PORT.",
+                options.listen
+            ))
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::failed(e.to_string()))?;
+        let place = Place {
+            region: options.region.clone(),
+            account: options.account.clone(),
+        };
+        let instance = format!("{:08x}", rand::random::<u32>());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(place.clone())),
+            wake: Notify::new(),
+            options,
+            place,
+            instance,
+        });
+        let server = tokio::spawn(accept_loop(listener, shared.clone()));
+        let runner = tokio::spawn(runner::run(shared.clone(), docker.clone()));
+        Ok(Sandbox {
+            addr,
+            shared,
+            docker,
+            server,
+            runner,
+        })
+    }
+
+    /// The endpoint URL to give AWS clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and removes every container this sandbox started.
+    pub async fn stop(self) {
+        self.server.abort();
+        self.runner.abort();
+        let _ = self.runner.await;
+        runner::remove_all(&self.docker, &self.shared.instance).await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| http::serve(shared.clone(), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!("sandbox: connection from {peer}: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,483 @@
+//! The sandbox's ECS state: clusters, task definitions, services, deployments and tasks, and
+//! how each renders in the shapes the ECS API documents.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::{json, Value};
+
+/// Seconds since the epoch, as ECS timestamps are sent.
+pub type Time = f64;
+
+/// Most events a service keeps, newest first, as ECS does.
+pub const MAX_EVENTS: usize = 100;
+
+/// Where the sandbox says it is.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub region: String,
+    pub account: String,
+}
+
+impl Place {
+    pub fn arn(&self, kind: &str, rest: &str) -> String {
+        format!("arn:aws:ecs:{}:{}:{kind}/{rest}", self.region, self.account)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskDefinition {
+    pub family: String,
+    pub revision: u32,
+    pub arn: String,
+    pub active: bool,
+    /// The registered input, as given (less read-only fields), for DescribeTaskDefinition.
+    pub body: Value,
+    pub tags: Value,
+    pub registered_at: Time,
+    pub deregistered_at: Option<Time>,
+}
+
+impl TaskDefinition {
+    pub fn to_json(&self) -> Value {
+        let mut v = self.body.clone();
+        let obj = v.as_object_mut().expect("task definitions are objects");
+        obj.insert("taskDefinitionArn".into(), json!(self.arn));
+        obj.insert("family".into(), json!(self.family));
+        obj.insert("revision".into(), json!(self.revision));
+        obj.insert(
+            "status".into(),
+            json!(if self.active { "ACTIVE" } else { "INACTIVE" }),
+        );
+        obj.insert("registeredAt".into(), json!(self.registered_at));
+        obj.insert("registeredBy".into(), json!("arn:aws:iam::sandbox:root"));
+        obj.insert("compatibilities".into(), json!(["EC2", "FARGATE"]));
+        obj.entry("requiresAttributes").or_insert(json!([]));
+        if let Some(t) = self.deregistered_at {
+            obj.insert("deregisteredAt".into(), json!(t));
+        }
+        v
+    }
+
+    /// The container definitions of this revision.
+    pub fn containers(&self) -> Vec<ContainerDef> {
+        let task_memory = self.body["memory"].as_str().and_then(|m| m.parse().ok());
+        self.body["containerDefinitions"]
+            .as_array()
+            .map(|defs| {
+                defs.iter()
+                    .map(|d| ContainerDef::from_json(d, task_memory))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Memory (MiB) and cpu units the task asks for: task level, else the containers' sum.
+    pub fn demand(&self) -> (u64, u64) {
+        let parse = |v: &Value| {
+            v.as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .or_else(|| v.as_u64())
+        };
+        let containers = self.containers();
+        let memory = parse(&self.body["memory"])
+            .unwrap_or_else(|| containers.iter().map(|c| c.memory.unwrap_or(0)).sum());
+        let cpu =
+            parse(&self.body["cpu"]).unwrap_or_else(|| containers.iter().map(|c| c.cpu).sum());
+        (memory, cpu)
+    }
+}
+
+/// The parts of a container definition the sandbox runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerDef {
+    pub name: String,
+    pub image: String,
+    pub essential: bool,
+    pub command: Vec<String>,
+    pub entry_point: Vec<String>,
+    pub environment: Vec<(String, String)>,
+    /// Hard limit in MiB.
+    pub memory: Option<u64>,
+    pub cpu: u64,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub command: Vec<String>,
+    pub interval: u64,
+    pub timeout: u64,
+    pub retries: u64,
+    pub start_period: u64,
+}
+
+impl ContainerDef {
+    fn from_json(v: &Value, task_memory: Option<u64>) -> Self {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let health_check = v
+            .get("healthCheck")
+            .filter(|h| h.is_object())
+            .map(|h| HealthCheck {
+                command: strings(&h["command"]),
+                interval: h["interval"].as_u64().unwrap_or(30),
+                timeout: h["timeout"].as_u64().unwrap_or(5),
+                retries: h["retries"].as_u64().unwrap_or(3),
+                start_period: h["startPeriod"].as_u64().unwrap_or(0),
+            });
+        ContainerDef {
+            name: v["name"].as_str().unwrap_or_default().to_string(),
+            image: v["image"].as_str().unwrap_or_default().to_string(),
+            essential: v["essential"].as_bool().unwrap_or(true),
+            command: strings(&v["command"]),
+            entry_point: strings(&v["entryPoint"]),
+            environment: v["environment"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            Some((
+                                e["name"].as_str()?.to_string(),
+                                e["value"].as_str()?.to_string(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            memory: v["memory"]
+                .as_u64()
+                .or(v["memoryReservation"].as_u64())
+                .or(task_memory),
+            cpu: v["cpu"].as_u64().unwrap_or(0),
+            health_check,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    Primary,
+    Active,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl Rollout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rollout::InProgress => "IN_PROGRESS",
+            Rollout::Completed => "COMPLETED",
+            Rollout::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: String,
+    pub status: DeploymentStatus,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub failed_tasks: u32,
+    pub rollout: Rollout,
+    pub rollout_reason: String,
+    pub created_at: Time,
+    pub updated_at: Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub arn: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub maximum_percent: u32,
+    pub minimum_healthy_percent: u32,
+    pub breaker: CircuitBreaker,
+    pub deployments: Vec<Deployment>,
+    /// Newest first.
+    pub events: VecDeque<ServiceEvent>,
+    pub created_at: Time,
+    pub active: bool,
+    pub tags: Value,
+    /// Deployments that are over (completed and replaced, or failed), newest last, for
+    /// ListServiceDeployments.
+    pub history: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: Time,
+    pub message: String,
+}
+
+impl Service {
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+    }
+
+    pub fn push_event(&mut self, id: String, now: Time, message: String) {
+        self.events.push_front(ServiceEvent {
+            id,
+            created_at: now,
+            message,
+        });
+        self.events.truncate(MAX_EVENTS);
+    }
+
+    pub fn to_json(&self, tasks: &BTreeMap<String, Task>) -> Value {
+        let count = |dep: Option<&str>, status: &str| {
+            tasks
+                .values()
+                .filter(|t| t.group == format!("service:{}", self.name))
+                .filter(|t| dep.is_none_or(|d| t.started_by == d))
+                .filter(|t| t.last_status == status)
+                .count()
+        };
+        let pending = |dep: Option<&str>| count(dep, "PROVISIONING") + count(dep, "PENDING");
+        let deployments: Vec<Value> = self
+            .deployments
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.id,
+                    "status": match d.status { DeploymentStatus::Primary => "PRIMARY", DeploymentStatus::Active => "ACTIVE" },
+                    "taskDefinition": d.task_definition,
+                    "desiredCount": d.desired_count,
+                    "pendingCount": pending(Some(&d.id)),
+                    "runningCount": count(Some(&d.id), "RUNNING"),
+                    "failedTasks": d.failed_tasks,
+                    "createdAt": d.created_at,
+                    "updatedAt": d.updated_at,
+                    "launchType": "EC2",
+                    "rolloutState": d.rollout.as_str(),
+                    "rolloutStateReason": d.rollout_reason,
+                })
+            })
+            .collect();
+        json!({
+            "serviceArn": self.arn,
+            "serviceName": self.name,
+            "clusterArn": self.cluster_arn,
+            "status": if self.active { "ACTIVE" } else { "DRAINING" },
+            "desiredCount": self.desired_count,
+            "runningCount": count(None, "RUNNING"),
+            "pendingCount": pending(None),
+            "launchType": "EC2",
+            "taskDefinition": self.task_definition,
+            "deploymentConfiguration": {
+                "deploymentCircuitBreaker": {"enable": self.breaker.enable, "rollback": self.breaker.rollback},
+                "maximumPercent": self.maximum_percent,
+                "minimumHealthyPercent": self.minimum_healthy_percent,
+            },
+            "deploymentController": {"type": "ECS"},
+            "deployments": deployments,
+            "events": self.events.iter().map(|e| json!({"id": e.id, "createdAt": e.created_at, "message": e.message})).collect::<Vec<_>>(),
+            "createdAt": self.created_at,
+            "schedulingStrategy": "REPLICA",
+            "tags": self.tags,
+        })
+    }
+}
+
+/// One container of a running task, as the sandbox tracks it.
+#[derive(Debug, Clone)]
+pub struct ContainerState {
+    pub name: String,
+    pub image: String,
+    pub essential: bool,
+    pub docker_id: Option<String>,
+    pub last_status: String,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub health: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub arn: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub started_by: String,
+    pub group: String,
+    pub last_status: String,
+    pub desired_status: String,
+    pub health_status: String,
+    pub containers: Vec<ContainerState>,
+    pub stopped_reason: Option<String>,
+    pub stop_code: Option<String>,
+    pub created_at: Time,
+    pub started_at: Option<Time>,
+    pub stopped_at: Option<Time>,
+    pub memory: u64,
+    pub cpu: u64,
+    /// True when an essential container has a health check: the task must turn HEALTHY.
+    pub has_health_check: bool,
+    /// True once a failure of this task has been counted against its deployment.
+    pub failure_counted: bool,
+}
+
+impl Task {
+    pub fn is_live(&self) -> bool {
+        self.last_status != "STOPPED"
+    }
+
+    /// Running and, where a health check is defined, healthy; a task without a health check
+    /// must have stayed running for `stable` seconds, so a container that exits at once is
+    /// never counted as a success.
+    pub fn is_healthy(&self, now: Time, stable: f64) -> bool {
+        if self.last_status != "RUNNING" {
+            return false;
+        }
+        if self.has_health_check {
+            return self.health_status == "HEALTHY";
+        }
+        self.started_at.is_some_and(|t| now - t >= stable)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let containers: Vec<Value> = self
+            .containers
+            .iter()
+            .map(|c| {
+                let mut v = json!({
+                    "containerArn": format!("{}/{}", self.arn.replace(":task/", ":container/"), c.name),
+                    "taskArn": self.arn,
+                    "name": c.name,
+                    "image": c.image,
+                    "lastStatus": c.last_status,
+                    "healthStatus": c.health.clone().unwrap_or_else(|| "UNKNOWN".into()),
+                });
+                if let Some(code) = c.exit_code {
+                    v["exitCode"] = json!(code);
+                }
+                if let Some(reason) = &c.reason {
+                    v["reason"] = json!(reason);
+                }
+                v
+            })
+            .collect();
+        let health = self.health_status.as_str();
+        let mut v = json!({
+            "taskArn": self.arn,
+            "clusterArn": self.cluster_arn,
+            "taskDefinitionArn": self.task_definition,
+            "startedBy": self.started_by,
+            "group": self.group,
+            "lastStatus": self.last_status,
+            "desiredStatus": self.desired_status,
+            "healthStatus": health,
+            "containers": containers,
+            "createdAt": self.created_at,
+            "launchType": "EC2",
+            "memory": self.memory.to_string(),
+            "cpu": self.cpu.to_string(),
+        });
+        if let Some(t) = self.started_at {
+            v["startedAt"] = json!(t);
+        }
+        if let Some(t) = self.stopped_at {
+            v["stoppedAt"] = json!(t);
+            v["stoppingAt"] = json!(t);
+        }
+        if let Some(r) = &self.stopped_reason {
+            v["stoppedReason"] = json!(r);
+        }
+        if let Some(c) = &self.stop_code {
+            v["stopCode"] = json!(c);
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub arn: String,
+    pub services: BTreeMap<String, Service>,
+    pub tasks: BTreeMap<String, Task>,
+}
+
+impl Cluster {
+    pub fn to_json(&self) -> Value {
+        let running = self
+            .tasks
+            .values()
+            .filter(|t| t.last_status == "RUNNING")
+            .count();
+        let pending = self
+            .tasks
+            .values()
+            .filter(|t| t.is_live() && t.last_status != "RUNNING")
+            .count();
+        json!({
+            "clusterArn": self.arn,
+            "clusterName": self.name,
+            "status": "ACTIVE",
+            "runningTasksCount": running,
+            "pendingTasksCount": pending,
+            "activeServicesCount": self.services.values().filter(|s| s.active).count(),
+            "registeredContainerInstancesCount": 1,
+        })
+    }
+}
+
+/// Everything the sandbox knows.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub place: Place,
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Revisions per family, revision 1 first.
+    pub families: BTreeMap<String, Vec<TaskDefinition>>,
+}
+
+impl State {
+    pub fn new(place: Place) -> Self {
+        Self {
+            place,
+            clusters: BTreeMap::new(),
+            families: BTreeMap::new(),
+        }
+    }
+
+    /// Finds a task definition by ARN, `family:revision` or `family` (latest ACTIVE).
+    pub fn task_definition(&self, reference: &str) -> Option<&TaskDefinition> {
+        let name = reference
+            .rsplit_once(":task-definition/")
+            .map(|(_, r)| r)
+            .unwrap_or(reference);
+        match name.rsplit_once(':') {
+            Some((family, rev)) => {
+                let rev: u32 = rev.parse().ok()?;
+                self.families
+                    .get(family)?
+                    .iter()
+                    .find(|d| d.revision == rev)
+            }
+            None => self.families.get(name)?.iter().rev().find(|d| d.active),
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The sandbox's hands: on every tick it starts, watches and stops real containers on the
+//! Docker engine for each task, then lets the scheduler move each service along.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::ecs;
+use super::model::{ContainerDef, Rollout, State, Task, Time};
+use super::scheduler::{self, Action};
+use super::{Options, Shared};
+
+/// Stopped tasks kept per cluster for DescribeTasks, oldest dropped first.
+const STOPPED_KEPT: usize = 500;
+
+/// Runs ticks until the process ends; a tick also runs as soon as an API call changed state.
+pub async fn run(shared: std::sync::Arc<Shared>, docker: Docker) {
+    loop {
+        tick(&shared, &docker).await;
+        let _ = tokio::time::timeout(shared.options.tick, shared.wake.notified()).await;
+    }
+}
+
+/// One pass over every task and service.
+pub async fn tick(shared: &Shared, docker: &Docker) {
+    let mut state = shared.state.lock().await;
+    let clusters: Vec<String> = state.clusters.keys().cloned().collect();
+    for cluster in clusters {
+        let ids: Vec<String> = state.clusters[&cluster]
+            .tasks
+            .values()
+            .filter(|t| t.is_live())
+            .map(|t| t.id.clone())
+            .collect();
+        for id in ids {
+            progress_task(shared, docker, &mut state, &cluster, &id).await;
+        }
+        reconcile_services(&shared.options, &mut state, &cluster);
+        prune_stopped(&mut state, &cluster);
+    }
+}
+
+/// Names the sandbox's containers so that several sandboxes can share one engine.
+fn container_name(instance: &str, task: &Task, container: &str) -> String {
+    format!("deckhand-sandbox-{instance}-{}-{container}", &task.id[..12])
+}
+
+async fn progress_task(
+    shared: &Shared,
+    docker: &Docker,
+    state: &mut State,
+    cluster: &str,
+    id: &str,
+) {
+    let now = super::now();
+    let Some(task) = state
+        .clusters
+        .get_mut(cluster)
+        .and_then(|c| c.tasks.get_mut(id))
+    else {
+        return;
+    };
+    if task.desired_status == "STOPPED" {
+        stop_containers(docker, task).await;
+        finish(task, now, None, None);
+        if task.stop_code.is_none() {
+            task.stop_code = Some("ServiceSchedulerInitiated".into());
+        }
+        task.failure_counted = true; // a requested stop is not a failure
+        return;
+    }
+    if task.last_status == "PROVISIONING" {
+        let defs = state
+            .task_definition(&task_td(state, cluster, id))
+            .map(|d| d.containers())
+            .unwrap_or_default();
+        let task = state
+            .clusters
+            .get_mut(cluster)
+            .and_then(|c| c.tasks.get_mut(id))
+            .expect("present");
+        start_task(shared, docker, task, &defs, now).await;
+        return;
+    }
+    observe_task(docker, task, now).await;
+}
+
+fn task_td(state: &State, cluster: &str, id: &str) -> String {
+    state.clusters[cluster].tasks[id].task_definition.clone()
+}
+
+/// Marks a task stopped (once) with a reason and stop code, unless already set.
+fn finish(task: &mut Task, now: Time, reason: Option<String>, code: Option<&str>) {
+    if !task.is_live() {
+        return;
+    }
+    task.last_status = "STOPPED".into();
+    task.desired_status = "STOPPED".into();
+    task.stopped_at = Some(now);
+    if task.stopped_reason.is_none() {
+        task.stopped_reason = reason;
+    }
+    if task.stop_code.is_none() {
+        task.stop_code = code.map(str::to_string);
+    }
+    for c in task.containers.iter_mut() {
+        c.last_status = "STOPPED".into();
+    }
+}
+
+async fn start_task(
+    shared: &Shared,
+    docker: &Docker,
+    task: &mut Task,
+    defs: &[ContainerDef],
+    now: Time,
+) {
+    task.last_status = "PENDING".into();
+    for def in defs {
+        if let Err(reason) = ensure_image(docker, &def.image).await {
+            if let Some(c) = task.containers.iter_mut().find(|c| c.name == def.name) {
+                c.reason = Some(reason.clone());
+            }
+            stop_containers(docker, task).await;
+            finish(task, now, Some(reason), Some("TaskFailedToStart"));
+            return;
+        }
+        let name = container_name(&shared.instance, task, &def.name);
+        let body = container_body(&shared.options, &shared.instance, task, def);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let started = match docker.create_container(Some(options), body).await {
+            Ok(created) => {
+                let id = created.id;
+                if let Some(c) = task.containers.iter_mut().find(|c| c.name == def.name) {
+                    c.docker_id = Some(id.clone());
+                }
+                docker
+                    .start_container(
+                        &id,
+                        None::<bollard::query_parameters::StartContainerOptions>,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            let reason = format!("CannotStartContainerError: {e}");
+            stop_containers(docker, task).await;
+            finish(task, now, Some(reason), Some("TaskFailedToStart"));
+            return;
+        }
+        if let Some(c) = task.containers.iter_mut().find(|c| c.name == def.name) {
+            c.last_status = "RUNNING".into();
+        }
+    }
+    task.last_status = "RUNNING".into();
+    task.started_at = Some(now);
+}
+
+/// Makes sure the engine has `image`: pulls it only from loopback registries, so the sandbox
+/// never reaches outside the machine.
+async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(());
+    }
+    let fail = |detail: String| {
+        format!("CannotPullContainerError: pull image manifest for {image}: {detail}")
+    };
+    if !is_loopback_reference(image) {
+        return Err(fail(
+            "not found in the local engine, and the sandbox pulls only from loopback registries"
+                .into(),
+        ));
+    }
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
+    let mut pull = docker.create_image(Some(options), None, None);
+    while let Some(item) = pull.next().await {
+        if let Err(e) = item {
+            return Err(fail(e.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// True for `127.x.x.x[:port]/…` and `localhost[:port]/…` references.
+pub fn is_loopback_reference(image: &str) -> bool {
+    let Some((host, _)) = image.split_once('/') else {
+        return false;
+    };
+    let name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+    name == "localhost" || name.starts_with("127.") || name == "[::1]"
+}
+
+fn container_body(
+    options: &Options,
+    instance: &str,
+    task: &Task,
+    def: &ContainerDef,
+) -> ContainerCreateBody {
+    let scale = |secs: u64| (secs as f64 * options.time_scale * 1e9).max(1e6) as i64;
+    ContainerCreateBody {
+        image: Some(def.image.clone()),
+        cmd: (!def.command.is_empty()).then(|| def.command.clone()),
+        entrypoint: (!def.entry_point.is_empty()).then(|| def.entry_point.clone()),
+        env: Some(
+            def.environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        labels: Some(HashMap::from([
+            ("deckhand.sandbox".to_string(), instance.to_string()),
+            ("deckhand.task".to_string(), task.arn.clone()),
+            ("deckhand.container".to_string(), def.name.clone()),
+        ])),
+        healthcheck: def.health_check.as_ref().map(|h| HealthConfig {
+            test: Some(h.command.clone()),
+            interval: Some(scale(h.interval)),
+            timeout: Some(scale(h.timeout)),
+            retries: Some(h.retries as i64),
+            start_period: Some(scale(h.start_period)),
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            memory: def.memory.map(|m| (m.max(6) * 1024 * 1024) as i64),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn observe_task(docker: &Docker, task: &mut Task, now: Time) {
+    let mut essential_exit = None;
+    let mut any_unhealthy = false;
+    let mut all_checked_healthy = true;
+    for c in task.containers.iter_mut() {
+        let Some(id) = &c.docker_id else { continue };
+        let Ok(info) = docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        else {
+            if c.essential {
+                essential_exit.get_or_insert((c.name.clone(), -1));
+            }
+            continue;
+        };
+        let st = info.state.unwrap_or_default();
+        if st.running == Some(false) {
+            c.last_status = "STOPPED".into();
+            c.exit_code = st.exit_code;
+            if st.oom_killed == Some(true) {
+                c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+            }
+            if c.essential {
+                essential_exit.get_or_insert((c.name.clone(), st.exit_code.unwrap_or(-1)));
+            }
+            continue;
+        }
+        match st.health.and_then(|h| h.status) {
+            Some(HealthStatusEnum::HEALTHY) => c.health = Some("HEALTHY".into()),
+            Some(HealthStatusEnum::UNHEALTHY) => {
+                c.health = Some("UNHEALTHY".into());
+                if c.essential {
+                    any_unhealthy = true;
+                }
+            }
+            Some(HealthStatusEnum::STARTING) => {
+                c.health = Some("UNKNOWN".into());
+                all_checked_healthy = false;
+            }
+            _ => {}
+        }
+    }
+    if essential_exit.is_some() {
+        stop_containers(docker, task).await;
+        finish(
+            task,
+            now,
+            Some("Essential container in task exited".into()),
+            Some("EssentialContainerExited"),
+        );
+        return;
+    }
+    if !task.has_health_check {
+        return;
+    }
+    if any_unhealthy {
+        task.health_status = "UNHEALTHY".into();
+        stop_containers(docker, task).await;
+        finish(
+            task,
+            now,
+            Some("Task failed container health checks".into()),
+            Some("TaskFailedToStart"),
+        );
+    } else if all_checked_healthy {
+        task.health_status = "HEALTHY".into();
+    }
+}
+
+async fn stop_containers(docker: &Docker, task: &mut Task) {
+    for c in task.containers.iter_mut() {
+        if let Some(id) = &c.docker_id {
+            if c.exit_code.is_none() {
+                if let Ok(info) = docker
+                    .inspect_container(
+                        id,
+                        None::<bollard::query_parameters::InspectContainerOptions>,
+                    )
+                    .await
+                {
+                    if info.state.as_ref().and_then(|s| s.running) == Some(false) {
+                        c.exit_code = info.state.and_then(|s| s.exit_code);
+                    }
+                }
+            }
+            let options = RemoveContainerOptionsBuilder::default().force(true).build();
+            let _ = docker.remove_container(id, Some(options)).await;
+            if c.exit_code.is_none() {
+                c.exit_code = Some(137);
+            }
+        }
+        c.last_status = "STOPPED".into();
+    }
+}
+
+/// Removes every container this sandbox instance started (on shutdown).
+pub async fn remove_all(docker: &Docker, instance: &str) {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("deckhand.sandbox={instance}")],
+    )]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    if let Ok(list) = docker.list_containers(Some(options)).await {
+        for c in list {
+            if let Some(id) = c.id {
+                let options = RemoveContainerOptionsBuilder::default().force(true).build();
+                let _ = docker.remove_container(&id, Some(options)).await;
+            }
+        }
+    }
+}
+
+fn reconcile_services(options: &Options, state: &mut State, cluster: &str) {
+    let now = super::now();
+    let names: Vec<String> = state.clusters[cluster].services.keys().cloned().collect();
+    for name in names {
+        count_failures(state, cluster, &name, now);
+        trip_breaker(state, cluster, &name, now);
+        apply_plan(options, state, cluster, &name, now);
+    }
+}
+
+/// Counts newly failed tasks against their deployment.
+fn count_failures(state: &mut State, cluster: &str, service: &str, now: Time) {
+    let c = state.clusters.get_mut(cluster).expect("cluster");
+    let group = format!("service:{service}");
+    let mut failed: Vec<(String, String, String)> = Vec::new();
+    for t in c
+        .tasks
+        .values_mut()
+        .filter(|t| t.group == group && !t.is_live() && !t.failure_counted)
+    {
+        t.failure_counted = true;
+        failed.push((
+            t.started_by.clone(),
+            t.id.clone(),
+            t.stopped_reason.clone().unwrap_or_default(),
+        ));
+    }
+    let s = c.services.get_mut(service).expect("service");
+    for (deployment, task, reason) in failed {
+        if let Some(d) = s.deployments.iter_mut().find(|d| d.id == deployment) {
+            d.failed_tasks += 1;
+            d.updated_at = now;
+        }
+        if reason.contains("health checks") {
+            let msg = format!("(service {service}) (task {task}) failed container health checks.");
+            s.push_event(event_id(), now, msg);
+        }
+    }
+}
+
+fn trip_breaker(state: &mut State, cluster: &str, service: &str, now: Time) {
+    let s = state
+        .clusters
+        .get_mut(cluster)
+        .and_then(|c| c.services.get_mut(service))
+        .expect("service");
+    let Some(primary) = s.primary().cloned() else {
+        return;
+    };
+    if !s.breaker.enable || !scheduler::breaker_tripped(&primary) {
+        return;
+    }
+    let target = scheduler::rollback_target(s, &primary.id).map(str::to_string);
+    if let Some(d) = s.deployments.iter_mut().find(|d| d.id == primary.id) {
+        d.rollout = Rollout::Failed;
+        d.rollout_reason = "ECS deployment circuit breaker: tasks failed to start.".into();
+        d.updated_at = now;
+    }
+    let msg = format!(
+        "(service {service}) (deployment {}) deployment failed: tasks failed to start.",
+        primary.id
+    );
+    s.push_event(event_id(), now, msg);
+    if let (true, Some(target)) = (s.breaker.rollback, target) {
+        let id = ecs::start_deployment(s, &target, now);
+        let msg = format!("(service {service}) rolling back to deployment {id}.");
+        s.push_event(event_id(), now, msg);
+    }
+}
+
+fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str, now: Time) {
+    let (used_memory, used_cpu) = state
+        .clusters
+        .values()
+        .flat_map(|c| c.tasks.values())
+        .filter(|t| t.is_live())
+        .fold((0, 0), |(m, c), t| (m + t.memory, c + t.cpu));
+    let demands: HashMap<String, (u64, u64)> = state
+        .families
+        .values()
+        .flatten()
+        .map(|d| (d.arn.clone(), d.demand()))
+        .collect();
+    let c = &state.clusters[cluster];
+    let s = &c.services[service];
+    let group = format!("service:{service}");
+    let live: Vec<&Task> = c
+        .tasks
+        .values()
+        .filter(|t| t.group == group && t.is_live())
+        .collect();
+    let (mut memory, mut cpu) = (used_memory, used_cpu);
+    let stable = options.stable_after.as_secs_f64();
+    let actions = scheduler::plan(s, &live, now, stable, |td| {
+        let (m, u) = demands.get(td).copied().unwrap_or((0, 0));
+        if memory + m > options.memory_mib || cpu + u > options.cpu_units {
+            return false;
+        }
+        memory += m;
+        cpu += u;
+        true
+    });
+
+    let mut started = Vec::new();
+    let mut stopped = Vec::new();
+    for action in actions {
+        match action {
+            Action::Start {
+                deployment,
+                task_definition,
+            } => {
+                let Some(td) = state.task_definition(&task_definition).cloned() else {
+                    continue;
+                };
+                let c = state.clusters.get_mut(cluster).expect("cluster");
+                let task = ecs::new_task(c, &td, &deployment, &group, now);
+                started.push(task.id.clone());
+                c.tasks.insert(task.id.clone(), task);
+            }
+            Action::Stop { task, reason } => {
+                let c = state.clusters.get_mut(cluster).expect("cluster");
+                if let Some(t) = c.tasks.get_mut(&task) {
+                    t.desired_status = "STOPPED".into();
+                    t.stopped_reason.get_or_insert(reason);
+                    t.stop_code
+                        .get_or_insert("ServiceSchedulerInitiated".into());
+                    t.failure_counted = true;
+                    stopped.push(task);
+                }
+            }
+            Action::Complete { deployment } => {
+                let s = state
+                    .clusters
+                    .get_mut(cluster)
+                    .and_then(|c| c.services.get_mut(service))
+                    .expect("service");
+                let mut done = Vec::new();
+                s.deployments.retain(|d| {
+                    let keep = d.id == deployment;
+                    if !keep {
+                        done.push(d.clone());
+                    }
+                    keep
+                });
+                s.history.extend(done);
+                if let Some(d) = s.deployments.iter_mut().find(|d| d.id == deployment) {
+                    d.rollout = Rollout::Completed;
+                    d.rollout_reason = format!("ECS deployment {deployment} completed.");
+                    d.updated_at = now;
+                }
+                s.push_event(
+                    event_id(),
+                    now,
+                    format!("(service {service}) (deployment {deployment}) deployment completed."),
+                );
+                s.push_event(
+                    event_id(),
+                    now,
+                    format!("(service {service}) has reached a steady state."),
+                );
+            }
+            Action::Unplaceable { .. } => {
+                let s = state
+                    .clusters
+                    .get_mut(cluster)
+                    .and_then(|c| c.services.get_mut(service))
+                    .expect("service");
+                let msg = format!(
+                    "(service {service}) was unable to place a task because no container instance met all of its \
+                     requirements. The closest matching (container-instance sandbox) has insufficient memory or CPU \
+                     available. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+                );
+                let recent = s.events.iter().any(|e| {
+                    e.message == msg && now - e.created_at < 5.0 * options.time_scale.max(0.2)
+                });
+                if !recent {
+                    s.push_event(event_id(), now, msg);
+                }
+            }
+        }
+    }
+    let s = state
+        .clusters
+        .get_mut(cluster)
+        .and_then(|c| c.services.get_mut(service))
+        .expect("service");
+    if !started.is_empty() {
+        let list: String = started.iter().map(|t| format!(" (task {t})")).collect();
+        s.push_event(
+            event_id(),
+            now,
+            format!(
+                "(service {service}) has started {} tasks:{list}.",
+                started.len()
+            ),
+        );
+    }
+    if !stopped.is_empty() {
+        let list: String = stopped.iter().map(|t| format!(" (task {t})")).collect();
+        s.push_event(
+            event_id(),
+            now,
+            format!(
+                "(service {service}) has stopped {} running tasks:{list}.",
+                stopped.len()
+            ),
+        );
+    }
+}
+
+fn prune_stopped(state: &mut State, cluster: &str) {
+    let c = state.clusters.get_mut(cluster).expect("cluster");
+    let mut stopped: Vec<(Time, String)> = c
+        .tasks
+        .values()
+        .filter(|t| !t.is_live())
+        .map(|t| (t.stopped_at.unwrap_or(0.0), t.id.clone()))
+        .collect();
+    if stopped.len() > STOPPED_KEPT {
+        stopped.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, id) in stopped.iter().take(stopped.len() - STOPPED_KEPT) {
+            c.tasks.remove(id);
+        }
+    }
+}
+
+fn event_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
+        .collect::<String>()
+        + "-sandbox"
+}
+
+/// The default tick: how often tasks are observed when nothing calls the API.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(250);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_registries_are_pulled_from() {
+        assert!(is_loopback_reference("127.0.0.1:5000/app:1"));
+        assert!(is_loopback_reference("localhost/app"));
+        assert!(!is_loopback_reference("nginx:latest"));
+        assert!(!is_loopback_reference("docker.io/library/nginx"));
+        assert!(!is_loopback_reference(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1"
+        ));
+    }
+}

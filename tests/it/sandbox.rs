@@ -1,0 +1,488 @@
+//! The sandbox with real containers, driven by the unmodified AWS SDK for ECS: rollouts,
+//! a crashing image tripping the breaker and rolling back, health checks, pull failures,
+//! placement failures and AWS-shaped errors.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{
+    ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, HealthCheck, Service,
+};
+use aws_sdk_ecs::Client;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use deckhand::sandbox::{Options, Sandbox};
+
+use crate::bed::Bed;
+
+/// Long enough for several ticks and a container start on a busy machine; never a sleep.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+async fn sandbox(memory_mib: u64) -> (Sandbox, Client) {
+    Bed::get();
+    let docker = deckhand::image::engine::connect()
+        .await
+        .expect("the bed's engine");
+    let options = Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tick: Duration::from_millis(100),
+        memory_mib,
+        ..Options::default()
+    };
+    let sandbox = Sandbox::start(options, docker).await.unwrap();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(sandbox.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    (sandbox, Client::new(&config))
+}
+
+fn container(bed: &Bed, command: &[&str]) -> ContainerDefinition {
+    ContainerDefinition::builder()
+        .name("app")
+        .image(&bed.base_image)
+        .essential(true)
+        .memory(32)
+        .set_command(Some(command.iter().map(|s| s.to_string()).collect()))
+        .build()
+}
+
+async fn register(client: &Client, family: &str, c: ContainerDefinition) -> String {
+    let out = client
+        .register_task_definition()
+        .family(family)
+        .container_definitions(c)
+        .send()
+        .await
+        .unwrap();
+    out.task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string()
+}
+
+async fn describe(client: &Client, service: &str) -> Service {
+    let out = client
+        .describe_services()
+        .cluster("c")
+        .services(service)
+        .send()
+        .await
+        .unwrap();
+    out.services()[0].clone()
+}
+
+/// Polls DescribeServices until `done` holds; panics with the last state after PATIENCE.
+async fn wait_until(
+    client: &Client,
+    service: &str,
+    what: &str,
+    done: impl Fn(&Service) -> bool,
+) -> Service {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let s = describe(client, service).await;
+        if done(&s) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: not reached in {PATIENCE:?}; last state: {s:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn completed_on(s: &Service, td: &str) -> bool {
+    s.deployments().len() == 1
+        && s.deployments()[0].task_definition() == Some(td)
+        && s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("COMPLETED")
+        && s.running_count() == s.desired_count()
+}
+
+fn events(s: &Service) -> Vec<String> {
+    s.events()
+        .iter()
+        .filter_map(|e| e.message().map(str::to_string))
+        .collect()
+}
+
+async fn create_service(client: &Client, name: &str, td: &str, desired: i32, breaker: bool) {
+    client
+        .create_cluster()
+        .cluster_name("c")
+        .send()
+        .await
+        .unwrap();
+    let config = DeploymentConfiguration::builder()
+        .maximum_percent(200)
+        .minimum_healthy_percent(100)
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(breaker)
+                .rollback(breaker)
+                .build(),
+        )
+        .build();
+    client
+        .create_service()
+        .cluster("c")
+        .service_name(name)
+        .task_definition(td)
+        .desired_count(desired)
+        .deployment_configuration(config)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn sandbox_containers(sandbox: &Sandbox) -> usize {
+    let docker = deckhand::image::engine::connect().await.unwrap();
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![format!("deckhand.sandbox={}", sandbox.shared.instance)],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    docker.list_containers(Some(options)).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_image_rolls_out_and_a_new_revision_replaces_it() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let td1 = register(&client, "good", container(&bed, &["sleep", "600"])).await;
+    create_service(&client, "web", &td1, 2, false).await;
+    let s = wait_until(&client, "web", "first rollout", |s| completed_on(s, &td1)).await;
+    assert!(
+        events(&s)
+            .iter()
+            .any(|e| e == "(service web) has reached a steady state."),
+        "{:?}",
+        events(&s)
+    );
+    assert_eq!(
+        sandbox_containers(&sandbox).await,
+        2,
+        "the tasks are real containers"
+    );
+
+    let td2 = register(&client, "good", container(&bed, &["sleep", "601"])).await;
+    let updated = client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .task_definition(&td2)
+        .send()
+        .await
+        .unwrap();
+    let deployments = updated.service().unwrap().deployments();
+    assert_eq!(deployments.len(), 2);
+    assert_eq!(deployments[0].status(), Some("PRIMARY"));
+    assert_eq!(
+        deployments[0].rollout_state().map(|r| r.as_str()),
+        Some("IN_PROGRESS")
+    );
+    assert!(deployments[0].id().unwrap().starts_with("ecs-svc/"));
+    wait_until(&client, "web", "second rollout", |s| completed_on(s, &td2)).await;
+    assert_eq!(
+        sandbox_containers(&sandbox).await,
+        2,
+        "the old tasks were stopped"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_image_trips_the_breaker_and_rolls_back() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let good = register(&client, "crash", container(&bed, &["sleep", "600"])).await;
+    create_service(&client, "api", &good, 1, true).await;
+    wait_until(&client, "api", "first rollout", |s| completed_on(s, &good)).await;
+
+    let bad = register(&client, "crash", container(&bed, &["sh", "-c", "exit 3"])).await;
+    client
+        .update_service()
+        .cluster("c")
+        .service("api")
+        .task_definition(&bad)
+        .send()
+        .await
+        .unwrap();
+    let s = wait_until(&client, "api", "breaker and rollback", |s| {
+        completed_on(s, &good)
+    })
+    .await;
+    assert_eq!(
+        s.task_definition(),
+        Some(good.as_str()),
+        "the service is back on the good revision"
+    );
+    let ev = events(&s);
+    assert!(
+        ev.iter()
+            .any(|e| e.contains("deployment failed: tasks failed to start")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| e.contains("rolling back to deployment")),
+        "{ev:?}"
+    );
+
+    let stopped = client
+        .list_tasks()
+        .cluster("c")
+        .service_name("api")
+        .desired_status("STOPPED".into())
+        .send()
+        .await
+        .unwrap();
+    let tasks = client
+        .describe_tasks()
+        .cluster("c")
+        .set_tasks(Some(stopped.task_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let crashed: Vec<_> = tasks
+        .tasks()
+        .iter()
+        .filter(|t| t.task_definition_arn() == Some(bad.as_str()))
+        .collect();
+    assert!(
+        crashed.len() >= 3,
+        "the breaker needs 3 failures for 1 desired task: {crashed:#?}"
+    );
+    for t in crashed {
+        assert_eq!(
+            t.stopped_reason(),
+            Some("Essential container in task exited")
+        );
+        assert_eq!(t.containers()[0].exit_code(), Some(3));
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_health_checks_stop_tasks() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let mut c = container(&bed, &["sleep", "600"]);
+    c.health_check = Some(
+        HealthCheck::builder()
+            .set_command(Some(vec!["CMD-SHELL".into(), "exit 1".into()]))
+            .interval(5)
+            .timeout(2)
+            .retries(1)
+            .build()
+            .unwrap(),
+    );
+    let td = register(&client, "sick", c).await;
+    create_service(&client, "sick", &td, 1, false).await;
+    let s = wait_until(&client, "sick", "health-check failure", |s| {
+        events(s)
+            .iter()
+            .any(|e| e.contains("failed container health checks"))
+    })
+    .await;
+    assert_ne!(
+        s.deployments()[0].rollout_state().map(|r| r.as_str()),
+        Some("COMPLETED")
+    );
+    let stopped = client
+        .list_tasks()
+        .cluster("c")
+        .service_name("sick")
+        .desired_status("STOPPED".into())
+        .send()
+        .await
+        .unwrap();
+    let tasks = client
+        .describe_tasks()
+        .cluster("c")
+        .set_tasks(Some(stopped.task_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tasks.tasks()[0].stopped_reason(),
+        Some("Task failed container health checks")
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_a_cannot_pull_error() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let mut c = container(&bed, &["true"]);
+    c.image = Some("127.0.0.1:9/does-not-exist:1".into());
+    let td = register(&client, "nopull", c).await;
+    create_service(&client, "nopull", &td, 1, false).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let reason = loop {
+        let stopped = client
+            .list_tasks()
+            .cluster("c")
+            .service_name("nopull")
+            .desired_status("STOPPED".into())
+            .send()
+            .await
+            .unwrap();
+        if let Some(arn) = stopped.task_arns().first() {
+            let t = client
+                .describe_tasks()
+                .cluster("c")
+                .tasks(arn)
+                .send()
+                .await
+                .unwrap();
+            break t.tasks()[0]
+                .stopped_reason()
+                .unwrap_or_default()
+                .to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no stopped task");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_too_big_for_the_sandbox_is_not_placed() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(64).await;
+    let mut c = container(&bed, &["sleep", "600"]);
+    c.memory = Some(1024);
+    let td = register(&client, "big", c).await;
+    create_service(&client, "big", &td, 1, false).await;
+    let s = wait_until(&client, "big", "placement failure", |s| {
+        events(s)
+            .iter()
+            .any(|e| e.contains("was unable to place a task"))
+    })
+    .await;
+    assert_eq!(s.running_count(), 0);
+    assert_eq!(sandbox_containers(&sandbox).await, 0);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_come_back_as_aws_sends_them() {
+    let (sandbox, client) = sandbox(8192).await;
+    let err = client
+        .describe_services()
+        .cluster("nope")
+        .services("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_cluster_not_found_exception(),
+        "{err:?}"
+    );
+    client
+        .create_cluster()
+        .cluster_name("c")
+        .send()
+        .await
+        .unwrap();
+    let err = client
+        .update_service()
+        .cluster("c")
+        .service("ghost")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_service_not_found_exception(),
+        "{err:?}"
+    );
+    let err = client
+        .register_task_definition()
+        .family("bad")
+        .container_definitions(ContainerDefinition::builder().name("a").build())
+        .send()
+        .await
+        .unwrap_err();
+    let service_err = err.as_service_error().unwrap();
+    assert!(service_err.is_client_exception(), "{err:?}");
+    assert!(format!("{}", aws_sdk_ecs::error::DisplayErrorContext(&err))
+        .contains("containerDefinitions[0].image"));
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_command_serves_until_terminated_and_cleans_up() {
+    use std::io::BufRead;
+    let bed = Bed::get();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--tick", "100ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut endpoint = String::new();
+    stdout.read_line(&mut endpoint).unwrap();
+    let endpoint = endpoint.trim().to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint:?}");
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let client = Client::new(&config);
+    // STS through the same endpoint: the account the sandbox reports
+    let who = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.account(), Some("123456789012"));
+
+    let td = register(&client, "cli", container(&bed, &["sleep", "600"])).await;
+    create_service(&client, "cli", &td, 1, false).await;
+    wait_until(&client, "cli", "rollout", |s| completed_on(s, &td)).await;
+    let task_arn = client
+        .list_tasks()
+        .cluster("c")
+        .service_name("cli")
+        .send()
+        .await
+        .unwrap()
+        .task_arns()[0]
+        .clone();
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    let docker = deckhand::image::engine::connect().await.unwrap();
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![format!("deckhand.task={task_arn}")],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    assert!(
+        docker
+            .list_containers(Some(options))
+            .await
+            .unwrap()
+            .is_empty(),
+        "containers removed on exit"
+    );
+}
