@@ -90,6 +90,26 @@ pub struct SandboxArgs {
     #[arg(long, default_value_t = 8192, env = "DECKHAND_CPU")]
     pub cpu: u64,
 
+    /// Delay added to every API answer (fault injection), e.g. 200ms.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration, env = "DECKHAND_LATENCY")]
+    pub latency: std::time::Duration,
+
+    /// Share of API calls answered with ThrottlingException (0 to 1).
+    #[arg(long, default_value_t = 0.0, env = "DECKHAND_THROTTLE_RATE")]
+    pub throttle_rate: f64,
+
+    /// Share of API calls answered with HTTP 500 (0 to 1).
+    #[arg(long, default_value_t = 0.0, env = "DECKHAND_ERROR_RATE")]
+    pub error_rate: f64,
+
+    /// Share of API calls whose connection is dropped with no answer (0 to 1).
+    #[arg(long, default_value_t = 0.0, env = "DECKHAND_DROP_RATE")]
+    pub drop_rate: f64,
+
+    /// Directory for the registry's blobs (default: a temporary one, removed on exit).
+    #[arg(long, value_name = "DIR", env = "DECKHAND_DATA")]
+    pub data: Option<PathBuf>,
+
     /// Account id the sandbox reports.
     #[arg(long, default_value = "123456789012", env = "DECKHAND_ACCOUNT")]
     pub account: String,

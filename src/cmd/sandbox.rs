@@ -5,6 +5,7 @@ use tracing::info;
 use crate::cli::{GlobalArgs, SandboxArgs};
 use crate::error::Result;
 use crate::image::engine;
+use crate::sandbox::faults::Faults;
 use crate::sandbox::{Options, Sandbox};
 
 /// Serves until SIGINT or SIGTERM.
@@ -19,11 +20,18 @@ pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
         cpu_units: args.cpu,
         region: global.region.clone().unwrap_or_else(|| "us-east-1".into()),
         account: args.account.clone(),
+        faults: Faults {
+            latency_ms: args.latency.as_millis() as u64,
+            throttle_rate: args.throttle_rate,
+            error_rate: args.error_rate,
+            drop_rate: args.drop_rate,
+        },
+        data_dir: args.data.clone(),
     };
     let sandbox = Sandbox::start(options, docker).await?;
     let endpoint = sandbox.endpoint();
-    info!("sandbox: ECS and STS listening on {endpoint}");
-    info!("point AWS tools at it with: export AWS_ENDPOINT_URL_ECS={endpoint} AWS_ENDPOINT_URL_STS={endpoint}");
+    info!("sandbox: ECS, ECR, STS and the image registry listening on {endpoint}");
+    info!("point AWS tools at it with: export AWS_ENDPOINT_URL={endpoint}");
     crate::redact::println_stdout(&endpoint);
     wait_for_signal().await;
     info!("sandbox: stopping; removing its containers");

@@ -71,6 +71,8 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "DescribeTasks" => describe_tasks(state, input),
         "ListTasks" => list_tasks(state, input),
         "StopTask" => stop_task(state, input),
+        "ListServiceDeployments" => list_service_deployments(state, input),
+        "DescribeServiceDeployments" => describe_service_deployments(state, input),
         "TagResource" | "UntagResource" => Ok(json!({})),
         _ => Err(ApiError::new(
             "UnknownOperationException",
@@ -313,6 +315,7 @@ fn new_deployment(id: String, task_definition: &str, desired: u32, now: Time) ->
         rollout_reason: "ECS deployment ".to_string() + "in progress.",
         created_at: now,
         updated_at: now,
+        rollback_of: None,
     }
 }
 
@@ -446,23 +449,28 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
         .is_some_and(|td| *td != service.task_definition);
     if changed || force {
         let td = new_td.unwrap_or_else(|| service.task_definition.clone());
-        start_deployment(service, &td, now);
+        start_deployment(service, &td, now, None);
     }
     let out = json!({"service": service.to_json(&cluster.tasks)});
     Ok(out)
 }
 
 /// Makes a new PRIMARY deployment of `task_definition`; the previous primary becomes ACTIVE.
-pub fn start_deployment(service: &mut Service, task_definition: &str, now: Time) -> String {
+/// `rollback_of` names the failed deployment a circuit-breaker rollback undoes.
+pub fn start_deployment(
+    service: &mut Service,
+    task_definition: &str,
+    now: Time,
+    rollback_of: Option<&str>,
+) -> String {
     for d in service.deployments.iter_mut() {
         d.status = DeploymentStatus::Active;
         d.updated_at = now;
     }
     let id = deployment_id();
-    service.deployments.insert(
-        0,
-        new_deployment(id.clone(), task_definition, service.desired_count, now),
-    );
+    let mut d = new_deployment(id.clone(), task_definition, service.desired_count, now);
+    d.rollback_of = rollback_of.map(str::to_string);
+    service.deployments.insert(0, d);
     service.task_definition = task_definition.to_string();
     id
 }
@@ -483,6 +491,51 @@ fn describe_services(state: &State, input: &Value) -> Reply {
         }
     }
     Ok(json!({"services": services, "failures": failures}))
+}
+
+fn list_service_deployments(state: &State, input: &Value) -> Reply {
+    let cluster = cluster(state, input)?;
+    let name = str_field(input, "service")?;
+    let service = cluster
+        .services
+        .get(short_name(name))
+        .ok_or_else(|| ApiError::new("ServiceNotFoundException", "Service not found."))?;
+    let statuses: Vec<String> = input["status"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(json!({"serviceDeployments": service.service_deployments_brief(&statuses)}))
+}
+
+fn describe_service_deployments(state: &State, input: &Value) -> Reply {
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for arn in input["serviceDeploymentArns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+    {
+        // …:service-deployment/<cluster>/<service>/<n>
+        let parts: Vec<&str> = arn.rsplit('/').collect();
+        let hit = match parts.as_slice() {
+            [_, service, cluster, ..] => state.clusters.get(*cluster).and_then(|c| {
+                c.services
+                    .get(*service)
+                    .and_then(|s| s.service_deployment(arn, &c.tasks))
+            }),
+            _ => None,
+        };
+        match hit {
+            Some(v) => found.push(v),
+            None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({"serviceDeployments": found, "failures": failures}))
 }
 
 fn list_services(state: &State, input: &Value) -> Reply {

@@ -11,16 +11,120 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tracing::debug;
 
+use super::ecr;
 use super::ecs::{self, ApiError};
+use super::faults::{Fate, Faults};
 use super::Shared;
 
 /// The largest request body accepted (task definitions are small).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+const ECR_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 
-/// Answers one HTTP request.
+/// Returned to hyper to close a connection with no answer (an injected fault).
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Answers one HTTP request: the control endpoint, or an API call (subject to faults).
 pub async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    if req.uri().path().starts_with("/_sandbox/") {
+        return Ok(control(&shared, req).await);
+    }
+    if req.uri().path().starts_with("/v2") {
+        return Ok(super::registry::serve(&shared, req).await);
+    }
+    let faults = *shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(faults.latency()).await;
+    }
+    match faults.fate(rand::random::<f64>()) {
+        Fate::Serve => {}
+        Fate::Drop => return Err(Dropped),
+        Fate::Throttle => {
+            return Ok(error(&ApiError::new(
+                "ThrottlingException",
+                "Rate exceeded",
+            )))
+        }
+        Fate::ServerError => {
+            let mut r = error(&ApiError::new("ServerException", "injected server error"));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(r);
+        }
+    }
+    match api(shared, req).await {
+        Ok(r) => Ok(r),
+        Err(never) => match never {},
+    }
+}
+
+/// `GET|POST /_sandbox/faults` reads or sets the faults; `POST /_sandbox/reset` forgets all
+/// state and removes the sandbox's containers.
+async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/_sandbox/faults") => {
+            let faults = *shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+            plain(
+                StatusCode::OK,
+                &serde_json::to_string(&faults).unwrap_or_default(),
+            )
+        }
+        ("POST", "/_sandbox/faults") => match serde_json::from_slice::<Faults>(&body) {
+            Ok(f) => match f.validate() {
+                Ok(()) => {
+                    *shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
+                    plain(
+                        StatusCode::OK,
+                        &serde_json::to_string(&f).unwrap_or_default(),
+                    )
+                }
+                Err(e) => plain(StatusCode::BAD_REQUEST, &json!({"error": e}).to_string()),
+            },
+            Err(e) => plain(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": e.to_string()}).to_string(),
+            ),
+        },
+        ("POST", "/_sandbox/reset") => {
+            shared.reset().await;
+            plain(StatusCode::OK, "{}")
+        }
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no control endpoint {method} {path}")}).to_string(),
+        ),
+    }
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response parts")
+}
+
+/// An ECS or STS call.
+async fn api(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -39,8 +143,8 @@ pub async fn serve(
         }
     };
     let response = match target.as_deref() {
-        Some(t) if t.starts_with(ECS_PREFIX) => {
-            let op = &t[ECS_PREFIX.len()..];
+        Some(t) if t.starts_with(ECS_PREFIX) || t.starts_with(ECR_PREFIX) => {
+            let (service, op) = t.split_once('.').unwrap_or((t, ""));
             let input: Value = if body.is_empty() {
                 json!({})
             } else {
@@ -54,10 +158,24 @@ pub async fn serve(
                     }
                 }
             };
-            debug!("sandbox: ECS {op}");
+            debug!("sandbox: {service} {op}");
             let now = super::now();
             let mut state = shared.state.lock().await;
-            match ecs::handle(&mut state, op, &input, now) {
+            let reply = if t.starts_with(ECS_PREFIX) {
+                ecs::handle(&mut state, op, &input, now)
+            } else {
+                let has_blob = |d: &str| shared.blobs.has(d);
+                let ctx = ecr::Context {
+                    region: &shared.place.region,
+                    account: &shared.place.account,
+                    host: &shared.host,
+                    password: &shared.password,
+                    now,
+                    has_blob: &has_blob,
+                };
+                ecr::handle(&mut state.ecr, &ctx, op, &input)
+            };
+            match reply {
                 Ok(v) => {
                     drop(state);
                     shared.wake.notify_one();

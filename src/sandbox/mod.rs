@@ -1,9 +1,12 @@
 //! `deckhand sandbox`: a local ECS control plane on the Docker engine, so deploys, waits and
 //! rollbacks can be rehearsed and tested with real containers and no AWS account.
 
+pub mod ecr;
 pub mod ecs;
+pub mod faults;
 pub mod http;
 pub mod model;
+pub mod registry;
 pub mod runner;
 pub mod scheduler;
 
@@ -39,6 +42,11 @@ pub struct Options {
     pub cpu_units: u64,
     pub region: String,
     pub account: String,
+    /// Faults in force from the start.
+    pub faults: faults::Faults,
+    /// Where registry blobs are kept (default: a fresh directory under the system temp dir,
+    /// removed on stop).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -52,6 +60,8 @@ impl Default for Options {
             cpu_units: 8192,
             region: "us-east-1".into(),
             account: "123456789012".into(),
+            faults: faults::Faults::default(),
+            data_dir: None,
         }
     }
 }
@@ -65,6 +75,25 @@ pub struct Shared {
     pub place: Place,
     /// Tells this sandbox's containers apart from other sandboxes' on the same engine.
     pub instance: String,
+    pub faults: std::sync::Mutex<faults::Faults>,
+    pub docker: Docker,
+    /// `127.0.0.1:PORT`: the registry host in repository URIs and the ECR proxy endpoint.
+    pub host: String,
+    /// The registry password GetAuthorizationToken hands out.
+    pub password: String,
+    pub blobs: registry::Blobs,
+    /// A blob directory the sandbox made itself and removes on stop.
+    owned_data: Option<std::path::PathBuf>,
+}
+
+impl Shared {
+    /// Forgets every cluster, service, task and task definition and removes the containers.
+    pub async fn reset(&self) {
+        let mut state = self.state.lock().await;
+        runner::remove_all(&self.docker, &self.instance).await;
+        *state = State::new(self.place.clone());
+        self.blobs.clear();
+    }
 }
 
 /// A running sandbox.
@@ -106,13 +135,39 @@ impl Sandbox {
             region: options.region.clone(),
             account: options.account.clone(),
         };
+        options.faults.validate().map_err(Error::usage)?;
         let instance = format!("{:08x}", rand::random::<u32>());
+        let (data, owned_data) = match &options.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = std::env::temp_dir().join(format!("deckhand-sandbox-{instance}"));
+                (d.clone(), Some(d))
+            }
+        };
+        let blobs = registry::Blobs::new(data.clone()).map_err(|e| {
+            Error::failed(format!(
+                "cannot use {} for registry blobs: {e}",
+                data.display()
+            ))
+        })?;
+        let password = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        crate::redact::register(&password);
         let shared = Arc::new(Shared {
+            host: addr.to_string(),
+            password,
+            blobs,
+            owned_data,
             state: Mutex::new(State::new(place.clone())),
             wake: Notify::new(),
+            faults: std::sync::Mutex::new(options.faults),
             options,
             place,
             instance,
+            docker: docker.clone(),
         });
         let server = tokio::spawn(accept_loop(listener, shared.clone()));
         let runner = tokio::spawn(runner::run(shared.clone(), docker.clone()));
@@ -136,6 +191,9 @@ impl Sandbox {
         self.runner.abort();
         let _ = self.runner.await;
         runner::remove_all(&self.docker, &self.shared.instance).await;
+        if let Some(dir) = &self.shared.owned_data {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -195,6 +195,28 @@ pub struct Deployment {
     pub rollout_reason: String,
     pub created_at: Time,
     pub updated_at: Time,
+    /// Set on the deployment the circuit breaker started to undo the named one.
+    pub rollback_of: Option<String>,
+}
+
+/// What ListServiceDeployments says of a deployment, and why (pure). `over` is true once the
+/// deployment has left the service's deployment list.
+pub fn service_deployment_status(
+    d: &Deployment,
+    rollback: Option<&Deployment>,
+    over: bool,
+) -> (&'static str, String) {
+    match (d.rollout, rollback) {
+        (Rollout::Completed, _) => ("SUCCESSFUL", d.rollout_reason.clone()),
+        (Rollout::Failed, Some(r)) => match r.rollout {
+            Rollout::Completed => ("ROLLBACK_SUCCESSFUL", d.rollout_reason.clone()),
+            Rollout::Failed => ("ROLLBACK_FAILED", r.rollout_reason.clone()),
+            Rollout::InProgress => ("ROLLBACK_IN_PROGRESS", d.rollout_reason.clone()),
+        },
+        (Rollout::Failed, None) => ("STOPPED", d.rollout_reason.clone()),
+        (Rollout::InProgress, _) if over => ("STOPPED", "Superseded by a newer deployment.".into()),
+        (Rollout::InProgress, _) => ("IN_PROGRESS", d.rollout_reason.clone()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -236,6 +258,140 @@ impl Service {
         self.deployments
             .iter()
             .find(|d| d.status == DeploymentStatus::Primary)
+    }
+
+    /// The number that names a deployment in service-deployment and revision ARNs.
+    fn deployment_number(id: &str) -> &str {
+        id.rsplit('/').next().unwrap_or(id)
+    }
+
+    /// `arn:aws:ecs:…:service-deployment/<cluster>/<service>/<n>` for a deployment id.
+    pub fn deployment_arn(&self, id: &str) -> String {
+        format!(
+            "{}/{}",
+            self.arn.replace(":service/", ":service-deployment/"),
+            Self::deployment_number(id)
+        )
+    }
+
+    fn revision_arn(&self, id: &str) -> String {
+        format!(
+            "{}/{}",
+            self.arn.replace(":service/", ":service-revision/"),
+            Self::deployment_number(id)
+        )
+    }
+
+    /// Every deployment this service has had that is listed on its own (rollbacks are folded
+    /// into the deployment they undo), newest first, with whether it is over.
+    fn listed_deployments(&self) -> Vec<(&Deployment, bool)> {
+        let mut all: Vec<(&Deployment, bool)> = self
+            .deployments
+            .iter()
+            .map(|d| (d, false))
+            .chain(self.history.iter().map(|d| (d, true)))
+            .filter(|(d, _)| d.rollback_of.is_none())
+            .collect();
+        all.sort_by(|a, b| b.0.created_at.total_cmp(&a.0.created_at));
+        all
+    }
+
+    fn rollback_for(&self, id: &str) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .chain(self.history.iter())
+            .find(|d| d.rollback_of.as_deref() == Some(id))
+    }
+
+    /// Brief entries for ListServiceDeployments, filtered by status when `statuses` is not empty.
+    pub fn service_deployments_brief(&self, statuses: &[String]) -> Vec<Value> {
+        self.listed_deployments()
+            .into_iter()
+            .filter_map(|(d, over)| {
+                let (status, reason) = service_deployment_status(d, self.rollback_for(&d.id), over);
+                if !statuses.is_empty() && !statuses.iter().any(|s| s == status) {
+                    return None;
+                }
+                let mut v = json!({
+                    "serviceDeploymentArn": self.deployment_arn(&d.id),
+                    "serviceArn": self.arn,
+                    "clusterArn": self.cluster_arn,
+                    "createdAt": d.created_at,
+                    "startedAt": d.created_at,
+                    "targetServiceRevisionArn": self.revision_arn(&d.id),
+                    "status": status,
+                    "statusReason": reason,
+                });
+                if status != "IN_PROGRESS" && status != "ROLLBACK_IN_PROGRESS" {
+                    v["finishedAt"] = json!(d.updated_at);
+                }
+                Some(v)
+            })
+            .collect()
+    }
+
+    /// The full DescribeServiceDeployments entry for the deployment named by `arn`.
+    pub fn service_deployment(&self, arn: &str, tasks: &BTreeMap<String, Task>) -> Option<Value> {
+        let (d, over) = self
+            .listed_deployments()
+            .into_iter()
+            .find(|(d, _)| self.deployment_arn(&d.id) == arn)?;
+        let rollback = self.rollback_for(&d.id);
+        let (status, reason) = service_deployment_status(d, rollback, over);
+        let counts = |dep: &Deployment| {
+            let mine = tasks
+                .values()
+                .filter(|t| t.started_by == dep.id && t.is_live());
+            let running = mine.clone().filter(|t| t.last_status == "RUNNING").count();
+            (running, mine.count() - running)
+        };
+        let (running, pending) = counts(d);
+        let sources: Vec<Value> = self
+            .deployments
+            .iter()
+            .chain(self.history.iter())
+            .filter(|o| {
+                o.id != d.id && o.created_at < d.created_at && o.rollout == Rollout::Completed
+            })
+            .max_by(|a, b| a.created_at.total_cmp(&b.created_at))
+            .map(|o| {
+                let (r, p) = counts(o);
+                json!({"arn": self.revision_arn(&o.id), "requestedTaskCount": o.desired_count,
+                       "runningTaskCount": r, "pendingTaskCount": p})
+            })
+            .into_iter()
+            .collect();
+        let mut v = json!({
+            "serviceDeploymentArn": arn,
+            "serviceArn": self.arn,
+            "clusterArn": self.cluster_arn,
+            "createdAt": d.created_at,
+            "startedAt": d.created_at,
+            "updatedAt": d.updated_at,
+            "sourceServiceRevisions": sources,
+            "targetServiceRevision": {"arn": self.revision_arn(&d.id), "requestedTaskCount": d.desired_count,
+                                      "runningTaskCount": running, "pendingTaskCount": pending},
+            "status": status,
+            "statusReason": reason,
+            "deploymentConfiguration": {
+                "deploymentCircuitBreaker": {"enable": self.breaker.enable, "rollback": self.breaker.rollback},
+                "maximumPercent": self.maximum_percent,
+                "minimumHealthyPercent": self.minimum_healthy_percent,
+            },
+            "deploymentCircuitBreaker": {
+                "status": if !self.breaker.enable { "DISABLED" } else if d.rollout == Rollout::Failed { "TRIGGERED" } else if d.rollout == Rollout::InProgress { "MONITORING" } else { "MONITORING_COMPLETE" },
+                "failureCount": d.failed_tasks,
+                "threshold": super::scheduler::breaker_threshold(d.desired_count),
+            },
+        });
+        if status != "IN_PROGRESS" && status != "ROLLBACK_IN_PROGRESS" {
+            v["finishedAt"] = json!(d.updated_at);
+        }
+        if let Some(r) = rollback {
+            v["rollback"] = json!({"reason": d.rollout_reason, "startedAt": r.created_at,
+                                   "serviceRevisionArn": self.revision_arn(&r.id)});
+        }
+        Some(v)
     }
 
     pub fn push_event(&mut self, id: String, now: Time, message: String) {
@@ -452,6 +608,8 @@ pub struct State {
     pub clusters: BTreeMap<String, Cluster>,
     /// Revisions per family, revision 1 first.
     pub families: BTreeMap<String, Vec<TaskDefinition>>,
+    /// ECR repositories and what the registry holds.
+    pub ecr: super::ecr::Registry,
 }
 
 impl State {
@@ -460,6 +618,7 @@ impl State {
             place,
             clusters: BTreeMap::new(),
             families: BTreeMap::new(),
+            ecr: super::ecr::Registry::default(),
         }
     }
 
@@ -478,6 +637,55 @@ impl State {
                     .find(|d| d.revision == rev)
             }
             None => self.families.get(name)?.iter().rev().find(|d| d.active),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(rollout: Rollout) -> Deployment {
+        Deployment {
+            id: "ecs-svc/1".into(),
+            status: DeploymentStatus::Primary,
+            task_definition: "td".into(),
+            desired_count: 1,
+            failed_tasks: 0,
+            rollout,
+            rollout_reason: "why".into(),
+            created_at: 0.0,
+            updated_at: 0.0,
+            rollback_of: None,
+        }
+    }
+
+    #[test]
+    fn service_deployment_statuses_follow_the_rollout_and_its_rollback() {
+        use Rollout::*;
+        let cases = [
+            (d(InProgress), None, false, "IN_PROGRESS"),
+            (d(InProgress), None, true, "STOPPED"),
+            (d(Completed), None, true, "SUCCESSFUL"),
+            (d(Failed), None, false, "STOPPED"),
+            (
+                d(Failed),
+                Some(d(InProgress)),
+                false,
+                "ROLLBACK_IN_PROGRESS",
+            ),
+            (d(Failed), Some(d(Completed)), true, "ROLLBACK_SUCCESSFUL"),
+            (d(Failed), Some(d(Failed)), true, "ROLLBACK_FAILED"),
+        ];
+        for (dep, rollback, over, want) in cases {
+            let (status, _) = service_deployment_status(&dep, rollback.as_ref(), over);
+            assert_eq!(
+                status,
+                want,
+                "{:?} rollback {:?} over {over}",
+                dep.rollout,
+                rollback.map(|r| r.rollout)
+            );
         }
     }
 }

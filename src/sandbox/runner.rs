@@ -27,8 +27,15 @@ pub async fn run(shared: std::sync::Arc<Shared>, docker: Docker) {
     }
 }
 
-/// One pass over every task and service.
+/// One pass over every task and service. Images are pulled first, without holding the state:
+/// a pull from the sandbox's own registry needs the state to answer.
 pub async fn tick(shared: &Shared, docker: &Docker) {
+    let wanted = images_to_start(&*shared.state.lock().await);
+    let mut pulled = HashMap::new();
+    for image in wanted {
+        let result = ensure_image(shared, docker, &image).await;
+        pulled.insert(image, result);
+    }
     let mut state = shared.state.lock().await;
     let clusters: Vec<String> = state.clusters.keys().cloned().collect();
     for cluster in clusters {
@@ -39,11 +46,25 @@ pub async fn tick(shared: &Shared, docker: &Docker) {
             .map(|t| t.id.clone())
             .collect();
         for id in ids {
-            progress_task(shared, docker, &mut state, &cluster, &id).await;
+            progress_task(shared, docker, &mut state, &cluster, &id, &pulled).await;
         }
         reconcile_services(&shared.options, &mut state, &cluster);
         prune_stopped(&mut state, &cluster);
     }
+}
+
+/// The images of tasks waiting to start (pure).
+pub fn images_to_start(state: &State) -> Vec<String> {
+    let mut images: Vec<String> = state
+        .clusters
+        .values()
+        .flat_map(|c| c.tasks.values())
+        .filter(|t| t.last_status == "PROVISIONING" && t.desired_status != "STOPPED")
+        .flat_map(|t| t.containers.iter().map(|c| c.image.clone()))
+        .collect();
+    images.sort();
+    images.dedup();
+    images
 }
 
 /// Names the sandbox's containers so that several sandboxes can share one engine.
@@ -57,6 +78,7 @@ async fn progress_task(
     state: &mut State,
     cluster: &str,
     id: &str,
+    pulled: &HashMap<String, Result<(), String>>,
 ) {
     let now = super::now();
     let Some(task) = state
@@ -85,7 +107,7 @@ async fn progress_task(
             .get_mut(cluster)
             .and_then(|c| c.tasks.get_mut(id))
             .expect("present");
-        start_task(shared, docker, task, &defs, now).await;
+        start_task(shared, docker, task, &defs, pulled, now).await;
         return;
     }
     observe_task(docker, task, now).await;
@@ -119,11 +141,17 @@ async fn start_task(
     docker: &Docker,
     task: &mut Task,
     defs: &[ContainerDef],
+    pulled: &HashMap<String, Result<(), String>>,
     now: Time,
 ) {
+    // A task created since the pulls began waits for the next tick.
+    if defs.iter().any(|d| !pulled.contains_key(&d.image)) {
+        return;
+    }
     task.last_status = "PENDING".into();
     for def in defs {
-        if let Err(reason) = ensure_image(docker, &def.image).await {
+        if let Some(Err(reason)) = pulled.get(&def.image) {
+            let reason = reason.clone();
             if let Some(c) = task.containers.iter_mut().find(|c| c.name == def.name) {
                 c.reason = Some(reason.clone());
             }
@@ -163,9 +191,9 @@ async fn start_task(
     task.started_at = Some(now);
 }
 
-/// Makes sure the engine has `image`: pulls it only from loopback registries, so the sandbox
-/// never reaches outside the machine.
-async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
+/// Makes sure the engine has `image`: pulls it only from loopback registries (its own with its
+/// ECR login), so the sandbox never reaches outside the machine.
+async fn ensure_image(shared: &Shared, docker: &Docker, image: &str) -> Result<(), String> {
     if docker.inspect_image(image).await.is_ok() {
         return Ok(());
     }
@@ -181,7 +209,16 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<(), String> {
     let options = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
-    let mut pull = docker.create_image(Some(options), None, None);
+    let login =
+        image
+            .starts_with(&format!("{}/", shared.host))
+            .then(|| bollard::auth::DockerCredentials {
+                username: Some("AWS".into()),
+                password: Some(shared.password.clone()),
+                serveraddress: Some(shared.host.clone()),
+                ..Default::default()
+            });
+    let mut pull = docker.create_image(Some(options), None, login);
     while let Some(item) = pull.next().await {
         if let Err(e) = item {
             return Err(fail(e.to_string()));
@@ -420,7 +457,7 @@ fn trip_breaker(state: &mut State, cluster: &str, service: &str, now: Time) {
     );
     s.push_event(event_id(), now, msg);
     if let (true, Some(target)) = (s.breaker.rollback, target) {
-        let id = ecs::start_deployment(s, &target, now);
+        let id = ecs::start_deployment(s, &target, now, Some(&primary.id));
         let msg = format!("(service {service}) rolling back to deployment {id}.");
         s.push_event(event_id(), now, msg);
     }

@@ -162,6 +162,7 @@ mod tests {
             rollout_reason: String::new(),
             created_at: 0.0,
             updated_at: 0.0,
+            rollback_of: None,
         }
     }
 

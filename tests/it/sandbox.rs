@@ -486,3 +486,188 @@ async fn the_sandbox_command_serves_until_terminated_and_cleans_up() {
         "containers removed on exit"
     );
 }
+
+/// POSTs `body` to a control endpoint of the sandbox.
+fn control(sandbox: &Sandbox, path: &str, body: &str) {
+    let url = format!("{}/_sandbox/{path}", sandbox.endpoint());
+    ureq::post(&url)
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_injected_on_demand() {
+    let (sandbox, _) = sandbox(8192).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(sandbox.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let client = Client::new(&config);
+
+    control(&sandbox, "faults", r#"{"throttle_rate": 1.0}"#);
+    let err = client.list_clusters().send().await.unwrap_err();
+    assert_eq!(
+        err.as_service_error()
+            .and_then(|e| aws_sdk_ecs::error::ProvideErrorMetadata::code(e)),
+        Some("ThrottlingException"),
+        "{err:?}"
+    );
+
+    control(&sandbox, "faults", r#"{"error_rate": 1.0}"#);
+    let err = client.list_clusters().send().await.unwrap_err();
+    assert_eq!(
+        err.raw_response().map(|r| r.status().as_u16()),
+        Some(500),
+        "{err:?}"
+    );
+
+    control(&sandbox, "faults", r#"{"drop_rate": 1.0}"#);
+    let err = client.list_clusters().send().await.unwrap_err();
+    assert!(
+        err.as_service_error().is_none() && err.raw_response().is_none(),
+        "no answer at all: {err:?}"
+    );
+
+    control(&sandbox, "faults", r#"{"latency_ms": 300}"#);
+    let started = std::time::Instant::now();
+    client.list_clusters().send().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the answer waited for the injected latency"
+    );
+
+    control(&sandbox, "faults", "{}");
+    client.list_clusters().send().await.unwrap();
+    let bad =
+        ureq::post(&format!("{}/_sandbox/faults", sandbox.endpoint())).send(r#"{"error_rate": 2}"#);
+    assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_forgets_everything_and_removes_containers() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let td = register(&client, "reset", container(&bed, &["sleep", "600"])).await;
+    create_service(&client, "web", &td, 1, false).await;
+    wait_until(&client, "web", "rollout", |s| completed_on(s, &td)).await;
+    assert_eq!(sandbox_containers(&sandbox).await, 1);
+
+    control(&sandbox, "reset", "");
+    assert_eq!(sandbox_containers(&sandbox).await, 0);
+    let clusters = client
+        .describe_clusters()
+        .clusters("c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clusters.failures()[0].reason(), Some("MISSING"));
+    let err = client
+        .describe_task_definition()
+        .task_definition(&td)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.as_service_error().unwrap().is_client_exception());
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deckhand_push_lands_in_the_sandbox_ecr_and_the_sandbox_runs_it() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let repo = crate::bed::Repo::new(&[(
+        "Dockerfile",
+        &format!("FROM {}\nCMD [\"sleep\", \"600\"]\n", bed.base_image),
+    )]);
+    let name = "team/app";
+    let endpoint = sandbox.endpoint();
+    // The child talks to this process's sandbox: wait for it off the runtime's workers.
+    let push = |extra: &'static [&'static str]| {
+        let dir = repo.path().to_path_buf();
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "push",
+                "--repository",
+                name,
+                "--output",
+                "json",
+                "--create-repository",
+            ];
+            args.extend_from_slice(extra);
+            crate::bed::deckhand(&dir, &args, &[("AWS_ENDPOINT_URL", &endpoint)])
+        })
+    };
+    let first = push(&[]).await.unwrap();
+    first.expect_code(0);
+    let out = first.json();
+    assert_eq!(
+        out["image"],
+        format!("{}/{name}:{}", sandbox.addr, repo.sha)
+    );
+    assert!(
+        !first.all().contains(&sandbox.shared.password),
+        "the sandbox's registry password leaked"
+    );
+
+    // ECR's view is exactly what was pushed
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let ecr = aws_sdk_ecr::Client::new(&config);
+    let images = ecr
+        .describe_images()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap();
+    let detail = &images.image_details()[0];
+    assert_eq!(detail.image_digest(), out["digest"].as_str());
+    assert_eq!(detail.image_tags(), std::slice::from_ref(&repo.sha));
+
+    // a re-run skips through DescribeImages and adds a tag through BatchGetImage + PutImage
+    let second = push(&["--tag", "latest"]).await.unwrap();
+    second.expect_code(0);
+    assert_eq!(second.json()["skipped"], true);
+    let images = ecr
+        .describe_images()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap();
+    let mut tags = images.image_details()[0].image_tags().to_vec();
+    tags.sort();
+    assert_eq!(tags, vec![repo.sha.clone(), "latest".to_string()]);
+
+    // Drop the engine's copy: the sandbox must pull the pinned image from its own registry.
+    let docker = deckhand::image::engine::connect().await.unwrap();
+    let image = out["image"].as_str().unwrap().to_string();
+    let pinned = out["pinned"].as_str().unwrap().to_string();
+    for reference in [&image, &format!("{}/{name}:latest", sandbox.addr)] {
+        let _ = docker
+            .remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+    let c = ContainerDefinition::builder()
+        .name("app")
+        .image(&pinned)
+        .essential(true)
+        .memory(32)
+        .build();
+    let td = register(&client, "app", c).await;
+    create_service(&client, "app", &td, 1, false).await;
+    wait_until(&client, "app", "rollout of the pushed image", |s| {
+        completed_on(s, &td)
+    })
+    .await;
+    sandbox.stop().await;
+}
