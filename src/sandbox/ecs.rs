@@ -198,7 +198,31 @@ pub fn validate_task_definition(input: &Value) -> Result<Value, ApiError> {
             obj.remove(*f);
         }
     }
+    with_ecs_defaults(&mut body);
     Ok(body)
+}
+
+/// Fills in what ECS itself returns for fields left out at registration (clients such as
+/// ecs-deploy rely on them being there).
+fn with_ecs_defaults(body: &mut Value) {
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    for key in ["volumes", "placementConstraints"] {
+        obj.entry(key).or_insert(json!([]));
+    }
+    if let Some(defs) = obj
+        .get_mut("containerDefinitions")
+        .and_then(|d| d.as_array_mut())
+    {
+        for d in defs.iter_mut().filter_map(|d| d.as_object_mut()) {
+            d.entry("cpu").or_insert(json!(0));
+            d.entry("essential").or_insert(json!(true));
+            for key in ["portMappings", "environment", "mountPoints", "volumesFrom"] {
+                d.entry(key).or_insert(json!([]));
+            }
+        }
+    }
 }
 
 fn strip_nulls(v: Value) -> Value {

@@ -12,6 +12,9 @@ pub struct Bed {
     pub wrong_auth_registry: String,
     pub password: String,
     pub base_image: String,
+    /// The aws CLI and fabfuel's ecs-deploy, from the bed's venv.
+    pub aws_cli: String,
+    pub ecs_deploy: String,
 }
 
 impl Bed {
@@ -30,6 +33,8 @@ impl Bed {
             wrong_auth_registry: var("DECKHAND_TEST_WRONG_AUTH_REGISTRY"),
             password: var("DECKHAND_TEST_REGISTRY_PASSWORD"),
             base_image: var("DECKHAND_TEST_BASE_IMAGE"),
+            aws_cli: var("DECKHAND_TEST_AWS_CLI"),
+            ecs_deploy: var("DECKHAND_TEST_ECS_DEPLOY"),
         }
     }
 

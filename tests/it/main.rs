@@ -4,6 +4,7 @@
 
 mod bed;
 mod cli;
+mod clients;
 mod context;
 mod push;
 mod sandbox;
