@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod cli;
 pub mod cmd;
+pub mod deploy;
 pub mod error;
 pub mod git;
 pub mod image;

@@ -1,0 +1,4 @@
+//! Deploying a new image to ECS services: what to register, and how to judge the result.
+
+pub mod taskdef;
+pub mod verdict;
