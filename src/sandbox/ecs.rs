@@ -375,12 +375,25 @@ fn read_deployment_config(
                 .unwrap_or(false),
         };
     }
-    if max < 100 || min > 100 || min >= max {
+    if !(100..=2000).contains(&max) || min > 100 || min >= max {
         return Err(ApiError::invalid(format!(
             "maximumPercent ({max}) must be at least 100 and above minimumHealthyPercent ({min}), which is at most 100"
         )));
     }
     Ok((max, min, breaker))
+}
+
+/// `desiredCount`, if given, within what one sandbox can run.
+fn desired_count(input: &Value) -> Result<Option<u32>, ApiError> {
+    match &input["desiredCount"] {
+        Value::Null => Ok(None),
+        v => match v.as_u64() {
+            Some(n) if n <= 1000 => Ok(Some(n as u32)),
+            _ => Err(ApiError::invalid(format!(
+                "desiredCount must be a whole number from 0 to 1000, not {v}"
+            ))),
+        },
+    }
 }
 
 fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
@@ -393,7 +406,7 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
         )));
     }
     let td_arn = td.arn.clone();
-    let desired = input["desiredCount"].as_u64().unwrap_or(0) as u32;
+    let desired = desired_count(input)?.unwrap_or(0);
     let (max, min, breaker) = read_deployment_config(input, None)?;
     let place = state.place.clone();
     let cluster = cluster_mut(state, input)?;
@@ -457,14 +470,14 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
     service.maximum_percent = max;
     service.minimum_healthy_percent = min;
     service.breaker = breaker;
-    if let Some(d) = input["desiredCount"].as_u64() {
-        service.desired_count = d as u32;
+    if let Some(d) = desired_count(input)? {
+        service.desired_count = d;
         for dep in service
             .deployments
             .iter_mut()
             .filter(|d| d.status == DeploymentStatus::Primary)
         {
-            dep.desired_count = d as u32;
+            dep.desired_count = d;
         }
     }
     let force = input["forceNewDeployment"].as_bool().unwrap_or(false);
@@ -612,6 +625,11 @@ pub fn new_task(
     let has_health_check = containers
         .iter()
         .any(|c| c.essential && c.health_check.is_some());
+    let stop_timeout = containers
+        .iter()
+        .map(|c| c.stop_timeout)
+        .max()
+        .unwrap_or(30);
     Task {
         arn: cluster.arn.replace(":cluster/", ":task/") + "/" + &id,
         id,
@@ -644,6 +662,7 @@ pub fn new_task(
         cpu,
         has_health_check,
         failure_counted: false,
+        stop_timeout,
     }
 }
 

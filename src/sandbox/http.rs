@@ -178,7 +178,13 @@ async fn api(
             match reply {
                 Ok(v) => {
                     drop(state);
-                    shared.wake.notify_one();
+                    // Only calls that change something need the runner at once.
+                    if !["Describe", "List", "Get", "BatchGet"]
+                        .iter()
+                        .any(|p| op.starts_with(p))
+                    {
+                        shared.wake.notify_one();
+                    }
                     ok_json(&v)
                 }
                 Err(e) => error(&e),

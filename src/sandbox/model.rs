@@ -98,6 +98,10 @@ pub struct ContainerDef {
     pub environment: Vec<(String, String)>,
     /// Hard limit in MiB.
     pub memory: Option<u64>,
+    /// Soft limit in MiB (`memoryReservation`).
+    pub memory_reservation: Option<u64>,
+    /// Seconds between SIGTERM and SIGKILL when stopping (`stopTimeout`, default 30).
+    pub stop_timeout: u64,
     pub cpu: u64,
     pub health_check: Option<HealthCheck>,
 }
@@ -151,10 +155,13 @@ impl ContainerDef {
                         .collect()
                 })
                 .unwrap_or_default(),
-            memory: v["memory"]
-                .as_u64()
-                .or(v["memoryReservation"].as_u64())
-                .or(task_memory),
+            memory: v["memory"].as_u64().or(if v["memoryReservation"].is_u64() {
+                None
+            } else {
+                task_memory
+            }),
+            memory_reservation: v["memoryReservation"].as_u64(),
+            stop_timeout: v["stopTimeout"].as_u64().unwrap_or(30).min(120),
             cpu: v["cpu"].as_u64().unwrap_or(0),
             health_check,
         }
@@ -308,6 +315,7 @@ impl Service {
         self.listed_deployments()
             .into_iter()
             .filter_map(|(d, over)| {
+                let over = over || d.status != DeploymentStatus::Primary;
                 let (status, reason) = service_deployment_status(d, self.rollback_for(&d.id), over);
                 if !statuses.is_empty() && !statuses.iter().any(|s| s == status) {
                     return None;
@@ -337,6 +345,7 @@ impl Service {
             .into_iter()
             .find(|(d, _)| self.deployment_arn(&d.id) == arn)?;
         let rollback = self.rollback_for(&d.id);
+        let over = over || d.status != DeploymentStatus::Primary;
         let (status, reason) = service_deployment_status(d, rollback, over);
         let counts = |dep: &Deployment| {
             let mine = tasks
@@ -437,7 +446,11 @@ impl Service {
             "serviceArn": self.arn,
             "serviceName": self.name,
             "clusterArn": self.cluster_arn,
-            "status": if self.active { "ACTIVE" } else { "DRAINING" },
+            "status": match (self.active, count(None, "RUNNING") + pending(None)) {
+                (true, _) => "ACTIVE",
+                (false, 0) => "INACTIVE",
+                (false, _) => "DRAINING",
+            },
             "desiredCount": self.desired_count,
             "runningCount": count(None, "RUNNING"),
             "pendingCount": pending(None),
@@ -494,6 +507,8 @@ pub struct Task {
     pub has_health_check: bool,
     /// True once a failure of this task has been counted against its deployment.
     pub failure_counted: bool,
+    /// Grace period between SIGTERM and SIGKILL, seconds (the largest of its containers').
+    pub stop_timeout: u64,
 }
 
 impl Task {

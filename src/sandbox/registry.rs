@@ -123,6 +123,17 @@ fn errors(status: StatusCode, code: &str, message: &str) -> Resp {
         .expect("static response parts")
 }
 
+fn name_unknown(shared: &Shared, name: &str) -> Resp {
+    errors(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        &format!(
+            "The repository with name '{name}' does not exist in the registry with id '{}'",
+            shared.place.account
+        ),
+    )
+}
+
 fn empty(status: StatusCode, headers: &[(&str, String)]) -> Resp {
     let mut r = Response::builder()
         .status(status)
@@ -203,7 +214,10 @@ pub async fn serve(shared: &Shared, req: Request<Incoming>) -> Resp {
     match (route, method) {
         (Route::Tags { name }, Method::GET) => {
             let state = shared.state.lock().await;
-            let tags: Vec<&String> = state.ecr.repositories[&name].tags.keys().collect();
+            let Some(repo) = state.ecr.repositories.get(&name) else {
+                return name_unknown(shared, &name);
+            };
+            let tags: Vec<&String> = repo.tags.keys().collect();
             let body = json!({"name": name, "tags": tags}).to_string();
             Response::builder()
                 .status(StatusCode::OK)
@@ -239,7 +253,9 @@ pub async fn serve(shared: &Shared, req: Request<Incoming>) -> Resp {
 
 async fn get_manifest(shared: &Shared, name: &str, reference: &str, head: bool) -> Resp {
     let state = shared.state.lock().await;
-    let repo = &state.ecr.repositories[name];
+    let Some(repo) = state.ecr.repositories.get(name) else {
+        return name_unknown(shared, name);
+    };
     let digest = if reference.starts_with("sha256:") {
         Some(reference.to_string())
     } else {
@@ -328,7 +344,9 @@ async fn put_manifest(
         pushed_at: super::now(),
     };
     let mut state = shared.state.lock().await;
-    let repo = state.ecr.repositories.get_mut(name).expect("checked above");
+    let Some(repo) = state.ecr.repositories.get_mut(name) else {
+        return name_unknown(shared, name);
+    };
     match repo.put(image, tag) {
         Ok(()) => {}
         Err(e) if e.kind == "ImageAlreadyExistsException" => {}

@@ -27,16 +27,54 @@ pub async fn run(shared: std::sync::Arc<Shared>, docker: Docker) {
     }
 }
 
-/// One pass over every task and service. Images are pulled first, without holding the state:
-/// a pull from the sandbox's own registry needs the state to answer.
+/// Containers to stop gracefully, with the grace period: (cluster, task id, docker ids, secs).
+type StopWork = Vec<(String, String, Vec<String>, i32)>;
+
+/// One pass over every task and service. Pulls and graceful stops run without holding the
+/// state (a pull from the sandbox's own registry needs the state to answer, and a stop may wait
+/// out its grace period); starting, observing and scheduling run under it.
 pub async fn tick(shared: &Shared, docker: &Docker) {
-    let wanted = images_to_start(&*shared.state.lock().await);
+    let (wanted, stops) = {
+        let mut state = shared.state.lock().await;
+        let wanted = images_to_start(&mut state);
+        (wanted, stops_to_make(&mut state, shared.options.time_scale))
+    };
     let mut pulled = HashMap::new();
     for image in wanted {
         let result = ensure_image(shared, docker, &image).await;
         pulled.insert(image, result);
     }
+    let stopped = futures_util::future::join_all(stops.into_iter().map(
+        |(cluster, task, ids, grace)| async move {
+            let mut codes = Vec::new();
+            for id in ids {
+                codes.push((id.clone(), stop_gracefully(docker, &id, grace).await));
+            }
+            (cluster, task, codes)
+        },
+    ))
+    .await;
+
     let mut state = shared.state.lock().await;
+    let now = super::now();
+    for (cluster, task, codes) in stopped {
+        if let Some(t) = state
+            .clusters
+            .get_mut(&cluster)
+            .and_then(|c| c.tasks.get_mut(&task))
+        {
+            for c in t.containers.iter_mut() {
+                if let Some((_, code)) = codes
+                    .iter()
+                    .find(|(id, _)| c.docker_id.as_ref() == Some(id))
+                {
+                    c.exit_code = c.exit_code.or(*code);
+                }
+            }
+            finish(t, now, None, Some("ServiceSchedulerInitiated"));
+            t.failure_counted = true; // a requested stop is not a failure
+        }
+    }
     let clusters: Vec<String> = state.clusters.keys().cloned().collect();
     for cluster in clusters {
         let ids: Vec<String> = state.clusters[&cluster]
@@ -53,18 +91,69 @@ pub async fn tick(shared: &Shared, docker: &Docker) {
     }
 }
 
-/// The images of tasks waiting to start (pure).
-pub fn images_to_start(state: &State) -> Vec<String> {
-    let mut images: Vec<String> = state
+/// Moves new tasks to PENDING and returns the images they need (each once).
+pub fn images_to_start(state: &mut State) -> Vec<String> {
+    let mut images = Vec::new();
+    for t in state
         .clusters
-        .values()
-        .flat_map(|c| c.tasks.values())
-        .filter(|t| t.last_status == "PROVISIONING" && t.desired_status != "STOPPED")
-        .flat_map(|t| t.containers.iter().map(|c| c.image.clone()))
-        .collect();
+        .values_mut()
+        .flat_map(|c| c.tasks.values_mut())
+    {
+        if t.desired_status == "STOPPED" {
+            continue;
+        }
+        if t.last_status == "PROVISIONING" {
+            t.last_status = "PENDING".into();
+        }
+        if t.last_status == "PENDING" {
+            images.extend(t.containers.iter().map(|c| c.image.clone()));
+        }
+    }
     images.sort();
     images.dedup();
     images
+}
+
+/// Tasks asked to stop: marked DEACTIVATING, their containers listed for a graceful stop.
+fn stops_to_make(state: &mut State, time_scale: f64) -> StopWork {
+    let mut work = Vec::new();
+    for c in state.clusters.values_mut() {
+        for t in c.tasks.values_mut() {
+            if t.desired_status != "STOPPED" || !t.is_live() || t.last_status == "DEACTIVATING" {
+                continue;
+            }
+            let ids: Vec<String> = t
+                .containers
+                .iter()
+                .filter_map(|c| c.docker_id.clone())
+                .collect();
+            t.last_status = "DEACTIVATING".into();
+            // ECS's default stopTimeout is 30 s; scaled like the other timings, at least 1 s.
+            let grace = ((t.stop_timeout as f64) * time_scale).ceil().max(1.0) as i32;
+            work.push((c.name.clone(), t.id.clone(), ids, grace));
+        }
+    }
+    work
+}
+
+/// SIGTERM, up to `grace` seconds, then SIGKILL; returns the exit code and removes the container.
+async fn stop_gracefully(docker: &Docker, id: &str, grace: i32) -> Option<i64> {
+    let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
+        .t(grace)
+        .build();
+    let _ = docker.stop_container(id, Some(options)).await;
+    let code = docker
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .ok()
+        .and_then(|i| i.state)
+        .and_then(|s| s.exit_code);
+    let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+    let _ = docker.remove_container(id, Some(remove)).await;
+    code
 }
 
 /// Names the sandbox's containers so that several sandboxes can share one engine.
@@ -89,15 +178,10 @@ async fn progress_task(
         return;
     };
     if task.desired_status == "STOPPED" {
-        stop_containers(docker, task).await;
-        finish(task, now, None, None);
-        if task.stop_code.is_none() {
-            task.stop_code = Some("ServiceSchedulerInitiated".into());
-        }
-        task.failure_counted = true; // a requested stop is not a failure
+        // Stopped gracefully, outside the lock, on the next tick.
         return;
     }
-    if task.last_status == "PROVISIONING" {
+    if task.last_status == "PENDING" {
         let defs = state
             .task_definition(&task_td(state, cluster, id))
             .map(|d| d.containers())
@@ -268,7 +352,8 @@ fn container_body(
         }),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
-            memory: def.memory.map(|m| (m.max(6) * 1024 * 1024) as i64),
+            memory: def.memory.map(mib_to_bytes),
+            memory_reservation: def.memory_reservation.map(mib_to_bytes),
             ..Default::default()
         }),
         ..Default::default()
@@ -373,6 +458,11 @@ async fn stop_containers(docker: &Docker, task: &mut Task) {
     }
 }
 
+/// MiB to bytes for Docker, at least Docker's 6 MiB minimum, without overflow.
+fn mib_to_bytes(mib: u64) -> i64 {
+    i64::try_from(mib.clamp(6, 1 << 40).saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
+}
+
 /// Removes every container this sandbox instance started (on shutdown).
 pub async fn remove_all(docker: &Docker, instance: &str) {
     let filters = HashMap::from([(
@@ -445,7 +535,11 @@ fn trip_breaker(state: &mut State, cluster: &str, service: &str, now: Time) {
     if !s.breaker.enable || !scheduler::breaker_tripped(&primary) {
         return;
     }
-    let target = scheduler::rollback_target(s, &primary.id).map(str::to_string);
+    // A rollback that fails is not rolled back again: the service needs a person.
+    let target = match primary.rollback_of {
+        Some(_) => None,
+        None => scheduler::rollback_target(s, &primary.id).map(str::to_string),
+    };
     if let Some(d) = s.deployments.iter_mut().find(|d| d.id == primary.id) {
         d.rollout = Rollout::Failed;
         d.rollout_reason = "ECS deployment circuit breaker: tasks failed to start.".into();
@@ -469,7 +563,9 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
         .values()
         .flat_map(|c| c.tasks.values())
         .filter(|t| t.is_live())
-        .fold((0, 0), |(m, c), t| (m + t.memory, c + t.cpu));
+        .fold((0u64, 0u64), |(m, c), t| {
+            (m.saturating_add(t.memory), c.saturating_add(t.cpu))
+        });
     let demands: HashMap<String, (u64, u64)> = state
         .families
         .values()
@@ -488,7 +584,9 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
     let stable = options.stable_after.as_secs_f64();
     let actions = scheduler::plan(s, &live, now, stable, |td| {
         let (m, u) = demands.get(td).copied().unwrap_or((0, 0));
-        if memory + m > options.memory_mib || cpu + u > options.cpu_units {
+        if memory.saturating_add(m) > options.memory_mib
+            || cpu.saturating_add(u) > options.cpu_units
+        {
             return false;
         }
         memory += m;
@@ -634,6 +732,83 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(250);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::sandbox::ecs;
+    use crate::sandbox::model::{Place, Rollout};
+    use serde_json::json;
+
+    fn state_with_failing(rollback_of: Option<&str>) -> State {
+        let mut state = State::new(Place {
+            region: "us-east-1".into(),
+            account: "1".into(),
+        });
+        let td = json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i"}]});
+        ecs::handle(
+            &mut state,
+            "CreateCluster",
+            &json!({"clusterName": "c"}),
+            0.0,
+        )
+        .unwrap();
+        ecs::handle(&mut state, "RegisterTaskDefinition", &td, 0.0).unwrap();
+        ecs::handle(&mut state, "RegisterTaskDefinition", &td, 0.0).unwrap();
+        let svc = json!({"cluster": "c", "serviceName": "s", "taskDefinition": "f:1", "desiredCount": 1,
+                         "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true, "rollback": true}}});
+        ecs::handle(&mut state, "CreateService", &svc, 0.0).unwrap();
+        let s = state
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("s")
+            .unwrap();
+        s.deployments[0].rollout = Rollout::Completed;
+        ecs::start_deployment(
+            s,
+            "arn:aws:ecs:us-east-1:1:task-definition/f:2",
+            1.0,
+            rollback_of,
+        );
+        s.deployments[0].failed_tasks = 3;
+        state
+    }
+
+    #[test]
+    fn the_breaker_rolls_back_once_and_a_failed_rollback_is_left_for_a_person() {
+        let mut state = state_with_failing(None);
+        trip_breaker(&mut state, "c", "s", 2.0);
+        let s = &state.clusters["c"].services["s"];
+        assert_eq!(s.deployments.len(), 3, "a rollback deployment was started");
+        assert!(s.deployments[0].rollback_of.is_some());
+
+        let mut state = state_with_failing(Some("ecs-svc/earlier"));
+        trip_breaker(&mut state, "c", "s", 2.0);
+        let s = &state.clusters["c"].services["s"];
+        assert_eq!(s.deployments.len(), 2, "no rollback of a rollback");
+        assert_eq!(s.deployments[0].rollout, Rollout::Failed);
+    }
+
+    #[test]
+    fn memory_reservation_is_a_soft_limit() {
+        let td = crate::sandbox::model::TaskDefinition {
+            family: "f".into(),
+            revision: 1,
+            arn: "a".into(),
+            active: true,
+            body: json!({"memory": "512", "containerDefinitions": [
+                {"name": "a", "image": "i", "memoryReservation": 128},
+                {"name": "b", "image": "i", "memory": 64, "stopTimeout": 5}
+            ]}),
+            tags: json!([]),
+            registered_at: 0.0,
+            deregistered_at: None,
+        };
+        let c = td.containers();
+        assert_eq!((c[0].memory, c[0].memory_reservation), (None, Some(128)));
+        assert_eq!((c[1].memory, c[1].stop_timeout), (Some(64), 5));
+        assert_eq!(c[0].stop_timeout, 30);
+        assert_eq!(mib_to_bytes(u64::MAX), (1i64 << 40) * 1024 * 1024);
+    }
 
     #[test]
     fn only_loopback_registries_are_pulled_from() {

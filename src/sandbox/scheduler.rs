@@ -63,8 +63,9 @@ pub fn plan(
         return actions;
     };
     let desired = service.desired_count;
-    let max_total = (desired * service.maximum_percent / 100).max(1);
-    let min_healthy = (desired * service.minimum_healthy_percent).div_ceil(100);
+    let max_total = ((u64::from(desired) * u64::from(service.maximum_percent) / 100).max(1)) as u32;
+    let min_healthy =
+        (u64::from(desired) * u64::from(service.minimum_healthy_percent)).div_ceil(100) as u32;
 
     let mine: Vec<&&Task> = live
         .iter()
@@ -209,6 +210,7 @@ mod tests {
             cpu: 0,
             has_health_check: true,
             failure_counted: false,
+            stop_timeout: 30,
         }
     }
 

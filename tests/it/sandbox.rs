@@ -167,7 +167,9 @@ async fn a_good_image_rolls_out_and_a_new_revision_replaces_it() {
         "the tasks are real containers"
     );
 
-    let td2 = register(&client, "good", container(&bed, &["sleep", "601"])).await;
+    // This revision's app exits 0 on SIGTERM, so its replacement shows a clean stop.
+    let graceful = "trap 'exit 0' TERM; while true; do sleep 1; done";
+    let td2 = register(&client, "good", container(&bed, &["sh", "-c", graceful])).await;
     let updated = client
         .update_service()
         .cluster("c")
@@ -190,6 +192,56 @@ async fn a_good_image_rolls_out_and_a_new_revision_replaces_it() {
         2,
         "the old tasks were stopped"
     );
+
+    // Replacing td2's tasks stops them gracefully: SIGTERM, and the app's own exit code.
+    let td3 = register(&client, "good", container(&bed, &["sleep", "602"])).await;
+    client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .task_definition(&td3)
+        .send()
+        .await
+        .unwrap();
+    wait_until(&client, "web", "third rollout", |s| completed_on(s, &td3)).await;
+    let stopped = client
+        .list_tasks()
+        .cluster("c")
+        .service_name("web")
+        .desired_status("STOPPED".into())
+        .send()
+        .await
+        .unwrap();
+    let tasks = client
+        .describe_tasks()
+        .cluster("c")
+        .set_tasks(Some(stopped.task_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let replaced: Vec<_> = tasks
+        .tasks()
+        .iter()
+        .filter(|t| t.task_definition_arn() == Some(td2.as_str()))
+        .collect();
+    assert_eq!(replaced.len(), 2, "{tasks:#?}");
+    for t in replaced {
+        assert_eq!(
+            t.stop_code().map(|c| c.as_str()),
+            Some("ServiceSchedulerInitiated")
+        );
+        assert!(
+            t.stopped_reason()
+                .unwrap_or_default()
+                .starts_with("Scaling activity initiated by"),
+            "{t:#?}"
+        );
+        assert_eq!(
+            t.containers()[0].exit_code(),
+            Some(0),
+            "stopped with SIGTERM, not killed: {t:#?}"
+        );
+    }
     sandbox.stop().await;
 }
 
