@@ -133,7 +133,8 @@ pub fn from_value(value: Value) -> Result<TaskDef, InputError> {
     Ok(TaskDef { body, tags })
 }
 
-fn strip_nulls(v: Value) -> Value {
+/// Drops `null` values at every depth (absent and null mean the same to ECS).
+pub fn strip_nulls(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::Rng;
 use serde_json::{json, Value};
 
+use crate::deploy::taskdef::{strip_nulls, READ_ONLY};
+
 use super::model::{
     CircuitBreaker, Cluster, Deployment, DeploymentStatus, Rollout, Service, State, Task,
     TaskDefinition, Time,
@@ -34,18 +36,6 @@ impl ApiError {
 }
 
 type Reply = Result<Value, ApiError>;
-
-/// Fields of a task definition that ECS sets itself and never takes as input.
-const READ_ONLY: [&str; 8] = [
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-];
 
 /// Runs one ECS operation against the state.
 pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
@@ -222,19 +212,6 @@ fn with_ecs_defaults(body: &mut Value) {
                 d.entry(key).or_insert(json!([]));
             }
         }
-    }
-}
-
-fn strip_nulls(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, strip_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
-        v => v,
     }
 }
 

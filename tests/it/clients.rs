@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use deckhand::sandbox::{Options, Sandbox};
+use deckhand::sandbox::Sandbox;
 use serde_json::Value;
 
 use crate::bed::Bed;
@@ -12,16 +12,7 @@ use crate::bed::Bed;
 const PATIENCE: Duration = Duration::from_secs(90);
 
 async fn start() -> Sandbox {
-    Bed::get();
-    let docker = deckhand::image::engine::connect()
-        .await
-        .expect("the bed's engine");
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tick: Duration::from_millis(100),
-        ..Options::default()
-    };
-    Sandbox::start(options, docker).await.unwrap()
+    crate::sandbox::sandbox(8192).await.0
 }
 
 /// Runs a client program against the sandbox off the runtime's workers (the sandbox answering

@@ -16,7 +16,7 @@ use crate::bed::Bed;
 /// Long enough for several ticks and a container start on a busy machine; never a sleep.
 const PATIENCE: Duration = Duration::from_secs(90);
 
-async fn sandbox(memory_mib: u64) -> (Sandbox, Client) {
+pub async fn sandbox(memory_mib: u64) -> (Sandbox, Client) {
     Bed::get();
     let docker = deckhand::image::engine::connect()
         .await
@@ -135,6 +135,29 @@ async fn create_service(client: &Client, name: &str, td: &str, desired: i32, bre
         .unwrap();
 }
 
+/// The stopped tasks of `service`, described.
+async fn stopped_tasks(client: &Client, service: &str) -> Vec<aws_sdk_ecs::types::Task> {
+    let stopped = client
+        .list_tasks()
+        .cluster("c")
+        .service_name(service)
+        .desired_status("STOPPED".into())
+        .send()
+        .await
+        .unwrap();
+    if stopped.task_arns().is_empty() {
+        return Vec::new();
+    }
+    let tasks = client
+        .describe_tasks()
+        .cluster("c")
+        .set_tasks(Some(stopped.task_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    tasks.tasks().to_vec()
+}
+
 async fn sandbox_containers(sandbox: &Sandbox) -> usize {
     let docker = deckhand::image::engine::connect().await.unwrap();
     let filters = std::collections::HashMap::from([(
@@ -204,23 +227,8 @@ async fn a_good_image_rolls_out_and_a_new_revision_replaces_it() {
         .await
         .unwrap();
     wait_until(&client, "web", "third rollout", |s| completed_on(s, &td3)).await;
-    let stopped = client
-        .list_tasks()
-        .cluster("c")
-        .service_name("web")
-        .desired_status("STOPPED".into())
-        .send()
-        .await
-        .unwrap();
-    let tasks = client
-        .describe_tasks()
-        .cluster("c")
-        .set_tasks(Some(stopped.task_arns().to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let tasks = stopped_tasks(&client, "web").await;
     let replaced: Vec<_> = tasks
-        .tasks()
         .iter()
         .filter(|t| t.task_definition_arn() == Some(td2.as_str()))
         .collect();
@@ -282,23 +290,8 @@ async fn a_crashing_image_trips_the_breaker_and_rolls_back() {
         "{ev:?}"
     );
 
-    let stopped = client
-        .list_tasks()
-        .cluster("c")
-        .service_name("api")
-        .desired_status("STOPPED".into())
-        .send()
-        .await
-        .unwrap();
-    let tasks = client
-        .describe_tasks()
-        .cluster("c")
-        .set_tasks(Some(stopped.task_arns().to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let tasks = stopped_tasks(&client, "api").await;
     let crashed: Vec<_> = tasks
-        .tasks()
         .iter()
         .filter(|t| t.task_definition_arn() == Some(bad.as_str()))
         .collect();
@@ -342,23 +335,9 @@ async fn failing_health_checks_stop_tasks() {
         s.deployments()[0].rollout_state().map(|r| r.as_str()),
         Some("COMPLETED")
     );
-    let stopped = client
-        .list_tasks()
-        .cluster("c")
-        .service_name("sick")
-        .desired_status("STOPPED".into())
-        .send()
-        .await
-        .unwrap();
-    let tasks = client
-        .describe_tasks()
-        .cluster("c")
-        .set_tasks(Some(stopped.task_arns().to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let tasks = stopped_tasks(&client, "sick").await;
     assert_eq!(
-        tasks.tasks()[0].stopped_reason(),
+        tasks[0].stopped_reason(),
         Some("Task failed container health checks")
     );
     sandbox.stop().await;
