@@ -6,5 +6,6 @@ mod bed;
 mod cli;
 mod clients;
 mod context;
+mod deploy;
 mod push;
 mod sandbox;
