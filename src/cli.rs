@@ -46,8 +46,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Build the image, tag it with the git SHA and push it to ECR.
     Push(PushArgs),
-    /// Register a task definition revision with the image, update the service, watch it (not yet implemented).
-    Deploy(Unimplemented),
+    /// Register a task definition revision with the image, update the service, watch it, roll back on failure.
+    Deploy(DeployArgs),
     /// Roll a service back to its last good revision (not yet implemented).
     Rollback(Unimplemented),
     /// Show what a service is running (not yet implemented).
@@ -61,6 +61,66 @@ pub enum Command {
 pub struct Unimplemented {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+/// `deckhand deploy`: a new image to an ECS service, watched to a verdict.
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// ECS cluster name or ARN.
+    #[arg(long, env = "DECKHAND_CLUSTER")]
+    pub cluster: String,
+
+    /// ECS service name (one per deploy in this version).
+    #[arg(
+        long = "service",
+        required = true,
+        env = "DECKHAND_SERVICE",
+        value_delimiter = '\n'
+    )]
+    pub services: Vec<String>,
+
+    /// Image to deploy, e.g. the `pinned` reference `deckhand push` printed.
+    #[arg(long, env = "DECKHAND_IMAGE")]
+    pub image: String,
+
+    /// Container(s) to give the new image (default: those whose image is from the same repository).
+    #[arg(long = "container", env = "DECKHAND_CONTAINER", value_delimiter = '\n')]
+    pub containers: Vec<String>,
+
+    /// Task definition JSON (RegisterTaskDefinition input or DescribeTaskDefinition output);
+    /// default: the service's current one.
+    #[arg(long, value_name = "FILE", env = "DECKHAND_TASK_DEFINITION")]
+    pub task_definition: Option<PathBuf>,
+
+    /// How long to wait for the deployment (and again for a rollback), e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, env = "DECKHAND_TIMEOUT")]
+    pub timeout: std::time::Duration,
+
+    /// Roll back to the last good revision when the deploy fails.
+    #[arg(long, value_enum, default_value_t = RollbackMode::Auto, env = "DECKHAND_ROLLBACK")]
+    pub rollback: RollbackMode,
+
+    /// Register and update, then exit without watching.
+    #[arg(long, env = "DECKHAND_NO_WAIT")]
+    pub no_wait: bool,
+
+    /// Print the task-definition change (secrets masked) and change nothing.
+    #[arg(long, env = "DECKHAND_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// How often to look at the service while watching.
+    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "DECKHAND_POLL")]
+    pub poll: std::time::Duration,
+
+    /// Failed tasks of the new revision that fail the deploy (before ECS's circuit breaker, which needs 3).
+    #[arg(long, default_value_t = 2, env = "DECKHAND_MAX_FAILED_TASKS")]
+    pub max_failed_tasks: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RollbackMode {
+    Auto,
+    Never,
 }
 
 /// `deckhand sandbox`: serve a local ECS API on loopback and run tasks as containers.

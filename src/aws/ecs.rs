@@ -74,3 +74,219 @@ pub async fn register_task_definition(config: &SdkConfig, body: &Value) -> Resul
         revision: td.revision(),
     })
 }
+
+/// Keeps a copy of the raw response body (to read fields the SDK does not model).
+#[derive(Debug, Clone, Default)]
+struct KeepBody(std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+impl Intercept for KeepBody {
+    fn name(&self) -> &'static str {
+        "deckhand::KeepBody"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.response().body().bytes() {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// DescribeTaskDefinition (with tags) as the raw JSON ECS sent: every field, modelled or not.
+pub async fn describe_task_definition(config: &SdkConfig, reference: &str) -> Result<Value> {
+    let keep = KeepBody::default();
+    Client::new(config)
+        .describe_task_definition()
+        .task_definition(reference)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .customize()
+        .interceptor(keep.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            Error::failed(format!(
+                "ECS DescribeTaskDefinition {reference} failed: {}",
+                super::describe(&e)
+            ))
+        })?;
+    let bytes = keep
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::failed(format!(
+            "ECS DescribeTaskDefinition returned unreadable JSON: {e}"
+        ))
+    })
+}
+
+/// One service event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub at: f64,
+    pub message: String,
+}
+
+/// What the watcher reads from DescribeServices.
+#[derive(Debug, Clone)]
+pub struct ServiceView {
+    pub arn: String,
+    pub task_definition: String,
+    pub desired: i32,
+    pub running: i32,
+    pub deployments: Vec<crate::deploy::verdict::DeploymentView>,
+    /// Newest first, as ECS sends them.
+    pub events: Vec<Event>,
+}
+
+/// DescribeServices for one service; an unknown cluster or service is an error saying so.
+pub async fn describe_service(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<ServiceView> {
+    let out = client
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(se) if se.is_cluster_not_found_exception() => Error::failed(format!(
+                "the ECS cluster {cluster:?} does not exist (in this account and region). Check --cluster and --region."
+            )),
+            _ => Error::failed(format!("ECS DescribeServices failed: {}", super::describe(&e))),
+        })?;
+    let s = out
+        .services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+        .ok_or_else(|| Error::failed(format!("the ECS service {service:?} does not exist in cluster {cluster:?}. Check --service.")))?;
+    let when = |t: Option<&aws_smithy_types::DateTime>| t.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    Ok(ServiceView {
+        arn: s.service_arn().unwrap_or_default().to_string(),
+        task_definition: s.task_definition().unwrap_or_default().to_string(),
+        desired: s.desired_count(),
+        running: s.running_count(),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| crate::deploy::verdict::DeploymentView {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                task_definition: d.task_definition().unwrap_or_default().to_string(),
+                rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                rollout_reason: d.rollout_state_reason().map(str::to_string),
+                desired: d.desired_count(),
+                running: d.running_count(),
+            })
+            .collect(),
+        events: s
+            .events()
+            .iter()
+            .map(|e| Event {
+                id: e.id().unwrap_or_default().to_string(),
+                at: when(e.created_at()),
+                message: e.message().unwrap_or_default().to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// UpdateService to `task_definition`; returns the id of the deployment it started.
+pub async fn update_service(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+) -> Result<String> {
+    let out = client
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(task_definition)
+        .send()
+        .await
+        .map_err(|e| Error::failed(format!("ECS UpdateService failed: {}", super::describe(&e))))?;
+    out.service()
+        .and_then(|s| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+        })
+        .and_then(|d| d.id())
+        .map(str::to_string)
+        .ok_or_else(|| Error::failed("ECS UpdateService returned no PRIMARY deployment"))
+}
+
+/// A stopped task of a deployment, as a person needs to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoppedTask {
+    pub arn: String,
+    pub reason: String,
+    pub stop_code: String,
+    /// (container, exit code, container reason)
+    pub containers: Vec<(String, Option<i32>, String)>,
+}
+
+/// The stopped tasks that `deployment` started.
+pub async fn stopped_tasks(
+    client: &Client,
+    cluster: &str,
+    deployment: &str,
+) -> Result<Vec<StoppedTask>> {
+    let list = client
+        .list_tasks()
+        .cluster(cluster)
+        .started_by(deployment)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+        .send()
+        .await
+        .map_err(|e| Error::failed(format!("ECS ListTasks failed: {}", super::describe(&e))))?;
+    if list.task_arns().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    // DescribeTasks takes at most 100 tasks per call.
+    for chunk in list.task_arns().chunks(100) {
+        let described = client
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                Error::failed(format!("ECS DescribeTasks failed: {}", super::describe(&e)))
+            })?;
+        out.extend(described.tasks().iter().map(|t| {
+            StoppedTask {
+                arn: t.task_arn().unwrap_or_default().to_string(),
+                reason: t.stopped_reason().unwrap_or_default().to_string(),
+                stop_code: t
+                    .stop_code()
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default(),
+                containers: t
+                    .containers()
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.name().unwrap_or_default().to_string(),
+                            c.exit_code(),
+                            c.reason().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            }
+        }));
+    }
+    Ok(out)
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns validated settings into actions and a result.
 
+pub mod deploy;
 pub mod push;
 pub mod sandbox;
 
@@ -15,7 +16,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::output::print_push(cli.global.output, &outcome);
             Ok(())
         }
-        Command::Deploy(_) => Err(not_yet("deploy")),
+        Command::Deploy(args) => deploy::run(&cli.global, &args).await,
         Command::Rollback(_) => Err(not_yet("rollback")),
         Command::Status(_) => Err(not_yet("status")),
         Command::Sandbox(args) => sandbox::run(&cli.global, &args).await,

@@ -2,3 +2,4 @@
 
 pub mod taskdef;
 pub mod verdict;
+pub mod watch;

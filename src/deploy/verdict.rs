@@ -153,6 +153,22 @@ pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: L
     Verdict::Pending
 }
 
+/// True when a stopped task of our deployment stopped because something is wrong with it, not
+/// because the scheduler or a person replaced it (pure).
+pub fn task_failed(reason: &str, stop_code: &str) -> bool {
+    let bad_reason = [
+        "Essential container",
+        "CannotPull",
+        "CannotStart",
+        "health checks",
+        "OutOfMemory",
+        "ResourceInitializationError",
+    ]
+    .iter()
+    .any(|r| reason.contains(r));
+    bad_reason || stop_code == "EssentialContainerExited" || stop_code == "TaskFailedToStart"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +328,27 @@ mod tests {
         for (name, s, want) in cases {
             assert_eq!(verdict(&s, OURS, NEW_TD, Limits::default()), want, "{name}");
         }
+    }
+
+    #[test]
+    fn replaced_tasks_are_not_failures() {
+        assert!(task_failed(
+            "Essential container in task exited",
+            "EssentialContainerExited"
+        ));
+        assert!(task_failed(
+            "CannotPullContainerError: x",
+            "TaskFailedToStart"
+        ));
+        assert!(task_failed(
+            "Task failed container health checks",
+            "ServiceSchedulerInitiated"
+        ));
+        assert!(!task_failed(
+            "Scaling activity initiated by (deployment ecs-svc/1)",
+            "ServiceSchedulerInitiated"
+        ));
+        assert!(!task_failed("Task stopped by user", "UserInitiated"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn commands_not_built_yet_say_so_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["deploy", "rollback", "status"] {
+    for cmd in ["rollback", "status"] {
         let run = deckhand(dir.path(), &[cmd, "--cluster", "c"], &[]);
         run.expect_code(2);
         assert!(

@@ -101,3 +101,251 @@ async fn moto_accepts_a_task_definition_from_describe_output() {
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[0].image(), Some("127.0.0.1:1/web:v1"));
 }
+
+mod command {
+    //! `deckhand deploy` end to end on the sandbox, with real containers.
+
+    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+    use aws_sdk_ecs::Client;
+    use deckhand::sandbox::Sandbox;
+
+    use crate::bed::{Bed, Run};
+    use crate::sandbox::{completed_on, container, register, sandbox, wait_until};
+
+    /// A sandbox with service `web` stable on a good revision; returns that revision's ARN.
+    async fn stable_service(breaker: bool) -> (Sandbox, Client, String) {
+        let bed = Bed::get();
+        let (sandbox, client) = sandbox(8192).await;
+        client
+            .create_cluster()
+            .cluster_name("c")
+            .send()
+            .await
+            .unwrap();
+        let good = register(&client, "web", container(&bed, &["sleep", "600"])).await;
+        let config = DeploymentConfiguration::builder()
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(breaker)
+                    .rollback(breaker)
+                    .build(),
+            )
+            .build();
+        client
+            .create_service()
+            .cluster("c")
+            .service_name("web")
+            .task_definition(&good)
+            .desired_count(1)
+            .deployment_configuration(config)
+            .send()
+            .await
+            .unwrap();
+        wait_until(&client, "web", "initial rollout", |s| {
+            completed_on(s, &good)
+        })
+        .await;
+        (sandbox, client, good)
+    }
+
+    /// Runs `deckhand deploy` against the sandbox (off the runtime's workers).
+    async fn deploy(sandbox: &Sandbox, image: &str, extra: &[&str]) -> Run {
+        let endpoint = sandbox.endpoint();
+        let mut args: Vec<String> = [
+            "deploy",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--container",
+            "app",
+            "--image",
+            image,
+            "--poll",
+            "200ms",
+            "--timeout",
+            "60s",
+            "--output",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::bed::deckhand(dir.path(), &args, &[("AWS_ENDPOINT_URL", &endpoint)])
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A local image tag that runs like the base image (a new, good image).
+    async fn good_image(bed: &Bed) -> String {
+        let docker = deckhand::image::engine::connect().await.unwrap();
+        let tag = format!("deckhand-test/good:{}", crate::bed::unique("v"));
+        deckhand::image::build::tag(&docker, &bed.base_image, &tag)
+            .await
+            .unwrap();
+        tag
+    }
+
+    /// A local image with no shell or `sleep`: its tasks cannot start the container's command.
+    async fn broken_image() -> String {
+        let docker = deckhand::image::engine::connect().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY x /x\n").unwrap();
+        std::fs::write(dir.path().join("x"), "x").unwrap();
+        let tag = format!("deckhand-test/broken:{}", crate::bed::unique("v"));
+        let context = deckhand::image::context::Context::prepare(dir.path(), None).unwrap();
+        let spec = deckhand::image::build::BuildSpec {
+            tags: vec![tag.clone()],
+            build_args: Default::default(),
+            target: None,
+            labels: Default::default(),
+        };
+        deckhand::image::build::build(&docker, context, &spec)
+            .await
+            .unwrap();
+        tag
+    }
+
+    async fn service_td(client: &Client) -> String {
+        let out = client
+            .describe_services()
+            .cluster("c")
+            .services("web")
+            .send()
+            .await
+            .unwrap();
+        out.services()[0].task_definition().unwrap().to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_good_image_deploys_and_exits_0() {
+        let bed = Bed::get();
+        let (sandbox, client, good) = stable_service(false).await;
+        let image = good_image(&bed).await;
+        let run = deploy(&sandbox, &image, &[]).await;
+        run.expect_code(0);
+        let out = run.json();
+        assert_eq!(out["result"], "deployed");
+        let td = out["task_definition_arn"].as_str().unwrap().to_string();
+        assert_ne!(td, good);
+        assert_eq!(service_td(&client).await, td);
+        assert!(
+            run.stderr.contains("has reached a steady state"),
+            "events are printed:\n{}",
+            run.stderr
+        );
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broken_image_is_rolled_back_and_exits_3() {
+        let (sandbox, client, good) = stable_service(false).await;
+        let image = broken_image().await;
+        let run = deploy(&sandbox, &image, &[]).await;
+        run.expect_code(3);
+        let out = run.json();
+        assert_eq!(out["result"], "rolled-back");
+        assert_eq!(out["rolled_back"], true);
+        assert_eq!(
+            service_td(&client).await,
+            good,
+            "the service runs the old revision again"
+        );
+        assert!(
+            run.stderr.contains("CannotStartContainerError"),
+            "the reason is shown:\n{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("rolled back"), "{}", run.stderr);
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_by_ecs_is_reported_as_3_never_0() {
+        let (sandbox, client, good) = stable_service(true).await;
+        let image = broken_image().await;
+        // deckhand's own limit above ECS's breaker (3 failures for 1 task): ECS rolls back first.
+        let run = deploy(&sandbox, &image, &["--max-failed-tasks", "50"]).await;
+        run.expect_code(3);
+        assert!(run.stderr.contains("circuit breaker"), "{}", run.stderr);
+        assert_eq!(service_td(&client).await, good);
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_rollback_never_a_failure_exits_4_and_changes_nothing_more() {
+        let (sandbox, client, good) = stable_service(false).await;
+        let image = broken_image().await;
+        let run = deploy(&sandbox, &image, &["--rollback", "never"]).await;
+        run.expect_code(4);
+        assert_eq!(run.json()["result"], "failed");
+        assert_ne!(
+            service_td(&client).await,
+            good,
+            "left on the failed revision, as asked"
+        );
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dry_run_prints_the_change_and_registers_nothing() {
+        let bed = Bed::get();
+        let (sandbox, client, good) = stable_service(false).await;
+        let image = good_image(&bed).await;
+        let run = deploy(&sandbox, &image, &["--dry-run"]).await;
+        run.expect_code(0);
+        assert!(
+            run.stderr
+                .contains(&format!("+       \"image\": \"{image}\"")),
+            "{}",
+            run.stderr
+        );
+        let listed = client.list_task_definitions().send().await.unwrap();
+        assert_eq!(
+            listed.task_definition_arns().len(),
+            1,
+            "no revision was registered"
+        );
+        assert_eq!(service_td(&client).await, good);
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_service_fails_before_changing_anything() {
+        let (sandbox, _client, _) = stable_service(false).await;
+        let endpoint = sandbox.endpoint();
+        let run = tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            crate::bed::deckhand(
+                dir.path(),
+                &[
+                    "deploy",
+                    "--cluster",
+                    "c",
+                    "--service",
+                    "nope",
+                    "--image",
+                    "x/y:1",
+                ],
+                &[("AWS_ENDPOINT_URL", &endpoint)],
+            )
+        })
+        .await
+        .unwrap();
+        run.expect_code(1);
+        assert!(
+            run.stderr
+                .contains("service \"nope\" does not exist in cluster \"c\""),
+            "{}",
+            run.stderr
+        );
+        sandbox.stop().await;
+    }
+}

@@ -36,7 +36,7 @@ pub async fn sandbox(memory_mib: u64) -> (Sandbox, Client) {
     (sandbox, Client::new(&config))
 }
 
-fn container(bed: &Bed, command: &[&str]) -> ContainerDefinition {
+pub fn container(bed: &Bed, command: &[&str]) -> ContainerDefinition {
     ContainerDefinition::builder()
         .name("app")
         .image(&bed.base_image)
@@ -46,7 +46,7 @@ fn container(bed: &Bed, command: &[&str]) -> ContainerDefinition {
         .build()
 }
 
-async fn register(client: &Client, family: &str, c: ContainerDefinition) -> String {
+pub async fn register(client: &Client, family: &str, c: ContainerDefinition) -> String {
     let out = client
         .register_task_definition()
         .family(family)
@@ -73,7 +73,7 @@ async fn describe(client: &Client, service: &str) -> Service {
 }
 
 /// Polls DescribeServices until `done` holds; panics with the last state after PATIENCE.
-async fn wait_until(
+pub async fn wait_until(
     client: &Client,
     service: &str,
     what: &str,
@@ -92,7 +92,7 @@ async fn wait_until(
     }
 }
 
-fn completed_on(s: &Service, td: &str) -> bool {
+pub fn completed_on(s: &Service, td: &str) -> bool {
     s.deployments().len() == 1
         && s.deployments()[0].task_definition() == Some(td)
         && s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("COMPLETED")

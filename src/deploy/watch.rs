@@ -1,0 +1,142 @@
+//! Watching one deployment to a verdict: polls the service on a short jittered interval, prints
+//! each new service event and each failed task once, and asks the verdict function.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_ecs::Client;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::verdict::{self, Limits, Snapshot, Verdict};
+use crate::aws::ecs::{self, StoppedTask};
+use crate::error::Result;
+
+/// Where and how to watch.
+pub struct Watcher<'a> {
+    pub client: &'a Client,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub poll: Duration,
+    pub limits: Limits,
+    /// Events older than this (epoch seconds) were there before we started: not printed.
+    pub since: f64,
+}
+
+/// What has been printed already, across the deploy and its rollback.
+#[derive(Debug, Default)]
+pub struct Seen {
+    events: HashSet<String>,
+    tasks: HashSet<String>,
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Verdict(Verdict),
+    /// SIGINT/SIGTERM arrived first.
+    Interrupted,
+}
+
+/// The failed tasks of a watched deployment, for the summary.
+pub type Failures = Vec<StoppedTask>;
+
+impl Watcher<'_> {
+    /// Polls until `deployment` (running `task_definition`) is stable or failed, `deadline`
+    /// passes, or `interrupted` resolves.
+    pub async fn watch(
+        &self,
+        deployment: &str,
+        task_definition: &str,
+        deadline: Instant,
+        seen: &mut Seen,
+        interrupted: &mut (impl std::future::Future<Output = ()> + Unpin),
+    ) -> Result<(Ended, Failures)> {
+        let mut failures: Failures = Vec::new();
+        let mut placement = 0u32;
+        let mut last_progress = String::new();
+        loop {
+            let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
+            for e in view.events.iter().rev() {
+                if e.at + 1.0 >= self.since && seen.events.insert(e.id.clone()) {
+                    info!("event: {}", e.message);
+                    if e.message.contains("unable to place a task") {
+                        placement += 1;
+                    }
+                }
+            }
+            for t in ecs::stopped_tasks(self.client, self.cluster, deployment).await? {
+                if !verdict::task_failed(&t.reason, &t.stop_code) {
+                    continue;
+                }
+                if seen.tasks.insert(t.arn.clone()) {
+                    warn!("task {} stopped: {}", short(&t.arn), describe_stop(&t));
+                }
+                if !failures.iter().any(|f| f.arn == t.arn) {
+                    failures.push(t);
+                }
+            }
+            let snapshot = Snapshot {
+                task_definition: view.task_definition.clone(),
+                desired: view.desired,
+                running: view.running,
+                deployments: view.deployments.clone(),
+                failed_tasks: failures.iter().map(|f| f.reason.clone()).collect(),
+                placement_failures: placement,
+                timed_out: Instant::now() >= deadline,
+            };
+            let v = verdict::verdict(&snapshot, deployment, task_definition, self.limits);
+            if v != Verdict::Pending {
+                return Ok((Ended::Verdict(v), failures));
+            }
+            if let Some(d) = view.deployments.iter().find(|d| d.id == deployment) {
+                let progress = format!(
+                    "waiting: {} running of {} desired ({})",
+                    d.running,
+                    d.desired,
+                    d.rollout_state
+                        .as_deref()
+                        .unwrap_or("rollout state unknown")
+                );
+                // Printed when it changes, not on every poll.
+                if progress != last_progress {
+                    info!("{progress}");
+                    last_progress = progress;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(jittered(self.poll)) => {}
+                _ = &mut *interrupted => return Ok((Ended::Interrupted, failures)),
+            }
+        }
+    }
+}
+
+/// `poll` ± 20 %, so many pipelines do not poll in step.
+fn jittered(poll: Duration) -> Duration {
+    let factor = 0.8 + 0.4 * rand::random::<f64>();
+    poll.mul_f64(factor)
+}
+
+/// The last part of a task ARN (its id).
+pub fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// "reason (container app exited 3: …)" for a stopped task.
+pub fn describe_stop(t: &StoppedTask) -> String {
+    let containers: Vec<String> = t
+        .containers
+        .iter()
+        .map(|(name, code, reason)| {
+            let code = code.map(|c| format!(" exit code {c}")).unwrap_or_default();
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            format!("{name}{code}{reason}")
+        })
+        .collect();
+    format!("{} ({})", t.reason, containers.join("; "))
+}
