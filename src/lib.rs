@@ -11,3 +11,4 @@ pub mod logging;
 pub mod output;
 pub mod redact;
 pub mod sandbox;
+pub mod signals;

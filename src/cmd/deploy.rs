@@ -98,7 +98,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         since,
     };
     let mut seen = Seen::default();
-    let mut interrupted = Box::pin(interrupted());
+    let mut interrupted = Box::pin(crate::signals::interrupted());
     let deadline = Instant::now() + args.timeout;
     let (ended, failures) = watcher
         .watch(
@@ -337,22 +337,6 @@ fn finish(global: &GlobalArgs, result: DeployResult, exit: Exit) -> Result<()> {
                 ),
             },
         }),
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM (a cancelled CI job).
-async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

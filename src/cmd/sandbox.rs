@@ -33,23 +33,8 @@ pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
     info!("sandbox: ECS, ECR, STS and the image registry listening on {endpoint}");
     info!("point AWS tools at it with: export AWS_ENDPOINT_URL={endpoint}");
     crate::redact::println_stdout(&endpoint);
-    wait_for_signal().await;
+    crate::signals::interrupted().await;
     info!("sandbox: stopping; removing its containers");
     sandbox.stop().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -105,44 +105,18 @@ async fn moto_accepts_a_task_definition_from_describe_output() {
 mod command {
     //! `deckhand deploy` end to end on the sandbox, with real containers.
 
-    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
     use aws_sdk_ecs::Client;
     use deckhand::sandbox::Sandbox;
 
     use crate::bed::{Bed, Run};
-    use crate::sandbox::{completed_on, container, register, sandbox, wait_until};
+    use crate::sandbox::{completed_on, container, create_service, register, sandbox, wait_until};
 
     /// A sandbox with service `web` stable on a good revision; returns that revision's ARN.
     async fn stable_service(breaker: bool) -> (Sandbox, Client, String) {
         let bed = Bed::get();
         let (sandbox, client) = sandbox(8192).await;
-        client
-            .create_cluster()
-            .cluster_name("c")
-            .send()
-            .await
-            .unwrap();
         let good = register(&client, "web", container(&bed, &["sleep", "600"])).await;
-        let config = DeploymentConfiguration::builder()
-            .maximum_percent(200)
-            .minimum_healthy_percent(100)
-            .deployment_circuit_breaker(
-                DeploymentCircuitBreaker::builder()
-                    .enable(breaker)
-                    .rollback(breaker)
-                    .build(),
-            )
-            .build();
-        client
-            .create_service()
-            .cluster("c")
-            .service_name("web")
-            .task_definition(&good)
-            .desired_count(1)
-            .deployment_configuration(config)
-            .send()
-            .await
-            .unwrap();
+        create_service(&client, "web", &good, 1, breaker).await;
         wait_until(&client, "web", "initial rollout", |s| {
             completed_on(s, &good)
         })

@@ -106,7 +106,7 @@ fn events(s: &Service) -> Vec<String> {
         .collect()
 }
 
-async fn create_service(client: &Client, name: &str, td: &str, desired: i32, breaker: bool) {
+pub async fn create_service(client: &Client, name: &str, td: &str, desired: i32, breaker: bool) {
     client
         .create_cluster()
         .cluster_name("c")
