@@ -179,6 +179,19 @@ impl Ecr {
     }
 }
 
+/// ECR's repository name rule: lower-case segments of letters and digits joined by `.`, `_`,
+/// `-`, separated by `/`, 2 to 256 characters.
+pub fn valid_repository_name(name: &str) -> bool {
+    let seg_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    (2..=256).contains(&name.len()) && name.split('/').all(seg_ok)
+}
+
 /// Manifest media types deckhand accepts when copying a manifest to a new tag.
 const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",

@@ -385,15 +385,7 @@ async fn retag_in_registry(
 
 /// ECR repository names: lower-case segments separated by `/`, 2–256 characters.
 fn validate_repository(name: &str) -> Result<()> {
-    let segment_ok = |seg: &str| {
-        !seg.is_empty()
-            && seg
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-            && seg.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && seg.ends_with(|c: char| c.is_ascii_alphanumeric())
-    };
-    if (2..=256).contains(&name.len()) && name.split('/').all(segment_ok) {
+    if aws::ecr::valid_repository_name(name) {
         Ok(())
     } else {
         Err(Error::usage(format!(

@@ -159,7 +159,7 @@ pub fn handle(reg: &mut Registry, ctx: &Context, op: &str, input: &Value) -> Rep
     match op {
         "CreateRepository" => {
             let n = name(input)?.to_string();
-            if !valid_repository_name(&n) {
+            if !crate::aws::ecr::valid_repository_name(&n) {
                 return Err(ApiError::new(
                     "InvalidParameterException",
                     format!(
@@ -399,23 +399,14 @@ pub fn handle(reg: &mut Registry, ctx: &Context, op: &str, input: &Value) -> Rep
     }
 }
 
-/// ECR's repository name rule: lower-case segments of letters and digits joined by `.`, `_`,
-/// `-`, separated by `/`, 2 to 256 characters.
-pub fn valid_repository_name(name: &str) -> bool {
-    let seg_ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-    };
-    (2..=256).contains(&name.len()) && name.split('/').all(seg_ok)
-}
-
 /// `sha256:<hex>` of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let hash = Sha256::digest(bytes);
+    digest_string(&Sha256::digest(bytes))
+}
+
+/// `sha256:<hex>` for a finished SHA-256 hash.
+pub fn digest_string(hash: &[u8]) -> String {
     format!(
         "sha256:{}",
         hash.iter().map(|b| format!("{b:02x}")).collect::<String>()

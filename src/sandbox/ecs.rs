@@ -591,12 +591,7 @@ pub fn new_task(
     group: &str,
     now: Time,
 ) -> Task {
-    let id: String = {
-        let mut rng = rand::rng();
-        (0..32)
-            .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
-            .collect()
-    };
+    let id = super::random_hex(32);
     let (memory, cpu) = td.demand();
     let containers = td.containers();
     let has_health_check = containers

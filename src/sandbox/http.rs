@@ -250,19 +250,13 @@ pub fn error(e: &ApiError) -> Response<Full<Bytes>> {
 }
 
 fn request_id() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    let hex = |n: usize, rng: &mut rand::rngs::ThreadRng| -> String {
-        (0..n)
-            .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
-            .collect()
-    };
+    use super::random_hex;
     format!(
         "{}-{}-{}-{}-{}",
-        hex(8, &mut rng),
-        hex(4, &mut rng),
-        hex(4, &mut rng),
-        hex(4, &mut rng),
-        hex(12, &mut rng)
+        random_hex(8),
+        random_hex(4),
+        random_hex(4),
+        random_hex(4),
+        random_hex(12)
     )
 }

@@ -105,6 +105,15 @@ pub struct Sandbox {
     runner: JoinHandle<()>,
 }
 
+/// `n` random lower-case hex digits, for the ids the sandbox makes up.
+pub fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("a hex digit"))
+        .collect()
+}
+
 /// Seconds since the epoch.
 pub fn now() -> f64 {
     std::time::SystemTime::now()

@@ -391,14 +391,6 @@ async fn get_blob(shared: &Shared, digest: &str, head: bool) -> Resp {
         .expect("static response parts")
 }
 
-fn new_upload_id() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..32)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
-        .collect()
-}
-
 async fn start_upload(shared: &Shared, name: &str, req: Request<Incoming>) -> Resp {
     // Cross-repository mount: the store is shared, so a known blob is already there.
     if let Some(digest) = query_param(&req, "mount") {
@@ -413,7 +405,7 @@ async fn start_upload(shared: &Shared, name: &str, req: Request<Incoming>) -> Re
         }
     }
     let monolithic = query_param(&req, "digest");
-    let id = new_upload_id();
+    let id = super::random_hex(32);
     let path = shared.blobs.upload(&id).expect("generated ids are valid");
     if let Err(e) = append_body(&path, req.into_body()).await {
         return errors(
@@ -564,14 +556,7 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(format!(
-        "sha256:{}",
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    Ok(ecr::digest_string(&hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub async fn tick(shared: &Shared, docker: &Docker) {
         |(cluster, task, ids, grace)| async move {
             let mut codes = Vec::new();
             for id in ids {
-                codes.push((id.clone(), stop_gracefully(docker, &id, grace).await));
+                codes.push((id.clone(), stop_and_remove(docker, &id, grace).await));
             }
             (cluster, task, codes)
         },
@@ -137,7 +137,7 @@ fn stops_to_make(state: &mut State, time_scale: f64) -> StopWork {
 }
 
 /// SIGTERM, up to `grace` seconds, then SIGKILL; returns the exit code and removes the container.
-async fn stop_gracefully(docker: &Docker, id: &str, grace: i32) -> Option<i64> {
+async fn stop_and_remove(docker: &Docker, id: &str, grace: i32) -> Option<i64> {
     let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
         .t(grace)
         .build();
@@ -432,27 +432,13 @@ async fn observe_task(docker: &Docker, task: &mut Task, now: Time) {
     }
 }
 
+/// Stops a task's containers with no grace period and removes them, keeping any exit code they
+/// already had; a container that cannot be read counts as killed (137).
 async fn stop_containers(docker: &Docker, task: &mut Task) {
     for c in task.containers.iter_mut() {
         if let Some(id) = &c.docker_id {
-            if c.exit_code.is_none() {
-                if let Ok(info) = docker
-                    .inspect_container(
-                        id,
-                        None::<bollard::query_parameters::InspectContainerOptions>,
-                    )
-                    .await
-                {
-                    if info.state.as_ref().and_then(|s| s.running) == Some(false) {
-                        c.exit_code = info.state.and_then(|s| s.exit_code);
-                    }
-                }
-            }
-            let options = RemoveContainerOptionsBuilder::default().force(true).build();
-            let _ = docker.remove_container(id, Some(options)).await;
-            if c.exit_code.is_none() {
-                c.exit_code = Some(137);
-            }
+            let code = stop_and_remove(docker, id, 0).await;
+            c.exit_code = c.exit_code.or(code).or(Some(137));
         }
         c.last_status = "STOPPED".into();
     }
@@ -718,12 +704,7 @@ fn prune_stopped(state: &mut State, cluster: &str) {
 }
 
 fn event_id() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..8)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
-        .collect::<String>()
-        + "-sandbox"
+    super::random_hex(8) + "-sandbox"
 }
 
 /// The default tick: how often tasks are observed when nothing calls the API.
