@@ -48,24 +48,76 @@ pub enum Command {
     Push(PushArgs),
     /// Register a task definition revision with the image, update the service, watch it, roll back on failure.
     Deploy(DeployArgs),
-    /// Roll a service back to its last good revision (not yet implemented).
-    Rollback(Unimplemented),
-    /// Show what a service is running (not yet implemented).
-    Status(Unimplemented),
+    /// Roll a service back to its last good revision (or --to one), watched like a deploy.
+    Rollback(RollbackArgs),
+    /// Show a service's deployments, task counts, recent events and the image it runs.
+    Status(StatusArgs),
     /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
     Sandbox(SandboxArgs),
-}
-
-/// Placeholder for subcommands whose issue has not landed; accepts any arguments.
-#[derive(Debug, Args)]
-pub struct Unimplemented {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// `deckhand deploy`: a new image to an ECS service, watched to a verdict.
 #[derive(Debug, Args, Clone)]
 pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// Image to deploy, e.g. the `pinned` reference `deckhand push` printed. Without it,
+    /// deckhand builds and pushes first (--repository and the other push flags).
+    #[arg(
+        long,
+        env = "DECKHAND_IMAGE",
+        required_unless_present = "repository",
+        conflicts_with = "repository"
+    )]
+    pub image: Option<String>,
+
+    /// ECR repository to build and push to before deploying (instead of --image).
+    #[arg(long, env = "DECKHAND_REPOSITORY")]
+    pub repository: Option<String>,
+
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Container(s) to give the new image (default: those whose image is from the same repository).
+    #[arg(long = "container", env = "DECKHAND_CONTAINER", value_delimiter = '\n')]
+    pub containers: Vec<String>,
+
+    /// Task definition JSON (RegisterTaskDefinition input or DescribeTaskDefinition output);
+    /// default: the service's current one.
+    #[arg(long, value_name = "FILE", env = "DECKHAND_TASK_DEFINITION")]
+    pub task_definition: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub watch: WatchArgs,
+
+    /// Roll back to the last good revision when the deploy fails.
+    #[arg(long, value_enum, default_value_t = RollbackMode::Auto, env = "DECKHAND_ROLLBACK")]
+    pub rollback: RollbackMode,
+
+    /// Register and update, then exit without watching.
+    #[arg(long, env = "DECKHAND_NO_WAIT")]
+    pub no_wait: bool,
+
+    /// Print the task-definition change (secrets masked) and change nothing. Without --image,
+    /// nothing is built or pushed either: the image is named by the tag it would get.
+    #[arg(long, env = "DECKHAND_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// After a verified deploy, deregister older revisions of the family beyond the newest N
+    /// (never the live revision or the rollback target).
+    #[arg(long, value_name = "N", env = "DECKHAND_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_revisions: Option<u32>,
+
+    /// How long to wait for a deployment someone else started to finish before changing
+    /// anything; after that, stop with exit 1 (0: do not wait).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, env = "DECKHAND_WAIT_FOR_OTHERS")]
+    pub wait_for_others: std::time::Duration,
+}
+
+/// Which service.
+#[derive(Debug, Args, Clone)]
+pub struct ServiceArgs {
     /// ECS cluster name or ARN.
     #[arg(long, env = "DECKHAND_CLUSTER")]
     pub cluster: String,
@@ -78,35 +130,14 @@ pub struct DeployArgs {
         value_delimiter = '\n'
     )]
     pub services: Vec<String>,
+}
 
-    /// Image to deploy, e.g. the `pinned` reference `deckhand push` printed.
-    #[arg(long, env = "DECKHAND_IMAGE")]
-    pub image: String,
-
-    /// Container(s) to give the new image (default: those whose image is from the same repository).
-    #[arg(long = "container", env = "DECKHAND_CONTAINER", value_delimiter = '\n')]
-    pub containers: Vec<String>,
-
-    /// Task definition JSON (RegisterTaskDefinition input or DescribeTaskDefinition output);
-    /// default: the service's current one.
-    #[arg(long, value_name = "FILE", env = "DECKHAND_TASK_DEFINITION")]
-    pub task_definition: Option<PathBuf>,
-
+/// How a deployment (or a rollback) is watched.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
     /// How long to wait for the deployment (and again for a rollback), e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = parse_duration, env = "DECKHAND_TIMEOUT")]
     pub timeout: std::time::Duration,
-
-    /// Roll back to the last good revision when the deploy fails.
-    #[arg(long, value_enum, default_value_t = RollbackMode::Auto, env = "DECKHAND_ROLLBACK")]
-    pub rollback: RollbackMode,
-
-    /// Register and update, then exit without watching.
-    #[arg(long, env = "DECKHAND_NO_WAIT")]
-    pub no_wait: bool,
-
-    /// Print the task-definition change (secrets masked) and change nothing.
-    #[arg(long, env = "DECKHAND_DRY_RUN")]
-    pub dry_run: bool,
 
     /// How often to look at the service while watching.
     #[arg(long, default_value = "3s", value_parser = parse_duration, env = "DECKHAND_POLL")]
@@ -115,6 +146,36 @@ pub struct DeployArgs {
     /// Failed tasks of the new revision that fail the deploy (before ECS's circuit breaker, which needs 3).
     #[arg(long, default_value_t = 2, env = "DECKHAND_MAX_FAILED_TASKS")]
     pub max_failed_tasks: usize,
+}
+
+/// `deckhand rollback`: back to the last good revision, or to the one asked for.
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// Revision to go back to: a number in the service's family, `family:N`, or a task
+    /// definition ARN (default: the last revision that completed a deployment before the current one).
+    #[arg(long, value_name = "REVISION_OR_ARN", env = "DECKHAND_TO")]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    pub watch: WatchArgs,
+
+    /// Start the rollback and exit without watching.
+    #[arg(long, env = "DECKHAND_NO_WAIT")]
+    pub no_wait: bool,
+}
+
+/// `deckhand status`: what a service runs and how its deployments stand.
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// How many recent service events to show.
+    #[arg(long, default_value_t = 5, env = "DECKHAND_EVENTS")]
+    pub events: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +268,13 @@ pub struct PushArgs {
     #[arg(long, env = "DECKHAND_REPOSITORY")]
     pub repository: String,
 
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// How the image is built, tagged and pushed (`push`, and `deploy` without --image).
+#[derive(Debug, Args, Clone)]
+pub struct BuildArgs {
     /// Build context directory.
     #[arg(long, default_value = ".", env = "DECKHAND_CONTEXT")]
     pub context: PathBuf,
@@ -283,8 +351,8 @@ mod tests {
         let Command::Push(args) = cli.command else {
             panic!("push expected")
         };
-        assert!(args.allow_dirty);
-        assert!(!args.force);
-        assert_eq!(args.build_args, vec!["A=1", "B=2"]);
+        assert!(args.build.allow_dirty);
+        assert!(!args.build.force);
+        assert_eq!(args.build.build_args, vec!["A=1", "B=2"]);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod deploy;
 pub mod error;

@@ -22,16 +22,18 @@ pub struct PushOutcome {
     pub sha: String,
 }
 
-/// Prints the push result: two lines of text, or one JSON object.
-pub fn print_push(format: OutputFormat, outcome: &PushOutcome) {
+/// Prints a command's result: `text` for people, or `value` as one JSON object.
+pub fn print_result(format: OutputFormat, value: &impl Serialize, text: &str) {
     match format {
-        OutputFormat::Text => {
-            redact::println_stdout(&outcome.image);
-            redact::println_stdout(&outcome.pinned);
-        }
+        OutputFormat::Text => redact::println_stdout(text),
         OutputFormat::Json => {
-            let json = serde_json::to_string(outcome).expect("plain strings serialize");
-            redact::println_stdout(&json);
+            redact::println_stdout(&serde_json::to_string(value).expect("plain data serializes"))
         }
     }
+}
+
+/// Prints the push result: two lines of text, or one JSON object.
+pub fn print_push(format: OutputFormat, outcome: &PushOutcome) {
+    let text = format!("{}\n{}", outcome.image, outcome.pinned);
+    print_result(format, outcome, &text);
 }

@@ -139,9 +139,12 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub struct ServiceView {
     pub arn: String,
+    /// ACTIVE, DRAINING or INACTIVE.
+    pub status: String,
     pub task_definition: String,
     pub desired: i32,
     pub running: i32,
+    pub pending: i32,
     pub deployments: Vec<crate::deploy::verdict::DeploymentView>,
     /// Newest first, as ECS sends them.
     pub events: Vec<Event>,
@@ -173,9 +176,11 @@ pub async fn describe_service(
     let when = |t: Option<&aws_smithy_types::DateTime>| t.map(|d| d.as_secs_f64()).unwrap_or(0.0);
     Ok(ServiceView {
         arn: s.service_arn().unwrap_or_default().to_string(),
+        status: s.status().unwrap_or_default().to_string(),
         task_definition: s.task_definition().unwrap_or_default().to_string(),
         desired: s.desired_count(),
         running: s.running_count(),
+        pending: s.pending_count(),
         deployments: s
             .deployments()
             .iter()
@@ -187,6 +192,7 @@ pub async fn describe_service(
                 rollout_reason: d.rollout_state_reason().map(str::to_string),
                 desired: d.desired_count(),
                 running: d.running_count(),
+                pending: d.pending_count(),
             })
             .collect(),
         events: s
@@ -289,4 +295,114 @@ pub async fn stopped_tasks(
         }));
     }
     Ok(out)
+}
+
+/// The ACTIVE revisions of a task definition family, newest first.
+pub async fn active_revisions(client: &Client, family: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .sort(aws_sdk_ecs::types::SortOrder::Desc)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            Error::failed(format!(
+                "ECS ListTaskDefinitions for family {family:?} failed: {}",
+                super::describe(&e)
+            ))
+        })?;
+        // familyPrefix also matches longer family names: keep this family's own.
+        out.extend(
+            page.task_definition_arns()
+                .iter()
+                .filter(|arn| crate::deploy::history::family_of(arn) == family)
+                .cloned(),
+        );
+    }
+    Ok(out)
+}
+
+/// DeregisterTaskDefinition for one revision.
+pub async fn deregister_task_definition(client: &Client, arn: &str) -> Result<()> {
+    client
+        .deregister_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::failed(format!(
+                "ECS DeregisterTaskDefinition {arn} failed: {}",
+                super::describe(&e)
+            ))
+        })?;
+    Ok(())
+}
+
+/// The task definitions of the service's SUCCESSFUL deployments, newest first (at most the
+/// newest 20), from ListServiceDeployments and DescribeServiceRevisions.
+pub async fn successful_task_definitions(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<String>> {
+    let history = |e: String| {
+        Error::failed(format!(
+            "cannot read the service's deployment history ({e}). Pass --to REVISION to choose the revision."
+        ))
+    };
+    let mut briefs = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = client
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .status(aws_sdk_ecs::types::ServiceDeploymentStatus::Successful)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| history(super::describe(&e)))?;
+        briefs.extend(page.service_deployments().iter().map(|b| {
+            (
+                b.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0),
+                b.target_service_revision_arn()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    briefs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let revisions: Vec<String> = briefs
+        .into_iter()
+        .map(|(_, arn)| arn)
+        .filter(|a| !a.is_empty())
+        .take(20)
+        .collect();
+    if revisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = client
+        .describe_service_revisions()
+        .set_service_revision_arns(Some(revisions.clone()))
+        .send()
+        .await
+        .map_err(|e| history(super::describe(&e)))?;
+    Ok(revisions
+        .iter()
+        .filter_map(|arn| {
+            described
+                .service_revisions()
+                .iter()
+                .find(|r| r.service_revision_arn() == Some(arn.as_str()))
+                .and_then(|r| r.task_definition())
+                .map(str::to_string)
+        })
+        .collect())
 }

@@ -8,7 +8,7 @@ use bollard::Docker;
 use tracing::{info, warn};
 
 use crate::aws::{self, ecr::Ecr};
-use crate::cli::{GlobalArgs, PushArgs};
+use crate::cli::{BuildArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::git::{self, ShaSource};
 use crate::image::{build, context::Context, engine, push as registry};
@@ -28,12 +28,18 @@ pub struct Settings {
     pub create_repository: bool,
     pub force: bool,
     pub allow_dirty: bool,
+    /// Look, change nothing: no repository created, nothing built, pushed or tagged.
+    pub dry_run: bool,
 }
 
 impl Settings {
     /// Checks every value once; `env` reads the process environment (injected for tests).
-    pub fn from_args(args: &PushArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        validate_repository(&args.repository)?;
+    pub fn from_args(
+        repository: &str,
+        args: &BuildArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        validate_repository(repository)?;
         let mut build_args = HashMap::new();
         for raw in args.build_args.iter().filter(|s| !s.is_empty()) {
             let (k, v) = match raw.split_once('=') {
@@ -67,7 +73,7 @@ impl Settings {
             _ => None,
         };
         Ok(Self {
-            repository: args.repository.clone(),
+            repository: repository.to_string(),
             context: args.context.clone(),
             file: args.file.clone(),
             build_args,
@@ -78,6 +84,7 @@ impl Settings {
             create_repository: args.create_repository,
             force: args.force,
             allow_dirty: args.allow_dirty,
+            dry_run: false,
         })
     }
 }
@@ -152,6 +159,17 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
     let ecr = Ecr::new(&config, &account);
     let repository = match ecr.repository(&s.repository).await? {
         Some(r) => r,
+        None if s.create_repository && s.dry_run => {
+            info!(
+                "dry run: the ECR repository {} would be created",
+                s.repository
+            );
+            aws::ecr::Repository {
+                name: s.repository.clone(),
+                uri: String::new(),
+                immutable: false,
+            }
+        }
         None if s.create_repository => {
             info!("creating ECR repository {}", s.repository);
             ecr.create_repository(&s.repository).await?
@@ -198,7 +216,11 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
     let mut tags = vec![tag.clone()];
     tags.extend(s.extra_tags.iter().filter(|t| **t != tag).cloned());
 
-    let (digest, skipped) = match plan(existing, s.force, repository.immutable, dirty) {
+    let decision = plan(existing, s.force, repository.immutable, dirty);
+    if s.dry_run {
+        return Ok(dry_run_outcome(decision, uri, tag, tags, sha));
+    }
+    let (digest, skipped) = match decision {
         Plan::RefuseDirty { digest } => {
             return Err(Error::failed(format!(
                 "{uri}:{tag} already exists ({digest}) and the repository's tags are immutable, so \
@@ -244,6 +266,37 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
         repository_uri: uri,
         sha,
     })
+}
+
+/// What a push would produce, without building, pushing or tagging: the pinned digest when the
+/// SHA is already pushed, else the tag the image would get.
+fn dry_run_outcome(
+    decision: Plan,
+    uri: String,
+    tag: String,
+    tags: Vec<String>,
+    sha: String,
+) -> PushOutcome {
+    let image = format!("{uri}:{tag}");
+    let (digest, pinned, skipped) = match decision {
+        Plan::Skip { digest, .. } | Plan::RefuseDirty { digest } => {
+            info!("dry run: {image} is already pushed ({digest})");
+            (digest.clone(), format!("{uri}@{digest}"), true)
+        }
+        Plan::Build => {
+            info!("dry run: {image} would be built and pushed");
+            (String::new(), image.clone(), false)
+        }
+    };
+    PushOutcome {
+        image,
+        digest,
+        pinned,
+        tags,
+        skipped,
+        repository_uri: uri,
+        sha,
+    }
 }
 
 async fn resolve_sha(
@@ -478,9 +531,8 @@ mod tests {
         }
     }
 
-    fn args(repository: &str) -> PushArgs {
-        PushArgs {
-            repository: repository.into(),
+    fn args() -> BuildArgs {
+        BuildArgs {
             context: ".".into(),
             file: None,
             build_args: vec![],
@@ -497,36 +549,40 @@ mod tests {
     #[test]
     fn settings_validate_names_args_tags_and_registry() {
         let no_env = |_: &str| None;
-        assert!(Settings::from_args(&args("team/web"), no_env).is_ok());
+        assert!(Settings::from_args("team/web", &args(), no_env).is_ok());
         for bad in ["Team/web", "a", "web/", "/web", "we b", "-web"] {
-            let err = Settings::from_args(&args(bad), no_env).unwrap_err();
+            let err = Settings::from_args(bad, &args(), no_env).unwrap_err();
             assert_eq!(err.exit, crate::error::Exit::Usage, "{bad}");
         }
-        let mut a = args("web");
+        let mut a = args();
         a.build_args = vec!["A=1=2".into(), "FROM_ENV".into()];
-        let s = Settings::from_args(&a, |k| (k == "FROM_ENV").then(|| "v".to_string())).unwrap();
+        let s =
+            Settings::from_args("web", &a, |k| (k == "FROM_ENV").then(|| "v".to_string())).unwrap();
         assert_eq!(s.build_args["A"], "1=2");
         assert_eq!(s.build_args["FROM_ENV"], "v");
         a.build_args = vec!["UNSET".into()];
-        assert!(Settings::from_args(&a, no_env).is_err());
+        assert!(Settings::from_args("web", &a, no_env).is_err());
 
-        let mut a = args("web");
+        let mut a = args();
         a.tags = vec!["latest".into(), "latest".into(), "v1.2".into()];
         assert_eq!(
-            Settings::from_args(&a, no_env).unwrap().extra_tags,
+            Settings::from_args("web", &a, no_env).unwrap().extra_tags,
             vec!["latest", "v1.2"]
         );
         a.tags = vec![".bad".into()];
-        assert!(Settings::from_args(&a, no_env).is_err());
+        assert!(Settings::from_args("web", &a, no_env).is_err());
 
-        let mut a = args("web");
+        let mut a = args();
         a.registry = Some("https://127.0.0.1:5000/".into());
         assert_eq!(
-            Settings::from_args(&a, no_env).unwrap().registry.as_deref(),
+            Settings::from_args("web", &a, no_env)
+                .unwrap()
+                .registry
+                .as_deref(),
             Some("127.0.0.1:5000")
         );
         a.registry = Some("host/path".into());
-        assert!(Settings::from_args(&a, no_env).is_err());
+        assert!(Settings::from_args("web", &a, no_env).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub struct DeploymentView {
     pub rollout_reason: Option<String>,
     pub desired: i32,
     pub running: i32,
+    pub pending: i32,
 }
 
 /// What the watcher has seen of the service at one moment.
@@ -75,6 +76,8 @@ pub enum Failure {
         by: String,
     },
     TimedOut,
+    /// SIGINT or SIGTERM (a person's Ctrl-C, a cancelled CI job) stopped the watch first.
+    Interrupted,
 }
 
 /// The watcher's answer for one snapshot.
@@ -153,6 +156,20 @@ pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: L
     Verdict::Pending
 }
 
+/// A deployment that is still rolling out (someone else's, if we have not started ours):
+/// IN_PROGRESS, or the PRIMARY one while several are listed without rollout states.
+pub fn busy(deployments: &[DeploymentView]) -> Option<&DeploymentView> {
+    deployments
+        .iter()
+        .find(|d| is(&d.rollout_state, "IN_PROGRESS"))
+        .or_else(|| {
+            let unknown = deployments.iter().all(|d| d.rollout_state.is_none());
+            (unknown && deployments.len() > 1)
+                .then(|| deployments.iter().find(|d| d.status == "PRIMARY"))
+                .flatten()
+        })
+}
+
 /// True when a stopped task of our deployment stopped because something is wrong with it, not
 /// because the scheduler or a person replaced it (pure).
 pub fn task_failed(reason: &str, stop_code: &str) -> bool {
@@ -193,7 +210,25 @@ mod tests {
             rollout_reason: rollout.map(|r| format!("reason {r}")),
             desired,
             running,
+            pending: 0,
         }
+    }
+
+    #[test]
+    fn a_deployment_rolling_out_is_busy() {
+        let done = dep("ecs-svc/1", "PRIMARY", OLD_TD, Some("COMPLETED"), 2, 2);
+        let going = dep(OURS, "PRIMARY", NEW_TD, Some("IN_PROGRESS"), 2, 1);
+        let old = dep("ecs-svc/1", "ACTIVE", OLD_TD, Some("COMPLETED"), 2, 1);
+        assert_eq!(busy(std::slice::from_ref(&done)), None);
+        assert_eq!(
+            busy(&[going.clone(), old]).map(|d| d.id.as_str()),
+            Some(OURS)
+        );
+        // Without rollout states, two deployments listed means one is still replacing the other.
+        let a = dep(OURS, "PRIMARY", NEW_TD, None, 2, 1);
+        let b = dep("ecs-svc/1", "ACTIVE", OLD_TD, None, 2, 1);
+        assert_eq!(busy(&[b, a.clone()]).map(|d| d.id.as_str()), Some(OURS));
+        assert_eq!(busy(&[a]), None);
     }
 
     fn snap(td: &str, deployments: Vec<DeploymentView>) -> Snapshot {

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::verdict::{self, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where and how to watch.
 pub struct Watcher<'a> {
@@ -41,7 +41,66 @@ pub enum Ended {
 /// The failed tasks of a watched deployment, for the summary.
 pub type Failures = Vec<StoppedTask>;
 
-impl Watcher<'_> {
+impl<'a> Watcher<'a> {
+    /// A watcher for `service` with the command line's settings; events from now on are new.
+    pub fn new(
+        client: &'a Client,
+        cluster: &'a str,
+        service: &'a str,
+        args: &crate::cli::WatchArgs,
+    ) -> Self {
+        Watcher {
+            client,
+            cluster,
+            service,
+            poll: args.poll,
+            limits: Limits {
+                failed_tasks: args.max_failed_tasks.max(1),
+                ..Limits::default()
+            },
+            since: crate::clock::now(),
+        }
+    }
+
+    /// Waits (up to `wait`) until no deployment is rolling out, so deckhand never starts one
+    /// over another pipeline's. Returns the settled service; exit 1 if it does not settle.
+    pub async fn settled(&self, wait: Duration) -> Result<ecs::ServiceView> {
+        let deadline = Instant::now() + wait;
+        let mut interrupted = Box::pin(crate::signals::interrupted());
+        let mut announced = String::new();
+        loop {
+            let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
+            let Some(d) = verdict::busy(&view.deployments) else {
+                return Ok(view);
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::failed(format!(
+                    "another deployment is in progress on the service: {}. {} Run again when it \
+                     has finished; nothing was changed.",
+                    describe_deployment(d),
+                    if wait.is_zero() {
+                        "--wait-for-others is 0, so deckhand did not wait.".to_string()
+                    } else {
+                        format!("It did not finish within --wait-for-others {wait:?}.")
+                    }
+                )));
+            }
+            if announced != d.id {
+                info!(
+                    "waiting up to {wait:?} for the deployment in progress to finish: {}",
+                    describe_deployment(d)
+                );
+                announced = d.id.clone();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(jittered(self.poll).min(deadline.saturating_duration_since(Instant::now()))) => {}
+                _ = &mut interrupted => return Err(Error::failed(
+                    "interrupted while waiting for another deployment; nothing was changed",
+                )),
+            }
+        }
+    }
+
     /// Polls until `deployment` (running `task_definition`) is stable or failed, `deadline`
     /// passes, or `interrupted` resolves.
     pub async fn watch(
@@ -112,13 +171,33 @@ impl Watcher<'_> {
     }
 }
 
+/// One deployment in a line: "PRIMARY ecs-svc/1 web:3 IN_PROGRESS, 1 of 2 running".
+pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
+    let mut line = format!(
+        "{} {} {} {}, {} of {} running",
+        d.status,
+        d.id,
+        short(&d.task_definition),
+        d.rollout_state.as_deref().unwrap_or("(no rollout state)"),
+        d.running,
+        d.desired
+    );
+    if d.pending > 0 {
+        line.push_str(&format!(", {} pending", d.pending));
+    }
+    if let Some(r) = d.rollout_reason.as_deref().filter(|r| !r.is_empty()) {
+        line.push_str(&format!(" ({r})"));
+    }
+    line
+}
+
 /// `poll` ± 20 %, so many pipelines do not poll in step.
 fn jittered(poll: Duration) -> Duration {
     let factor = 0.8 + 0.4 * rand::random::<f64>();
     poll.mul_f64(factor)
 }
 
-/// The last part of a task ARN (its id).
+/// The last part of an ARN: a task's id, a task definition's `family:revision`.
 pub fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }

@@ -63,6 +63,7 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "StopTask" => stop_task(state, input),
         "ListServiceDeployments" => list_service_deployments(state, input),
         "DescribeServiceDeployments" => describe_service_deployments(state, input),
+        "DescribeServiceRevisions" => describe_service_revisions(state, input),
         "TagResource" | "UntagResource" => Ok(json!({})),
         _ => Err(ApiError::new(
             "UnknownOperationException",
@@ -526,22 +527,40 @@ fn list_service_deployments(state: &State, input: &Value) -> Reply {
 }
 
 fn describe_service_deployments(state: &State, input: &Value) -> Reply {
+    let (found, failures) = per_service_arn(state, &input["serviceDeploymentArns"], |c, s, arn| {
+        s.service_deployment(arn, &c.tasks)
+    });
+    Ok(json!({"serviceDeployments": found, "failures": failures}))
+}
+
+fn describe_service_revisions(state: &State, input: &Value) -> Reply {
+    let (found, failures) = per_service_arn(state, &input["serviceRevisionArns"], |_, s, arn| {
+        s.service_revision(arn)
+    });
+    Ok(json!({"serviceRevisions": found, "failures": failures}))
+}
+
+/// Looks up each ARN of the form `…/<cluster>/<service>/<n>` in its service; the ones not found
+/// are reported as MISSING failures, as ECS does.
+fn per_service_arn(
+    state: &State,
+    arns: &Value,
+    lookup: impl Fn(&Cluster, &Service, &str) -> Option<Value>,
+) -> (Vec<Value>, Vec<Value>) {
     let mut found = Vec::new();
     let mut failures = Vec::new();
-    for arn in input["serviceDeploymentArns"]
+    for arn in arns
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|v| v.as_str())
     {
-        // …:service-deployment/<cluster>/<service>/<n>
         let parts: Vec<&str> = arn.rsplit('/').collect();
         let hit = match parts.as_slice() {
-            [_, service, cluster, ..] => state.clusters.get(*cluster).and_then(|c| {
-                c.services
-                    .get(*service)
-                    .and_then(|s| s.service_deployment(arn, &c.tasks))
-            }),
+            [_, service, cluster, ..] => state
+                .clusters
+                .get(*cluster)
+                .and_then(|c| c.services.get(*service).and_then(|s| lookup(c, s, arn))),
             _ => None,
         };
         match hit {
@@ -549,7 +568,7 @@ fn describe_service_deployments(state: &State, input: &Value) -> Reply {
             None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
         }
     }
-    Ok(json!({"serviceDeployments": found, "failures": failures}))
+    (found, failures)
 }
 
 fn list_services(state: &State, input: &Value) -> Reply {

@@ -114,13 +114,7 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
-/// Seconds since the epoch.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub use crate::clock::now;
 
 impl Sandbox {
     /// Binds the listener and starts serving and scheduling.

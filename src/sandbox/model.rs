@@ -310,6 +310,24 @@ impl Service {
             .find(|d| d.rollback_of.as_deref() == Some(id))
     }
 
+    /// The DescribeServiceRevisions entry for the revision named by `arn` (every deployment,
+    /// rollbacks included, has one).
+    pub fn service_revision(&self, arn: &str) -> Option<Value> {
+        let d = self
+            .deployments
+            .iter()
+            .chain(self.history.iter())
+            .find(|d| self.revision_arn(&d.id) == arn)?;
+        Some(json!({
+            "serviceRevisionArn": arn,
+            "serviceArn": self.arn,
+            "clusterArn": self.cluster_arn,
+            "taskDefinition": d.task_definition,
+            "launchType": "EC2",
+            "createdAt": d.created_at,
+        }))
+    }
+
     /// Brief entries for ListServiceDeployments, filtered by status when `statuses` is not empty.
     pub fn service_deployments_brief(&self, statuses: &[String]) -> Vec<Value> {
         self.listed_deployments()

@@ -1,0 +1,269 @@
+//! `deckhand status`: what a service runs (image, commit), how its deployments stand, and what
+//! ECS said last; for a person at a terminal or a script reading JSON.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::{self, ecs};
+use crate::cli::{GlobalArgs, StatusArgs};
+use crate::cmd::deploy::sha_of;
+use crate::deploy::watch;
+use crate::error::{Error, Result};
+
+/// The status object (stdout with `--output json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    pub service: String,
+    pub cluster: String,
+    /// ACTIVE, DRAINING or INACTIVE.
+    pub status: String,
+    pub task_definition_arn: String,
+    /// The commit deckhand deployed in this revision (its `deckhand:sha` tag).
+    pub sha: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// Whether a deployment is rolling out right now.
+    pub deploying: bool,
+    pub deployments: Vec<Deployment>,
+    pub containers: Vec<Container>,
+    /// Newest first.
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Deployment {
+    pub id: String,
+    pub status: String,
+    pub task_definition_arn: String,
+    pub rollout_state: Option<String>,
+    pub rollout_state_reason: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    /// The commit in the image's tag, when it is tagged by SHA.
+    pub sha: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub message: String,
+}
+
+/// Prints the status of one service.
+pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
+    let [service] = args.target.services.as_slice() else {
+        return Err(Error::usage("show one --service at a time"));
+    };
+    let cluster = args.target.cluster.as_str();
+    let config = aws::config::load(global.region.as_deref()).await?;
+    let client = aws_sdk_ecs::Client::new(&config);
+    let view = ecs::describe_service(&client, cluster, service).await?;
+    let td = ecs::describe_task_definition(&config, &view.task_definition).await?;
+    let status = assemble(service, cluster, &view, &td, args.events);
+    crate::output::print_result(global.output, &status, &text(&status));
+    Ok(())
+}
+
+/// The status from DescribeServices and the live DescribeTaskDefinition output (pure).
+pub fn assemble(
+    service: &str,
+    cluster: &str,
+    view: &ecs::ServiceView,
+    td: &Value,
+    events: usize,
+) -> Status {
+    let tagged_sha = td["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["key"] == "deckhand:sha")
+        .and_then(|t| t["value"].as_str())
+        .map(str::to_string);
+    let containers = td["taskDefinition"]["containerDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let image = c["image"].as_str().unwrap_or_default().to_string();
+            Container {
+                name: c["name"].as_str().unwrap_or_default().to_string(),
+                sha: sha_of(&image).map(str::to_string),
+                image,
+            }
+        })
+        .collect();
+    Status {
+        service: service.to_string(),
+        cluster: cluster.to_string(),
+        status: view.status.clone(),
+        task_definition_arn: view.task_definition.clone(),
+        sha: tagged_sha,
+        desired: view.desired,
+        running: view.running,
+        pending: view.pending,
+        deploying: crate::deploy::verdict::busy(&view.deployments).is_some(),
+        deployments: view
+            .deployments
+            .iter()
+            .map(|d| Deployment {
+                id: d.id.clone(),
+                status: d.status.clone(),
+                task_definition_arn: d.task_definition.clone(),
+                rollout_state: d.rollout_state.clone(),
+                rollout_state_reason: d.rollout_reason.clone(),
+                desired: d.desired,
+                running: d.running,
+                pending: d.pending,
+            })
+            .collect(),
+        containers,
+        events: view
+            .events
+            .iter()
+            .take(events)
+            .map(|e| Event {
+                at: rfc3339(e.at),
+                message: e.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn rfc3339(epoch: f64) -> String {
+    aws_smithy_types::DateTime::from_secs_f64(epoch)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// The status for a person.
+pub fn text(s: &Status) -> String {
+    let mut out = format!(
+        "service {} in {}: {}, {} running of {} desired{}\n",
+        s.service,
+        s.cluster,
+        s.status,
+        s.running,
+        s.desired,
+        if s.pending > 0 {
+            format!(", {} pending", s.pending)
+        } else {
+            String::new()
+        }
+    );
+    out.push_str(&format!(
+        "task definition {}{}\n",
+        s.task_definition_arn,
+        s.sha
+            .as_deref()
+            .map(|h| format!(" (commit {h})"))
+            .unwrap_or_default()
+    ));
+    for c in &s.containers {
+        let sha = c
+            .sha
+            .as_deref()
+            .map(|h| format!(" (commit {h})"))
+            .unwrap_or_default();
+        out.push_str(&format!("  container {}: {}{sha}\n", c.name, c.image));
+    }
+    out.push_str(if s.deploying {
+        "deployments (one is rolling out):\n"
+    } else {
+        "deployments:\n"
+    });
+    for d in &s.deployments {
+        let view = crate::deploy::verdict::DeploymentView {
+            id: d.id.clone(),
+            status: d.status.clone(),
+            task_definition: d.task_definition_arn.clone(),
+            rollout_state: d.rollout_state.clone(),
+            rollout_reason: d.rollout_state_reason.clone(),
+            desired: d.desired,
+            running: d.running,
+            pending: d.pending,
+        };
+        out.push_str(&format!("  {}\n", watch::describe_deployment(&view)));
+    }
+    if !s.events.is_empty() {
+        out.push_str("recent events (newest first):\n");
+        for e in &s.events {
+            out.push_str(&format!("  {} {}\n", e.at, e.message));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::verdict::DeploymentView;
+    use serde_json::json;
+
+    #[test]
+    fn status_names_the_image_the_commit_and_the_deployments() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let view = ecs::ServiceView {
+            arn: "arn:svc".into(),
+            status: "ACTIVE".into(),
+            task_definition: "arn:td/web:3".into(),
+            desired: 2,
+            running: 1,
+            pending: 1,
+            deployments: vec![DeploymentView {
+                id: "ecs-svc/1".into(),
+                status: "PRIMARY".into(),
+                task_definition: "arn:td/web:3".into(),
+                rollout_state: Some("IN_PROGRESS".into()),
+                rollout_reason: None,
+                desired: 2,
+                running: 1,
+                pending: 1,
+            }],
+            events: (0..8)
+                .map(|i| ecs::Event {
+                    id: format!("e{i}"),
+                    at: 1_700_000_000.0 + f64::from(i),
+                    message: format!("event {i}"),
+                })
+                .collect(),
+        };
+        let td = json!({
+            "taskDefinition": {"containerDefinitions": [
+                {"name": "app", "image": "repo/web@sha256:abc"},
+                {"name": "proxy", "image": "envoy:v1"},
+                {"name": "job", "image": format!("repo/job:{sha}")}
+            ]},
+            "tags": [{"key": "deckhand:sha", "value": "feedface"}]
+        });
+        let s = assemble("web", "prod", &view, &td, 3);
+        assert!(s.deploying);
+        assert_eq!(s.events.len(), 3);
+        assert_eq!(s.events[0].at, "2023-11-14T22:13:20Z");
+        let shas: Vec<_> = s.containers.iter().map(|c| c.sha.as_deref()).collect();
+        assert_eq!(shas, vec![None, None, Some(sha)]);
+        assert_eq!(s.sha.as_deref(), Some("feedface"));
+        let t = text(&s);
+        assert!(
+            t.contains("service web in prod: ACTIVE, 1 running of 2 desired, 1 pending"),
+            "{t}"
+        );
+        assert!(
+            t.contains("task definition arn:td/web:3 (commit feedface)"),
+            "{t}"
+        );
+        assert!(t.contains("container app: repo/web@sha256:abc\n"), "{t}");
+        assert!(
+            t.contains("PRIMARY ecs-svc/1 web:3 IN_PROGRESS, 1 of 2 running, 1 pending"),
+            "{t}"
+        );
+    }
+}
