@@ -10,14 +10,22 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use crate::error::{Error, Result};
 
 /// Attempts per SDK call (first try included); throttling and transient errors are retried
-/// with the SDK's jittered backoff.
-const MAX_ATTEMPTS: u32 = 4;
+/// with the SDK's jittered backoff. ECS throttles busy accounts, and a deploy should wait that
+/// out rather than fail half-done.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// The longest single wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Loads configuration from the environment, profile, web identity (OIDC) and
 /// `AWS_ENDPOINT_URL*`, with `region` overriding the chain.
 pub async fn load(region: Option<&str>) -> Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_max_backoff(MAX_BACKOFF),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))

@@ -129,6 +129,14 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     let registered = ecs::register_task_definition(&config, &new.request()).await?;
     info!("registered {}", registered.arn);
     result.task_definition_arn = registered.arn.clone();
+    // From here a signal means "stop waiting and make the service safe", not "die".
+    let mut interrupts = crate::signals::Interrupts::new();
+    if interrupts.arrived() {
+        return Err(Error::failed(format!(
+            "interrupted before the service was changed; {} was registered but is not in use",
+            registered.arn
+        )));
+    }
     watcher.since = crate::clock::now();
     let deployment = ecs::update_service(&client, cluster, service, &registered.arn).await?;
     info!("==> deployment {deployment} started");
@@ -144,9 +152,10 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         args,
         watcher: &watcher,
         target: &target,
+        before: &before,
         new_family: new.family(),
     };
-    match rollout.follow(result).await {
+    match rollout.follow(result, &mut interrupts).await {
         Err(e) if e.exit == Exit::Failed => {
             report_state(&watcher).await;
             Err(Error {
@@ -169,14 +178,19 @@ struct Rollout<'a> {
     watcher: &'a Watcher<'a>,
     /// The revision that was live and stable before.
     target: &'a str,
+    /// The settled service before the update (its events are not news).
+    before: &'a ecs::ServiceView,
     new_family: &'a str,
 }
 
 impl Rollout<'_> {
-    async fn follow(&self, mut result: DeployResult) -> Result<()> {
+    async fn follow(
+        &self,
+        mut result: DeployResult,
+        interrupted: &mut crate::signals::Interrupts,
+    ) -> Result<()> {
         let (global, args, watcher) = (self.global, self.args, self.watcher);
-        let mut seen = Seen::default();
-        let mut interrupted = Box::pin(crate::signals::interrupted());
+        let mut seen = Seen::after(self.before);
         let deadline = Instant::now() + args.watch.timeout;
         let (ended, failures) = watcher
             .watch(
@@ -184,7 +198,7 @@ impl Rollout<'_> {
                 &result.task_definition_arn,
                 deadline,
                 &mut seen,
-                &mut interrupted,
+                interrupted,
             )
             .await?;
         let failure = match ended {
@@ -238,7 +252,9 @@ impl Rollout<'_> {
                     .find(|d| d.status == "PRIMARY")
                     .map(|d| d.id.clone())
                     .unwrap_or_default();
-                return self.confirm(&primary, to, &mut seen, result).await;
+                return self
+                    .confirm(&primary, to, &mut seen, result, interrupted)
+                    .await;
             }
             _ => {}
         }
@@ -256,7 +272,8 @@ impl Rollout<'_> {
         )
         .await?;
         info!("rollback deployment {back} started");
-        self.confirm(&back, self.target, &mut seen, result).await
+        self.confirm(&back, self.target, &mut seen, result, interrupted)
+            .await
     }
 
     /// Watches a rollback deployment: exit 3 if the service is back and stable, else 4. A second
@@ -267,12 +284,12 @@ impl Rollout<'_> {
         target: &str,
         seen: &mut Seen,
         mut result: DeployResult,
+        interrupted: &mut crate::signals::Interrupts,
     ) -> Result<()> {
         let deadline = Instant::now() + self.args.watch.timeout;
-        let mut interrupted = Box::pin(crate::signals::interrupted());
         let (ended, _) = self
             .watcher
-            .watch(rollback, target, deadline, seen, &mut interrupted)
+            .watch(rollback, target, deadline, seen, interrupted)
             .await?;
         if let Ended::Verdict(Verdict::Stable { .. }) = ended {
             info!("==> rolled back: the service is stable on {target}");

@@ -157,22 +157,23 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
     let config = aws::config::load(global.region.as_deref()).await?;
     let account = aws::sts::account_id(&config).await?;
     let ecr = Ecr::new(&config, &account);
-    let repository = match ecr.repository(&s.repository).await? {
-        Some(r) => r,
+    let (repository, exists) = match ecr.repository(&s.repository).await? {
+        Some(r) => (r, true),
         None if s.create_repository && s.dry_run => {
             info!(
                 "dry run: the ECR repository {} would be created",
                 s.repository
             );
-            aws::ecr::Repository {
+            let planned = aws::ecr::Repository {
                 name: s.repository.clone(),
                 uri: String::new(),
                 immutable: false,
-            }
+            };
+            (planned, false)
         }
         None if s.create_repository => {
             info!("creating ECR repository {}", s.repository);
-            ecr.create_repository(&s.repository).await?
+            (ecr.create_repository(&s.repository).await?, true)
         }
         None => {
             return Err(Error::failed(format!(
@@ -206,6 +207,8 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
     // Ask the place the image would be pushed to: ECR, or the overriding registry.
     let mut docker: Option<Docker> = None;
     let existing = match &s.registry {
+        // A dry run past a repository that does not exist yet: nothing is in it.
+        None if !exists => None,
         None => ecr.image_digest(&repository.name, &tag).await?,
         Some(_) => {
             let d = docker_or_connect(&mut docker).await?;

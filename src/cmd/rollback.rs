@@ -33,6 +33,10 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
         return Err(Error::usage("roll back one --service at a time"));
     };
     let cluster = args.target.cluster.as_str();
+    if let Some(spec) = &args.to {
+        // The syntax is checked before any call; the family comes from the service later.
+        history::resolve_to(spec, "family:1").map_err(Error::usage)?;
+    }
     let config = aws::config::load(global.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
 
@@ -83,6 +87,7 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
     }
 
     let mut watcher = Watcher::new(&client, cluster, service, &args.watch);
+    let mut interrupted = crate::signals::Interrupts::new();
     info!("==> rolling back to {target}");
     watcher.since = crate::clock::now();
     let deployment = ecs::update_service(&client, cluster, service, &target).await?;
@@ -94,13 +99,12 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
     }
 
     let deadline = Instant::now() + args.watch.timeout;
-    let mut interrupted = Box::pin(crate::signals::interrupted());
     let watched = watcher
         .watch(
             &deployment,
             &target,
             deadline,
-            &mut Seen::default(),
+            &mut Seen::after(&view),
             &mut interrupted,
         )
         .await;

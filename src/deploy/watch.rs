@@ -30,6 +30,16 @@ pub struct Seen {
     tasks: HashSet<String>,
 }
 
+impl Seen {
+    /// Everything `view` shows counts as seen: only what happens after it is printed.
+    pub fn after(view: &ecs::ServiceView) -> Self {
+        Seen {
+            events: view.events.iter().map(|e| e.id.clone()).collect(),
+            tasks: HashSet::new(),
+        }
+    }
+}
+
 /// How a watch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -66,7 +76,7 @@ impl<'a> Watcher<'a> {
     /// over another pipeline's. Returns the settled service; exit 1 if it does not settle.
     pub async fn settled(&self, wait: Duration) -> Result<ecs::ServiceView> {
         let deadline = Instant::now() + wait;
-        let mut interrupted = Box::pin(crate::signals::interrupted());
+        let mut interrupted = crate::signals::Interrupts::new();
         let mut announced = String::new();
         loop {
             let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
@@ -94,7 +104,7 @@ impl<'a> Watcher<'a> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(jittered(self.poll).min(deadline.saturating_duration_since(Instant::now()))) => {}
-                _ = &mut interrupted => return Err(Error::failed(
+                _ = interrupted.recv() => return Err(Error::failed(
                     "interrupted while waiting for another deployment; nothing was changed",
                 )),
             }
@@ -109,63 +119,56 @@ impl<'a> Watcher<'a> {
         task_definition: &str,
         deadline: Instant,
         seen: &mut Seen,
-        interrupted: &mut (impl std::future::Future<Output = ()> + Unpin),
+        interrupted: &mut crate::signals::Interrupts,
     ) -> Result<(Ended, Failures)> {
         let mut failures: Failures = Vec::new();
         let mut placement = 0u32;
         let mut last_progress = String::new();
         loop {
-            let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
-            for e in view.events.iter().rev() {
-                if e.at + 1.0 >= self.since && seen.events.insert(e.id.clone()) {
-                    info!("event: {}", e.message);
-                    if e.message.contains("unable to place a task") {
-                        placement += 1;
+            match self
+                .observe(deployment, seen, &mut failures, &mut placement)
+                .await
+            {
+                Ok(view) => {
+                    let snapshot = Snapshot {
+                        task_definition: view.task_definition.clone(),
+                        desired: view.desired,
+                        running: view.running,
+                        deployments: view.deployments.clone(),
+                        failed_tasks: failures.iter().map(describe_stop).collect(),
+                        placement_failures: placement,
+                        timed_out: Instant::now() >= deadline,
+                    };
+                    let v = verdict::verdict(&snapshot, deployment, task_definition, self.limits);
+                    if v != Verdict::Pending {
+                        return Ok((Ended::Verdict(v), failures));
+                    }
+                    if let Some(d) = view.deployments.iter().find(|d| d.id == deployment) {
+                        let progress = format!(
+                            "waiting: {} running of {} desired ({})",
+                            d.running,
+                            d.desired,
+                            d.rollout_state
+                                .as_deref()
+                                .unwrap_or("rollout state unknown")
+                        );
+                        // Printed when it changes, not on every poll.
+                        if progress != last_progress {
+                            info!("{progress}");
+                            last_progress = progress;
+                        }
                     }
                 }
-            }
-            for t in ecs::stopped_tasks(self.client, self.cluster, deployment).await? {
-                if !verdict::task_failed(&t.reason, &t.stop_code) {
-                    continue;
+                // The SDK has retried already; one failed look is not a verdict, so look again
+                // until the deadline.
+                Err(e) if Instant::now() < deadline => {
+                    warn!("could not read the deployment's state ({e}); trying again")
                 }
-                if seen.tasks.insert(t.arn.clone()) {
-                    warn!("task {} stopped: {}", short(&t.arn), describe_stop(&t));
-                }
-                if !failures.iter().any(|f| f.arn == t.arn) {
-                    failures.push(t);
-                }
-            }
-            let snapshot = Snapshot {
-                task_definition: view.task_definition.clone(),
-                desired: view.desired,
-                running: view.running,
-                deployments: view.deployments.clone(),
-                failed_tasks: failures.iter().map(|f| f.reason.clone()).collect(),
-                placement_failures: placement,
-                timed_out: Instant::now() >= deadline,
-            };
-            let v = verdict::verdict(&snapshot, deployment, task_definition, self.limits);
-            if v != Verdict::Pending {
-                return Ok((Ended::Verdict(v), failures));
-            }
-            if let Some(d) = view.deployments.iter().find(|d| d.id == deployment) {
-                let progress = format!(
-                    "waiting: {} running of {} desired ({})",
-                    d.running,
-                    d.desired,
-                    d.rollout_state
-                        .as_deref()
-                        .unwrap_or("rollout state unknown")
-                );
-                // Printed when it changes, not on every poll.
-                if progress != last_progress {
-                    info!("{progress}");
-                    last_progress = progress;
-                }
+                Err(e) => return Err(e),
             }
             tokio::select! {
                 _ = tokio::time::sleep(jittered(self.poll)) => {}
-                _ = &mut *interrupted => return Ok((Ended::Interrupted, failures)),
+                _ = interrupted.recv() => return Ok((Ended::Interrupted, failures)),
             }
         }
     }
@@ -189,6 +192,39 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
         line.push_str(&format!(" ({r})"));
     }
     line
+}
+
+impl Watcher<'_> {
+    /// One look at the service: prints new events and failed tasks, counts placement failures.
+    async fn observe(
+        &self,
+        deployment: &str,
+        seen: &mut Seen,
+        failures: &mut Failures,
+        placement: &mut u32,
+    ) -> Result<ecs::ServiceView> {
+        let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
+        for e in view.events.iter().rev() {
+            if e.at + 1.0 >= self.since && seen.events.insert(e.id.clone()) {
+                info!("event: {}", e.message);
+                if e.message.contains("unable to place a task") {
+                    *placement += 1;
+                }
+            }
+        }
+        for t in ecs::stopped_tasks(self.client, self.cluster, deployment).await? {
+            if !verdict::task_failed(&t.reason, &t.stop_code) {
+                continue;
+            }
+            if seen.tasks.insert(t.arn.clone()) {
+                warn!("task {} stopped: {}", short(&t.arn), describe_stop(&t));
+            }
+            if !failures.iter().any(|f| f.arn == t.arn) {
+                failures.push(t);
+            }
+        }
+        Ok(view)
+    }
 }
 
 /// `poll` ± 20 %, so many pipelines do not poll in step.

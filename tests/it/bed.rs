@@ -205,8 +205,8 @@ impl Run {
     }
 }
 
-/// Runs `deckhand args…` in `cwd` with a clean CI environment plus `env`.
-pub fn deckhand(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+/// `deckhand args…` in `cwd` with a clean CI environment plus `env`, ready to run.
+pub fn command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_deckhand"));
     cmd.current_dir(cwd).args(args);
     for (k, _) in std::env::vars() {
@@ -226,14 +226,90 @@ pub fn deckhand(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// Runs `deckhand args…` in `cwd` with a clean CI environment plus `env`.
+pub fn deckhand(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let Output {
         status,
         stdout,
         stderr,
-    } = cmd.output().expect("deckhand runs");
+    } = command(cwd, args, env).output().expect("deckhand runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A running deckhand whose log can be read as it is written.
+pub struct Running {
+    child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+    seen: String,
+}
+
+impl Running {
+    /// Starts `deckhand args…` like [`deckhand`] does.
+    pub fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+        use std::process::Stdio;
+        let mut child = command(cwd, args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("deckhand starts");
+        let stderr = std::io::BufReader::new(child.stderr.take().expect("piped"));
+        Running {
+            child,
+            stderr,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads the log until a line contains `text` (the process's own progress, no sleeping).
+    pub fn wait_for_line(&mut self, text: &str) {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            let n = self.stderr.read_line(&mut line).expect("stderr readable");
+            assert!(
+                n > 0,
+                "deckhand ended before logging {text:?}:\n{}",
+                self.seen
+            );
+            self.seen.push_str(&line);
+            if line.contains(text) {
+                return;
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the exit and collects the rest of the output.
+    pub fn finish(mut self) -> Run {
+        use std::io::Read;
+        let mut rest = String::new();
+        self.stderr
+            .read_to_string(&mut rest)
+            .expect("stderr readable");
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).expect("stdout readable");
+        }
+        let status = self.child.wait().expect("deckhand exits");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: self.seen + &rest,
+        }
     }
 }

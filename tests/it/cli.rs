@@ -1,4 +1,4 @@
-//! The command-line contract: usage errors, flags from environment variables, placeholders.
+//! The command-line contract: usage errors, flags from environment variables, help.
 
 use crate::bed::{deckhand, Repo};
 
@@ -24,16 +24,59 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_with_exit_2() {
+fn deploy_rollback_and_status_usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["rollback", "status"] {
-        let run = deckhand(dir.path(), &[cmd, "--cluster", "c"], &[]);
+    for (args, says) in [
+        (
+            &["deploy", "--cluster", "c", "--service", "web"][..],
+            "--image",
+        ),
+        (
+            &[
+                "deploy",
+                "--cluster",
+                "c",
+                "--service",
+                "web",
+                "--image",
+                "x",
+                "--repository",
+                "r",
+            ][..],
+            "cannot be used with",
+        ),
+        (&["rollback", "--cluster", "c"][..], "--service"),
+        (
+            &[
+                "rollback",
+                "--cluster",
+                "c",
+                "--service",
+                "web",
+                "--to",
+                "v2",
+            ][..],
+            "--to",
+        ),
+        (&["status", "--service", "web"][..], "--cluster"),
+        (
+            &[
+                "deploy",
+                "--cluster",
+                "c",
+                "--service",
+                "web",
+                "--image",
+                "x",
+                "--keep-revisions",
+                "0",
+            ][..],
+            "keep-revisions",
+        ),
+    ] {
+        let run = deckhand(dir.path(), args, &[("AWS_REGION", "us-east-1")]);
         run.expect_code(2);
-        assert!(
-            run.stderr.contains("not implemented yet"),
-            "{cmd}: {}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Deploy building blocks against real services: registering a rendered task definition keeps
-//! every field, on the sandbox and on moto.
+//! every field, on the sandbox and on moto (which also takes the service update).
 
 use deckhand::deploy::taskdef;
 use serde_json::json;
@@ -100,9 +100,41 @@ async fn moto_accepts_a_task_definition_from_describe_output() {
     let containers = out.task_definition().unwrap().container_definitions();
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[0].image(), Some("127.0.0.1:1/web:v1"));
+
+    // The service update deckhand makes, and how it reads the result back.
+    let cluster = format!("{family}-cluster");
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("web")
+        .task_definition(&first.arn)
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    let deployment = deckhand::aws::ecs::update_service(&ecs, &cluster, "web", &second.arn)
+        .await
+        .unwrap();
+    let view = deckhand::aws::ecs::describe_service(&ecs, &cluster, "web")
+        .await
+        .unwrap();
+    assert_eq!(view.task_definition, second.arn);
+    let primary = view
+        .deployments
+        .iter()
+        .find(|d| d.status == "PRIMARY")
+        .unwrap();
+    assert_eq!(
+        (primary.id.as_str(), primary.task_definition.as_str()),
+        (deployment.as_str(), second.arn.as_str())
+    );
 }
 
-mod command {
+pub mod command {
     //! `deckhand deploy` end to end on the sandbox, with real containers.
 
     use aws_sdk_ecs::Client;
@@ -112,7 +144,7 @@ mod command {
     use crate::sandbox::{completed_on, container, create_service, register, sandbox, wait_until};
 
     /// A sandbox with service `web` stable on a good revision; returns that revision's ARN.
-    async fn stable_service(breaker: bool) -> (Sandbox, Client, String) {
+    pub async fn stable_service(breaker: bool) -> (Sandbox, Client, String) {
         let bed = Bed::get();
         let (sandbox, client) = sandbox(8192).await;
         let good = register(&client, "web", container(&bed, &["sleep", "600"])).await;
@@ -125,9 +157,8 @@ mod command {
     }
 
     /// Runs `deckhand deploy` against the sandbox (off the runtime's workers).
-    async fn deploy(sandbox: &Sandbox, image: &str, extra: &[&str]) -> Run {
-        let endpoint = sandbox.endpoint();
-        let mut args: Vec<String> = [
+    pub async fn deploy(sandbox: &Sandbox, image: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
             "deploy",
             "--cluster",
             "c",
@@ -137,28 +168,37 @@ mod command {
             "app",
             "--image",
             image,
-            "--poll",
-            "200ms",
-            "--timeout",
-            "60s",
             "--output",
             "json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        ];
+        // Quick polling and a minute's patience, unless the test says otherwise.
+        for (flag, value) in [("--poll", "200ms"), ("--timeout", "60s")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
+        args.extend_from_slice(extra);
+        run(sandbox, None, &args).await
+    }
+
+    /// Runs `deckhand args…` against the sandbox in `cwd` (a temporary directory if none), off
+    /// the runtime's workers: the sandbox answers on them.
+    pub async fn run(sandbox: &Sandbox, cwd: Option<&std::path::Path>, args: &[&str]) -> Run {
+        let endpoint = sandbox.endpoint();
+        let cwd = cwd.map(std::path::Path::to_path_buf);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
-            let dir = tempfile::tempdir().unwrap();
+            let temp = tempfile::tempdir().unwrap();
+            let dir = cwd.unwrap_or_else(|| temp.path().to_path_buf());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            crate::bed::deckhand(dir.path(), &args, &[("AWS_ENDPOINT_URL", &endpoint)])
+            crate::bed::deckhand(&dir, &args, &[("AWS_ENDPOINT_URL", &endpoint)])
         })
         .await
         .unwrap()
     }
 
     /// A local image tag that runs like the base image (a new, good image).
-    async fn good_image(bed: &Bed) -> String {
+    pub async fn good_image(bed: &Bed) -> String {
         let docker = deckhand::image::engine::connect().await.unwrap();
         let tag = format!("deckhand-test/good:{}", crate::bed::unique("v"));
         deckhand::image::build::tag(&docker, &bed.base_image, &tag)
@@ -168,7 +208,7 @@ mod command {
     }
 
     /// A local image with no shell or `sleep`: its tasks cannot start the container's command.
-    async fn broken_image() -> String {
+    pub async fn broken_image() -> String {
         let docker = deckhand::image::engine::connect().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY x /x\n").unwrap();
@@ -187,7 +227,7 @@ mod command {
         tag
     }
 
-    async fn service_td(client: &Client) -> String {
+    pub async fn service_td(client: &Client) -> String {
         let out = client
             .describe_services()
             .cluster("c")
@@ -294,25 +334,20 @@ mod command {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unknown_service_fails_before_changing_anything() {
         let (sandbox, _client, _) = stable_service(false).await;
-        let endpoint = sandbox.endpoint();
-        let run = tokio::task::spawn_blocking(move || {
-            let dir = tempfile::tempdir().unwrap();
-            crate::bed::deckhand(
-                dir.path(),
-                &[
-                    "deploy",
-                    "--cluster",
-                    "c",
-                    "--service",
-                    "nope",
-                    "--image",
-                    "x/y:1",
-                ],
-                &[("AWS_ENDPOINT_URL", &endpoint)],
-            )
-        })
-        .await
-        .unwrap();
+        let run = run(
+            &sandbox,
+            None,
+            &[
+                "deploy",
+                "--cluster",
+                "c",
+                "--service",
+                "nope",
+                "--image",
+                "x/y:1",
+            ],
+        )
+        .await;
         run.expect_code(1);
         assert!(
             run.stderr

@@ -8,4 +8,6 @@ mod clients;
 mod context;
 mod deploy;
 mod push;
+mod rollback;
+mod rollout;
 mod sandbox;

@@ -519,7 +519,7 @@ async fn the_sandbox_command_serves_until_terminated_and_cleans_up() {
 }
 
 /// POSTs `body` to a control endpoint of the sandbox.
-fn control(sandbox: &Sandbox, path: &str, body: &str) {
+pub fn control(sandbox: &Sandbox, path: &str, body: &str) {
     let url = format!("{}/_sandbox/{path}", sandbox.endpoint());
     ureq::post(&url)
         .send(body)

@@ -1,0 +1,118 @@
+//! `deckhand rollback` and `deckhand status` on the sandbox, with real containers.
+
+use crate::bed::Bed;
+use crate::deploy::command::{deploy, good_image, run, service_td, stable_service};
+
+fn rollback<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "rollback",
+        "--cluster",
+        "c",
+        "--service",
+        "web",
+        "--poll",
+        "200ms",
+        "--timeout",
+        "60s",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_rollback_returns_to_the_last_good_revision_and_exits_0() {
+    let bed = Bed::get();
+    let (sandbox, client, good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    let deployed = deploy(&sandbox, &image, &[]).await;
+    deployed.expect_code(0);
+    let new = deployed.json()["task_definition_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let back = run(&sandbox, None, &rollback(&[])).await;
+    back.expect_code(0);
+    let out = back.json();
+    assert_eq!(out["result"], "rolled-back");
+    assert_eq!(out["task_definition_arn"], good.as_str());
+    assert_eq!(out["previous_task_definition_arn"], new.as_str());
+    assert_eq!(service_td(&client).await, good);
+    assert!(
+        back.stderr.contains("has reached a steady state"),
+        "watched like a deploy:\n{}",
+        back.stderr
+    );
+
+    // Forward again by revision number; asking for what already runs changes nothing.
+    let forward = run(&sandbox, None, &rollback(&["--to", "2"])).await;
+    forward.expect_code(0);
+    assert_eq!(service_td(&client).await, new);
+    let again = run(&sandbox, None, &rollback(&["--to", "2"])).await;
+    again.expect_code(0);
+    assert_eq!(again.json()["result"], "unchanged");
+
+    // status, for a person: what runs, the deployments, recent events.
+    let status = run(
+        &sandbox,
+        None,
+        &["status", "--cluster", "c", "--service", "web"],
+    )
+    .await;
+    status.expect_code(0);
+    for want in [
+        "service web in c: ACTIVE, 1 running of 1 desired",
+        &format!("task definition {new}"),
+        &format!("container app: {image}"),
+        "PRIMARY ecs-svc/",
+        "COMPLETED, 1 of 1 running",
+        "recent events (newest first):",
+        "has reached a steady state",
+    ] {
+        assert!(
+            status.stdout.contains(want),
+            "{want:?} missing:\n{}",
+            status.stdout
+        );
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_with_nowhere_to_go_changes_nothing() {
+    let (sandbox, client, good) = stable_service(false).await;
+    // Only one revision has ever run: there is no earlier good one.
+    let none = run(&sandbox, None, &rollback(&[])).await;
+    none.expect_code(1);
+    assert!(
+        none.stderr.contains("Pass --to REVISION"),
+        "{}",
+        none.stderr
+    );
+    let missing = run(&sandbox, None, &rollback(&["--to", "99"])).await;
+    missing.expect_code(1);
+    assert!(missing.stderr.contains("web:99"), "{}", missing.stderr);
+    let bad = run(&sandbox, None, &rollback(&["--to", "web:latest"])).await;
+    bad.expect_code(2);
+    assert!(
+        bad.stderr.contains("expected a revision number"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(service_td(&client).await, good);
+    let unknown = run(
+        &sandbox,
+        None,
+        &["status", "--cluster", "c", "--service", "nope"],
+    )
+    .await;
+    unknown.expect_code(1);
+    assert!(
+        unknown.stderr.contains("does not exist"),
+        "{}",
+        unknown.stderr
+    );
+    sandbox.stop().await;
+}
