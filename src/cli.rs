@@ -140,7 +140,7 @@ pub struct WatchArgs {
     pub timeout: std::time::Duration,
 
     /// How often to look at the service while watching.
-    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "DECKHAND_POLL")]
+    #[arg(long, default_value = "3s", value_parser = parse_poll, env = "DECKHAND_POLL")]
     pub poll: std::time::Duration,
 
     /// Failed tasks of the new revision that fail the deploy (before ECS's circuit breaker, which needs 3).
@@ -256,7 +256,24 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("{text:?} is not a duration"));
     }
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{text:?} is longer than the most deckhand waits (7 days)"
+        ));
+    }
     Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// The longest wait any flag accepts.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// A polling interval: a duration of at least 100ms, so a typo cannot hammer the ECS API.
+pub fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(text)?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err(format!("{text:?} polls too often; use 100ms or more"));
+    }
+    Ok(d)
 }
 
 /// `deckhand push`: from a source tree to an image in ECR tagged with the commit SHA.
@@ -338,6 +355,10 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
+        assert!(parse_duration("8000h").is_err());
+        assert!(parse_poll("0").is_err());
+        assert_eq!(parse_poll("100ms"), Ok(Duration::from_millis(100)));
     }
 
     #[test]

@@ -96,8 +96,23 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires --image or --repository"),
     };
 
-    let mut watcher = Watcher::new(&client, cluster, service, &args.watch);
-    let before = watcher.settled(args.wait_for_others).await?;
+    let watcher = Watcher::new(&client, cluster, service, &args.watch);
+    // From here a signal means "stop, and leave the service safe", not "die".
+    let mut interrupts = crate::signals::Interrupts::new();
+    let before = if args.dry_run {
+        let view = ecs::describe_service(&client, cluster, service).await?;
+        if let Some(d) = crate::deploy::verdict::busy(&view.deployments) {
+            warn!(
+                "a deployment is in progress: {}. A real run would wait for it (--wait-for-others).",
+                watch::describe_deployment(d)
+            );
+        }
+        view
+    } else {
+        watcher
+            .settled(args.wait_for_others, &mut interrupts)
+            .await?
+    };
     let target = before.task_definition.clone();
     info!("running {target} (the rollback target)");
 
@@ -129,16 +144,13 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     let registered = ecs::register_task_definition(&config, &new.request()).await?;
     info!("registered {}", registered.arn);
     result.task_definition_arn = registered.arn.clone();
-    // From here a signal means "stop waiting and make the service safe", not "die".
-    let mut interrupts = crate::signals::Interrupts::new();
     if interrupts.arrived() {
         return Err(Error::failed(format!(
             "interrupted before the service was changed; {} was registered but is not in use",
             registered.arn
         )));
     }
-    watcher.since = crate::clock::now();
-    let deployment = ecs::update_service(&client, cluster, service, &registered.arn).await?;
+    let deployment = watcher.start(&registered.arn).await?;
     info!("==> deployment {deployment} started");
     result.deployment_id = deployment.clone();
     if args.no_wait {
@@ -155,17 +167,21 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         before: &before,
         new_family: new.family(),
     };
+    let unfinished = result.clone();
     match rollout.follow(result, &mut interrupts).await {
+        // An error with the result unprinted: the service was changed, so it needs a person.
         Err(e) if e.exit == Exit::Failed => {
             report_state(&watcher).await;
-            Err(Error {
-                exit: Exit::NeedsPerson,
-                message: format!(
+            let failed = DeployResult {
+                result: "failed".into(),
+                reason: format!(
                     "{}. The service was already changed (deployment {deployment}); check it with \
                      `deckhand status`.",
                     e.message.trim_end_matches('.')
                 ),
-            })
+                ..unfinished
+            };
+            finish(global, failed, Exit::NeedsPerson)
         }
         other => other,
     }
@@ -235,26 +251,34 @@ impl Rollout<'_> {
         }
 
         match &failure {
-            Failure::Replaced { by } => {
-                error!(
-                    "another deployment ({by}) replaced ours; deckhand does not roll back over it"
-                );
-                report_state(watcher).await;
-                return finish(global, result, Exit::NeedsPerson);
-            }
-            Failure::RolledBackByEcs { to } => {
-                info!("==> ECS's circuit breaker is rolling back to {to}; watching it");
+            Failure::Replaced { .. } | Failure::RolledBackByEcs { .. } => {
+                // Someone or something else moved the service. Only when it is going back to
+                // the revision that ran before is that a rollback to confirm; otherwise it is
+                // not ours to undo.
                 let view =
                     ecs::describe_service(watcher.client, watcher.cluster, watcher.service).await?;
-                let primary = view
-                    .deployments
-                    .iter()
-                    .find(|d| d.status == "PRIMARY")
-                    .map(|d| d.id.clone())
-                    .unwrap_or_default();
-                return self
-                    .confirm(&primary, to, &mut seen, result, interrupted)
-                    .await;
+                let primary = view.deployments.iter().find(|d| d.status == "PRIMARY");
+                match primary {
+                    Some(p) if history::same_revision(&p.task_definition, self.target) => {
+                        info!(
+                            "==> the service is going back to {} ({}); watching it",
+                            self.target, p.id
+                        );
+                        let id = p.id.clone();
+                        return self
+                            .confirm(&id, self.target, &mut seen, result, interrupted)
+                            .await;
+                    }
+                    _ => {
+                        error!(
+                            "another deployment took over the service ({}); deckhand does not roll \
+                             back over it",
+                            primary.map(watch::describe_deployment).unwrap_or_default()
+                        );
+                        report_state(watcher).await;
+                        return finish(global, result, Exit::NeedsPerson);
+                    }
+                }
             }
             _ => {}
         }
@@ -264,13 +288,7 @@ impl Rollout<'_> {
             return finish(global, result, Exit::NeedsPerson);
         }
         info!("==> rolling back to {}", self.target);
-        let back = ecs::update_service(
-            watcher.client,
-            watcher.cluster,
-            watcher.service,
-            self.target,
-        )
-        .await?;
+        let back = watcher.start(self.target).await?;
         info!("rollback deployment {back} started");
         self.confirm(&back, self.target, &mut seen, result, interrupted)
             .await

@@ -220,17 +220,18 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
     tags.extend(s.extra_tags.iter().filter(|t| **t != tag).cloned());
 
     let decision = plan(existing, s.force, repository.immutable, dirty);
+    if let Plan::RefuseDirty { digest } = &decision {
+        return Err(Error::failed(format!(
+            "{uri}:{tag} already exists ({digest}) and the repository's tags are immutable, so \
+             this build of uncommitted changes cannot be pushed under that tag. Commit the \
+             changes and push the new commit."
+        )));
+    }
     if s.dry_run {
         return Ok(dry_run_outcome(decision, uri, tag, tags, sha));
     }
     let (digest, skipped) = match decision {
-        Plan::RefuseDirty { digest } => {
-            return Err(Error::failed(format!(
-                "{uri}:{tag} already exists ({digest}) and the repository's tags are immutable, so \
-                 this build of uncommitted changes cannot be pushed under that tag. Commit the \
-                 changes and push the new commit."
-            )))
-        }
+        Plan::RefuseDirty { .. } => unreachable!("refused above"),
         Plan::Skip { digest, reason } => {
             match reason {
                 SkipReason::AlreadyPushed => info!(
@@ -283,7 +284,7 @@ fn dry_run_outcome(
     let image = format!("{uri}:{tag}");
     let (digest, pinned, skipped) = match decision {
         Plan::Skip { digest, .. } | Plan::RefuseDirty { digest } => {
-            info!("dry run: {image} is already pushed ({digest})");
+            info!("dry run: {image} is already pushed ({digest}): nothing would be built");
             (digest.clone(), format!("{uri}@{digest}"), true)
         }
         Plan::Build => {

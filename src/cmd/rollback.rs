@@ -86,11 +86,10 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
         );
     }
 
-    let mut watcher = Watcher::new(&client, cluster, service, &args.watch);
+    let watcher = Watcher::new(&client, cluster, service, &args.watch);
     let mut interrupted = crate::signals::Interrupts::new();
     info!("==> rolling back to {target}");
-    watcher.since = crate::clock::now();
-    let deployment = ecs::update_service(&client, cluster, service, &target).await?;
+    let deployment = watcher.start(&target).await?;
     info!("deployment {deployment} started");
     result.deployment_id = deployment.clone();
     if args.no_wait {

@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub placement_failures: u32,
     /// True once the timeout has passed.
     pub timed_out: bool,
+    /// True once our deployment has been listed in some snapshot (DescribeServices is
+    /// eventually consistent: right after UpdateService it may not be listed yet).
+    pub ours_seen: bool,
 }
 
 /// Limits for failing fast, before ECS's own circuit breaker (which needs at least 3).
@@ -118,6 +121,13 @@ pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: L
     // Gone from the list, or no longer PRIMARY without having failed: another deployment took
     // over (ECS keeps a failed deployment listed while its rollback runs). Not ours to undo.
     let Some(m) = mine else {
+        if !snap.ours_seen {
+            return if snap.timed_out {
+                Verdict::Failed(Failure::TimedOut)
+            } else {
+                Verdict::Pending
+            };
+        }
         return Verdict::Failed(Failure::Replaced { by: replaced_by() });
     };
     if m.status != "PRIMARY" {
@@ -237,6 +247,7 @@ mod tests {
             desired: 2,
             running: 2,
             deployments,
+            ours_seen: true,
             ..Snapshot::default()
         }
     }
@@ -350,6 +361,29 @@ mod tests {
                 Verdict::Failed(Failure::Replaced {
                     by: "ecs-svc/9".into(),
                 }),
+            ),
+            (
+                "not listed yet right after UpdateService (eventual consistency)",
+                Snapshot {
+                    ours_seen: false,
+                    ..snap(
+                        OLD_TD,
+                        vec![dep("ecs-svc/1", "PRIMARY", OLD_TD, Some("COMPLETED"), 2, 2)],
+                    )
+                },
+                Verdict::Pending,
+            ),
+            (
+                "never listed before the timeout",
+                Snapshot {
+                    ours_seen: false,
+                    timed_out: true,
+                    ..snap(
+                        OLD_TD,
+                        vec![dep("ecs-svc/1", "PRIMARY", OLD_TD, Some("COMPLETED"), 2, 2)],
+                    )
+                },
+                Verdict::Failed(Failure::TimedOut),
             ),
             (
                 "completed, but the service runs another task definition",

@@ -19,8 +19,6 @@ pub struct Watcher<'a> {
     pub service: &'a str,
     pub poll: Duration,
     pub limits: Limits,
-    /// Events older than this (epoch seconds) were there before we started: not printed.
-    pub since: f64,
 }
 
 /// What has been printed already, across the deploy and its rollback.
@@ -68,15 +66,51 @@ impl<'a> Watcher<'a> {
                 failed_tasks: args.max_failed_tasks.max(1),
                 ..Limits::default()
             },
-            since: crate::clock::now(),
+        }
+    }
+
+    /// UpdateService to `task_definition`; returns the deployment it started. When the answer
+    /// is lost (timeout, dropped connection) the update may still have happened: the service is
+    /// read to find out, so "nothing changed" (exit 1) is only said when it is true.
+    pub async fn start(&self, task_definition: &str) -> Result<String> {
+        let e = match ecs::update_service(self.client, self.cluster, self.service, task_definition)
+            .await
+        {
+            Ok(id) => return Ok(id),
+            Err(e) => e,
+        };
+        match ecs::describe_service(self.client, self.cluster, self.service).await {
+            Ok(view) => match view.deployments.iter().find(|d| {
+                d.status == "PRIMARY"
+                    && super::history::same_revision(&d.task_definition, task_definition)
+            }) {
+                Some(d) => {
+                    warn!(
+                        "UpdateService reported an error ({e}), but the service took the update: \
+                         following deployment {}",
+                        d.id
+                    );
+                    Ok(d.id.clone())
+                }
+                None => Err(e),
+            },
+            Err(_) => Err(Error {
+                exit: crate::error::Exit::NeedsPerson,
+                message: format!(
+                    "{e}. Whether the service was changed cannot be told; check it with `deckhand status`."
+                ),
+            }),
         }
     }
 
     /// Waits (up to `wait`) until no deployment is rolling out, so deckhand never starts one
     /// over another pipeline's. Returns the settled service; exit 1 if it does not settle.
-    pub async fn settled(&self, wait: Duration) -> Result<ecs::ServiceView> {
+    pub async fn settled(
+        &self,
+        wait: Duration,
+        interrupted: &mut crate::signals::Interrupts,
+    ) -> Result<ecs::ServiceView> {
         let deadline = Instant::now() + wait;
-        let mut interrupted = crate::signals::Interrupts::new();
         let mut announced = String::new();
         loop {
             let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
@@ -123,6 +157,7 @@ impl<'a> Watcher<'a> {
     ) -> Result<(Ended, Failures)> {
         let mut failures: Failures = Vec::new();
         let mut placement = 0u32;
+        let mut ours_seen = false;
         let mut last_progress = String::new();
         loop {
             match self
@@ -130,7 +165,9 @@ impl<'a> Watcher<'a> {
                 .await
             {
                 Ok(view) => {
+                    ours_seen |= view.deployments.iter().any(|d| d.id == deployment);
                     let snapshot = Snapshot {
+                        ours_seen,
                         task_definition: view.task_definition.clone(),
                         desired: view.desired,
                         running: view.running,
@@ -164,7 +201,13 @@ impl<'a> Watcher<'a> {
                 Err(e) if Instant::now() < deadline => {
                     warn!("could not read the deployment's state ({e}); trying again")
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    warn!("could not read the deployment's state ({e}) and the time is up");
+                    return Ok((
+                        Ended::Verdict(Verdict::Failed(verdict::Failure::TimedOut)),
+                        failures,
+                    ));
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(jittered(self.poll)) => {}
@@ -205,7 +248,7 @@ impl Watcher<'_> {
     ) -> Result<ecs::ServiceView> {
         let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
         for e in view.events.iter().rev() {
-            if e.at + 1.0 >= self.since && seen.events.insert(e.id.clone()) {
+            if seen.events.insert(e.id.clone()) {
                 info!("event: {}", e.message);
                 if e.message.contains("unable to place a task") {
                     *placement += 1;

@@ -323,6 +323,14 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
     );
     assert_eq!(active_revisions(&client).await.len(), before);
     assert_eq!(service_td(&client).await, theirs);
+    // A dry run does not wait: it says a real run would.
+    let dry = deploy(&sandbox, &image, &["--dry-run"]).await;
+    dry.expect_code(0);
+    assert!(
+        dry.stderr.contains("A real run would wait"),
+        "{}",
+        dry.stderr
+    );
 
     // Waiting: deckhand holds until their deployment is over (here: they roll back to the good
     // revision), then deploys on top of the settled service.
