@@ -34,6 +34,31 @@ pub struct GlobalArgs {
     /// Less log detail: warnings and errors only.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// CI log dressing: groups or sections per stage, annotations, step outputs and summary.
+    #[arg(long, global = true, value_enum, default_value_t = crate::report::CiFlag::Auto, env = "DECKHAND_CI")]
+    pub ci: crate::report::CiFlag,
+
+    /// Also write the result object (as on stdout with --output json) to this file.
+    #[arg(long, global = true, value_name = "PATH", env = "DECKHAND_REPORT")]
+    pub report: Option<PathBuf>,
+
+    /// Also write the result as DECKHAND_*=value lines (GitLab's artifacts:reports:dotenv).
+    #[arg(long, global = true, value_name = "PATH", env = "DECKHAND_DOTENV")]
+    pub dotenv: Option<PathBuf>,
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Push(_) => "push",
+            Command::Deploy(_) => "deploy",
+            Command::Rollback(_) => "rollback",
+            Command::Status(_) => "status",
+            Command::Sandbox(_) => "sandbox",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,5 +11,6 @@ pub mod image;
 pub mod logging;
 pub mod output;
 pub mod redact;
+pub mod report;
 pub mod sandbox;
 pub mod signals;

@@ -3,10 +3,32 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deckhand::{cli::Cli, cmd, logging, redact};
+use deckhand::{cli::Cli, cmd, logging, redact, report};
 
 fn main() -> ExitCode {
+    // An empty DECKHAND_* variable counts as unset: CI systems (a GitHub Action's unset
+    // inputs, for one) pass empty strings. Done first, while the process has one thread.
+    for (name, value) in std::env::vars_os() {
+        if value.is_empty() && name.to_string_lossy().starts_with("DECKHAND_") {
+            std::env::remove_var(name);
+        }
+    }
     let cli = Cli::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    report::init(
+        report::detect(cli.global.ci, env),
+        report::Sinks {
+            report: cli.global.report.clone(),
+            dotenv: cli.global.dotenv.clone(),
+            github_output: env("GITHUB_OUTPUT")
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            github_summary: env("GITHUB_STEP_SUMMARY")
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            command: cli.command.name().to_string(),
+        },
+    );
     logging::init(cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -18,10 +40,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    let outcome = runtime.block_on(cmd::run(cli));
+    logging::finish();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", redact::redact(&e.message));
+            let message = redact::redact(&e.message);
+            eprintln!("{}", logging::line(tracing::Level::ERROR, &message));
             ExitCode::from(e.exit.code())
         }
     }

@@ -24,6 +24,7 @@ pub struct PushOutcome {
 
 /// Prints a command's result: `text` for people, or `value` as one JSON object.
 pub fn print_result(format: OutputFormat, value: &impl Serialize, text: &str) {
+    crate::report::publish(&serde_json::to_value(value).expect("plain data serializes"));
     match format {
         OutputFormat::Text => redact::println_stdout(text),
         OutputFormat::Json => {

@@ -20,6 +20,10 @@ pub fn register(secret: &str) {
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     if !secrets.iter().any(|s| s == secret) {
+        if crate::report::mode() == crate::report::Mode::Github && !secret.contains('\n') {
+            // The runner masks it in every later line of the job, this step's or not.
+            eprintln!("::add-mask::{secret}");
+        }
         secrets.push(secret.to_string());
         // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));

@@ -125,6 +125,9 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
                 ))
             })?,
     };
+    for value in source.secret_values() {
+        crate::redact::register(&value);
+    }
     let new = render(&source, &args.containers, &image)?;
     println_diff(&source.request(), &new.request());
     let mut result = DeployResult {

@@ -223,6 +223,18 @@ impl TaskDef {
         out
     }
 
+    /// The values of secret-looking environment variables, to be masked in all output.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.body["containerDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["environment"].as_array().into_iter().flatten())
+            .filter(|e| e["name"].as_str().is_some_and(looks_secret))
+            .filter_map(|e| e["value"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Sets (or replaces) a tag.
     pub fn tag(&mut self, key: &str, value: &str) {
         self.tags.retain(|(k, _)| k != key);

@@ -182,14 +182,30 @@ pub mod command {
     /// Runs `deckhand args…` against the sandbox in `cwd` (a temporary directory if none), off
     /// the runtime's workers: the sandbox answers on them.
     pub async fn run(sandbox: &Sandbox, cwd: Option<&std::path::Path>, args: &[&str]) -> Run {
-        let endpoint = sandbox.endpoint();
+        run_with_env(sandbox, cwd, args, &[]).await
+    }
+
+    /// [`run`] with more environment variables.
+    pub async fn run_with_env(
+        sandbox: &Sandbox,
+        cwd: Option<&std::path::Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("AWS_ENDPOINT_URL".into(), sandbox.endpoint()));
         let cwd = cwd.map(std::path::Path::to_path_buf);
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             let temp = tempfile::tempdir().unwrap();
             let dir = cwd.unwrap_or_else(|| temp.path().to_path_buf());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            crate::bed::deckhand(&dir, &args, &[("AWS_ENDPOINT_URL", &endpoint)])
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            crate::bed::deckhand(&dir, &args, &env)
         })
         .await
         .unwrap()

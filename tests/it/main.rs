@@ -2,7 +2,9 @@
 //! registry, moto) over loopback. Start it with `scripts/test`, or `scripts/bed up` and
 //! `. .bed/env` before `cargo test`.
 
+mod action;
 mod bed;
+mod ci;
 mod cli;
 mod clients;
 mod context;

@@ -1,0 +1,269 @@
+//! deckhand inside CI, on the sandbox: GitHub's groups, annotations, outputs and job summary;
+//! GitLab's sections and dotenv report; the JSON report file; secrets in no output of any mode.
+
+use std::collections::HashMap;
+
+use crate::bed::{Bed, Repo, Run};
+use crate::deploy::command::{broken_image, good_image, run_with_env, stable_service};
+
+/// `key=value` lines (and `key<<DELIM` blocks) of a `$GITHUB_OUTPUT` file.
+fn github_outputs(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delimiter)) = line.split_once("<<") {
+            let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+            out.insert(key.to_string(), value.join("\n"));
+        } else if let Some((key, value)) = line.split_once('=') {
+            out.insert(key.to_string(), value.to_string());
+        }
+    }
+    out
+}
+
+fn deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "deploy",
+        "--cluster",
+        "c",
+        "--service",
+        "web",
+        "--container",
+        "app",
+        "--image",
+        image,
+        "--poll",
+        "200ms",
+        "--timeout",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_github_a_deploy_writes_outputs_a_summary_and_annotations() {
+    let bed = Bed::get();
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let summary = dir.path().join("summary.md");
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", output.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+    ];
+
+    let image = good_image(&bed).await;
+    let good = run_with_env(&sandbox, None, &deploy_args(&image, &[]), &env).await;
+    good.expect_code(0);
+    let outputs = github_outputs(&std::fs::read_to_string(&output).unwrap());
+    for key in [
+        "image",
+        "digest",
+        "sha",
+        "task-definition-arn",
+        "deployment-id",
+        "result",
+        "rolled-back",
+        "reason",
+    ] {
+        assert!(outputs.contains_key(key), "{key} missing from {outputs:?}");
+    }
+    assert_eq!(outputs["result"], "deployed");
+    assert_eq!(outputs["rolled-back"], "false");
+    assert_eq!(outputs["image"], image);
+    assert!(
+        outputs["task-definition-arn"].ends_with("web:2"),
+        "{outputs:?}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("## deckhand deploy: deployed"), "{md}");
+    assert!(
+        md.contains("### Timeline") && md.contains("has reached a steady state"),
+        "{md}"
+    );
+    assert!(
+        good.stderr.contains("::group::register web"),
+        "{}",
+        good.stderr
+    );
+    assert!(good.stderr.contains("::endgroup::"), "{}", good.stderr);
+
+    // A failing deploy: annotations, and outputs the next step can branch on.
+    std::fs::write(&output, "").unwrap();
+    let broken = broken_image().await;
+    let failed = run_with_env(&sandbox, None, &deploy_args(&broken, &[]), &env).await;
+    failed.expect_code(3);
+    let outputs = github_outputs(&std::fs::read_to_string(&output).unwrap());
+    assert_eq!(outputs["result"], "rolled-back");
+    assert_eq!(outputs["rolled-back"], "true");
+    assert!(
+        failed
+            .stderr
+            .contains("::error::the deploy failed and was rolled back"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("::warning::task "),
+        "{}",
+        failed.stderr
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("## deckhand deploy: rolled-back"), "{md}");
+    assert!(
+        md.contains("CannotStartContainerError"),
+        "the stopped-task reason:\n{md}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_gitlab_sections_a_dotenv_and_a_report_file() {
+    let bed = Bed::get();
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dotenv = dir.path().join("deploy.env");
+    let report = dir.path().join("report.json");
+    let image = good_image(&bed).await;
+    let args = deploy_args(
+        &image,
+        &[
+            "--dotenv",
+            dotenv.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    let run = run_with_env(&sandbox, None, &args, &[("GITLAB_CI", "true")]).await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("section_start:"), "{}", run.stderr);
+    assert!(run.stderr.contains("section_end:"), "{}", run.stderr);
+    let env: HashMap<String, String> = std::fs::read_to_string(&dotenv)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    assert_eq!(env["DECKHAND_RESULT"], "deployed");
+    assert_eq!(env["DECKHAND_IMAGE"], image);
+    assert_eq!(env["DECKHAND_ROLLED_BACK"], "false");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(written, run.json(), "the report file is the stdout result");
+    assert_eq!(
+        env["DECKHAND_TASK_DEFINITION_ARN"],
+        written["task_definition_arn"].as_str().unwrap()
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecr_token_and_secret_env_values_reach_no_output_in_any_mode() {
+    let bed = Bed::get();
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let secret = "hunter2-do-not-print-me";
+    let dir = tempfile::tempdir().unwrap();
+    let td = dir.path().join("td.json");
+    std::fs::write(
+        &td,
+        serde_json::json!({
+            "family": "web",
+            "containerDefinitions": [{
+                "name": "app", "image": "placeholder", "essential": true, "memory": 32,
+                "command": ["sleep", "600"],
+                "environment": [{"name": "DB_PASSWORD", "value": secret}, {"name": "MODE", "value": "prod"}]
+            }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let repo = Repo::new(&[(
+        "Dockerfile",
+        &format!("FROM {}\nCMD [\"sleep\", \"600\"]\n", bed.base_image),
+    )]);
+    let leaks = |run: &Run, files: &[std::path::PathBuf]| -> Vec<String> {
+        let mut texts = vec![run.stdout.clone(), run.stderr.clone()];
+        texts.extend(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()));
+        let password = sandbox.shared.password.clone();
+        texts
+            .iter()
+            .flat_map(|t| t.lines())
+            // GitHub's own masking command carries the value to the runner, which hides it.
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .filter(|l| l.contains(secret) || l.contains(&password))
+            .map(str::to_string)
+            .collect()
+    };
+    for (mode, dry) in [("none", true), ("gitlab", true), ("github", false)] {
+        let out = dir.path().join(format!("{mode}.out"));
+        let files = [
+            out.clone(),
+            dir.path().join(format!("{mode}.md")),
+            dir.path().join(format!("{mode}.env")),
+            dir.path().join(format!("{mode}.json")),
+        ];
+        let mut args = vec![
+            "deploy",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--container",
+            "app",
+            "--repository",
+            "team/web",
+            "--create-repository",
+            "--task-definition",
+            td.to_str().unwrap(),
+            "--poll",
+            "200ms",
+            "--timeout",
+            "60s",
+            "-vv",
+            "--ci",
+            mode,
+            "--dotenv",
+            files[2].to_str().unwrap(),
+            "--report",
+            files[3].to_str().unwrap(),
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        let env = [
+            ("GITHUB_OUTPUT", files[0].to_str().unwrap()),
+            ("GITHUB_STEP_SUMMARY", files[1].to_str().unwrap()),
+        ];
+        let run = run_with_env(&sandbox, Some(repo.path()), &args, &env).await;
+        run.expect_code(0);
+        assert_eq!(
+            leaks(&run, &files),
+            Vec::<String>::new(),
+            "{mode}: a secret leaked"
+        );
+        if mode == "github" {
+            assert!(
+                run.stderr.contains(&format!("::add-mask::{secret}")),
+                "the secret is masked for the runner too:\n{}",
+                run.stderr
+            );
+        }
+    }
+    // The secret did pass through deckhand: it is in the revision the real deploy registered.
+    let state = sandbox.shared.state.lock().await;
+    let registered = state
+        .task_definition("web:2")
+        .expect("the github run registered web:2");
+    assert_eq!(
+        registered.body["containerDefinitions"][0]["environment"][0]["value"],
+        secret
+    );
+    drop(state);
+    sandbox.stop().await;
+}
