@@ -83,18 +83,14 @@ pub enum Command {
 
 /// `deckhand deploy`: a new image to an ECS service, watched to a verdict.
 #[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["image", "repository"])))]
 pub struct DeployArgs {
     #[command(flatten)]
     pub target: ServiceArgs,
 
     /// Image to deploy, e.g. the `pinned` reference `deckhand push` printed. Without it,
     /// deckhand builds and pushes first (--repository and the other push flags).
-    #[arg(
-        long,
-        env = "DECKHAND_IMAGE",
-        required_unless_present = "repository",
-        conflicts_with = "repository"
-    )]
+    #[arg(long, env = "DECKHAND_IMAGE")]
     pub image: Option<String>,
 
     /// ECR repository to build and push to before deploying (instead of --image).

@@ -130,3 +130,29 @@ async fn the_deploy_step_writes_every_declared_output() {
     assert!(written.contains(&format!("image={image}\n")), "{written}");
     sandbox.stop().await;
 }
+
+#[test]
+fn the_workflows_are_yaml_and_ci_runs_the_test_command() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.github/workflows");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc = YamlLoader::load_from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .remove(0);
+        assert!(!doc["jobs"].is_badvalue(), "{}: no jobs", path.display());
+        names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        if path.ends_with("ci.yml") {
+            assert!(
+                text.contains("scripts/test"),
+                "ci.yml runs what .ci/run runs"
+            );
+        }
+        if path.ends_with("action-test.yml") {
+            assert!(text.contains("uses: ./"), "the action is exercised");
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["action-test.yml", "ci.yml", "release.yml"]);
+}
