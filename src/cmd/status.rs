@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::aws::{self, ecs};
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::cmd::deploy::sha_of;
+use crate::deploy::verdict::DeploymentView;
 use crate::deploy::watch;
 use crate::error::{Error, Result};
 
@@ -25,22 +26,10 @@ pub struct Status {
     pub pending: i32,
     /// Whether a deployment is rolling out right now.
     pub deploying: bool,
-    pub deployments: Vec<Deployment>,
+    pub deployments: Vec<DeploymentView>,
     pub containers: Vec<Container>,
     /// Newest first.
     pub events: Vec<Event>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Deployment {
-    pub id: String,
-    pub status: String,
-    pub task_definition_arn: String,
-    pub rollout_state: Option<String>,
-    pub rollout_state_reason: Option<String>,
-    pub desired: i32,
-    pub running: i32,
-    pub pending: i32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -111,20 +100,7 @@ pub fn assemble(
         running: view.running,
         pending: view.pending,
         deploying: crate::deploy::verdict::busy(&view.deployments).is_some(),
-        deployments: view
-            .deployments
-            .iter()
-            .map(|d| Deployment {
-                id: d.id.clone(),
-                status: d.status.clone(),
-                task_definition_arn: d.task_definition.clone(),
-                rollout_state: d.rollout_state.clone(),
-                rollout_state_reason: d.rollout_reason.clone(),
-                desired: d.desired,
-                running: d.running,
-                pending: d.pending,
-            })
-            .collect(),
+        deployments: view.deployments.clone(),
         containers,
         events: view
             .events
@@ -181,17 +157,7 @@ pub fn text(s: &Status) -> String {
         "deployments:\n"
     });
     for d in &s.deployments {
-        let view = crate::deploy::verdict::DeploymentView {
-            id: d.id.clone(),
-            status: d.status.clone(),
-            task_definition: d.task_definition_arn.clone(),
-            rollout_state: d.rollout_state.clone(),
-            rollout_reason: d.rollout_state_reason.clone(),
-            desired: d.desired,
-            running: d.running,
-            pending: d.pending,
-        };
-        out.push_str(&format!("  {}\n", watch::describe_deployment(&view)));
+        out.push_str(&format!("  {}\n", watch::describe_deployment(d)));
     }
     if !s.events.is_empty() {
         out.push_str("recent events (newest first):\n");
@@ -205,7 +171,6 @@ pub fn text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::verdict::DeploymentView;
     use serde_json::json;
 
     #[test]

@@ -2,15 +2,17 @@
 //! snapshot of the service (pure). The rules are the contract in the README: success only when
 //! our deployment is PRIMARY, COMPLETED and the service runs our task definition.
 
-/// One deployment as DescribeServices shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One deployment as DescribeServices shows it (and as `deckhand status` reports it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeploymentView {
     pub id: String,
     /// PRIMARY, ACTIVE or INACTIVE.
     pub status: String,
+    #[serde(rename = "task_definition_arn")]
     pub task_definition: String,
     /// IN_PROGRESS, COMPLETED, FAILED; absent on older APIs and some controllers.
     pub rollout_state: Option<String>,
+    #[serde(rename = "rollout_state_reason")]
     pub rollout_reason: Option<String>,
     pub desired: i32,
     pub running: i32,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::bed::{Bed, Repo, Run};
-use crate::deploy::command::{broken_image, good_image, run_with_env, stable_service};
+use crate::deploy::command::{broken_image, deploy_args, good_image, run_with_env, stable_service};
 
 /// `key=value` lines (and `key<<DELIM` blocks) of a `$GITHUB_OUTPUT` file.
 fn github_outputs(text: &str) -> HashMap<String, String> {
@@ -21,24 +21,8 @@ fn github_outputs(text: &str) -> HashMap<String, String> {
     out
 }
 
-fn deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "deploy",
-        "--cluster",
-        "c",
-        "--service",
-        "web",
-        "--container",
-        "app",
-        "--image",
-        image,
-        "--poll",
-        "200ms",
-        "--timeout",
-        "60s",
-    ];
-    args.extend_from_slice(extra);
-    args
+fn image_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    deploy_args(&["--image", image], extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +39,7 @@ async fn on_github_a_deploy_writes_outputs_a_summary_and_annotations() {
     ];
 
     let image = good_image(&bed).await;
-    let good = run_with_env(&sandbox, None, &deploy_args(&image, &[]), &env).await;
+    let good = run_with_env(&sandbox, None, &image_args(&image, &[]), &env).await;
     good.expect_code(0);
     let outputs = github_outputs(&std::fs::read_to_string(&output).unwrap());
     for key in [
@@ -93,7 +77,7 @@ async fn on_github_a_deploy_writes_outputs_a_summary_and_annotations() {
     // A failing deploy: annotations, and outputs the next step can branch on.
     std::fs::write(&output, "").unwrap();
     let broken = broken_image().await;
-    let failed = run_with_env(&sandbox, None, &deploy_args(&broken, &[]), &env).await;
+    let failed = run_with_env(&sandbox, None, &image_args(&broken, &[]), &env).await;
     failed.expect_code(3);
     let outputs = github_outputs(&std::fs::read_to_string(&output).unwrap());
     assert_eq!(outputs["result"], "rolled-back");
@@ -127,7 +111,7 @@ async fn on_gitlab_sections_a_dotenv_and_a_report_file() {
     let dotenv = dir.path().join("deploy.env");
     let report = dir.path().join("report.json");
     let image = good_image(&bed).await;
-    let args = deploy_args(
+    let args = image_args(
         &image,
         &[
             "--dotenv",
@@ -208,31 +192,20 @@ async fn the_ecr_token_and_secret_env_values_reach_no_output_in_any_mode() {
             dir.path().join(format!("{mode}.env")),
             dir.path().join(format!("{mode}.json")),
         ];
-        let mut args = vec![
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--container",
-            "app",
-            "--repository",
-            "team/web",
-            "--create-repository",
-            "--task-definition",
-            td.to_str().unwrap(),
-            "--poll",
-            "200ms",
-            "--timeout",
-            "60s",
-            "-vv",
-            "--ci",
-            mode,
-            "--dotenv",
-            files[2].to_str().unwrap(),
-            "--report",
-            files[3].to_str().unwrap(),
-        ];
+        let mut args = deploy_args(
+            &["--repository", "team/web", "--create-repository"],
+            &[
+                "--task-definition",
+                td.to_str().unwrap(),
+                "-vv",
+                "--ci",
+                mode,
+                "--dotenv",
+                files[2].to_str().unwrap(),
+                "--report",
+                files[3].to_str().unwrap(),
+            ],
+        );
         if dry {
             args.push("--dry-run");
         }

@@ -156,6 +156,15 @@ pub mod command {
 
     /// Runs `deckhand deploy` against the sandbox (off the runtime's workers).
     pub async fn deploy(sandbox: &Sandbox, image: &str, extra: &[&str]) -> Run {
+        let mut more = vec!["--output", "json"];
+        more.extend_from_slice(extra);
+        run(sandbox, None, &deploy_args(&["--image", image], &more)).await
+    }
+
+    /// `deckhand deploy` to service `web`'s container `app` in cluster `c`, from `source`
+    /// (`--image X`, or `--repository R …`), with quick polling and a minute's patience unless
+    /// `extra` says otherwise, then `extra`.
+    pub fn deploy_args<'a>(source: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "deploy",
             "--cluster",
@@ -164,19 +173,15 @@ pub mod command {
             "web",
             "--container",
             "app",
-            "--image",
-            image,
-            "--output",
-            "json",
         ];
-        // Quick polling and a minute's patience, unless the test says otherwise.
+        args.extend_from_slice(source);
         for (flag, value) in [("--poll", "200ms"), ("--timeout", "60s")] {
             if !extra.contains(&flag) {
                 args.extend([flag, value]);
             }
         }
         args.extend_from_slice(extra);
-        run(sandbox, None, &args).await
+        args
     }
 
     /// Runs `deckhand args…` against the sandbox in `cwd` (a temporary directory if none), off

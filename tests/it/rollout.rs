@@ -7,7 +7,7 @@ use deckhand::sandbox::Sandbox;
 use serde_json::json;
 
 use crate::bed::{Bed, Repo, Running};
-use crate::deploy::command::{deploy, good_image, run, service_td, stable_service};
+use crate::deploy::command::{deploy, deploy_args, good_image, run, service_td, stable_service};
 use crate::sandbox::{completed_on, container, register, wait_until};
 
 /// Register input for family `web` whose `app` container never passes its health check, and
@@ -73,27 +73,13 @@ async fn without_an_image_deploy_builds_pushes_and_pins_the_digest() {
         "Dockerfile",
         &format!("FROM {}\nCMD [\"sleep\", \"600\"]\n", bed.base_image),
     )]);
-    let build = [
-        "deploy",
-        "--cluster",
-        "c",
-        "--service",
-        "web",
-        "--container",
-        "app",
-        "--repository",
-        "team/web",
-        "--create-repository",
-        "--poll",
-        "200ms",
-        "--timeout",
-        "60s",
-        "--output",
-        "json",
-    ];
+    let build = deploy_args(
+        &["--repository", "team/web", "--create-repository"],
+        &["--output", "json"],
+    );
 
     // A dry run builds nothing, pushes nothing, creates no repository and registers nothing.
-    let mut dry = build.to_vec();
+    let mut dry = build.clone();
     dry.push("--dry-run");
     let run_dry = run(&sandbox, Some(repo.path()), &dry).await;
     run_dry.expect_code(0);
@@ -207,25 +193,10 @@ async fn sigterm_during_the_watch_rolls_back_and_exits_3() {
     let file = write_json(&dir, "slow.json", &slow_revision(&bed));
     let running = start_until(
         &sandbox,
-        &[
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--container",
-            "app",
-            "--image",
-            &image,
-            "--task-definition",
-            &file,
-            "--poll",
-            "200ms",
-            "--timeout",
-            "60s",
-            "--output",
-            "json",
-        ],
+        &deploy_args(
+            &["--image", &image],
+            &["--task-definition", &file, "--output", "json"],
+        ),
         "==> deployment",
     )
     .await;
@@ -336,25 +307,10 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
     // revision), then deploys on top of the settled service.
     let running = start_until(
         &sandbox,
-        &[
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--container",
-            "app",
-            "--image",
-            &image,
-            "--poll",
-            "200ms",
-            "--timeout",
-            "60s",
-            "--wait-for-others",
-            "60s",
-            "--output",
-            "json",
-        ],
+        &deploy_args(
+            &["--image", &image],
+            &["--wait-for-others", "60s", "--output", "json"],
+        ),
         "waiting up to",
     )
     .await;

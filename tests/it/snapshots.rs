@@ -2,7 +2,7 @@
 //! (tests/it/snapshots/). Volatile parts (ports, SHAs, image tags) are filtered.
 
 use crate::bed::{deckhand, Bed};
-use crate::deploy::command::{good_image, run, stable_service};
+use crate::deploy::command::{deploy_args, good_image, run, stable_service};
 
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
@@ -51,18 +51,7 @@ async fn a_dry_run() {
     let run = run(
         &sandbox,
         None,
-        &[
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--container",
-            "app",
-            "--image",
-            &image,
-            "--dry-run",
-        ],
+        &deploy_args(&["--image", &image], &["--dry-run"]),
     )
     .await;
     run.expect_code(0);
