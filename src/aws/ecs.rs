@@ -138,6 +138,7 @@ pub struct Event {
 /// What the watcher reads from DescribeServices.
 #[derive(Debug, Clone)]
 pub struct ServiceView {
+    pub name: String,
     pub arn: String,
     /// ACTIVE, DRAINING or INACTIVE.
     pub status: String,
@@ -156,25 +157,58 @@ pub async fn describe_service(
     cluster: &str,
     service: &str,
 ) -> Result<ServiceView> {
-    let out = client
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(se) if se.is_cluster_not_found_exception() => Error::failed(format!(
-                "the ECS cluster {cluster:?} does not exist (in this account and region). Check --cluster and --region."
-            )),
-            _ => Error::failed(format!("ECS DescribeServices failed: {}", super::describe(&e))),
-        })?;
-    let s = out
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-        .ok_or_else(|| Error::failed(format!("the ECS service {service:?} does not exist in cluster {cluster:?}. Check --service.")))?;
+    let mut views = describe_services(client, cluster, &[service.to_string()]).await?;
+    Ok(views.remove(0))
+}
+
+/// The most services one DescribeServices call takes.
+pub const DESCRIBE_BATCH: usize = 10;
+
+/// DescribeServices for `services`, in batches of ten, in the order given; an unknown cluster
+/// or service is an error naming it.
+pub async fn describe_services(
+    client: &Client,
+    cluster: &str,
+    services: &[String],
+) -> Result<Vec<ServiceView>> {
+    let mut views = Vec::with_capacity(services.len());
+    for batch in services.chunks(DESCRIBE_BATCH) {
+        let out = client
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_cluster_not_found_exception() => Error::failed(format!(
+                    "the ECS cluster {cluster:?} does not exist (in this account and region). Check --cluster and --region."
+                )),
+                _ => Error::failed(format!("ECS DescribeServices failed: {}", super::describe(&e))),
+            })?;
+        for name in batch {
+            let s = out
+                .services()
+                .iter()
+                .find(|s| {
+                    s.status() != Some("INACTIVE")
+                        && (s.service_name() == Some(name.as_str())
+                            || s.service_arn() == Some(name.as_str()))
+                })
+                .ok_or_else(|| {
+                    Error::failed(format!(
+                        "the ECS service {name:?} does not exist in cluster {cluster:?}. Check --service."
+                    ))
+                })?;
+            views.push(view_of(s));
+        }
+    }
+    Ok(views)
+}
+
+fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
     let when = |t: Option<&aws_smithy_types::DateTime>| t.map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    Ok(ServiceView {
+    ServiceView {
+        name: s.service_name().unwrap_or_default().to_string(),
         arn: s.service_arn().unwrap_or_default().to_string(),
         status: s.status().unwrap_or_default().to_string(),
         task_definition: s.task_definition().unwrap_or_default().to_string(),
@@ -204,7 +238,7 @@ pub async fn describe_service(
                 message: e.message().unwrap_or_default().to_string(),
             })
             .collect(),
-    })
+    }
 }
 
 /// UpdateService to `task_definition`; returns the id of the deployment it started.

@@ -1,5 +1,6 @@
-//! `deckhand deploy`: register a revision with the new image, update the service, watch our
-//! deployment to a verdict, and roll back to the last good revision when it fails.
+//! `deckhand deploy`: register a revision with the new image for each service, update the
+//! services, watch our deployments to a verdict together, and when any fails roll every changed
+//! service back to its own last good revision.
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -11,24 +12,39 @@ use crate::cmd::push;
 use crate::deploy::history;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::deploy::verdict::{Failure, Verdict};
-use crate::deploy::watch::{self, Ended, Seen, Watcher};
+use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::error::{Error, Exit, Result};
+use crate::signals::Interrupts;
 
 /// The result object (stdout with `--output json`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeployResult {
     /// deployed | rolled-back | failed | dry-run | started
     pub result: String,
-    /// The image reference put in the task definition (pinned by digest when deckhand pushed it).
+    /// The image reference put in the task definitions (pinned by digest when deckhand pushed it).
     pub image: String,
     /// `sha256:…` when known.
     pub digest: String,
     /// The commit the image was built from, when known.
     pub sha: String,
+    /// The revision(s) registered, in service order (space-separated when several).
     pub task_definition_arn: String,
+    /// The deployment(s) started, in service order (space-separated when several).
     pub deployment_id: String,
     pub rolled_back: bool,
     pub reason: String,
+    /// Each service's part.
+    pub services: Vec<ServiceResult>,
+}
+
+/// One service's part of a deploy.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceResult {
+    pub service: String,
+    pub task_definition_arn: String,
+    pub deployment_id: String,
+    /// The revision it ran before, and goes back to on failure.
+    pub rollback_target: String,
 }
 
 /// The image going out, and what is known about it.
@@ -60,13 +76,23 @@ impl Image {
     }
 }
 
+/// One service being deployed.
+struct Unit {
+    service: String,
+    /// The revision live and stable before: the rollback target.
+    target: String,
+    new: TaskDef,
+    registered: String,
+}
+
 /// Runs the deploy; the exit code follows the README's table.
 pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
-    let [service] = args.target.services.as_slice() else {
+    let services = service_list(&args.target.services)?;
+    if services.len() > 1 && args.task_definition.is_some() {
         return Err(Error::usage(
-            "deploy one --service at a time in this version",
+            "--task-definition is one service's task definition: use it with one --service",
         ));
-    };
+    }
     let cluster = args.target.cluster.as_str();
     // Everything the command line alone can get wrong is checked before any call.
     let file_source = args
@@ -86,9 +112,9 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
 
     let config = aws::config::load(global.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
-    info!("==> service {service} in {cluster}");
+    info!("==> {} in {cluster}", plural("service", &services));
     // An unknown cluster or service fails here, before minutes of building.
-    ecs::describe_service(&client, cluster, service).await?;
+    ecs::describe_services(&client, cluster, &services).await?;
 
     let image = match (&push_settings, &args.image) {
         (Some(s), _) => Image::pushed(&push::run(global, s).await?),
@@ -96,40 +122,54 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires --image or --repository"),
     };
 
-    let watcher = Watcher::new(&client, cluster, service, &args.watch);
-    // From here a signal means "stop, and leave the service safe", not "die".
-    let mut interrupts = crate::signals::Interrupts::new();
-    let before = if args.dry_run {
-        let view = ecs::describe_service(&client, cluster, service).await?;
-        if let Some(d) = crate::deploy::verdict::busy(&view.deployments) {
-            warn!(
-                "a deployment is in progress: {}. A real run would wait for it (--wait-for-others).",
-                watch::describe_deployment(d)
-            );
+    let watcher = Watcher::new(&client, cluster, &args.watch);
+    // From here a signal means "stop, and leave the services safe", not "die".
+    let mut interrupts = Interrupts::new();
+    let befores = if args.dry_run {
+        let views = ecs::describe_services(&client, cluster, &services).await?;
+        for v in &views {
+            if let Some(d) = crate::deploy::verdict::busy(&v.deployments) {
+                warn!(
+                    "a deployment is in progress on {}: {}. A real run would wait for it \
+                     (--wait-for-others).",
+                    v.name,
+                    watch::describe_deployment(d)
+                );
+            }
         }
-        view
+        views
     } else {
         watcher
-            .settled(args.wait_for_others, &mut interrupts)
+            .settled(&services, args.wait_for_others, &mut interrupts)
             .await?
     };
-    let target = before.task_definition.clone();
-    info!("running {target} (the rollback target)");
 
-    let source = match file_source {
-        Some(td) => td,
-        None => taskdef::from_value(ecs::describe_task_definition(&config, &target).await?)
-            .map_err(|e| {
-                Error::failed(format!(
-                    "the service's task definition cannot be reused: {e}"
-                ))
-            })?,
-    };
-    for value in source.secret_values() {
-        crate::redact::register(&value);
+    let mut units = Vec::new();
+    for before in &befores {
+        let target = before.task_definition.clone();
+        info!("{}: running {target} (the rollback target)", before.name);
+        let source = match &file_source {
+            Some(td) => td.clone(),
+            None => taskdef::from_value(ecs::describe_task_definition(&config, &target).await?)
+                .map_err(|e| {
+                    Error::failed(format!(
+                        "{}'s task definition cannot be reused: {e}",
+                        before.name
+                    ))
+                })?,
+        };
+        for value in source.secret_values() {
+            crate::redact::register(&value);
+        }
+        let new = render(&before.name, &source, &args.containers, &image)?;
+        println_diff(&source.request(), &new.request());
+        units.push(Unit {
+            service: before.name.clone(),
+            target,
+            new,
+            registered: String::new(),
+        });
     }
-    let new = render(&source, &args.containers, &image)?;
-    println_diff(&source.request(), &new.request());
     let mut result = DeployResult {
         image: image.reference.clone(),
         digest: image.digest.clone().unwrap_or_default(),
@@ -138,48 +178,82 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     };
 
     if args.dry_run {
-        info!("dry run: nothing registered, the service is unchanged");
+        info!("dry run: nothing registered, no service changed");
         result.result = "dry-run".into();
         return finish(global, result, Exit::Success);
     }
 
-    info!("==> register {}", new.family());
-    let registered = ecs::register_task_definition(&config, &new.request()).await?;
-    info!("registered {}", registered.arn);
-    result.task_definition_arn = registered.arn.clone();
-    if interrupts.arrived() {
-        return Err(Error::failed(format!(
-            "interrupted before the service was changed; {} was registered but is not in use",
-            registered.arn
-        )));
+    // Every revision is registered before any service changes.
+    info!("==> register");
+    for u in &mut units {
+        let registered = ecs::register_task_definition(&config, &u.new.request()).await?;
+        info!("{}: registered {}", u.service, registered.arn);
+        u.registered = registered.arn;
     }
-    let deployment = watcher.start(&registered.arn).await?;
-    info!("==> deployment {deployment} started");
-    result.deployment_id = deployment.clone();
-    if args.no_wait {
+    if interrupts.arrived() {
+        return Err(Error::failed(
+            "interrupted before any service was changed; the registered revisions are not in use",
+        ));
+    }
+
+    info!("==> deploy");
+    let mut watched = Vec::new();
+    let mut start_error = None;
+    for u in &units {
+        match watcher.start(&u.service, &u.registered).await {
+            Ok(id) => {
+                info!("{}: deployment {id} started", u.service);
+                watched.push(Watched::new(&u.service, &id, &u.registered));
+            }
+            Err(e) if watched.is_empty() => return Err(e),
+            Err(e) => {
+                // Some services changed already: this is now a failed deploy to undo.
+                error!("{}: {e}", u.service);
+                start_error = Some(format!("{} could not be updated: {}", u.service, e.message));
+                break;
+            }
+        }
+    }
+    result.services = units
+        .iter()
+        .map(|u| ServiceResult {
+            service: u.service.clone(),
+            task_definition_arn: u.registered.clone(),
+            deployment_id: watched
+                .iter()
+                .find(|w| w.service == u.service)
+                .map(|w| w.deployment.clone())
+                .unwrap_or_default(),
+            rollback_target: u.target.clone(),
+        })
+        .collect();
+    result.task_definition_arn = joined(result.services.iter().map(|s| &s.task_definition_arn));
+    result.deployment_id = joined(result.services.iter().map(|s| &s.deployment_id));
+    if args.no_wait && start_error.is_none() {
         result.result = "started".into();
         return finish(global, result, Exit::Success);
     }
 
-    // From here on the service has been changed: an error is no longer "nothing changed".
+    // From here on services have been changed: an error is no longer "nothing changed".
     let rollout = Rollout {
         global,
         args,
         watcher: &watcher,
-        target: &target,
-        before: &before,
-        new_family: new.family(),
+        units: &units,
+        seen: Seen::after(&befores),
     };
     let unfinished = result.clone();
-    match rollout.follow(result, &mut interrupts).await {
-        // An error with the result unprinted: the service was changed, so it needs a person.
+    match rollout
+        .follow(result, watched, start_error, &mut interrupts)
+        .await
+    {
+        // An error with the result unprinted: services were changed, so it needs a person.
         Err(e) if e.exit == Exit::Failed => {
-            report_state(&watcher).await;
+            report_state(&watcher, &services).await;
             let failed = DeployResult {
                 result: "failed".into(),
                 reason: format!(
-                    "{}. The service was already changed (deployment {deployment}); check it with \
-                     `deckhand status`.",
+                    "{}. Services were already changed; check them with `deckhand status`.",
                     e.message.trim_end_matches('.')
                 ),
                 ..unfinished
@@ -190,160 +264,224 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     }
 }
 
-/// The deploy after UpdateService: watch, then keep, roll back, or hand over to a person.
+/// The services named, each once.
+fn service_list(names: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names.iter().filter(|n| !n.is_empty()) {
+        if out.contains(n) {
+            return Err(Error::usage(format!("--service {n} is named twice")));
+        }
+        out.push(n.clone());
+    }
+    if out.is_empty() {
+        return Err(Error::usage("name at least one --service"));
+    }
+    Ok(out)
+}
+
+fn plural(word: &str, names: &[String]) -> String {
+    match names {
+        [one] => format!("{word} {one}"),
+        many => format!("{word}s {}", many.join(", ")),
+    }
+}
+
+fn joined<'a>(parts: impl Iterator<Item = &'a String>) -> String {
+    parts
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The deploy after the first UpdateService: watch, then keep, roll back, or hand over.
 struct Rollout<'a> {
     global: &'a GlobalArgs,
     args: &'a DeployArgs,
     watcher: &'a Watcher<'a>,
-    /// The revision that was live and stable before.
-    target: &'a str,
-    /// The settled service before the update (its events are not news).
-    before: &'a ecs::ServiceView,
-    new_family: &'a str,
+    units: &'a [Unit],
+    /// Events already shown (or there before the deploy).
+    seen: Seen,
 }
 
 impl Rollout<'_> {
+    fn unit(&self, service: &str) -> &Unit {
+        self.units
+            .iter()
+            .find(|u| u.service == service)
+            .expect("every watched service is a unit")
+    }
+
     async fn follow(
-        &self,
+        mut self,
         mut result: DeployResult,
-        interrupted: &mut crate::signals::Interrupts,
+        mut watched: Vec<Watched>,
+        start_error: Option<String>,
+        interrupted: &mut Interrupts,
     ) -> Result<()> {
         let (global, args, watcher) = (self.global, self.args, self.watcher);
-        let mut seen = Seen::after(self.before);
         let deadline = Instant::now() + args.watch.timeout;
-        let (ended, failures) = watcher
-            .watch(
-                &result.deployment_id,
-                &result.task_definition_arn,
-                deadline,
-                &mut seen,
-                interrupted,
-            )
-            .await?;
-        let failure = match ended {
-            Ended::Verdict(Verdict::Stable { nothing_running }) => {
-                if nothing_running {
-                    warn!("the service's desiredCount is 0: the deployment completed but no task ran, so nothing was verified");
+        let ended = match start_error {
+            None => {
+                watcher
+                    .watch(&mut watched, deadline, &mut self.seen, interrupted, true)
+                    .await?
+            }
+            Some(_) => Ended::Decided,
+        };
+        if ended == Ended::Decided && start_error.is_none() && watched.iter().all(Watched::stable) {
+            for w in &watched {
+                if let Some(Verdict::Stable {
+                    nothing_running: true,
+                }) = w.verdict
+                {
+                    warn!("{}: desiredCount is 0: the deployment completed but no task ran, so nothing was verified", w.service);
                 }
                 info!(
                     "==> deployed: {} is stable on {}",
-                    result.deployment_id, result.task_definition_arn
+                    w.service,
+                    watch::short(&w.task_definition)
                 );
-                if let Some(keep) = args.keep_revisions {
-                    self.prune(keep as usize, &result.task_definition_arn).await;
+            }
+            if let Some(keep) = args.keep_revisions {
+                for u in self.units {
+                    self.prune(keep as usize, u).await;
                 }
-                result.result = "deployed".into();
-                return finish(global, result, Exit::Success);
             }
-            Ended::Verdict(Verdict::Failed(f)) => f,
-            Ended::Verdict(Verdict::Pending) => unreachable!("watch returns only verdicts"),
-            Ended::Interrupted => {
+            result.result = "deployed".into();
+            return finish(global, result, Exit::Success);
+        }
+
+        result.reason = match (&start_error, ended) {
+            (Some(e), _) => e.clone(),
+            (None, Ended::Interrupted) => {
                 warn!("interrupted while the deployment was unverified");
-                Failure::Interrupted
+                explain(&Failure::Interrupted)
             }
+            (None, Ended::Decided) => watched
+                .iter()
+                .find_map(|w| {
+                    w.failed()
+                        .map(|f| labelled(&w.service, &explain(f), &watched))
+                })
+                .unwrap_or_default(),
         };
-        result.reason = explain(&failure);
         result.result = "failed".into();
         error!("the deployment failed: {}", result.reason);
-        for t in &failures {
-            error!(
-                "  task {}: {}",
-                watch::short(&t.arn),
-                watch::describe_stop(t)
-            );
+        for w in &watched {
+            for t in &w.failures {
+                error!(
+                    "  {}task {}: {}",
+                    if watched.len() > 1 {
+                        format!("{}: ", w.service)
+                    } else {
+                        String::new()
+                    },
+                    watch::short(&t.arn),
+                    watch::describe_stop(t)
+                );
+            }
         }
 
-        match &failure {
-            Failure::Replaced { .. } | Failure::RolledBackByEcs { .. } => {
-                // Someone or something else moved the service. Only when it is going back to
-                // the revision that ran before is that a rollback to confirm; otherwise it is
-                // not ours to undo.
-                let view =
-                    ecs::describe_service(watcher.client, watcher.cluster, watcher.service).await?;
-                let primary = view.deployments.iter().find(|d| d.status == "PRIMARY");
-                match primary {
-                    Some(p) if history::same_revision(&p.task_definition, self.target) => {
-                        info!(
-                            "==> the service is going back to {} ({}); watching it",
-                            self.target, p.id
-                        );
-                        let id = p.id.clone();
-                        return self
-                            .confirm(&id, self.target, &mut seen, result, interrupted)
-                            .await;
-                    }
-                    _ => {
-                        error!(
-                            "another deployment took over the service ({}); deckhand does not roll \
-                             back over it",
-                            primary.map(watch::describe_deployment).unwrap_or_default()
-                        );
-                        report_state(watcher).await;
-                        return finish(global, result, Exit::NeedsPerson);
-                    }
+        // Every changed service goes back to its own target, all or nothing.
+        let mut back = Vec::new();
+        let mut left = false;
+        for w in &watched {
+            let target = &self.unit(&w.service).target;
+            let view = ecs::describe_service(watcher.client, watcher.cluster, &w.service).await?;
+            let primary = view.deployments.iter().find(|d| d.status == "PRIMARY");
+            match primary {
+                // ECS's breaker (or a person) is already taking it back: follow that.
+                Some(p) if history::same_revision(&p.task_definition, target) => {
+                    info!(
+                        "{}: going back to {target} ({}); watching it",
+                        w.service, p.id
+                    );
+                    back.push(Watched::new(&w.service, &p.id, target));
+                }
+                Some(p) if p.id != w.deployment => {
+                    error!(
+                        "{}: another deployment took over ({}); deckhand does not roll back over it",
+                        w.service,
+                        watch::describe_deployment(p)
+                    );
+                    left = true;
+                }
+                _ if args.rollback == RollbackMode::Never => {
+                    error!("{}: --rollback never: left on the new revision", w.service);
+                    left = true;
+                }
+                _ => {
+                    info!("==> rolling back {} to {target}", w.service);
+                    let id = watcher.start(&w.service, target).await?;
+                    info!("{}: rollback deployment {id} started", w.service);
+                    back.push(Watched::new(&w.service, &id, target));
                 }
             }
-            _ => {}
         }
-        if args.rollback == RollbackMode::Never {
-            error!("--rollback never: the service is left on the failed revision");
-            report_state(watcher).await;
-            return finish(global, result, Exit::NeedsPerson);
-        }
-        info!("==> rolling back to {}", self.target);
-        let back = watcher.start(self.target).await?;
-        info!("rollback deployment {back} started");
-        self.confirm(&back, self.target, &mut seen, result, interrupted)
-            .await
+        self.confirm(result, back, left, interrupted).await
     }
 
-    /// Watches a rollback deployment: exit 3 if the service is back and stable, else 4. A second
-    /// signal stops the wait (CI sends SIGINT, then SIGTERM, before killing the job).
+    /// Watches the rollbacks: exit 3 if every changed service is back and stable, else 4. A
+    /// second signal stops the wait (CI sends SIGINT, then SIGTERM, before killing the job).
     async fn confirm(
-        &self,
-        rollback: &str,
-        target: &str,
-        seen: &mut Seen,
+        mut self,
         mut result: DeployResult,
-        interrupted: &mut crate::signals::Interrupts,
+        mut back: Vec<Watched>,
+        left: bool,
+        interrupted: &mut Interrupts,
     ) -> Result<()> {
         let deadline = Instant::now() + self.args.watch.timeout;
-        let (ended, _) = self
-            .watcher
-            .watch(rollback, target, deadline, seen, interrupted)
-            .await?;
-        if let Ended::Verdict(Verdict::Stable { .. }) = ended {
-            info!("==> rolled back: the service is stable on {target}");
+        let ended = if back.is_empty() {
+            Ended::Decided
+        } else {
+            self.watcher
+                .watch(&mut back, deadline, &mut self.seen, interrupted, false)
+                .await?
+        };
+        let confirmed = ended == Ended::Decided && back.iter().all(Watched::stable);
+        if confirmed && !left {
+            for w in &back {
+                info!(
+                    "==> rolled back: {} is stable on {}",
+                    w.service, w.task_definition
+                );
+            }
             result.result = "rolled-back".into();
             result.rolled_back = true;
             return finish(self.global, result, Exit::RolledBack);
         }
-        let why = match ended {
-            Ended::Interrupted => "the wait was interrupted".to_string(),
-            Ended::Verdict(Verdict::Failed(f)) => explain(&f),
-            Ended::Verdict(_) => "unknown".to_string(),
-        };
-        error!("the rollback to {target} ({rollback}) was not confirmed: {why}");
-        report_state(self.watcher).await;
+        for w in &back {
+            let why = match (&w.verdict, ended) {
+                (Some(Verdict::Stable { .. }), _) => continue,
+                (Some(Verdict::Failed(f)), _) => explain(f),
+                (_, Ended::Interrupted) => "the wait was interrupted".to_string(),
+                _ => "unknown".to_string(),
+            };
+            error!(
+                "{}: the rollback to {} ({}) was not confirmed: {why}",
+                w.service, w.task_definition, w.deployment
+            );
+        }
+        let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
+        report_state(self.watcher, &services).await;
         finish(self.global, result, Exit::NeedsPerson)
     }
 
-    /// `--keep-revisions`: deregisters old revisions of the family. The deploy has succeeded,
-    /// so a failure here is a warning, not a failed deploy.
-    async fn prune(&self, keep: usize, live: &str) {
-        info!(
-            "==> keep the newest {keep} revisions of {}",
-            self.new_family
-        );
+    /// `--keep-revisions`: deregisters old revisions of a unit's family. The deploy has
+    /// succeeded, so a failure here is a warning, not a failed deploy.
+    async fn prune(&self, keep: usize, u: &Unit) {
+        let family = u.new.family();
+        info!("==> keep the newest {keep} revisions of {family}");
         let client = self.watcher.client;
-        let active = match ecs::active_revisions(client, self.new_family).await {
+        let active = match ecs::active_revisions(client, family).await {
             Ok(a) => a,
             Err(e) => {
                 warn!("old revisions were not deregistered: {e}");
                 return;
             }
         };
-        let old = history::to_deregister(&active, keep, &[live, self.target]);
+        let old = history::to_deregister(&active, keep, &[&u.registered, &u.target]);
         if old.is_empty() {
             info!("no revision to deregister");
         }
@@ -356,21 +494,33 @@ impl Rollout<'_> {
     }
 }
 
-/// Logs where the service stands, for a person taking over.
-pub async fn report_state(watcher: &Watcher<'_>) {
-    match ecs::describe_service(watcher.client, watcher.cluster, watcher.service).await {
-        Ok(view) => {
-            warn!(
-                "the service now: task definition {}, {} running of {} desired",
-                watch::short(&view.task_definition),
-                view.running,
-                view.desired
-            );
-            for d in &view.deployments {
-                warn!("  {}", watch::describe_deployment(d));
+/// `reason`, prefixed with the service when several were deployed.
+fn labelled(service: &str, reason: &str, watched: &[Watched]) -> String {
+    if watched.len() > 1 {
+        format!("{service}: {reason}")
+    } else {
+        reason.to_string()
+    }
+}
+
+/// Logs where the services stand, for a person taking over.
+pub async fn report_state(watcher: &Watcher<'_>, services: &[String]) {
+    match ecs::describe_services(watcher.client, watcher.cluster, services).await {
+        Ok(views) => {
+            for view in views {
+                warn!(
+                    "{} now: task definition {}, {} running of {} desired",
+                    view.name,
+                    watch::short(&view.task_definition),
+                    view.running,
+                    view.desired
+                );
+                for d in &view.deployments {
+                    warn!("  {}", watch::describe_deployment(d));
+                }
             }
         }
-        Err(e) => warn!("the service's state could not be read: {e}"),
+        Err(e) => warn!("the services' state could not be read: {e}"),
     }
 }
 
@@ -385,17 +535,22 @@ fn read_task_definition(path: &std::path::Path) -> Result<TaskDef> {
 }
 
 /// The task definition with the new image in the chosen containers and the deckhand tag.
-fn render(source: &TaskDef, containers: &[String], image: &Image) -> Result<TaskDef> {
+fn render(
+    service: &str,
+    source: &TaskDef,
+    containers: &[String],
+    image: &Image,
+) -> Result<TaskDef> {
     let repository = taskdef::image_repository(&image.reference);
     let chosen = source
         .select(containers, repository)
-        .map_err(Error::failed)?;
+        .map_err(|e| Error::failed(format!("{service}: {e}")))?;
     let mut new = source.with_image(&chosen, &image.reference);
     if let Some(sha) = &image.sha {
         new.tag("deckhand:sha", sha);
     }
     info!(
-        "new image for {}: {}{}",
+        "{service}: new image for {}: {}{}",
         chosen.join(", "),
         image.reference,
         image

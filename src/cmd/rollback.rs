@@ -10,7 +10,7 @@ use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::cmd::deploy::{explain, report_state};
 use crate::deploy::history;
 use crate::deploy::verdict::{self, Verdict};
-use crate::deploy::watch::{self, Ended, Seen, Watcher};
+use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::error::{Error, Exit, Result};
 
 /// The result object (stdout with `--output json`).
@@ -86,10 +86,10 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
         );
     }
 
-    let watcher = Watcher::new(&client, cluster, service, &args.watch);
+    let watcher = Watcher::new(&client, cluster, &args.watch);
     let mut interrupted = crate::signals::Interrupts::new();
     info!("==> rolling back to {target}");
-    let deployment = watcher.start(&target).await?;
+    let deployment = watcher.start(service, &target).await?;
     info!("deployment {deployment} started");
     result.deployment_id = deployment.clone();
     if args.no_wait {
@@ -98,28 +98,28 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
     }
 
     let deadline = Instant::now() + args.watch.timeout;
-    let watched = watcher
+    let mut watched = [Watched::new(service, &deployment, &target)];
+    let ended = watcher
         .watch(
-            &deployment,
-            &target,
+            &mut watched,
             deadline,
-            &mut Seen::after(&view),
+            &mut Seen::after(std::slice::from_ref(&view)),
             &mut interrupted,
+            true,
         )
         .await;
-    let why = match watched {
-        Ok((Ended::Verdict(Verdict::Stable { .. }), _)) => {
+    let why = match (ended, &watched[0].verdict) {
+        (Ok(Ended::Decided), Some(Verdict::Stable { .. })) => {
             info!("==> rolled back: the service is stable on {target}");
             result.result = "rolled-back".into();
             return finish(global, result, Exit::Success);
         }
-        Ok((Ended::Verdict(Verdict::Failed(f)), _)) => explain(&f),
-        Ok((Ended::Verdict(Verdict::Pending), _)) => unreachable!("watch returns only verdicts"),
-        Ok((Ended::Interrupted, _)) => "the wait was interrupted".to_string(),
-        Err(e) => e.message,
+        (Ok(Ended::Decided), Some(Verdict::Failed(f))) => explain(f),
+        (Ok(_), _) => "the wait was interrupted".to_string(),
+        (Err(e), _) => e.message,
     };
     error!("the rollback to {target} ({deployment}) was not confirmed: {why}");
-    report_state(&watcher).await;
+    report_state(&watcher, std::slice::from_ref(service)).await;
     result.result = "failed".into();
     result.reason = why;
     finish(global, result, Exit::NeedsPerson)

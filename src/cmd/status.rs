@@ -177,6 +177,7 @@ mod tests {
     fn status_names_the_image_the_commit_and_the_deployments() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let view = ecs::ServiceView {
+            name: "web".into(),
             arn: "arn:svc".into(),
             status: "ACTIVE".into(),
             task_definition: "arn:td/web:3".into(),

@@ -1,5 +1,6 @@
-//! Watching one deployment to a verdict: polls the service on a short jittered interval, prints
-//! each new service event and each failed task once, and asks the verdict function.
+//! Watching deployments to verdicts: one service or several at once (DescribeServices takes ten
+//! per call), polled on a short jittered interval; each new service event and each failed task
+//! is printed once, and the verdict function decides.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,20 +9,20 @@ use aws_sdk_ecs::Client;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::verdict::{self, Limits, Snapshot, Verdict};
+use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
 use crate::error::{Error, Result};
+use crate::signals::Interrupts;
 
 /// Where and how to watch.
 pub struct Watcher<'a> {
     pub client: &'a Client,
     pub cluster: &'a str,
-    pub service: &'a str,
     pub poll: Duration,
     pub limits: Limits,
 }
 
-/// What has been printed already, across the deploy and its rollback.
+/// What has been printed already, across a deploy and its rollback.
 #[derive(Debug, Default)]
 pub struct Seen {
     events: HashSet<String>,
@@ -29,38 +30,75 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Everything `view` shows counts as seen: only what happens after it is printed.
-    pub fn after(view: &ecs::ServiceView) -> Self {
+    /// Everything `views` show counts as seen: only what happens after them is printed.
+    pub fn after(views: &[ecs::ServiceView]) -> Self {
         Seen {
-            events: view.events.iter().map(|e| e.id.clone()).collect(),
+            events: views
+                .iter()
+                .flat_map(|v| v.events.iter().map(|e| e.id.clone()))
+                .collect(),
             tasks: HashSet::new(),
         }
     }
 }
 
-/// How a watch ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One deployment under watch, and what has been learned of it.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub service: String,
+    pub deployment: String,
+    /// The task definition the deployment rolls out.
+    pub task_definition: String,
+    /// `None` while pending.
+    pub verdict: Option<Verdict>,
+    /// Its failed tasks, for the summary.
+    pub failures: Vec<StoppedTask>,
+    placement: u32,
+    ours_seen: bool,
+    last_progress: String,
+}
+
+impl Watched {
+    pub fn new(service: &str, deployment: &str, task_definition: &str) -> Self {
+        Watched {
+            service: service.to_string(),
+            deployment: deployment.to_string(),
+            task_definition: task_definition.to_string(),
+            verdict: None,
+            failures: Vec::new(),
+            placement: 0,
+            ours_seen: false,
+            last_progress: String::new(),
+        }
+    }
+
+    pub fn failed(&self) -> Option<&Failure> {
+        match &self.verdict {
+            Some(Verdict::Failed(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn stable(&self) -> bool {
+        matches!(self.verdict, Some(Verdict::Stable { .. }))
+    }
+}
+
+/// How a watch ended; the verdicts are in the [`Watched`] entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    Verdict(Verdict),
+    /// Every deployment has a verdict, or (failing fast) one has failed.
+    Decided,
     /// SIGINT/SIGTERM arrived first.
     Interrupted,
 }
 
-/// The failed tasks of a watched deployment, for the summary.
-pub type Failures = Vec<StoppedTask>;
-
 impl<'a> Watcher<'a> {
-    /// A watcher for `service` with the command line's settings; events from now on are new.
-    pub fn new(
-        client: &'a Client,
-        cluster: &'a str,
-        service: &'a str,
-        args: &crate::cli::WatchArgs,
-    ) -> Self {
+    /// A watcher with the command line's settings.
+    pub fn new(client: &'a Client, cluster: &'a str, args: &crate::cli::WatchArgs) -> Self {
         Watcher {
             client,
             cluster,
-            service,
             poll: args.poll,
             limits: Limits {
                 failed_tasks: args.max_failed_tasks.max(1),
@@ -69,25 +107,24 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    /// UpdateService to `task_definition`; returns the deployment it started. When the answer
-    /// is lost (timeout, dropped connection) the update may still have happened: the service is
-    /// read to find out, so "nothing changed" (exit 1) is only said when it is true.
-    pub async fn start(&self, task_definition: &str) -> Result<String> {
-        let e = match ecs::update_service(self.client, self.cluster, self.service, task_definition)
-            .await
+    /// UpdateService of `service` to `task_definition`; returns the deployment it started. When
+    /// the answer is lost (timeout, dropped connection) the update may still have happened: the
+    /// service is read to find out, so "nothing changed" (exit 1) is only said when it is true.
+    pub async fn start(&self, service: &str, task_definition: &str) -> Result<String> {
+        let e = match ecs::update_service(self.client, self.cluster, service, task_definition).await
         {
             Ok(id) => return Ok(id),
             Err(e) => e,
         };
-        match ecs::describe_service(self.client, self.cluster, self.service).await {
+        match ecs::describe_service(self.client, self.cluster, service).await {
             Ok(view) => match view.deployments.iter().find(|d| {
                 d.status == "PRIMARY"
                     && super::history::same_revision(&d.task_definition, task_definition)
             }) {
                 Some(d) => {
                     warn!(
-                        "UpdateService reported an error ({e}), but the service took the update: \
-                         following deployment {}",
+                        "UpdateService of {service} reported an error ({e}), but the service took \
+                         the update: following deployment {}",
                         d.id
                     );
                     Ok(d.id.clone())
@@ -97,30 +134,35 @@ impl<'a> Watcher<'a> {
             Err(_) => Err(Error {
                 exit: crate::error::Exit::NeedsPerson,
                 message: format!(
-                    "{e}. Whether the service was changed cannot be told; check it with `deckhand status`."
+                    "{e}. Whether {service} was changed cannot be told; check it with `deckhand status`."
                 ),
             }),
         }
     }
 
-    /// Waits (up to `wait`) until no deployment is rolling out, so deckhand never starts one
-    /// over another pipeline's. Returns the settled service; exit 1 if it does not settle.
+    /// Waits (up to `wait`) until no deployment is rolling out on any of `services`, so deckhand
+    /// never starts one over another pipeline's. Returns the settled services; exit 1 if they do
+    /// not settle.
     pub async fn settled(
         &self,
+        services: &[String],
         wait: Duration,
-        interrupted: &mut crate::signals::Interrupts,
-    ) -> Result<ecs::ServiceView> {
+        interrupted: &mut Interrupts,
+    ) -> Result<Vec<ecs::ServiceView>> {
         let deadline = Instant::now() + wait;
         let mut announced = String::new();
         loop {
-            let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
-            let Some(d) = verdict::busy(&view.deployments) else {
-                return Ok(view);
+            let views = ecs::describe_services(self.client, self.cluster, services).await?;
+            let Some((name, d)) = views
+                .iter()
+                .find_map(|v| verdict::busy(&v.deployments).map(|d| (&v.name, d)))
+            else {
+                return Ok(views);
             };
             if Instant::now() >= deadline {
                 return Err(Error::failed(format!(
-                    "another deployment is in progress on the service: {}. {} Run again when it \
-                     has finished; nothing was changed.",
+                    "another deployment is in progress on {name}: {}. {} Run again when it has \
+                     finished; nothing was changed.",
                     describe_deployment(d),
                     if wait.is_zero() {
                         "--wait-for-others is 0, so deckhand did not wait.".to_string()
@@ -131,7 +173,7 @@ impl<'a> Watcher<'a> {
             }
             if announced != d.id {
                 info!(
-                    "waiting up to {wait:?} for the deployment in progress to finish: {}",
+                    "waiting up to {wait:?} for the deployment in progress on {name} to finish: {}",
                     describe_deployment(d)
                 );
                 announced = d.id.clone();
@@ -145,74 +187,140 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    /// Polls until `deployment` (running `task_definition`) is stable or failed, `deadline`
-    /// passes, or `interrupted` resolves.
+    /// Polls until every deployment in `watched` has a verdict (with `fail_fast`, until the
+    /// first failure), `deadline` passes (the pending ones time out), or a signal arrives.
     pub async fn watch(
         &self,
-        deployment: &str,
-        task_definition: &str,
+        watched: &mut [Watched],
         deadline: Instant,
         seen: &mut Seen,
-        interrupted: &mut crate::signals::Interrupts,
-    ) -> Result<(Ended, Failures)> {
-        let mut failures: Failures = Vec::new();
-        let mut placement = 0u32;
-        let mut ours_seen = false;
-        let mut last_progress = String::new();
+        interrupted: &mut Interrupts,
+        fail_fast: bool,
+    ) -> Result<Ended> {
+        let several = watched.len() > 1;
         loop {
-            match self
-                .observe(deployment, seen, &mut failures, &mut placement)
-                .await
-            {
-                Ok(view) => {
-                    ours_seen |= view.deployments.iter().any(|d| d.id == deployment);
-                    let snapshot = Snapshot {
-                        ours_seen,
-                        task_definition: view.task_definition.clone(),
-                        desired: view.desired,
-                        running: view.running,
-                        deployments: view.deployments.clone(),
-                        failed_tasks: failures.iter().map(describe_stop).collect(),
-                        placement_failures: placement,
-                        timed_out: Instant::now() >= deadline,
-                    };
-                    let v = verdict::verdict(&snapshot, deployment, task_definition, self.limits);
-                    if v != Verdict::Pending {
-                        return Ok((Ended::Verdict(v), failures));
-                    }
-                    if let Some(d) = view.deployments.iter().find(|d| d.id == deployment) {
-                        let progress = format!(
-                            "waiting: {} running of {} desired ({})",
-                            d.running,
-                            d.desired,
-                            d.rollout_state
-                                .as_deref()
-                                .unwrap_or("rollout state unknown")
+            let pending: Vec<String> = watched
+                .iter()
+                .filter(|w| w.verdict.is_none())
+                .map(|w| w.service.clone())
+                .collect();
+            match ecs::describe_services(self.client, self.cluster, &pending).await {
+                Ok(views) => {
+                    let timed_out = Instant::now() >= deadline;
+                    for view in &views {
+                        let w = watched
+                            .iter_mut()
+                            .find(|w| w.verdict.is_none() && w.service == view.name)
+                            .expect("described because pending");
+                        self.observe(w, view, seen, several).await?;
+                        let snapshot = Snapshot {
+                            ours_seen: w.ours_seen,
+                            task_definition: view.task_definition.clone(),
+                            desired: view.desired,
+                            running: view.running,
+                            deployments: view.deployments.clone(),
+                            failed_tasks: w.failures.iter().map(describe_stop).collect(),
+                            placement_failures: w.placement,
+                            timed_out,
+                        };
+                        let v = verdict::verdict(
+                            &snapshot,
+                            &w.deployment,
+                            &w.task_definition,
+                            self.limits,
                         );
-                        // Printed when it changes, not on every poll.
-                        if progress != last_progress {
-                            info!("{progress}");
-                            last_progress = progress;
+                        if v == Verdict::Pending {
+                            Self::progress(w, view, several);
+                        } else {
+                            w.verdict = Some(v);
                         }
                     }
                 }
                 // The SDK has retried already; one failed look is not a verdict, so look again
                 // until the deadline.
                 Err(e) if Instant::now() < deadline => {
-                    warn!("could not read the deployment's state ({e}); trying again")
+                    warn!("could not read the deployments' state ({e}); trying again")
                 }
                 Err(e) => {
-                    warn!("could not read the deployment's state ({e}) and the time is up");
-                    return Ok((
-                        Ended::Verdict(Verdict::Failed(verdict::Failure::TimedOut)),
-                        failures,
-                    ));
+                    warn!("could not read the deployments' state ({e}) and the time is up");
+                    for w in watched.iter_mut().filter(|w| w.verdict.is_none()) {
+                        w.verdict = Some(Verdict::Failed(Failure::TimedOut));
+                    }
                 }
+            }
+            let failed = watched.iter().any(|w| w.failed().is_some());
+            if watched.iter().all(|w| w.verdict.is_some()) || (fail_fast && failed) {
+                return Ok(Ended::Decided);
             }
             tokio::select! {
                 _ = tokio::time::sleep(jittered(self.poll)) => {}
-                _ = interrupted.recv() => return Ok((Ended::Interrupted, failures)),
+                _ = interrupted.recv() => return Ok(Ended::Interrupted),
             }
+        }
+    }
+
+    /// One look at one service: prints its new events and failed tasks and progress, counts
+    /// placement failures.
+    async fn observe(
+        &self,
+        w: &mut Watched,
+        view: &ecs::ServiceView,
+        seen: &mut Seen,
+        label: bool,
+    ) -> Result<()> {
+        let prefix = if label {
+            format!("{}: ", w.service)
+        } else {
+            String::new()
+        };
+        w.ours_seen |= view.deployments.iter().any(|d| d.id == w.deployment);
+        for e in view.events.iter().rev() {
+            if seen.events.insert(e.id.clone()) {
+                info!("event: {}", e.message);
+                if e.message.contains("unable to place a task") {
+                    w.placement += 1;
+                }
+            }
+        }
+        for t in ecs::stopped_tasks(self.client, self.cluster, &w.deployment).await? {
+            if !verdict::task_failed(&t.reason, &t.stop_code) {
+                continue;
+            }
+            if seen.tasks.insert(t.arn.clone()) {
+                warn!(
+                    "{prefix}task {} stopped: {}",
+                    short(&t.arn),
+                    describe_stop(&t)
+                );
+            }
+            if !w.failures.iter().any(|f| f.arn == t.arn) {
+                w.failures.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints how a pending deployment is doing, when that changed since the last poll.
+    fn progress(w: &mut Watched, view: &ecs::ServiceView, label: bool) {
+        let Some(d) = view.deployments.iter().find(|d| d.id == w.deployment) else {
+            return;
+        };
+        let progress = format!(
+            "{}waiting: {} running of {} desired ({})",
+            if label {
+                format!("{}: ", w.service)
+            } else {
+                String::new()
+            },
+            d.running,
+            d.desired,
+            d.rollout_state
+                .as_deref()
+                .unwrap_or("rollout state unknown")
+        );
+        if progress != w.last_progress {
+            info!("{progress}");
+            w.last_progress = progress;
         }
     }
 }
@@ -235,39 +343,6 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
         line.push_str(&format!(" ({r})"));
     }
     line
-}
-
-impl Watcher<'_> {
-    /// One look at the service: prints new events and failed tasks, counts placement failures.
-    async fn observe(
-        &self,
-        deployment: &str,
-        seen: &mut Seen,
-        failures: &mut Failures,
-        placement: &mut u32,
-    ) -> Result<ecs::ServiceView> {
-        let view = ecs::describe_service(self.client, self.cluster, self.service).await?;
-        for e in view.events.iter().rev() {
-            if seen.events.insert(e.id.clone()) {
-                info!("event: {}", e.message);
-                if e.message.contains("unable to place a task") {
-                    *placement += 1;
-                }
-            }
-        }
-        for t in ecs::stopped_tasks(self.client, self.cluster, deployment).await? {
-            if !verdict::task_failed(&t.reason, &t.stop_code) {
-                continue;
-            }
-            if seen.tasks.insert(t.arn.clone()) {
-                warn!("task {} stopped: {}", short(&t.arn), describe_stop(&t));
-            }
-            if !failures.iter().any(|f| f.arn == t.arn) {
-                failures.push(t);
-            }
-        }
-        Ok(view)
-    }
 }
 
 /// `poll` ± 20 %, so many pipelines do not poll in step.

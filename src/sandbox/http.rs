@@ -70,7 +70,9 @@ pub async fn serve(
     }
 }
 
-/// `GET|POST /_sandbox/faults` reads or sets the faults; `POST /_sandbox/reset` forgets all
+/// `GET|POST /_sandbox/faults` reads or sets the faults; `GET|DELETE /_sandbox/calls` reads or
+/// clears the count of API calls answered, by operation (and `ECS.DescribeServices.services`,
+/// the services those calls named); `POST /_sandbox/reset` forgets all
 /// state and removes the sandbox's containers.
 async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
@@ -104,6 +106,22 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
                 &json!({"error": e.to_string()}).to_string(),
             ),
         },
+        ("GET", "/_sandbox/calls") => {
+            let calls = shared
+                .calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            plain(StatusCode::OK, &json!(calls).to_string())
+        }
+        ("DELETE", "/_sandbox/calls") => {
+            shared
+                .calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            plain(StatusCode::OK, "{}")
+        }
         ("POST", "/_sandbox/reset") => {
             shared.reset().await;
             plain(StatusCode::OK, "{}")
@@ -159,6 +177,22 @@ async fn api(
                 }
             };
             debug!("sandbox: {service} {op}");
+            let name = if t.starts_with(ECS_PREFIX) {
+                "ECS"
+            } else {
+                "ECR"
+            };
+            {
+                let mut calls = shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+                *calls.entry(format!("{name}.{op}")).or_default() += 1;
+                // How well a client batches: the services named across DescribeServices calls.
+                if op == "DescribeServices" {
+                    let named = input["services"].as_array().map_or(0, Vec::len) as u64;
+                    *calls
+                        .entry("ECS.DescribeServices.services".to_string())
+                        .or_default() += named;
+                }
+            }
             let now = super::now();
             let mut state = shared.state.lock().await;
             let reply = if t.starts_with(ECS_PREFIX) {

@@ -76,6 +76,8 @@ pub struct Shared {
     /// Tells this sandbox's containers apart from other sandboxes' on the same engine.
     pub instance: String,
     pub faults: std::sync::Mutex<faults::Faults>,
+    /// API calls answered, by operation (`ECS.DescribeServices`, …): what a client costs.
+    pub calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub docker: Docker,
     /// `127.0.0.1:PORT`: the registry host in repository URIs and the ECR proxy endpoint.
     pub host: String,
@@ -167,6 +169,7 @@ impl Sandbox {
             state: Mutex::new(State::new(place.clone())),
             wake: Notify::new(),
             faults: std::sync::Mutex::new(options.faults),
+            calls: Default::default(),
             options,
             place,
             instance,

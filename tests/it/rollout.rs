@@ -197,7 +197,7 @@ async fn sigterm_during_the_watch_rolls_back_and_exits_3() {
             &["--image", &image],
             &["--task-definition", &file, "--output", "json"],
         ),
-        "==> deployment",
+        "deployment ecs-svc/",
     )
     .await;
     // Like a cancelled CI job: SIGTERM while the new revision is unverified.
