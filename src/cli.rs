@@ -72,7 +72,7 @@ pub enum Command {
     /// Build the image, tag it with the git SHA and push it to ECR.
     Push(PushArgs),
     /// Register a task definition revision with the image, update the service, watch it, roll back on failure.
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// Roll a service back to its last good revision (or --to one), watched like a deploy.
     Rollback(RollbackArgs),
     /// Show a service's deployments, task counts, recent events and the image it runs.
@@ -83,7 +83,7 @@ pub enum Command {
 
 /// `deckhand deploy`: a new image to an ECS service, watched to a verdict.
 #[derive(Debug, Args, Clone)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["image", "repository"])))]
+#[command(group(clap::ArgGroup::new("source").args(["image", "repository"])))]
 pub struct DeployArgs {
     #[command(flatten)]
     pub target: ServiceArgs,
@@ -125,6 +125,19 @@ pub struct DeployArgs {
     #[arg(long, env = "DECKHAND_DRY_RUN")]
     pub dry_run: bool,
 
+    /// Settings file (default: deckhand.toml in the working directory, if there is one); the
+    /// command line and DECKHAND_* variables override it.
+    #[arg(long, value_name = "PATH", env = "DECKHAND_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Per service, the containers that get the new image (from the settings file).
+    #[arg(skip)]
+    pub service_containers: Vec<(String, Vec<String>)>,
+
+    /// One-off tasks to run with the new image before any service changes (from the settings file).
+    #[arg(skip)]
+    pub pre_deploy: Vec<crate::config::PreDeploy>,
+
     /// After a verified deploy, deregister older revisions of the family beyond the newest N
     /// (never the live revision or the rollback target).
     #[arg(long, value_name = "N", env = "DECKHAND_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -136,21 +149,38 @@ pub struct DeployArgs {
     pub wait_for_others: std::time::Duration,
 }
 
-/// Which service.
+/// Which service(s).
 #[derive(Debug, Args, Clone)]
 pub struct ServiceArgs {
     /// ECS cluster name or ARN.
-    #[arg(long, env = "DECKHAND_CLUSTER")]
+    #[arg(
+        long,
+        env = "DECKHAND_CLUSTER",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub cluster: String,
 
-    /// ECS service name (one per deploy in this version).
-    #[arg(
-        long = "service",
-        required = true,
-        env = "DECKHAND_SERVICE",
-        value_delimiter = '\n'
-    )]
+    /// ECS service name (deploy: repeatable, in the order their updates start).
+    #[arg(long = "service", env = "DECKHAND_SERVICE", value_delimiter = '\n')]
     pub services: Vec<String>,
+}
+
+impl ServiceArgs {
+    /// Both named (they may come from the settings file, so clap cannot require them).
+    pub fn check(&self) -> crate::error::Result<()> {
+        if self.cluster.is_empty() {
+            return Err(crate::error::Error::usage(
+                "name the cluster: --cluster, DECKHAND_CLUSTER, or `cluster` in deckhand.toml",
+            ));
+        }
+        if self.services.iter().all(String::is_empty) {
+            return Err(crate::error::Error::usage(
+                "name the service: --service, DECKHAND_SERVICE, or [[services]] in deckhand.toml",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How a deployment (or a rollback) is watched.

@@ -4,6 +4,7 @@ pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod git;

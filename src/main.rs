@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use deckhand::{cli::Cli, cmd, logging, redact, report};
 
 fn main() -> ExitCode {
@@ -13,7 +12,11 @@ fn main() -> ExitCode {
             std::env::remove_var(name);
         }
     }
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let env = |k: &str| std::env::var(k).ok();
     report::init(
         report::detect(cli.global.ci, env),
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = runtime.block_on(cmd::run(cli));
+    let outcome = runtime.block_on(cmd::run(cli, &matches));
     logging::finish();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

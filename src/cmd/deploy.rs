@@ -161,7 +161,12 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         for value in source.secret_values() {
             crate::redact::register(&value);
         }
-        let new = render(&before.name, &source, &args.containers, &image)?;
+        let containers = args
+            .service_containers
+            .iter()
+            .find(|(name, _)| *name == before.name)
+            .map_or(&args.containers, |(_, c)| c);
+        let new = render(&before.name, &source, containers, &image)?;
         println_diff(&source.request(), &new.request());
         units.push(Unit {
             service: before.name.clone(),

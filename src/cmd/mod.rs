@@ -9,8 +9,9 @@ pub mod status;
 use crate::cli::{Cli, Command};
 use crate::error::Result;
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs the parsed command line; `matches` tells which values the command line or the
+/// environment gave (the settings file fills in the rest).
+pub async fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
     match cli.command {
         Command::Push(args) => {
             let settings = push::Settings::from_args(&args.repository, &args.build, |k| {
@@ -20,9 +21,51 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::output::print_push(cli.global.output, &outcome);
             Ok(())
         }
-        Command::Deploy(args) => deploy::run(&cli.global, &args).await,
-        Command::Rollback(args) => rollback::run(&cli.global, &args).await,
-        Command::Status(args) => status::run(&cli.global, &args).await,
+        Command::Deploy(mut args) => {
+            let sub = matches.subcommand_matches("deploy").unwrap_or(matches);
+            settle_deploy_args(&mut args, &mut cli.global.region, sub)?;
+            deploy::run(&cli.global, &args).await
+        }
+        Command::Rollback(args) => {
+            args.target.check()?;
+            rollback::run(&cli.global, &args).await
+        }
+        Command::Status(args) => {
+            args.target.check()?;
+            status::run(&cli.global, &args).await
+        }
         Command::Sandbox(args) => sandbox::run(&cli.global, &args).await,
     }
+}
+
+/// Applies the settings file under the command line, then checks what a deploy needs.
+fn settle_deploy_args(
+    args: &mut crate::cli::DeployArgs,
+    region: &mut Option<String>,
+    matches: &clap::ArgMatches,
+) -> Result<()> {
+    use clap::parser::ValueSource;
+    let given = |id: &str| {
+        matches!(
+            matches
+                .try_get_raw(id)
+                .ok()
+                .flatten()
+                .and(matches.value_source(id)),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if let Some((path, file)) = crate::config::load(args.config.as_deref(), &cwd)? {
+        tracing::info!("settings from {}", path.display());
+        crate::config::apply(&file, args, region, given)?;
+    }
+    args.target.check()?;
+    if args.image.is_none() && args.repository.is_none() {
+        return Err(crate::error::Error::usage(
+            "name the image: --image IMAGE, or --repository REPO to build and push one \
+             (or `image` / `repository` in deckhand.toml)",
+        ));
+    }
+    Ok(())
 }

@@ -164,3 +164,70 @@ async fn when_the_worker_fails_both_go_back_and_exit_3() {
     assert_eq!(service_td(&client, "worker").await, worker);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deckhand_toml_alone_drives_a_full_deploy_and_a_typo_is_named() {
+    let bed = Bed::get();
+    let (sandbox, client, _web, _worker) = web_and_worker().await;
+    let settings = r#"
+cluster = "c"
+repository = "team/app"
+poll = "200ms"
+timeout = "60s"
+
+[build]
+create-repository = true
+
+[[services]]
+name = "web"
+containers = ["app"]
+
+[[services]]
+name = "worker"
+containers = ["app"]
+"#;
+    let repo = crate::bed::Repo::new(&[
+        (
+            "Dockerfile",
+            &format!("FROM {}\nCMD [\"sleep\", \"600\"]\n", bed.base_image),
+        ),
+        ("deckhand.toml", settings),
+    ]);
+    let deployed = run(&sandbox, Some(repo.path()), &["deploy"]).await;
+    deployed.expect_code(0);
+    assert!(
+        deployed.stderr.contains("settings from"),
+        "{}",
+        deployed.stderr
+    );
+    for family in ["web", "worker"] {
+        let td = service_td(&client, family).await;
+        assert!(td.ends_with(&format!("{family}:2")), "{family}: {td}");
+        let described = client
+            .describe_task_definition()
+            .task_definition(&td)
+            .send()
+            .await
+            .unwrap();
+        let image = described.task_definition().unwrap().container_definitions()[0]
+            .image()
+            .unwrap()
+            .to_string();
+        assert!(image.contains("/team/app@sha256:"), "{family}: {image}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deckhand.toml"),
+        "cluster = \"c\"\nrepository = \"team/app\"\nkeep-revison = 3\n",
+    )
+    .unwrap();
+    let typo = run(&sandbox, Some(dir.path()), &["deploy", "--service", "web"]).await;
+    typo.expect_code(2);
+    assert!(
+        typo.stderr.contains("deckhand.toml (line 3)") && typo.stderr.contains("keep-revison"),
+        "{}",
+        typo.stderr
+    );
+    sandbox.stop().await;
+}
