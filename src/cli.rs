@@ -125,6 +125,23 @@ pub struct DeployArgs {
     #[arg(long, env = "DECKHAND_DRY_RUN")]
     pub dry_run: bool,
 
+    /// A one-off command to run with the new image before any service changes (e.g.
+    /// `bin/rails db:migrate`); unless it exits 0 the deploy stops with nothing changed.
+    #[arg(
+        long = "pre-deploy",
+        value_name = "COMMAND",
+        env = "DECKHAND_PRE_DEPLOY"
+    )]
+    pub pre_deploy_command: Option<String>,
+
+    /// Task definition family that runs --pre-deploy (default: the first service's).
+    #[arg(long, value_name = "FAMILY", env = "DECKHAND_PRE_DEPLOY_FAMILY")]
+    pub pre_deploy_family: Option<String>,
+
+    /// Container that runs --pre-deploy (default: the first that gets the new image).
+    #[arg(long, value_name = "NAME", env = "DECKHAND_PRE_DEPLOY_CONTAINER")]
+    pub pre_deploy_container: Option<String>,
+
     /// Settings file (default: deckhand.toml in the working directory, if there is one); the
     /// command line and DECKHAND_* variables override it.
     #[arg(long, value_name = "PATH", env = "DECKHAND_CONFIG")]

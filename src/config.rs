@@ -82,9 +82,12 @@ pub enum Command {
 }
 
 impl Command {
+    /// The arguments; a line is split as a POSIX shell would (quotes kept together), or on
+    /// whitespace if its quotes do not close.
     pub fn args(&self) -> Vec<String> {
         match self {
-            Command::Line(l) => l.split_whitespace().map(str::to_string).collect(),
+            Command::Line(l) => shlex::split(l)
+                .unwrap_or_else(|| l.split_whitespace().map(str::to_string).collect()),
             Command::Args(a) => a.clone(),
         }
     }

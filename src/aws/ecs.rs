@@ -149,6 +149,17 @@ pub struct ServiceView {
     pub deployments: Vec<crate::deploy::verdict::DeploymentView>,
     /// Newest first, as ECS sends them.
     pub events: Vec<Event>,
+    /// Where its tasks run: what a one-off task beside it needs (awsvpc subnets, Fargate).
+    pub placement: Placement,
+}
+
+/// How a service's tasks are launched, copied to one-off tasks run beside it.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    pub network: Option<aws_sdk_ecs::types::NetworkConfiguration>,
+    pub launch_type: Option<aws_sdk_ecs::types::LaunchType>,
+    pub capacity_providers: Vec<aws_sdk_ecs::types::CapacityProviderStrategyItem>,
+    pub platform_version: Option<String>,
 }
 
 /// DescribeServices for one service; an unknown cluster or service is an error saying so.
@@ -238,6 +249,12 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
                 message: e.message().unwrap_or_default().to_string(),
             })
             .collect(),
+        placement: Placement {
+            network: s.network_configuration().cloned(),
+            launch_type: s.launch_type().cloned(),
+            capacity_providers: s.capacity_provider_strategy().to_vec(),
+            platform_version: s.platform_version().map(str::to_string),
+        },
     }
 }
 
@@ -306,27 +323,7 @@ pub async fn stopped_tasks(
             .map_err(|e| {
                 Error::failed(format!("ECS DescribeTasks failed: {}", super::describe(&e)))
             })?;
-        out.extend(described.tasks().iter().map(|t| {
-            StoppedTask {
-                arn: t.task_arn().unwrap_or_default().to_string(),
-                reason: t.stopped_reason().unwrap_or_default().to_string(),
-                stop_code: t
-                    .stop_code()
-                    .map(|c| c.as_str().to_string())
-                    .unwrap_or_default(),
-                containers: t
-                    .containers()
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name().unwrap_or_default().to_string(),
-                            c.exit_code(),
-                            c.reason().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
-            }
-        }));
+        out.extend(described.tasks().iter().map(stopped_task));
     }
     Ok(out)
 }
@@ -439,4 +436,98 @@ pub async fn successful_task_definitions(
                 .map(str::to_string)
         })
         .collect())
+}
+
+/// RunTask of one task of `task_definition` beside a service (`placement`), with `command` for
+/// `container`; returns the task's ARN.
+pub async fn run_task(
+    client: &Client,
+    cluster: &str,
+    task_definition: &str,
+    container: &str,
+    command: &[String],
+    placement: &Placement,
+) -> Result<String> {
+    let overrides = aws_sdk_ecs::types::TaskOverride::builder()
+        .container_overrides(
+            aws_sdk_ecs::types::ContainerOverride::builder()
+                .name(container)
+                .set_command(Some(command.to_vec()))
+                .build(),
+        )
+        .build();
+    let mut call = client
+        .run_task()
+        .cluster(cluster)
+        .task_definition(task_definition)
+        .started_by("deckhand")
+        .overrides(overrides)
+        .set_network_configuration(placement.network.clone())
+        .set_platform_version(placement.platform_version.clone());
+    call = if placement.capacity_providers.is_empty() {
+        call.set_launch_type(placement.launch_type.clone())
+    } else {
+        call.set_capacity_provider_strategy(Some(placement.capacity_providers.clone()))
+    };
+    let out = call
+        .send()
+        .await
+        .map_err(|e| Error::failed(format!("ECS RunTask failed: {}", super::describe(&e))))?;
+    if let Some(f) = out.failures().first() {
+        return Err(Error::failed(format!(
+            "ECS RunTask could not start the task: {} {}",
+            f.reason().unwrap_or_default(),
+            f.detail().unwrap_or_default()
+        )));
+    }
+    out.tasks()
+        .first()
+        .and_then(|t| t.task_arn())
+        .map(str::to_string)
+        .ok_or_else(|| Error::failed("ECS RunTask started no task"))
+}
+
+/// One task's state: its last status and, once stopped, why and how each container ended.
+pub async fn describe_task(
+    client: &Client,
+    cluster: &str,
+    task: &str,
+) -> Result<(String, StoppedTask)> {
+    let out = client
+        .describe_tasks()
+        .cluster(cluster)
+        .tasks(task)
+        .send()
+        .await
+        .map_err(|e| Error::failed(format!("ECS DescribeTasks failed: {}", super::describe(&e))))?;
+    let t = out
+        .tasks()
+        .first()
+        .ok_or_else(|| Error::failed(format!("ECS does not know the task {task}")))?;
+    Ok((
+        t.last_status().unwrap_or_default().to_string(),
+        stopped_task(t),
+    ))
+}
+
+fn stopped_task(t: &aws_sdk_ecs::types::Task) -> StoppedTask {
+    StoppedTask {
+        arn: t.task_arn().unwrap_or_default().to_string(),
+        reason: t.stopped_reason().unwrap_or_default().to_string(),
+        stop_code: t
+            .stop_code()
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+        containers: t
+            .containers()
+            .iter()
+            .map(|c| {
+                (
+                    c.name().unwrap_or_default().to_string(),
+                    c.exit_code(),
+                    c.reason().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    }
 }

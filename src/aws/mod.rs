@@ -3,6 +3,7 @@
 pub mod config;
 pub mod ecr;
 pub mod ecs;
+pub mod logs;
 pub mod sts;
 
 /// The SDK's full error chain as one line, for messages a person reads.

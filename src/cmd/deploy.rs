@@ -9,10 +9,10 @@ use tracing::{error, info, warn};
 use crate::aws::{self, ecs};
 use crate::cli::{DeployArgs, GlobalArgs, RollbackMode};
 use crate::cmd::push;
-use crate::deploy::history;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::deploy::verdict::{Failure, Verdict};
 use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
+use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
 use crate::signals::Interrupts;
 
@@ -199,6 +199,24 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         return Err(Error::failed(
             "interrupted before any service was changed; the registered revisions are not in use",
         ));
+    }
+    // The migration gate: every pre-deploy task must succeed before any service changes.
+    let gate = predeploy::Context {
+        config: &config,
+        client: &client,
+        cluster,
+        image: &image.reference,
+        sha: image.sha.as_deref(),
+        placement: &befores[0].placement,
+        poll: args.watch.poll,
+        timeout: args.watch.timeout,
+    };
+    for task in &args.pre_deploy {
+        let mut task = task.clone();
+        if task.family.is_empty() {
+            task.family = history::family_of(&units[0].target).to_string();
+        }
+        predeploy::run(&gate, &task, &mut interrupts).await?;
     }
 
     info!("==> deploy");

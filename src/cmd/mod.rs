@@ -60,6 +60,15 @@ fn settle_deploy_args(
         tracing::info!("settings from {}", path.display());
         crate::config::apply(&file, args, region, given)?;
     }
+    if let Some(command) = &args.pre_deploy_command {
+        // The flag replaces the file's pre-deploy tasks; an empty family means the first
+        // service's.
+        args.pre_deploy = vec![crate::config::PreDeploy {
+            family: args.pre_deploy_family.clone().unwrap_or_default(),
+            command: crate::config::Command::Line(command.clone()),
+            container: args.pre_deploy_container.clone(),
+        }];
+    }
     args.target.check()?;
     if args.image.is_none() && args.repository.is_none() {
         return Err(crate::error::Error::usage(

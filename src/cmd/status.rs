@@ -178,6 +178,7 @@ mod tests {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let view = ecs::ServiceView {
             name: "web".into(),
+            placement: Default::default(),
             arn: "arn:svc".into(),
             status: "ACTIVE".into(),
             task_definition: "arn:td/web:3".into(),

@@ -654,6 +654,8 @@ pub fn new_task(
         has_health_check,
         failure_counted: false,
         stop_timeout,
+        command_overrides: BTreeMap::new(),
+        logs: BTreeMap::new(),
     }
 }
 
@@ -665,10 +667,35 @@ fn run_task(state: &mut State, input: &Value, now: Time) -> Reply {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| format!("family:{}", td.family));
+    let overrides: BTreeMap<String, Vec<String>> = input["overrides"]["containerOverrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let name = o["name"].as_str()?.to_string();
+            let command = o["command"].as_array()?;
+            Some((
+                name,
+                command
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect(),
+            ))
+        })
+        .collect();
+    if let Some(unknown) = overrides
+        .keys()
+        .find(|n| !td.containers().iter().any(|c| &c.name == *n))
+    {
+        return Err(ApiError::invalid(format!(
+            "Override for container named {unknown} is not a container in the TaskDefinition."
+        )));
+    }
     let cluster = cluster_mut(state, input)?;
     let mut tasks = Vec::new();
     for _ in 0..count {
-        let t = new_task(cluster, &td, &started_by, &group, now);
+        let mut t = new_task(cluster, &td, &started_by, &group, now);
+        t.command_overrides = overrides.clone();
         tasks.push(t.to_json());
         cluster.tasks.insert(t.id.clone(), t);
     }

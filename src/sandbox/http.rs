@@ -224,6 +224,21 @@ async fn api(
                 Err(e) => error(&e),
             }
         }
+        Some(t) if t.starts_with(super::logs::PREFIX) => {
+            let op = &t[super::logs::PREFIX.len()..];
+            let input: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+            *shared
+                .calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(format!("Logs.{op}"))
+                .or_default() += 1;
+            let state = shared.state.lock().await;
+            match super::logs::handle(&state, op, &input, super::now()) {
+                Ok(v) => ok_json(&v),
+                Err(e) => error(&e),
+            }
+        }
         Some(t) => error(&ApiError::new(
             "UnknownOperationException",
             format!("the sandbox does not serve {t}"),

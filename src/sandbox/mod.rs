@@ -5,6 +5,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod faults;
 pub mod http;
+pub mod logs;
 pub mod model;
 pub mod registry;
 pub mod runner;

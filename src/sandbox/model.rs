@@ -527,6 +527,11 @@ pub struct Task {
     pub failure_counted: bool,
     /// Grace period between SIGTERM and SIGKILL, seconds (the largest of its containers').
     pub stop_timeout: u64,
+    /// RunTask's `overrides.containerOverrides[].command`, by container name.
+    pub command_overrides: BTreeMap<String, Vec<String>>,
+    /// Each container's output (its last lines), kept when the container is removed: what
+    /// GetLogEvents serves.
+    pub logs: BTreeMap<String, Vec<String>>,
 }
 
 impl Task {

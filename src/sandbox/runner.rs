@@ -48,7 +48,8 @@ pub async fn tick(shared: &Shared, docker: &Docker) {
         |(cluster, task, ids, grace)| async move {
             let mut codes = Vec::new();
             for id in ids {
-                codes.push((id.clone(), stop_and_remove(docker, &id, grace).await));
+                let (code, lines) = stop_and_remove(docker, &id, grace).await;
+                codes.push((id.clone(), code, lines));
             }
             (cluster, task, codes)
         },
@@ -57,18 +58,19 @@ pub async fn tick(shared: &Shared, docker: &Docker) {
 
     let mut state = shared.state.lock().await;
     let now = super::now();
-    for (cluster, task, codes) in stopped {
+    for (cluster, task, mut codes) in stopped {
         if let Some(t) = state
             .clusters
             .get_mut(&cluster)
             .and_then(|c| c.tasks.get_mut(&task))
         {
             for c in t.containers.iter_mut() {
-                if let Some((_, code)) = codes
-                    .iter()
-                    .find(|(id, _)| c.docker_id.as_ref() == Some(id))
+                if let Some((_, code, lines)) = codes
+                    .iter_mut()
+                    .find(|(id, _, _)| c.docker_id.as_ref() == Some(id))
                 {
                     c.exit_code = c.exit_code.or(*code);
+                    t.logs.insert(c.name.clone(), std::mem::take(lines));
                 }
             }
             finish(t, now, None, Some("ServiceSchedulerInitiated"));
@@ -136,8 +138,12 @@ fn stops_to_make(state: &mut State, time_scale: f64) -> StopWork {
     work
 }
 
-/// SIGTERM, up to `grace` seconds, then SIGKILL; returns the exit code and removes the container.
-async fn stop_and_remove(docker: &Docker, id: &str, grace: i32) -> Option<i64> {
+/// The most output lines kept per container.
+const LOG_LINES: usize = 1000;
+
+/// SIGTERM, up to `grace` seconds, then SIGKILL; returns the exit code and the container's last
+/// output lines, and removes the container.
+async fn stop_and_remove(docker: &Docker, id: &str, grace: i32) -> (Option<i64>, Vec<String>) {
     let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
         .t(grace)
         .build();
@@ -151,9 +157,26 @@ async fn stop_and_remove(docker: &Docker, id: &str, grace: i32) -> Option<i64> {
         .ok()
         .and_then(|i| i.state)
         .and_then(|s| s.exit_code);
+    let lines = output_of(docker, id).await;
     let remove = RemoveContainerOptionsBuilder::default().force(true).build();
     let _ = docker.remove_container(id, Some(remove)).await;
-    code
+    (code, lines)
+}
+
+/// A container's stdout and stderr, line by line (the last [`LOG_LINES`]).
+async fn output_of(docker: &Docker, id: &str) -> Vec<String> {
+    use futures_util::StreamExt;
+    let options = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&LOG_LINES.to_string())
+        .build();
+    let mut text = String::new();
+    let mut stream = docker.logs(id, Some(options));
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    text.lines().map(str::to_string).collect()
 }
 
 /// Names the sandbox's containers so that several sandboxes can share one engine.
@@ -182,7 +205,7 @@ async fn progress_task(
         return;
     }
     if task.last_status == "PENDING" {
-        let defs = state
+        let mut defs = state
             .task_definition(&task_td(state, cluster, id))
             .map(|d| d.containers())
             .unwrap_or_default();
@@ -191,6 +214,11 @@ async fn progress_task(
             .get_mut(cluster)
             .and_then(|c| c.tasks.get_mut(id))
             .expect("present");
+        for d in defs.iter_mut() {
+            if let Some(command) = task.command_overrides.get(&d.name) {
+                d.command = command.clone();
+            }
+        }
         start_task(shared, docker, task, &defs, pulled, now).await;
         return;
     }
@@ -437,8 +465,9 @@ async fn observe_task(docker: &Docker, task: &mut Task, now: Time) {
 async fn stop_containers(docker: &Docker, task: &mut Task) {
     for c in task.containers.iter_mut() {
         if let Some(id) = &c.docker_id {
-            let code = stop_and_remove(docker, id, 0).await;
+            let (code, lines) = stop_and_remove(docker, id, 0).await;
             c.exit_code = c.exit_code.or(code).or(Some(137));
+            task.logs.insert(c.name.clone(), lines);
         }
         c.last_status = "STOPPED".into();
     }

@@ -211,6 +211,8 @@ mod tests {
             has_health_check: true,
             failure_counted: false,
             stop_timeout: 30,
+            command_overrides: Default::default(),
+            logs: Default::default(),
         }
     }
 

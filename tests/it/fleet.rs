@@ -57,6 +57,19 @@ async fn image_without_sleep(bed: &Bed) -> String {
     tag
 }
 
+/// Family `migrate`: the app container from the base image, logging through awslogs.
+async fn register_migrate(client: &Client, bed: &Bed) {
+    let logs = aws_sdk_ecs::types::LogConfiguration::builder()
+        .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
+        .options("awslogs-group", "/ecs/app")
+        .options("awslogs-stream-prefix", "migrate")
+        .build()
+        .unwrap();
+    let mut c = crate::sandbox::container(bed, &["true"]);
+    c.log_configuration = Some(logs);
+    register(client, "migrate", c).await;
+}
+
 async fn deploy_both(sandbox: &Sandbox, image: &str) -> Run {
     run(
         sandbox,
@@ -169,6 +182,7 @@ async fn when_the_worker_fails_both_go_back_and_exit_3() {
 async fn deckhand_toml_alone_drives_a_full_deploy_and_a_typo_is_named() {
     let bed = Bed::get();
     let (sandbox, client, _web, _worker) = web_and_worker().await;
+    register_migrate(&client, &bed).await;
     let settings = r#"
 cluster = "c"
 repository = "team/app"
@@ -185,6 +199,11 @@ containers = ["app"]
 [[services]]
 name = "worker"
 containers = ["app"]
+
+[[pre-deploy]]
+family = "migrate"
+command = "echo migrated the schema"
+container = "app"
 "#;
     let repo = crate::bed::Repo::new(&[
         (
@@ -198,6 +217,13 @@ containers = ["app"]
     assert!(
         deployed.stderr.contains("settings from"),
         "{}",
+        deployed.stderr
+    );
+    assert!(
+        deployed
+            .stderr
+            .contains("migrate app | migrated the schema"),
+        "the migration's log is shown:\n{}",
         deployed.stderr
     );
     for family in ["web", "worker"] {
@@ -228,6 +254,209 @@ containers = ["app"]
         typo.stderr.contains("deckhand.toml (line 3)") && typo.stderr.contains("keep-revison"),
         "{}",
         typo.stderr
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_migration_changes_no_service_and_shows_its_log() {
+    let bed = Bed::get();
+    let (sandbox, client, web, worker) = web_and_worker().await;
+    register_migrate(&client, &bed).await;
+    let image = crate::deploy::command::good_image(&bed).await;
+    let failed = run(
+        &sandbox,
+        None,
+        &[
+            "deploy",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--service",
+            "worker",
+            "--container",
+            "app",
+            "--image",
+            &image,
+            "--pre-deploy",
+            "sh -c 'echo migrating 42 tables; echo duplicate column >&2; exit 1'",
+            "--pre-deploy-family",
+            "migrate",
+            "--pre-deploy-container",
+            "app",
+            "--poll",
+            "200ms",
+        ],
+    )
+    .await;
+    failed.expect_code(1);
+    for want in [
+        "migrate app | migrating 42 tables",
+        "migrate app | duplicate column",
+        "app exited 1",
+        "No service was changed",
+    ] {
+        assert!(failed.stderr.contains(want), "{want:?}:\n{}", failed.stderr);
+    }
+    assert_eq!(service_td(&client, "web").await, web);
+    assert_eq!(service_td(&client, "worker").await, worker);
+    sandbox.stop().await;
+}
+
+/// The files of `examples/rails-sidekiq`, as (path, contents).
+fn example_files() -> Vec<(String, String)> {
+    let root = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/rails-sidekiq"
+    ));
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                files.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    files
+}
+
+/// A task definition of the example with its placeholders filled in.
+fn example_taskdef(
+    files: &[(String, String)],
+    name: &str,
+    image: &str,
+    stand_in: &str,
+) -> serde_json::Value {
+    let text = &files
+        .iter()
+        .find(|(p, _)| p == &format!("taskdefs/{name}.json"))
+        .unwrap()
+        .1;
+    let mut td: serde_json::Value = serde_json::from_str(
+        &text
+            .replace("{{IMAGE}}", image)
+            .replace("{{MYSQL_IMAGE}}", stand_in)
+            .replace("{{REDIS_IMAGE}}", stand_in),
+    )
+    .unwrap();
+    if name == "mysql" || name == "redis" {
+        // The base image stands in for images the sandbox cannot pull.
+        td["containerDefinitions"][0]["command"] = serde_json::json!(["sleep", "600"]);
+    }
+    td
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rails_sidekiq_example_deploys_from_its_settings_file() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let files = example_files();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = crate::bed::Repo::new(&borrowed);
+    let base_arg = format!("BASE_IMAGE={}", bed.base_image);
+
+    // The starting point: v1 pushed, and running as the example's services.
+    let pushed = run(
+        &sandbox,
+        Some(repo.path()),
+        &[
+            "push",
+            "--repository",
+            "demo/rails",
+            "--create-repository",
+            "--build-arg",
+            &base_arg,
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    pushed.expect_code(0);
+    let v1 = pushed.json()["pinned"].as_str().unwrap().to_string();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(sandbox.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let mut live = Vec::new();
+    for name in [
+        "mysql",
+        "redis",
+        "rails-migrate",
+        "rails-web",
+        "rails-worker",
+    ] {
+        let td = example_taskdef(&files, name, &v1, &bed.base_image);
+        let arn = deckhand::aws::ecs::register_task_definition(&config, &td)
+            .await
+            .unwrap()
+            .arn;
+        if name != "rails-migrate" {
+            create_service(&client, name, &arn, 1, false).await;
+            live.push((name, arn));
+        }
+    }
+    for (name, arn) in &live {
+        wait_until(&client, name, "the example's first rollout", |s| {
+            completed_on(s, arn)
+        })
+        .await;
+    }
+
+    // v2: `deckhand deploy` with the settings file (the cluster flag overrides it).
+    std::fs::write(repo.path().join("public/index.html"), "<h1>v2</h1>\n").unwrap();
+    crate::bed::git(repo.path(), &["commit", "-q", "-am", "v2"]);
+    let deployed = run(
+        &sandbox,
+        Some(repo.path()),
+        &[
+            "deploy",
+            "--cluster",
+            "c",
+            "--build-arg",
+            &base_arg,
+            "--poll",
+            "200ms",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    deployed.expect_code(0);
+    assert!(
+        deployed
+            .stderr
+            .contains("rails-migrate app | == 20261124000000 CreateUsers: migrated"),
+        "{}",
+        deployed.stderr
+    );
+    let services = deployed.json()["services"].as_array().unwrap().clone();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["rails-web", "rails-worker"],
+        "the order of deckhand.toml"
+    );
+    for family in ["rails-web", "rails-worker"] {
+        assert!(service_td(&client, family)
+            .await
+            .ends_with(&format!("{family}:2")));
+    }
+    assert!(
+        service_td(&client, "mysql").await.ends_with("mysql:1"),
+        "untouched"
     );
     sandbox.stop().await;
 }

@@ -1,0 +1,210 @@
+//! The migration gate: a one-off task (e.g. `bin/rails db:migrate`) run with the new image
+//! before any service changes. Its log is shown as it arrives; every essential container must
+//! exit 0, or the deploy stops with nothing changed.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::aws::{self, ecs};
+use crate::config::PreDeploy;
+use crate::error::{Error, Result};
+use crate::signals::Interrupts;
+
+use super::taskdef::{self, TaskDef};
+
+/// Where one container's `awslogs` output goes: (container, log group, log stream).
+pub fn log_streams(body: &Value, task_id: &str) -> Vec<(String, String, String)> {
+    body["containerDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?;
+            let logs = &c["logConfiguration"];
+            if logs["logDriver"].as_str() != Some("awslogs") {
+                return None;
+            }
+            let group = logs["options"]["awslogs-group"].as_str()?;
+            let prefix = logs["options"]["awslogs-stream-prefix"].as_str()?;
+            Some((
+                name.to_string(),
+                group.to_string(),
+                format!("{prefix}/{name}/{task_id}"),
+            ))
+        })
+        .collect()
+}
+
+/// Whether a stopped task succeeded: every essential container (ECS's default) exited 0.
+pub fn outcome(body: &Value, task: &ecs::StoppedTask) -> std::result::Result<(), String> {
+    let essential = |name: &str| {
+        body["containerDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .is_none_or(|c| c["essential"].as_bool().unwrap_or(true))
+    };
+    let failed: Vec<String> = task
+        .containers
+        .iter()
+        .filter(|(name, code, _)| essential(name) && *code != Some(0))
+        .map(|(name, code, reason)| match code {
+            Some(c) => format!("{name} exited {c}"),
+            None if reason.is_empty() => format!("{name} did not run ({})", task.reason),
+            None => format!("{name} did not run ({reason})"),
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// What a pre-deploy run needs from the deploy around it.
+pub struct Context<'a> {
+    pub config: &'a aws_config::SdkConfig,
+    pub client: &'a aws_sdk_ecs::Client,
+    pub cluster: &'a str,
+    /// The image going out, and its commit for the `deckhand:sha` tag.
+    pub image: &'a str,
+    pub sha: Option<&'a str>,
+    /// Launch settings of the first service, for awsvpc and Fargate.
+    pub placement: &'a ecs::Placement,
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
+/// Registers a revision of `task.family` with the new image, runs it with `task.command`, shows
+/// its log and waits for it to stop. Any failure is exit 1: no service was changed.
+pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupts) -> Result<()> {
+    let family = task.family.as_str();
+    let command = task.command.args();
+    info!("==> pre-deploy: {family}: {}", command.join(" "));
+    let source = taskdef::from_value(ecs::describe_task_definition(cx.config, family).await?)
+        .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
+    let wanted: Vec<String> = task.container.iter().cloned().collect();
+    let chosen = source
+        .select(&wanted, taskdef::image_repository(cx.image))
+        .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
+    let mut new: TaskDef = source.with_image(&chosen, cx.image);
+    if let Some(sha) = cx.sha {
+        new.tag("deckhand:sha", sha);
+    }
+    let registered = ecs::register_task_definition(cx.config, &new.request()).await?;
+    info!("registered {}", registered.arn);
+    let container = task.container.clone().unwrap_or_else(|| chosen[0].clone());
+    let arn = ecs::run_task(
+        cx.client,
+        cx.cluster,
+        &registered.arn,
+        &container,
+        &command,
+        cx.placement,
+    )
+    .await?;
+    let id = arn.rsplit('/').next().unwrap_or(&arn).to_string();
+    info!("task {id} started");
+
+    let logs = aws_sdk_cloudwatchlogs::Client::new(cx.config);
+    let body = Value::Object(new.body.clone());
+    let mut streams: Vec<(String, String, String, Option<String>)> = log_streams(&body, &id)
+        .into_iter()
+        .map(|(c, g, s)| (c, g, s, None))
+        .collect();
+    if streams.is_empty() {
+        warn!("{family} has no awslogs log configuration: its output cannot be shown");
+    }
+    let deadline = Instant::now() + cx.timeout;
+    loop {
+        let (status, state) = ecs::describe_task(cx.client, cx.cluster, &arn).await?;
+        for (container, group, stream, token) in streams.iter_mut() {
+            match aws::logs::next_lines(&logs, group, stream, token.as_deref()).await {
+                Ok((lines, next)) => {
+                    for line in lines {
+                        info!("{family} {container} | {line}");
+                    }
+                    *token = next;
+                }
+                Err(e) => warn!("{e}"),
+            }
+        }
+        if status == "STOPPED" {
+            return match outcome(&body, &state) {
+                Ok(()) => {
+                    info!("pre-deploy task {family} succeeded");
+                    Ok(())
+                }
+                Err(why) => {
+                    error!("pre-deploy task {family} failed: {why}");
+                    Err(Error::failed(format!(
+                        "the pre-deploy task {family} ({}) failed: {why}. No service was changed.",
+                        command.join(" ")
+                    )))
+                }
+            };
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::failed(format!(
+                "the pre-deploy task {family} ({id}) did not finish within {:?}; it is still \
+                 {status}. No service was changed.",
+                cx.timeout
+            )));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cx.poll) => {}
+            _ = interrupted.recv() => return Err(Error::failed(format!(
+                "interrupted while the pre-deploy task {family} ({id}) was {status}; it was left \
+                 running. No service was changed."
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body() -> Value {
+        json!({"containerDefinitions": [
+            {"name": "app", "logConfiguration": {"logDriver": "awslogs",
+                "options": {"awslogs-group": "/ecs/app", "awslogs-stream-prefix": "migrate"}}},
+            {"name": "sidecar", "essential": false}
+        ]})
+    }
+
+    #[test]
+    fn awslogs_streams_are_named_as_ecs_names_them() {
+        assert_eq!(
+            log_streams(&body(), "abc"),
+            vec![("app".into(), "/ecs/app".into(), "migrate/app/abc".into())]
+        );
+    }
+
+    #[test]
+    fn every_essential_container_must_exit_0() {
+        let task = |app: Option<i32>, sidecar: Option<i32>| ecs::StoppedTask {
+            arn: "t".into(),
+            reason: "Essential container in task exited".into(),
+            stop_code: "EssentialContainerExited".into(),
+            containers: vec![
+                ("app".into(), app, String::new()),
+                ("sidecar".into(), sidecar, String::new()),
+            ],
+        };
+        assert_eq!(outcome(&body(), &task(Some(0), Some(1))), Ok(()));
+        assert_eq!(
+            outcome(&body(), &task(Some(1), Some(0))),
+            Err("app exited 1".into())
+        );
+        assert_eq!(
+            outcome(&body(), &task(None, None)),
+            Err("app did not run (Essential container in task exited)".into())
+        );
+    }
+}
