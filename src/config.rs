@@ -149,6 +149,12 @@ pub fn apply(
         args.target.services = file.services.iter().map(|s| s.name.clone()).collect();
     }
     let source_given = given("image") || given("repository");
+    if file.image.is_some() && file.repository.is_some() {
+        return Err(Error::usage(
+            "deckhand.toml sets both `image` and `repository`: deploy an existing image, or \
+             build one into the repository, not both",
+        ));
+    }
     if !source_given {
         args.image = file.image.clone();
         args.repository = file.repository.clone();
@@ -313,5 +319,8 @@ command = "bin/rails db:migrate"
         let file = parse("rollback = \"sometimes\"\n", Path::new("d.toml")).unwrap();
         let (mut args, _) = deploy_args(&[]);
         assert!(apply(&file, &mut args, &mut None, |_| false).is_err());
+        let both = parse("image = \"a\"\nrepository = \"b\"\n", Path::new("d.toml")).unwrap();
+        let err = apply(&both, &mut args, &mut None, |_| false).unwrap_err();
+        assert!(err.message.contains("both"), "{}", err.message);
     }
 }

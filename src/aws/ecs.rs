@@ -531,3 +531,21 @@ fn stopped_task(t: &aws_sdk_ecs::types::Task) -> StoppedTask {
             .collect(),
     }
 }
+
+/// StopTask, with the reason ECS records.
+pub async fn stop_task(client: &Client, cluster: &str, task: &str, reason: &str) -> Result<()> {
+    client
+        .stop_task()
+        .cluster(cluster)
+        .task(task)
+        .reason(reason)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::failed(format!(
+                "ECS StopTask {task} failed: {}",
+                super::describe(&e)
+            ))
+        })?;
+    Ok(())
+}

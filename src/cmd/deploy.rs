@@ -76,6 +76,13 @@ impl Image {
     }
 }
 
+/// An UpdateService that failed after other services had changed.
+struct StartError {
+    message: String,
+    /// Whether that service took the update cannot be told.
+    unknown: bool,
+}
+
 /// One service being deployed.
 struct Unit {
     service: String,
@@ -114,7 +121,15 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     let client = aws_sdk_ecs::Client::new(&config);
     info!("==> {} in {cluster}", plural("service", &services));
     // An unknown cluster or service fails here, before minutes of building.
-    ecs::describe_services(&client, cluster, &services).await?;
+    let found = ecs::describe_services(&client, cluster, &services).await?;
+    let mut names: Vec<&str> = found.iter().map(|v| v.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::usage(format!(
+            "the service {} is named twice (by name and by ARN)",
+            twice[0]
+        )));
+    }
 
     let image = match (&push_settings, &args.image) {
         (Some(s), _) => Image::pushed(&push::run(global, s).await?),
@@ -218,6 +233,23 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         }
         predeploy::run(&gate, &task, &mut interrupts).await?;
     }
+    if !args.pre_deploy.is_empty() {
+        // The gate can take minutes: the services must still be as they were recorded.
+        let now = ecs::describe_services(&client, cluster, &services).await?;
+        for (view, u) in now.iter().zip(&units) {
+            let busy = crate::deploy::verdict::busy(&view.deployments);
+            if busy.is_some() || !history::same_revision(&view.task_definition, &u.target) {
+                return Err(Error::failed(format!(
+                    "{} changed while the pre-deploy task ran (now {}{}); deckhand changed no \
+                     service. Run again.",
+                    u.service,
+                    watch::short(&view.task_definition),
+                    busy.map(|d| format!(", {}", watch::describe_deployment(d)))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+    }
 
     info!("==> deploy");
     let mut watched = Vec::new();
@@ -232,7 +264,11 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
             Err(e) => {
                 // Some services changed already: this is now a failed deploy to undo.
                 error!("{}: {e}", u.service);
-                start_error = Some(format!("{} could not be updated: {}", u.service, e.message));
+                // NeedsPerson: whether it took the update cannot be told.
+                start_error = Some(StartError {
+                    message: format!("{} could not be updated: {}", u.service, e.message),
+                    unknown: e.exit == Exit::NeedsPerson,
+                });
                 break;
             }
         }
@@ -339,7 +375,7 @@ impl Rollout<'_> {
         mut self,
         mut result: DeployResult,
         mut watched: Vec<Watched>,
-        start_error: Option<String>,
+        start_error: Option<StartError>,
         interrupted: &mut Interrupts,
     ) -> Result<()> {
         let (global, args, watcher) = (self.global, self.args, self.watcher);
@@ -375,8 +411,9 @@ impl Rollout<'_> {
             return finish(global, result, Exit::Success);
         }
 
+        let unknown = start_error.as_ref().is_some_and(|e| e.unknown);
         result.reason = match (&start_error, ended) {
-            (Some(e), _) => e.clone(),
+            (Some(e), _) => e.message.clone(),
             (None, Ended::Interrupted) => {
                 warn!("interrupted while the deployment was unverified");
                 explain(&Failure::Interrupted)
@@ -408,10 +445,18 @@ impl Rollout<'_> {
 
         // Every changed service goes back to its own target, all or nothing.
         let mut back = Vec::new();
-        let mut left = false;
+        let mut left = unknown;
         for w in &watched {
             let target = &self.unit(&w.service).target;
-            let view = ecs::describe_service(watcher.client, watcher.cluster, &w.service).await?;
+            let view =
+                match ecs::describe_service(watcher.client, watcher.cluster, &w.service).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        error!("{}: cannot be read ({e}); it is not rolled back", w.service);
+                        left = true;
+                        continue;
+                    }
+                };
             let primary = view.deployments.iter().find(|d| d.status == "PRIMARY");
             match primary {
                 // ECS's breaker (or a person) is already taking it back: follow that.
@@ -436,9 +481,16 @@ impl Rollout<'_> {
                 }
                 _ => {
                     info!("==> rolling back {} to {target}", w.service);
-                    let id = watcher.start(&w.service, target).await?;
-                    info!("{}: rollback deployment {id} started", w.service);
-                    back.push(Watched::new(&w.service, &id, target));
+                    match watcher.start(&w.service, target).await {
+                        Ok(id) => {
+                            info!("{}: rollback deployment {id} started", w.service);
+                            back.push(Watched::new(&w.service, &id, target));
+                        }
+                        Err(e) => {
+                            error!("{}: the rollback could not be started: {e}", w.service);
+                            left = true;
+                        }
+                    }
                 }
             }
         }

@@ -60,6 +60,13 @@ fn settle_deploy_args(
         tracing::info!("settings from {}", path.display());
         crate::config::apply(&file, args, region, given)?;
     }
+    if args.pre_deploy_command.is_none()
+        && (args.pre_deploy_family.is_some() || args.pre_deploy_container.is_some())
+    {
+        return Err(crate::error::Error::usage(
+            "--pre-deploy-family and --pre-deploy-container go with --pre-deploy COMMAND",
+        ));
+    }
     if let Some(command) = &args.pre_deploy_command {
         // The flag replaces the file's pre-deploy tasks; an empty family means the first
         // service's.

@@ -58,6 +58,9 @@ pub fn outcome(body: &Value, task: &ecs::StoppedTask) -> std::result::Result<(),
             None => format!("{name} did not run ({reason})"),
         })
         .collect();
+    if task.containers.is_empty() {
+        return Err(format!("the task reported no containers ({})", task.reason));
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -87,6 +90,9 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
     info!("==> pre-deploy: {family}: {}", command.join(" "));
     let source = taskdef::from_value(ecs::describe_task_definition(cx.config, family).await?)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
+    for value in source.secret_values() {
+        crate::redact::register(&value);
+    }
     let wanted: Vec<String> = task.container.iter().cloned().collect();
     let chosen = source
         .select(&wanted, taskdef::image_repository(cx.image))
@@ -112,29 +118,37 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
 
     let logs = aws_sdk_cloudwatchlogs::Client::new(cx.config);
     let body = Value::Object(new.body.clone());
-    let mut streams: Vec<(String, String, String, Option<String>)> = log_streams(&body, &id)
+    let mut streams: Vec<Stream> = log_streams(&body, &id)
         .into_iter()
-        .map(|(c, g, s)| (c, g, s, None))
+        .map(|(container, group, name)| Stream {
+            container,
+            group,
+            name,
+            token: None,
+        })
         .collect();
     if streams.is_empty() {
         warn!("{family} has no awslogs log configuration: its output cannot be shown");
     }
     let deadline = Instant::now() + cx.timeout;
     loop {
-        let (status, state) = ecs::describe_task(cx.client, cx.cluster, &arn).await?;
-        for (container, group, stream, token) in streams.iter_mut() {
-            match aws::logs::next_lines(&logs, group, stream, token.as_deref()).await {
-                Ok((lines, next)) => {
-                    for line in lines {
-                        info!("{family} {container} | {line}");
-                    }
-                    *token = next;
-                }
-                Err(e) => warn!("{e}"),
+        let state = match ecs::describe_task(cx.client, cx.cluster, &arn).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("could not read the task's state ({e}); trying again");
+                None
             }
-        }
-        if status == "STOPPED" {
-            return match outcome(&body, &state) {
+        };
+        show_logs(&logs, family, &mut streams).await;
+        if let Some((_, stopped)) = state.filter(|(status, _)| status == "STOPPED") {
+            // Log delivery lags the task: read on until nothing new arrives.
+            for _ in 0..10 {
+                tokio::time::sleep(cx.poll).await;
+                if streams.is_empty() || show_logs(&logs, family, &mut streams).await == 0 {
+                    break;
+                }
+            }
+            return match outcome(&body, &stopped) {
                 Ok(()) => {
                     info!("pre-deploy task {family} succeeded");
                     Ok(())
@@ -148,21 +162,58 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
                 }
             };
         }
-        if Instant::now() >= deadline {
-            return Err(Error::failed(format!(
-                "the pre-deploy task {family} ({id}) did not finish within {:?}; it is still \
-                 {status}. No service was changed.",
-                cx.timeout
-            )));
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(cx.poll) => {}
-            _ = interrupted.recv() => return Err(Error::failed(format!(
-                "interrupted while the pre-deploy task {family} ({id}) was {status}; it was left \
-                 running. No service was changed."
-            ))),
+        let why = if Instant::now() >= deadline {
+            format!("did not finish within {:?}", cx.timeout)
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(cx.poll) => continue,
+                _ = interrupted.recv() => "was interrupted".to_string(),
+            }
+        };
+        // Never leave a half-run migration behind for the next attempt to race.
+        let stopped = ecs::stop_task(
+            cx.client,
+            cx.cluster,
+            &arn,
+            &format!("deckhand: the pre-deploy task {why}"),
+        )
+        .await
+        .map(|()| "it was stopped".to_string())
+        .unwrap_or_else(|e| format!("stopping it failed ({e}); it may still be running"));
+        return Err(Error::failed(format!(
+            "the pre-deploy task {family} ({id}) {why}; {stopped}. No service was changed."
+        )));
+    }
+}
+
+/// One container's log stream, and how far it has been read.
+struct Stream {
+    container: String,
+    group: String,
+    name: String,
+    token: Option<String>,
+}
+
+/// Prints what the streams got since the last look; returns how many lines.
+async fn show_logs(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    family: &str,
+    streams: &mut [Stream],
+) -> usize {
+    let mut shown = 0;
+    for s in streams.iter_mut() {
+        match aws::logs::next_lines(logs, &s.group, &s.name, s.token.as_deref()).await {
+            Ok((lines, next)) => {
+                for line in &lines {
+                    info!("{family} {} | {line}", s.container);
+                }
+                shown += lines.len();
+                s.token = next;
+            }
+            Err(e) => warn!("{e}"),
         }
     }
+    shown
 }
 
 #[cfg(test)]
@@ -205,6 +256,12 @@ mod tests {
         assert_eq!(
             outcome(&body(), &task(None, None)),
             Err("app did not run (Essential container in task exited)".into())
+        );
+        let mut empty = task(Some(0), Some(0));
+        empty.containers.clear();
+        assert!(
+            outcome(&body(), &empty).is_err(),
+            "no containers is no success"
         );
     }
 }

@@ -212,7 +212,14 @@ impl<'a> Watcher<'a> {
                             .iter_mut()
                             .find(|w| w.verdict.is_none() && w.service == view.name)
                             .expect("described because pending");
-                        self.observe(w, view, seen, several).await?;
+                        if let Err(e) = self.observe(w, view, seen, several).await {
+                            // Like a failed DescribeServices: look again until the deadline.
+                            warn!("{}: could not read its stopped tasks ({e})", w.service);
+                            if timed_out {
+                                w.verdict = Some(Verdict::Failed(Failure::TimedOut));
+                            }
+                            continue;
+                        }
                         let snapshot = Snapshot {
                             ours_seen: w.ours_seen,
                             task_definition: view.task_definition.clone(),

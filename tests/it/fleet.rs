@@ -301,6 +301,46 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     }
     assert_eq!(service_td(&client, "web").await, web);
     assert_eq!(service_td(&client, "worker").await, worker);
+
+    // A migration that outlives --timeout is stopped, not left to race the next attempt.
+    let slow = run(
+        &sandbox,
+        None,
+        &[
+            "deploy",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--container",
+            "app",
+            "--image",
+            &image,
+            "--pre-deploy",
+            "sleep 600",
+            "--pre-deploy-family",
+            "migrate",
+            "--pre-deploy-container",
+            "app",
+            "--poll",
+            "200ms",
+            "--timeout",
+            "2s",
+        ],
+    )
+    .await;
+    slow.expect_code(1);
+    assert!(slow.stderr.contains("it was stopped"), "{}", slow.stderr);
+    let running = client
+        .list_tasks()
+        .cluster("c")
+        .started_by("deckhand")
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .send()
+        .await
+        .unwrap();
+    assert!(running.task_arns().is_empty(), "{:?}", running.task_arns());
+    assert_eq!(service_td(&client, "web").await, web);
     sandbox.stop().await;
 }
 
