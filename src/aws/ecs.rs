@@ -238,6 +238,7 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
                 desired: d.desired_count(),
                 running: d.running_count(),
                 pending: d.pending_count(),
+                failed: d.failed_tasks(),
             })
             .collect(),
         events: s

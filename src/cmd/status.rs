@@ -194,6 +194,7 @@ mod tests {
                 desired: 2,
                 running: 1,
                 pending: 1,
+                failed: 0,
             }],
             events: (0..8)
                 .map(|i| ecs::Event {

@@ -17,6 +17,8 @@ pub struct DeploymentView {
     pub desired: i32,
     pub running: i32,
     pub pending: i32,
+    /// ECS's count of this deployment's failed tasks (`failedTasks`).
+    pub failed: i32,
 }
 
 /// What the watcher has seen of the service at one moment.
@@ -223,6 +225,7 @@ mod tests {
             desired,
             running,
             pending: 0,
+            failed: 0,
         }
     }
 

@@ -14,6 +14,37 @@ use crate::aws::ecs::{self, StoppedTask};
 use crate::error::{Error, Result};
 use crate::signals::Interrupts;
 
+/// The most stopped-task lookups (ListTasks) one poll makes. With more deployments than this,
+/// they take turns, and one whose `failedTasks` grew goes first: fail-fast stays fast while the
+/// API calls per poll stay bounded however many services are watched.
+pub const TASK_LOOKUPS_PER_POLL: usize = 10;
+
+/// Which pending deployments look up their stopped tasks this poll (pure): every one when they
+/// fit in the budget, else those ECS reports new failures for, then the others in turn from
+/// `turn`. `pending` is (index, ECS failed count, failures already known).
+pub fn lookups(pending: &[(usize, i32, usize)], turn: usize, budget: usize) -> Vec<usize> {
+    if pending.len() <= budget {
+        return pending.iter().map(|p| p.0).collect();
+    }
+    let mut chosen: Vec<usize> = pending
+        .iter()
+        .filter(|(_, failed, known)| *failed > 0 && *failed as usize > *known)
+        .map(|p| p.0)
+        .take(budget)
+        .collect();
+    let n = pending.len();
+    for k in 0..n {
+        if chosen.len() >= budget {
+            break;
+        }
+        let (i, _, _) = pending[(turn + k) % n];
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen
+}
+
 /// Where and how to watch.
 pub struct Watcher<'a> {
     pub client: &'a Client,
@@ -198,6 +229,7 @@ impl<'a> Watcher<'a> {
         fail_fast: bool,
     ) -> Result<Ended> {
         let several = watched.len() > 1;
+        let mut turn = 0usize;
         loop {
             let pending: Vec<String> = watched
                 .iter()
@@ -207,12 +239,32 @@ impl<'a> Watcher<'a> {
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
                     let timed_out = Instant::now() >= deadline;
-                    for view in &views {
+                    let pending: Vec<(usize, i32, usize)> = views
+                        .iter()
+                        .enumerate()
+                        .map(|(i, view)| {
+                            let w = watched
+                                .iter()
+                                .find(|w| w.verdict.is_none() && w.service == view.name);
+                            let failed = w
+                                .and_then(|w| {
+                                    view.deployments.iter().find(|d| d.id == w.deployment)
+                                })
+                                .map_or(0, |d| d.failed);
+                            (i, failed, w.map_or(0, |w| w.failures.len()))
+                        })
+                        .collect();
+                    let look = lookups(&pending, turn, TASK_LOOKUPS_PER_POLL);
+                    turn = turn.wrapping_add(TASK_LOOKUPS_PER_POLL);
+                    for (i, view) in views.iter().enumerate() {
                         let w = watched
                             .iter_mut()
                             .find(|w| w.verdict.is_none() && w.service == view.name)
                             .expect("described because pending");
-                        if let Err(e) = self.observe(w, view, seen, several).await {
+                        if let Err(e) = self
+                            .observe(w, view, seen, several, look.contains(&i))
+                            .await
+                        {
                             // Like a failed DescribeServices: look again until the deadline.
                             warn!("{}: could not read its stopped tasks ({e})", w.service);
                             if timed_out {
@@ -274,6 +326,7 @@ impl<'a> Watcher<'a> {
         view: &ecs::ServiceView,
         seen: &mut Seen,
         label: bool,
+        list_tasks: bool,
     ) -> Result<()> {
         let prefix = if label {
             format!("{}: ", w.service)
@@ -288,6 +341,9 @@ impl<'a> Watcher<'a> {
                     w.placement += 1;
                 }
             }
+        }
+        if !list_tasks {
+            return Ok(());
         }
         for t in ecs::stopped_tasks(self.client, self.cluster, &w.deployment).await? {
             if !verdict::task_failed(&t.reason, &t.stop_code) {
@@ -379,4 +435,27 @@ pub fn describe_stop(t: &StoppedTask) -> String {
         })
         .collect();
     format!("{} ({})", t.reason, containers.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopped_task_lookups_are_bounded_and_failures_go_first() {
+        let few: Vec<(usize, i32, usize)> = (0..3).map(|i| (i, 0, 0)).collect();
+        assert_eq!(lookups(&few, 7, 10), vec![0, 1, 2], "all when they fit");
+        let many: Vec<(usize, i32, usize)> = (0..25).map(|i| (i, 0, 0)).collect();
+        assert_eq!(lookups(&many, 0, 10), (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            lookups(&many, 20, 10),
+            vec![20, 21, 22, 23, 24, 0, 1, 2, 3, 4]
+        );
+        let mut failing = many.clone();
+        failing[17] = (17, 2, 1); // ECS counts a failure deckhand has not seen
+        failing[3] = (3, 1, 1); // already known
+        let chosen = lookups(&failing, 0, 10);
+        assert_eq!(chosen[0], 17);
+        assert_eq!(chosen.len(), 10);
+    }
 }
