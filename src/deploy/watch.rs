@@ -231,6 +231,8 @@ impl<'a> Watcher<'a> {
         let several = watched.len() > 1;
         let mut turn = 0usize;
         loop {
+            // Set when a deployment has all its tasks running: its verdict is near.
+            let mut near = false;
             let pending: Vec<String> = watched
                 .iter()
                 .filter(|w| w.verdict.is_none())
@@ -289,6 +291,9 @@ impl<'a> Watcher<'a> {
                             self.limits,
                         );
                         if v == Verdict::Pending {
+                            near |= view.deployments.iter().any(|d| {
+                                d.id == w.deployment && d.desired > 0 && d.running >= d.desired
+                            });
                             Self::progress(w, view, several);
                         } else {
                             w.verdict = Some(v);
@@ -312,7 +317,7 @@ impl<'a> Watcher<'a> {
                 return Ok(Ended::Decided);
             }
             tokio::select! {
-                _ = tokio::time::sleep(jittered(self.poll)) => {}
+                _ = tokio::time::sleep(jittered(next_poll(self.poll, near))) => {}
                 _ = interrupted.recv() => return Ok(Ended::Interrupted),
             }
         }
@@ -408,6 +413,20 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
     line
 }
 
+/// How often to look when a verdict is near (every task of a deployment running): the verdict
+/// is then reported within about a second of ECS reaching it, without polling that fast
+/// through the whole rollout.
+pub const NEAR_POLL: Duration = Duration::from_secs(1);
+
+/// The interval before the next look (pure).
+pub fn next_poll(poll: Duration, near: bool) -> Duration {
+    if near {
+        poll.min(NEAR_POLL)
+    } else {
+        poll
+    }
+}
+
 /// `poll` ± 20 %, so many pipelines do not poll in step.
 fn jittered(poll: Duration) -> Duration {
     let factor = 0.8 + 0.4 * rand::random::<f64>();
@@ -440,6 +459,15 @@ pub fn describe_stop(t: &StoppedTask) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_quickens_when_a_verdict_is_near() {
+        let poll = Duration::from_secs(3);
+        assert_eq!(next_poll(poll, false), poll);
+        assert_eq!(next_poll(poll, true), NEAR_POLL);
+        let quick = Duration::from_millis(200);
+        assert_eq!(next_poll(quick, true), quick, "never slower than asked");
+    }
 
     #[test]
     fn stopped_task_lookups_are_bounded_and_failures_go_first() {

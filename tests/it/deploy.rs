@@ -228,11 +228,21 @@ pub mod command {
 
     /// A local image with no shell or `sleep`: its tasks cannot start the container's command.
     pub async fn broken_image() -> String {
+        build_local(
+            "broken",
+            &[("Dockerfile", "FROM scratch\nCOPY x /x\n"), ("x", "x")],
+        )
+        .await
+    }
+
+    /// Builds `files` (a Dockerfile among them) into a new local image `deckhand-test/<name>:…`.
+    pub async fn build_local(name: &str, files: &[(&str, &str)]) -> String {
         let docker = deckhand::image::engine::connect().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY x /x\n").unwrap();
-        std::fs::write(dir.path().join("x"), "x").unwrap();
-        let tag = format!("deckhand-test/broken:{}", crate::bed::unique("v"));
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap();
+        }
+        let tag = format!("deckhand-test/{name}:{}", crate::bed::unique("v"));
         let context = deckhand::image::context::Context::prepare(dir.path(), None).unwrap();
         let spec = deckhand::image::build::BuildSpec {
             tags: vec![tag.clone()],
@@ -246,11 +256,17 @@ pub mod command {
         tag
     }
 
+    /// The task definition service `web` runs.
     pub async fn service_td(client: &Client) -> String {
+        service_td_of(client, "web").await
+    }
+
+    /// The task definition `service` (in cluster `c`) runs.
+    pub async fn service_td_of(client: &Client, service: &str) -> String {
         let out = client
             .describe_services()
             .cluster("c")
-            .services("web")
+            .services(service)
             .send()
             .await
             .unwrap();

@@ -6,7 +6,7 @@ use aws_sdk_ecs::Client;
 use deckhand::sandbox::Sandbox;
 
 use crate::bed::{Bed, Run};
-use crate::deploy::command::run;
+use crate::deploy::command::{build_local, run, service_td_of};
 use crate::sandbox::{completed_on, control, create_service, register, sandbox, wait_until};
 
 /// Services `web` (runs `tail -f /dev/null`) and `worker` (runs `sleep 600`) from the base image,
@@ -36,25 +36,8 @@ async fn web_and_worker() -> (Sandbox, Client, String, String) {
 
 /// A new image like the base one, without `sleep`: web still runs, worker cannot start.
 async fn image_without_sleep(bed: &Bed) -> String {
-    let docker = deckhand::image::engine::connect().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {}\nRUN rm /bin/sleep\n", bed.base_image),
-    )
-    .unwrap();
-    let tag = format!("deckhand-test/nosleep:{}", crate::bed::unique("v"));
-    let context = deckhand::image::context::Context::prepare(dir.path(), None).unwrap();
-    let spec = deckhand::image::build::BuildSpec {
-        tags: vec![tag.clone()],
-        build_args: Default::default(),
-        target: None,
-        labels: Default::default(),
-    };
-    deckhand::image::build::build(&docker, context, &spec)
-        .await
-        .unwrap();
-    tag
+    let dockerfile = format!("FROM {}\nRUN rm /bin/sleep\n", bed.base_image);
+    build_local("nosleep", &[("Dockerfile", &dockerfile)]).await
 }
 
 /// Family `migrate`: the app container from the base image, logging through awslogs.
@@ -97,17 +80,6 @@ async fn deploy_both(sandbox: &Sandbox, image: &str) -> Run {
     .await
 }
 
-async fn service_td(client: &Client, service: &str) -> String {
-    let out = client
-        .describe_services()
-        .cluster("c")
-        .services(service)
-        .send()
-        .await
-        .unwrap();
-    out.services()[0].task_definition().unwrap().to_string()
-}
-
 fn calls(sandbox: &Sandbox) -> std::collections::BTreeMap<String, u64> {
     sandbox.shared.calls.lock().unwrap().clone()
 }
@@ -135,7 +107,7 @@ async fn web_and_worker_roll_out_together_from_one_image() {
             td.ends_with(&format!("task-definition/{family}:2")),
             "one revision per family: {td}"
         );
-        assert_eq!(service_td(&client, family).await, td);
+        assert_eq!(service_td_of(&client, family).await, td);
     }
     // One DescribeServices call covers both services while both are rolling out.
     let counted = calls(&sandbox);
@@ -173,8 +145,8 @@ async fn when_the_worker_fails_both_go_back_and_exit_3() {
         "{}",
         failed.stderr
     );
-    assert_eq!(service_td(&client, "web").await, web, "web is back too");
-    assert_eq!(service_td(&client, "worker").await, worker);
+    assert_eq!(service_td_of(&client, "web").await, web, "web is back too");
+    assert_eq!(service_td_of(&client, "worker").await, worker);
     sandbox.stop().await;
 }
 
@@ -227,7 +199,7 @@ container = "app"
         deployed.stderr
     );
     for family in ["web", "worker"] {
-        let td = service_td(&client, family).await;
+        let td = service_td_of(&client, family).await;
         assert!(td.ends_with(&format!("{family}:2")), "{family}: {td}");
         let described = client
             .describe_task_definition()
@@ -299,8 +271,8 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     ] {
         assert!(failed.stderr.contains(want), "{want:?}:\n{}", failed.stderr);
     }
-    assert_eq!(service_td(&client, "web").await, web);
-    assert_eq!(service_td(&client, "worker").await, worker);
+    assert_eq!(service_td_of(&client, "web").await, web);
+    assert_eq!(service_td_of(&client, "worker").await, worker);
 
     // A migration that outlives --timeout is stopped, not left to race the next attempt.
     let slow = run(
@@ -340,7 +312,7 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
         .await
         .unwrap();
     assert!(running.task_arns().is_empty(), "{:?}", running.task_arns());
-    assert_eq!(service_td(&client, "web").await, web);
+    assert_eq!(service_td_of(&client, "web").await, web);
     sandbox.stop().await;
 }
 
@@ -490,12 +462,12 @@ async fn the_rails_sidekiq_example_deploys_from_its_settings_file() {
         "the order of deckhand.toml"
     );
     for family in ["rails-web", "rails-worker"] {
-        assert!(service_td(&client, family)
+        assert!(service_td_of(&client, family)
             .await
             .ends_with(&format!("{family}:2")));
     }
     assert!(
-        service_td(&client, "mysql").await.ends_with("mysql:1"),
+        service_td_of(&client, "mysql").await.ends_with("mysql:1"),
         "untouched"
     );
     sandbox.stop().await;

@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""deckhand's benchmarks, side by side with what users would pick instead.
+
+Runs on the local bed (Docker engine, registry, moto, the aws CLI and ecs-deploy from the bed's
+venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RUNS runs (default
+5). Timing is measured here and reported, never asserted. Usage:
+
+    bench/run.py [overhead failure context rerun fleet startup]...   (default: all)
+
+Everything talks to loopback only. Measurements of a child process (CPU time, peak RSS) come from
+wait4(2) on that process.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+ECS = "AmazonEC2ContainerServiceV20141113."
+
+
+def bed_env():
+    """The environment `scripts/bed env` exports, on top of this process's."""
+    out = subprocess.run([os.path.join(ROOT, "scripts/bed"), "env"], capture_output=True,
+                         text=True, check=True).stdout
+    env = dict(os.environ)
+    for line in out.splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value.strip("'\"")
+    for key in [k for k in env if k.startswith("DECKHAND_") and not k.startswith("DECKHAND_TEST")]:
+        del env[key]
+    # boto3 (ecs-deploy) reads the region from AWS_DEFAULT_REGION.
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
+    return env
+
+
+def measure(argv, env, cwd=None, marker=None):
+    """Runs argv; returns wall seconds, CPU seconds, peak RSS (MiB), exit code, output, and the
+    seconds until a line containing `marker` appeared (on either stream)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+    seen = {"at": None}
+    chunks = {"out": [], "err": []}
+
+    def pump(stream, name):
+        for line in stream:
+            chunks[name].append(line)
+            if marker and seen["at"] is None and marker in line:
+                seen["at"] = time.monotonic() - start
+    threads = [threading.Thread(target=pump, args=(proc.stdout, "out")),
+               threading.Thread(target=pump, args=(proc.stderr, "err"))]
+    for t in threads:
+        t.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    for t in threads:
+        t.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": usage.ru_maxrss / 1024.0,
+        "code": proc.returncode,
+        "out": "".join(chunks["out"]),
+        "err": "".join(chunks["err"]),
+        "marker": seen["at"],
+        "ended": time.time(),
+    }
+
+
+def combine(runs):
+    """Several processes run one after the other, as one measurement."""
+    return {
+        "wall": sum(r["wall"] for r in runs),
+        "cpu": sum(r["cpu"] for r in runs),
+        "rss": max(r["rss"] for r in runs),
+        "code": next((r["code"] for r in runs if r["code"] != 0), 0),
+        "out": "".join(r["out"] for r in runs),
+        "err": "".join(r["err"] for r in runs),
+        "marker": None,
+        "ended": runs[-1]["ended"],
+    }
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, unit="", digits=2):
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}{unit}"
+
+
+class Sandbox:
+    """`deckhand sandbox` on a free loopback port, and a tiny unsigned client for its API."""
+
+    def __init__(self, deckhand, env):
+        self.proc = subprocess.Popen([deckhand, "sandbox", "--listen", "127.0.0.1:0",
+                                      "--tick", "100ms"], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.endpoint = self.proc.stdout.readline().strip()
+        if not self.endpoint.startswith("http"):
+            raise SystemExit("bench: the sandbox did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+    def call(self, op, body):
+        req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers={
+            "X-Amz-Target": ECS + op, "Content-Type": "application/x-amz-json-1.1"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    def calls(self, reset=False):
+        req = urllib.request.Request(self.endpoint + "/_sandbox/calls",
+                                     method="DELETE" if reset else "GET")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def service(self, cluster, name):
+        return self.call("DescribeServices", {"cluster": cluster, "services": [name]})["services"][0]
+
+    def register(self, family, image, command=("sleep", "600")):
+        td = {"family": family, "containerDefinitions": [
+            {"name": "app", "image": image, "essential": True, "memory": 32,
+             "command": list(command)}]}
+        return self.call("RegisterTaskDefinition", td)["taskDefinition"]["taskDefinitionArn"]
+
+    def create_service(self, cluster, name, td, breaker):
+        self.call("CreateCluster", {"clusterName": cluster})
+        self.call("CreateService", {
+            "cluster": cluster, "serviceName": name, "taskDefinition": td, "desiredCount": 1,
+            "deploymentConfiguration": {
+                "maximumPercent": 200, "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker}}})
+
+    def wait_stable(self, cluster, names, limit=300):
+        deadline = time.monotonic() + limit
+        pending = list(names)
+        while pending:
+            for batch in [pending[i:i + 10] for i in range(0, len(pending), 10)]:
+                out = self.call("DescribeServices", {"cluster": cluster, "services": batch})
+                for s in out["services"]:
+                    d = s["deployments"]
+                    if len(d) == 1 and d[0].get("rolloutState") == "COMPLETED" and \
+                            s["runningCount"] == s["desiredCount"]:
+                        pending.remove(s["serviceName"])
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {pending} did not settle")
+            time.sleep(0.2)
+
+    def event_time(self, cluster, name, text):
+        """When the newest event containing `text` was recorded (epoch seconds)."""
+        for e in self.service(cluster, name)["events"]:
+            if text in e["message"]:
+                return e["createdAt"]
+        return None
+
+    def ecs_calls(self):
+        return sum(v for k, v in self.calls().items()
+                   if k.startswith("ECS.") and k.count(".") == 1)
+
+
+def tag_image(env, source, tag):
+    subprocess.run(["docker", "tag", source, tag], env=env, check=True)
+
+
+def broken_image(env):
+    """A local image whose tasks cannot start their command (no shell, no sleep)."""
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\nCOPY x /x\n")
+    with open(os.path.join(d, "x"), "w") as f:
+        f.write("x")
+    subprocess.run(["docker", "build", "-q", "-t", "deckhand-bench/broken:1", d], env=env,
+                   check=True, capture_output=True)
+    shutil.rmtree(d)
+    return "deckhand-bench/broken:1"
+
+
+def deploy_tools(deckhand, env, bed):
+    """How each tool deploys `image` to service `name` in cluster `bench`: (label, runner)."""
+    aws = [bed["DECKHAND_TEST_AWS_CLI"], "--region", "us-east-1", "--output", "json"]
+
+    def with_deckhand(sb, name, image):
+        return measure([deckhand, "deploy", "--cluster", "bench", "--service", name,
+                        "--container", "app", "--image", image, "--timeout", "5m"], env)
+
+    def with_ecs_deploy(sb, name, image):
+        return measure([bed["DECKHAND_TEST_ECS_DEPLOY"], "deploy", "bench", name, "--image",
+                        "app", image, "--timeout", "300", "--rollback"], env)
+
+    def with_aws_cli(sb, name, image):
+        td = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump({"family": name, "containerDefinitions": [
+            {"name": "app", "image": image, "essential": True, "memory": 32,
+             "command": ["sleep", "600"]}]}, td)
+        td.close()
+        runs = [measure(aws + ["ecs", "register-task-definition", "--cli-input-json",
+                               f"file://{td.name}"], env),
+                measure(aws + ["ecs", "update-service", "--cluster", "bench", "--service", name,
+                               "--task-definition", name], env),
+                measure(aws + ["ecs", "wait", "services-stable", "--cluster", "bench",
+                               "--services", name], env)]
+        os.unlink(td.name)
+        return combine(runs)
+
+    return [("deckhand", with_deckhand), ("ecs-deploy", with_ecs_deploy),
+            ("aws CLI: register + update + wait", with_aws_cli)]
+
+
+def scenario_overhead(sb, deckhand, env, bed):
+    print("\n## Deploy with a given image (success)\n")
+    print("| tool | wall | verdict latency | CPU | peak RSS | ECS API calls | exit |")
+    print("|---|---|---|---|---|---|---|")
+    for label, run in deploy_tools(deckhand, env, bed):
+        rows = []
+        for i in range(RUNS):
+            name = f"ok-{label.split()[0].replace(':', '')}-{i}"
+            sb.create_service("bench", name, sb.register(name, bed["DECKHAND_TEST_BASE_IMAGE"]),
+                              breaker=True)
+            sb.wait_stable("bench", [name])
+            image = f"deckhand-bench/app:{name}"
+            tag_image(env, bed["DECKHAND_TEST_BASE_IMAGE"], image)
+            sb.calls(reset=True)
+            r = run(sb, name, image)
+            r["calls"] = sb.ecs_calls()
+            decided = sb.event_time("bench", name, "deployment completed")
+            r["latency"] = r["ended"] - decided if decided else None
+            rows.append(r)
+        print(f"| {label} | {fmt(median(r['wall'] for r in rows), ' s')} "
+              f"| {fmt(median(r['latency'] for r in rows), ' s')} "
+              f"| {fmt(median(r['cpu'] for r in rows), ' s')} "
+              f"| {fmt(median(r['rss'] for r in rows), ' MiB', 1)} "
+              f"| {fmt(median(r['calls'] for r in rows), '', 0)} "
+              f"| {sorted(set(r['code'] for r in rows))} |")
+
+
+def scenario_failure(sb, deckhand, env, bed):
+    print("\n## A crash-looping revision (ECS circuit breaker on, as most teams set it)\n")
+    print("| tool | exit (what it said) | first task stop → rollback starts | wall | "
+          "ECS API calls |")
+    print("|---|---|---|---|---|")
+    broken = broken_image(env)
+    notes = []
+    for label, run in deploy_tools(deckhand, env, bed):
+        rows = []
+        for i in range(RUNS):
+            name = f"bad-{label.split()[0].replace(':', '')}-{i}"
+            first = sb.register(name, bed["DECKHAND_TEST_BASE_IMAGE"])
+            sb.create_service("bench", name, first, breaker=True)
+            sb.wait_stable("bench", [name])
+            image = f"deckhand-bench/broken:{name}"
+            tag_image(env, broken, image)
+            sb.calls(reset=True)
+            r = run(sb, name, image)
+            r["calls"] = sb.ecs_calls()
+            r["reaction"] = rollback_reaction(sb, name)
+            rows.append(r)
+        last = [line for line in (rows[0]["out"] + rows[0]["err"]).splitlines() if line.strip()]
+        notes.append(f"- {label}, last line: `{last[-1].strip() if last else ''}`")
+        codes = sorted(set(r["code"] for r in rows))
+        said = {0: "0: success", 1: "1: failure", 3: "3: rolled back", 4: "4: needs a person"}
+        print(f"| {label} | {', '.join(said.get(c, str(c)) for c in codes)} "
+              f"| {fmt(median(r['reaction'] for r in rows), ' s')} "
+              f"| {fmt(median(r['wall'] for r in rows), ' s')} "
+              f"| {fmt(median(r['calls'] for r in rows), '', 0)} |")
+    print()
+    print("\n".join(notes))
+
+
+def rollback_reaction(sb, name):
+    """Seconds from the first failed task of the new revision to the start of the deployment
+    that took the service back (deckhand's, the tool's, or the breaker's)."""
+    service = sb.service("bench", name)
+    listed = sb.call("ListServiceDeployments", {"cluster": "bench", "service": name})
+    tasks = sb.call("ListTasks", {"cluster": "bench", "serviceName": name,
+                                  "desiredStatus": "STOPPED"})["taskArns"]
+    stops = []
+    if tasks:
+        described = sb.call("DescribeTasks", {"cluster": "bench", "tasks": tasks})["tasks"]
+        stops = [t["stoppedAt"] for t in described
+                 if t.get("stoppedAt") and "broken" in json.dumps(t["containers"])]
+    if not stops:
+        return None
+    first_stop = min(stops)
+    starts = [d.get("createdAt") for d in service["deployments"]] + \
+        [d.get("createdAt") for d in listed.get("serviceDeployments", [])]
+    later = [s for s in starts if s and s > first_stop]
+    return min(later) - first_stop if later else None
+
+
+def scenario_context(deckhand, env, bed):
+    print("\n## Build context: time to the first build step, and the client's peak RSS\n")
+    print("(a source tree of N files of 1 KiB, and a `node_modules` of 2N files excluded by "
+          "`.dockerignore`; the same engine)\n")
+    print("| files | deckhand: first step | deckhand: peak RSS | docker build: first step | "
+          "docker build: peak RSS |")
+    print("|---|---|---|---|---|")
+    moto = dict(env, AWS_ENDPOINT_URL=bed["AWS_ENDPOINT_URL"])
+    for n in (1000, 10000, 50000):
+        tree = tempfile.mkdtemp(prefix=f"bench-ctx-{n}-")
+        for d, count in (("src", n), ("node_modules/pkg", 2 * n)):
+            for i in range(count):
+                sub = os.path.join(tree, d, f"d{i // 1000}")
+                os.makedirs(sub, exist_ok=True)
+                with open(os.path.join(sub, f"f{i}.js"), "w") as f:
+                    f.write("x" * 1024)
+        with open(os.path.join(tree, "Dockerfile"), "w") as f:
+            f.write(f"FROM {bed['DECKHAND_TEST_BASE_IMAGE']}\nCOPY src /src\n")
+        with open(os.path.join(tree, ".dockerignore"), "w") as f:
+            f.write("node_modules\n")
+        ours, theirs = [], []
+        for i in range(RUNS):
+            ours.append(measure([deckhand, "push", "--repository", f"bench/ctx{n}", "--registry",
+                                 bed["DECKHAND_TEST_REGISTRY"], "--create-repository", "--force",
+                                 "--sha", f"{i:040x}", "--context", tree], moto,
+                                marker="Step 1/"))
+            theirs.append(measure(["docker", "build", "-t", f"bench-ctx{n}:{i}", tree],
+                                  dict(env, DOCKER_BUILDKIT="0"), marker="Step 1/"))
+        shutil.rmtree(tree)
+        print(f"| {n:,} | {fmt(median(r['marker'] for r in ours), ' s')} "
+              f"| {fmt(median(r['rss'] for r in ours), ' MiB', 1)} "
+              f"| {fmt(median(r['marker'] for r in theirs), ' s')} "
+              f"| {fmt(median(r['rss'] for r in theirs), ' MiB', 1)} |")
+
+
+def scenario_rerun(deckhand, env, bed):
+    print("\n## Re-run with the SHA already pushed\n")
+    print("| tool | wall | CPU | peak RSS |")
+    print("|---|---|---|---|")
+    moto = dict(env, AWS_ENDPOINT_URL=bed["AWS_ENDPOINT_URL"])
+    app = tempfile.mkdtemp(prefix="bench-rerun-")
+    with open(os.path.join(app, "Dockerfile"), "w") as f:
+        f.write(f"FROM {bed['DECKHAND_TEST_BASE_IMAGE']}\nRUN echo built > /built\nCOPY . /app\n")
+    with open(os.path.join(app, "app.txt"), "w") as f:
+        f.write("app\n")
+    registry = bed["DECKHAND_TEST_REGISTRY"]
+    sha = "ab" * 20
+    push = [deckhand, "push", "--repository", "bench/rerun", "--registry", registry,
+            "--create-repository", "--sha", sha, "--context", app]
+    measure(push, moto)  # the first push
+    config = tempfile.mkdtemp(prefix="bench-docker-")
+    docker_env = dict(env, DOCKER_CONFIG=config, DOCKER_BUILDKIT="0")
+    subprocess.run(["docker", "login", registry, "-u", "AWS", "--password-stdin"],
+                   input=bed["DECKHAND_TEST_REGISTRY_PASSWORD"], text=True, env=docker_env,
+                   check=True, capture_output=True)
+    ref = f"{registry}/bench/rerun-docker:{sha}"
+    build = ["docker", "build", "-t", ref, app]
+    measure(build, docker_env)
+    measure(["docker", "push", ref], docker_env)
+    ours = [measure(push, moto) for _ in range(RUNS)]
+    theirs = [combine([measure(build, docker_env), measure(["docker", "push", ref], docker_env)])
+              for _ in range(RUNS)]
+    shutil.rmtree(app)
+    shutil.rmtree(config)
+    for label, rows in (("deckhand push (skips: the tag is there)", ours),
+                        ("docker build (layer cache) + docker push", theirs)):
+        print(f"| {label} | {fmt(median(r['wall'] for r in rows), ' s')} "
+              f"| {fmt(median(r['cpu'] for r in rows), ' s')} "
+              f"| {fmt(median(r['rss'] for r in rows), ' MiB', 1)} |")
+
+
+def scenario_fleet(sb, deckhand, env, bed):
+    print("\n## Many services watched at once (deckhand)\n")
+    print("| services | wall | DescribeServices calls | services per DescribeServices | "
+          "ListTasks calls | ECS calls in all |")
+    print("|---|---|---|---|---|---|")
+    for n in (1, 10, 50):
+        cluster = f"fleet{n}"
+        names = [f"s{i}" for i in range(n)]
+        for name in names:
+            sb.call("CreateCluster", {"clusterName": cluster})
+            td = sb.register(f"{cluster}-{name}", bed["DECKHAND_TEST_BASE_IMAGE"])
+            sb.call("CreateService", {"cluster": cluster, "serviceName": name,
+                                      "taskDefinition": td, "desiredCount": 1})
+        sb.wait_stable(cluster, names, limit=900)
+        image = f"deckhand-bench/app:fleet{n}"
+        tag_image(env, bed["DECKHAND_TEST_BASE_IMAGE"], image)
+        sb.calls(reset=True)
+        argv = [deckhand, "deploy", "--cluster", cluster, "--container", "app", "--image", image,
+                "--timeout", "15m"]
+        for name in names:
+            argv += ["--service", name]
+        r = measure(argv, env)
+        counted = sb.calls()
+        total = sum(v for k, v in counted.items() if k.startswith("ECS.") and k.count(".") == 1)
+        describe = counted.get("ECS.DescribeServices", 0)
+        named = counted.get("ECS.DescribeServices.services", 0)
+        print(f"| {n} | {fmt(r['wall'], ' s')} | {describe} | {fmt(named / max(describe, 1), '', 1)} "
+              f"| {counted.get('ECS.ListTasks', 0)} | {total} |")
+        if r["code"] != 0:
+            print(f"\n(deploy of {n} services exited {r['code']}: {r['err'][-500:]})\n")
+        for name in names:
+            sb.call("UpdateService", {"cluster": cluster, "service": name, "desiredCount": 0})
+
+
+def scenario_startup(deckhand, env, bed):
+    print("\n## Binary size and cold start (`--version`)\n")
+    print("| tool | size | `--version` |")
+    print("|---|---|---|")
+    size = os.path.getsize(deckhand) / (1024 * 1024)
+    rows = [("deckhand", f"{size:.1f} MiB (one static-ish binary)", [deckhand, "--version"]),
+            ("aws CLI", "Python + botocore", [bed["DECKHAND_TEST_AWS_CLI"], "--version"]),
+            ("ecs-deploy", "Python + boto3", [bed["DECKHAND_TEST_ECS_DEPLOY"], "--version"])]
+    for label, size_text, argv in rows:
+        walls = [measure(argv, env)["wall"] for _ in range(max(RUNS, 10))]
+        print(f"| {label} | {size_text} | {fmt(median(walls) * 1000, ' ms', 0)} |")
+
+
+def main():
+    wanted = sys.argv[1:] or ["overhead", "failure", "context", "rerun", "fleet", "startup"]
+    env = bed_env()
+    deckhand = os.environ.get("DECKHAND_BIN", os.path.join(ROOT, "target/release/deckhand"))
+    if not os.path.exists(deckhand):
+        raise SystemExit(f"bench: no {deckhand}; run `cargo build --release` (or set DECKHAND_BIN)")
+    bed = env
+    print(f"# deckhand benchmarks ({RUNS} runs each, medians)\n")
+    print(f"machine: {os.cpu_count()} CPUs, "
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
+          f"deckhand: {subprocess.run([deckhand, '--version'], capture_output=True, text=True).stdout.strip()}")
+    sb = None
+    if any(w in wanted for w in ("overhead", "failure", "fleet")):
+        sb = Sandbox(deckhand, env)
+        env = dict(env, AWS_ENDPOINT_URL=sb.endpoint)
+    try:
+        for w in wanted:
+            if w == "overhead":
+                scenario_overhead(sb, deckhand, env, bed)
+            elif w == "failure":
+                scenario_failure(sb, deckhand, env, bed)
+            elif w == "context":
+                scenario_context(deckhand, env, bed)
+            elif w == "rerun":
+                scenario_rerun(deckhand, env, bed)
+            elif w == "fleet":
+                scenario_fleet(sb, deckhand, env, bed)
+            elif w == "startup":
+                scenario_startup(deckhand, env, bed)
+            else:
+                raise SystemExit(f"bench: unknown scenario {w}")
+            sys.stdout.flush()
+    finally:
+        if sb:
+            sb.stop()
+
+
+if __name__ == "__main__":
+    main()
