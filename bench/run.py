@@ -7,6 +7,8 @@ venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RU
 
     bench/run.py [overhead failure context rerun fleet startup]...   (default: all)
 
+It brings up the local bed (scripts/bed up) and builds the release binary if there is none.
+
 Everything talks to loopback only. Measurements of a child process (CPU time, peak RSS) come from
 wait4(2) on that process.
 """
@@ -251,9 +253,9 @@ def scenario_overhead(sb, deckhand, env, bed):
 
 def scenario_failure(sb, deckhand, env, bed):
     print("\n## A crash-looping revision (ECS circuit breaker on, as most teams set it)\n")
-    print("| tool | exit (what it said) | first task stop → rollback starts | wall | "
-          "ECS API calls |")
-    print("|---|---|---|---|---|")
+    print("| tool | exit (what it said) | verdict latency | first task stop → rollback starts "
+          "| wall | ECS API calls |")
+    print("|---|---|---|---|---|---|")
     broken = broken_image(env)
     notes = []
     for label, run in deploy_tools(deckhand, env, bed):
@@ -269,12 +271,16 @@ def scenario_failure(sb, deckhand, env, bed):
             r = run(sb, name, image)
             r["calls"] = sb.ecs_calls()
             r["reaction"] = rollback_reaction(sb, name)
+            # The newest completion is the rollback's: the service is back and stable.
+            back = sb.event_time("bench", name, "deployment completed")
+            r["latency"] = r["ended"] - back if back else None
             rows.append(r)
         last = [line for line in (rows[0]["out"] + rows[0]["err"]).splitlines() if line.strip()]
         notes.append(f"- {label}, last line: `{last[-1].strip() if last else ''}`")
         codes = sorted(set(r["code"] for r in rows))
         said = {0: "0: success", 1: "1: failure", 3: "3: rolled back", 4: "4: needs a person"}
         print(f"| {label} | {', '.join(said.get(c, str(c)) for c in codes)} "
+              f"| {fmt(median(r['latency'] for r in rows), ' s')} "
               f"| {fmt(median(r['reaction'] for r in rows), ' s')} "
               f"| {fmt(median(r['wall'] for r in rows), ' s')} "
               f"| {fmt(median(r['calls'] for r in rows), '', 0)} |")
@@ -423,10 +429,13 @@ def scenario_startup(deckhand, env, bed):
 
 def main():
     wanted = sys.argv[1:] or ["overhead", "failure", "context", "rerun", "fleet", "startup"]
+    # One command: the bed (idempotent) and a release build when there is none.
+    subprocess.run([os.path.join(ROOT, "scripts/bed"), "up"], check=True,
+                   stdout=subprocess.DEVNULL)
     env = bed_env()
     deckhand = os.environ.get("DECKHAND_BIN", os.path.join(ROOT, "target/release/deckhand"))
     if not os.path.exists(deckhand):
-        raise SystemExit(f"bench: no {deckhand}; run `cargo build --release` (or set DECKHAND_BIN)")
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
     bed = env
     print(f"# deckhand benchmarks ({RUNS} runs each, medians)\n")
     print(f"machine: {os.cpu_count()} CPUs, "
