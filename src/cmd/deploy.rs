@@ -141,8 +141,8 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     // From here a signal means "stop, and leave the services safe", not "die".
     let mut interrupts = Interrupts::new();
     let befores = if args.dry_run {
-        let views = ecs::describe_services(&client, cluster, &services).await?;
-        for v in &views {
+        // Nothing was built in a dry run: the first look is still current.
+        for v in &found {
             if let Some(d) = crate::deploy::verdict::busy(&v.deployments) {
                 warn!(
                     "a deployment is in progress on {}: {}. A real run would wait for it \
@@ -152,7 +152,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
                 );
             }
         }
-        views
+        found
     } else {
         watcher
             .settled(&services, args.wait_for_others, &mut interrupts)
@@ -616,14 +616,9 @@ fn render(
     containers: &[String],
     image: &Image,
 ) -> Result<TaskDef> {
-    let repository = taskdef::image_repository(&image.reference);
-    let chosen = source
-        .select(containers, repository)
+    let (new, chosen) = source
+        .with_new_image(containers, &image.reference, image.sha.as_deref())
         .map_err(|e| Error::failed(format!("{service}: {e}")))?;
-    let mut new = source.with_image(&chosen, &image.reference);
-    if let Some(sha) = &image.sha {
-        new.tag("deckhand:sha", sha);
-    }
     info!(
         "{service}: new image for {}: {}{}",
         chosen.join(", "),

@@ -13,7 +13,7 @@ use crate::config::PreDeploy;
 use crate::error::{Error, Result};
 use crate::signals::Interrupts;
 
-use super::taskdef::{self, TaskDef};
+use super::taskdef;
 
 /// Where one container's `awslogs` output goes: (container, log group, log stream).
 pub fn log_streams(body: &Value, task_id: &str) -> Vec<(String, String, String)> {
@@ -94,13 +94,9 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         crate::redact::register(&value);
     }
     let wanted: Vec<String> = task.container.iter().cloned().collect();
-    let chosen = source
-        .select(&wanted, taskdef::image_repository(cx.image))
+    let (new, chosen) = source
+        .with_new_image(&wanted, cx.image, cx.sha)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
-    let mut new: TaskDef = source.with_image(&chosen, cx.image);
-    if let Some(sha) = cx.sha {
-        new.tag("deckhand:sha", sha);
-    }
     let registered = ecs::register_task_definition(cx.config, &new.request()).await?;
     info!("registered {}", registered.arn);
     let container = task.container.clone().unwrap_or_else(|| chosen[0].clone());

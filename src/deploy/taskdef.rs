@@ -235,6 +235,23 @@ impl TaskDef {
             .collect()
     }
 
+    /// A copy with `image` in `containers` (by default, those whose image is from the same
+    /// repository) and, when known, the commit as the `deckhand:sha` tag; also the containers
+    /// that changed.
+    pub fn with_new_image(
+        &self,
+        containers: &[String],
+        image: &str,
+        sha: Option<&str>,
+    ) -> Result<(TaskDef, Vec<String>), String> {
+        let chosen = self.select(containers, image_repository(image))?;
+        let mut new = self.with_image(&chosen, image);
+        if let Some(sha) = sha {
+            new.tag("deckhand:sha", sha);
+        }
+        Ok((new, chosen))
+    }
+
     /// Sets (or replaces) a tag.
     pub fn tag(&mut self, key: &str, value: &str) {
         self.tags.retain(|(k, _)| k != key);

@@ -6,7 +6,7 @@ use aws_sdk_ecs::Client;
 use deckhand::sandbox::Sandbox;
 
 use crate::bed::{Bed, Run};
-use crate::deploy::command::{build_local, run, service_td_of};
+use crate::deploy::command::{build_local, deploy_args, run, service_td_of};
 use crate::sandbox::{completed_on, control, create_service, register, sandbox, wait_until};
 
 /// Services `web` (runs `tail -f /dev/null`) and `worker` (runs `sleep 600`) from the base image,
@@ -54,30 +54,11 @@ async fn register_migrate(client: &Client, bed: &Bed) {
 }
 
 async fn deploy_both(sandbox: &Sandbox, image: &str) -> Run {
-    run(
-        sandbox,
-        None,
-        &[
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--service",
-            "worker",
-            "--container",
-            "app",
-            "--image",
-            image,
-            "--poll",
-            "200ms",
-            "--timeout",
-            "60s",
-            "--output",
-            "json",
-        ],
-    )
-    .await
+    let args = deploy_args(
+        &["--service", "worker", "--image", image],
+        &["--output", "json"],
+    );
+    run(sandbox, None, &args).await
 }
 
 fn calls(sandbox: &Sandbox) -> std::collections::BTreeMap<String, u64> {
@@ -236,32 +217,21 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     let (sandbox, client, web, worker) = web_and_worker().await;
     register_migrate(&client, &bed).await;
     let image = crate::deploy::command::good_image(&bed).await;
-    let failed = run(
-        &sandbox,
-        None,
+    let migrate = [
+        "--pre-deploy-family",
+        "migrate",
+        "--pre-deploy-container",
+        "app",
+    ];
+    let mut args = deploy_args(
+        &["--service", "worker", "--image", &image],
         &[
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--service",
-            "worker",
-            "--container",
-            "app",
-            "--image",
-            &image,
             "--pre-deploy",
             "sh -c 'echo migrating 42 tables; echo duplicate column >&2; exit 1'",
-            "--pre-deploy-family",
-            "migrate",
-            "--pre-deploy-container",
-            "app",
-            "--poll",
-            "200ms",
         ],
-    )
-    .await;
+    );
+    args.extend(migrate);
+    let failed = run(&sandbox, None, &args).await;
     failed.expect_code(1);
     for want in [
         "migrate app | migrating 42 tables",
@@ -275,32 +245,12 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     assert_eq!(service_td_of(&client, "worker").await, worker);
 
     // A migration that outlives --timeout is stopped, not left to race the next attempt.
-    let slow = run(
-        &sandbox,
-        None,
-        &[
-            "deploy",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--container",
-            "app",
-            "--image",
-            &image,
-            "--pre-deploy",
-            "sleep 600",
-            "--pre-deploy-family",
-            "migrate",
-            "--pre-deploy-container",
-            "app",
-            "--poll",
-            "200ms",
-            "--timeout",
-            "2s",
-        ],
-    )
-    .await;
+    let mut args = deploy_args(
+        &["--image", &image],
+        &["--pre-deploy", "sleep 600", "--timeout", "2s"],
+    );
+    args.extend(migrate);
+    let slow = run(&sandbox, None, &args).await;
     slow.expect_code(1);
     assert!(slow.stderr.contains("it was stopped"), "{}", slow.stderr);
     let running = client
