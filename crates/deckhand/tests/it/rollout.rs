@@ -3,7 +3,7 @@
 
 use aws_sdk_ecs::types::TaskDefinitionStatus;
 use aws_sdk_ecs::Client;
-use deckhand::sandbox::Sandbox;
+use deckhand_sandbox::Sandbox;
 use serde_json::json;
 
 use crate::bed::{Bed, Repo, Running};

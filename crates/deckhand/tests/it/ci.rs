@@ -170,7 +170,7 @@ async fn the_ecr_token_and_secret_env_values_reach_no_output_in_any_mode() {
     let leaks = |run: &Run, files: &[std::path::PathBuf]| -> Vec<String> {
         let mut texts = vec![run.stdout.clone(), run.stderr.clone()];
         texts.extend(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()));
-        let password = sandbox.shared.password.clone();
+        let password = sandbox.password().to_string();
         texts
             .iter()
             .flat_map(|t| t.lines())
@@ -225,14 +225,13 @@ async fn the_ecr_token_and_secret_env_values_reach_no_output_in_any_mode() {
         }
     }
     // The secret did pass through deckhand: it is in the revision the real deploy registered.
-    let state = sandbox.shared.state.lock().await;
-    let registered = state
+    let registered = sandbox
         .task_definition("web:2")
+        .await
         .expect("the github run registered web:2");
     assert_eq!(
         registered.body["containerDefinitions"][0]["environment"][0]["value"],
         secret
     );
-    drop(state);
     sandbox.stop().await;
 }

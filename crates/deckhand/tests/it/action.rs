@@ -10,7 +10,7 @@ use crate::bed::Bed;
 use crate::deploy::command::{good_image, run_with_env, stable_service};
 
 fn action() -> Yaml {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml"))
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../action.yml"))
         .expect("action.yml at the repository root");
     YamlLoader::load_from_str(&text)
         .expect("action.yml is YAML")
@@ -133,7 +133,7 @@ async fn the_deploy_step_writes_every_declared_output() {
 
 #[test]
 fn the_workflows_are_yaml_and_ci_runs_the_test_command() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.github/workflows");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.github/workflows");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -1,5 +1,7 @@
-//! `deckhand sandbox`: a local ECS control plane on the Docker engine, so deploys, waits and
-//! rollbacks can be rehearsed and tested with real containers and no AWS account.
+//! A local ECS control plane (with ECR, STS and CloudWatch Logs) on the Docker engine, so
+//! deploys, waits and rollbacks can be rehearsed and tested with real containers and no AWS
+//! account. Written from the AWS API reference and developer guide; it shares no code or rules
+//! with deckhand, so a mistake in the client is not repeated here.
 
 pub mod ecr;
 pub mod ecs;
@@ -23,7 +25,6 @@ use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::error::{Error, Result};
 use model::{Place, State};
 
 /// How the sandbox runs.
@@ -99,10 +100,20 @@ impl Shared {
     }
 }
 
+/// A task definition as the sandbox stored it (see [`Sandbox::task_definition`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registered {
+    pub arn: String,
+    /// The registered members (nulls and tags left out), with the defaults ECS fills in.
+    pub body: serde_json::Value,
+    /// `[{"key": …, "value": …}]`.
+    pub tags: serde_json::Value,
+}
+
 /// A running sandbox.
 pub struct Sandbox {
     pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
+    shared: Arc<Shared>,
     docker: Docker,
     server: JoinHandle<()>,
     runner: JoinHandle<()>,
@@ -117,31 +128,56 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
-pub use crate::clock::now;
+/// Seconds since the epoch, as ECS reports times.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// The options are wrong (a non-loopback address, an invalid fault rate).
+    Options(String),
+    /// The options are fine but the machine said no (port in use, unwritable directory).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Options(m) | StartError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 impl Sandbox {
     /// Binds the listener and starts serving and scheduling.
-    pub async fn start(options: Options, docker: Docker) -> Result<Sandbox> {
+    pub async fn start(options: Options, docker: Docker) -> Result<Sandbox, StartError> {
         if !options.listen.ip().is_loopback() {
-            return Err(Error::usage(format!(
+            return Err(StartError::Options(format!(
                 "the sandbox listens on loopback addresses only, not {}; use 127.0.0.1:PORT",
                 options.listen
             )));
         }
         let listener = TcpListener::bind(options.listen).await.map_err(|e| {
-            Error::failed(format!(
+            StartError::Unavailable(format!(
                 "cannot listen on {}: {e}. Pick a free port with --listen 127.0.0.1:PORT.",
                 options.listen
             ))
         })?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::failed(e.to_string()))?;
+            .map_err(|e| StartError::Unavailable(e.to_string()))?;
         let place = Place {
             region: options.region.clone(),
             account: options.account.clone(),
         };
-        options.faults.validate().map_err(Error::usage)?;
+        options.faults.validate().map_err(StartError::Options)?;
         let instance = format!("{:08x}", rand::random::<u32>());
         let (data, owned_data) = match &options.data_dir {
             Some(d) => (d.clone(), None),
@@ -151,7 +187,7 @@ impl Sandbox {
             }
         };
         let blobs = registry::Blobs::new(data.clone()).map_err(|e| {
-            Error::failed(format!(
+            StartError::Unavailable(format!(
                 "cannot use {} for registry blobs: {e}",
                 data.display()
             ))
@@ -161,7 +197,6 @@ impl Sandbox {
             rand::random::<u64>(),
             rand::random::<u64>()
         );
-        crate::redact::register(&password);
         let shared = Arc::new(Shared {
             host: addr.to_string(),
             password,
@@ -190,6 +225,38 @@ impl Sandbox {
     /// The endpoint URL to give AWS clients.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The registry password that GetAuthorizationToken hands out (a caller that prints output
+    /// masks it).
+    pub fn password(&self) -> &str {
+        &self.shared.password
+    }
+
+    /// The value of the `deckhand.sandbox` label on every container this sandbox starts.
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// API calls answered so far, by operation (`ECS.DescribeServices`, …); the same as
+    /// `GET /_sandbox/calls`.
+    pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A registered task definition (`family:revision` or its ARN) as it is stored: what
+    /// DescribeTaskDefinition returns, and its tags.
+    pub async fn task_definition(&self, reference: &str) -> Option<Registered> {
+        let state = self.shared.state.lock().await;
+        state.task_definition(reference).map(|d| Registered {
+            arn: d.arn.clone(),
+            body: d.body.clone(),
+            tags: d.tags.clone(),
+        })
     }
 
     /// Stops serving and removes every container this sandbox started.

@@ -154,12 +154,30 @@ fn repo_mut<'a>(
     reg.repositories.get_mut(n).ok_or_else(|| not_found(ctx, n))
 }
 
+/// The API reference's constraint on `repositoryName`: 2 to 256 characters matching
+/// `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`, i.e. `/`-separated parts of
+/// lower-case letters and digits, with single `.`, `_` or `-` between runs of them.
+pub fn repository_name_ok(name: &str) -> bool {
+    let part_ok = |part: &str| {
+        let mut after_separator = true;
+        for c in part.chars() {
+            match c {
+                'a'..='z' | '0'..='9' => after_separator = false,
+                '.' | '_' | '-' if !after_separator => after_separator = true,
+                _ => return false,
+            }
+        }
+        !after_separator
+    };
+    (2..=256).contains(&name.len()) && name.split('/').all(part_ok)
+}
+
 /// Runs one ECR operation.
 pub fn handle(reg: &mut Registry, ctx: &Context, op: &str, input: &Value) -> Reply {
     match op {
         "CreateRepository" => {
             let n = name(input)?.to_string();
-            if !crate::aws::ecr::valid_repository_name(&n) {
+            if !repository_name_ok(&n) {
                 return Err(ApiError::new(
                     "InvalidParameterException",
                     format!(
@@ -443,6 +461,16 @@ pub fn manifest_size(manifest: &Value) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repository_names_follow_the_api_references_pattern() {
+        for ok in ["team/web", "ab", "a-b.c_d/e2", "x/y/z"] {
+            assert!(repository_name_ok(ok), "{ok}");
+        }
+        for bad in ["a", "Team/web", "a..b", "-a", "a-", "a//b", "/a", "a/"] {
+            assert!(!repository_name_ok(bad), "{bad}");
+        }
+    }
 
     fn ctx<'a>(has_blob: &'a dyn Fn(&str) -> bool) -> Context<'a> {
         Context {

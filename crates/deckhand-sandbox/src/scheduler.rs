@@ -143,7 +143,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::model::{
+    use crate::model::{
         CircuitBreaker, Deployment, DeploymentStatus, Rollout, Service, Task,
     };
     use std::collections::VecDeque;

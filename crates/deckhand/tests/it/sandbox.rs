@@ -9,7 +9,7 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_ecs::Client;
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use deckhand::sandbox::{Options, Sandbox};
+use deckhand_sandbox::{Options, Sandbox};
 
 use crate::bed::Bed;
 
@@ -162,7 +162,7 @@ async fn sandbox_containers(sandbox: &Sandbox) -> usize {
     let docker = deckhand::image::engine::connect().await.unwrap();
     let filters = std::collections::HashMap::from([(
         "label".to_string(),
-        vec![format!("deckhand.sandbox={}", sandbox.shared.instance)],
+        vec![format!("deckhand.sandbox={}", sandbox.instance())],
     )]);
     let options = ListContainersOptionsBuilder::default()
         .filters(&filters)
@@ -646,7 +646,7 @@ async fn deckhand_push_lands_in_the_sandbox_ecr_and_the_sandbox_runs_it() {
         format!("{}/{name}:{}", sandbox.addr, repo.sha)
     );
     assert!(
-        !first.all().contains(&sandbox.shared.password),
+        !first.all().contains(&sandbox.password()),
         "the sandbox's registry password leaked"
     );
 

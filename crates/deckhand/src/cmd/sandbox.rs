@@ -5,8 +5,8 @@ use tracing::info;
 use crate::cli::{GlobalArgs, SandboxArgs};
 use crate::error::Result;
 use crate::image::engine;
-use crate::sandbox::faults::Faults;
-use crate::sandbox::{Options, Sandbox};
+use deckhand_sandbox::faults::Faults;
+use deckhand_sandbox::{Options, Sandbox, StartError};
 
 /// Serves until SIGINT or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
@@ -28,7 +28,13 @@ pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
         },
         data_dir: args.data.clone(),
     };
-    let sandbox = Sandbox::start(options, docker).await?;
+    let sandbox = Sandbox::start(options, docker)
+        .await
+        .map_err(|e| match e {
+            StartError::Options(m) => crate::error::Error::usage(m),
+            StartError::Unavailable(m) => crate::error::Error::failed(m),
+        })?;
+    crate::redact::register(sandbox.password());
     let endpoint = sandbox.endpoint();
     info!("sandbox: ECS, ECR, STS and the image registry listening on {endpoint}");
     info!("point AWS tools at it with: export AWS_ENDPOINT_URL={endpoint}");

@@ -3,7 +3,7 @@
 //! when one fails, every changed service goes back to its own previous revision.
 
 use aws_sdk_ecs::Client;
-use deckhand::sandbox::Sandbox;
+use deckhand_sandbox::Sandbox;
 
 use crate::bed::{Bed, Run};
 use crate::deploy::command::{build_local, deploy_args, run, service_td_of};
@@ -62,7 +62,7 @@ async fn deploy_both(sandbox: &Sandbox, image: &str) -> Run {
 }
 
 fn calls(sandbox: &Sandbox) -> std::collections::BTreeMap<String, u64> {
-    sandbox.shared.calls.lock().unwrap().clone()
+    sandbox.calls()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +270,7 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
 fn example_files() -> Vec<(String, String)> {
     let root = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/examples/rails-sidekiq"
+        "/../../examples/rails-sidekiq"
     ));
     let mut files = Vec::new();
     let mut dirs = vec![root.to_path_buf()];

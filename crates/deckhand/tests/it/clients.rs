@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use deckhand::sandbox::Sandbox;
+use deckhand_sandbox::Sandbox;
 use serde_json::Value;
 
 use crate::bed::Bed;

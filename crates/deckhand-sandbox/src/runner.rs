@@ -743,8 +743,8 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(250);
 mod tests {
     use super::*;
 
-    use crate::sandbox::ecs;
-    use crate::sandbox::model::{Place, Rollout};
+    use crate::ecs;
+    use crate::model::{Place, Rollout};
     use serde_json::json;
 
     fn state_with_failing(rollback_of: Option<&str>) -> State {
@@ -800,7 +800,7 @@ mod tests {
 
     #[test]
     fn memory_reservation_is_a_soft_limit() {
-        let td = crate::sandbox::model::TaskDefinition {
+        let td = crate::model::TaskDefinition {
             family: "f".into(),
             revision: 1,
             arn: "a".into(),

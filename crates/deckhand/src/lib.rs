@@ -13,5 +13,4 @@ pub mod logging;
 pub mod output;
 pub mod redact;
 pub mod report;
-pub mod sandbox;
 pub mod signals;

@@ -66,7 +66,7 @@ async fn the_runtime_image_runs_deckhand_as_an_unprivileged_user() {
 
     let context = tempfile::tempdir().unwrap();
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../Dockerfile"),
         context.path().join("Dockerfile"),
     )
     .unwrap();

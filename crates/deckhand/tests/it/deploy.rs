@@ -52,8 +52,7 @@ async fn a_rendered_task_definition_is_registered_field_for_field() {
         registered.arn
     );
 
-    let state = sandbox.shared.state.lock().await;
-    let stored = state.task_definition(&registered.arn).unwrap();
+    let stored = sandbox.task_definition(&registered.arn).await.unwrap();
     assert_eq!(
         stored.body["someFutureField"],
         json!({"nested": [1, {"x": true}]})
@@ -69,7 +68,6 @@ async fn a_rendered_task_definition_is_registered_field_for_field() {
         tags.contains("team") && tags.contains("deckhand:sha"),
         "{tags}"
     );
-    drop(state);
     sandbox.stop().await;
 }
 
@@ -136,7 +134,7 @@ pub mod command {
     //! `deckhand deploy` end to end on the sandbox, with real containers.
 
     use aws_sdk_ecs::Client;
-    use deckhand::sandbox::Sandbox;
+    use deckhand_sandbox::Sandbox;
 
     use crate::bed::{Bed, Run};
     use crate::sandbox::{completed_on, container, create_service, register, sandbox, wait_until};

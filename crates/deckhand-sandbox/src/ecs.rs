@@ -6,8 +6,6 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::deploy::taskdef::{strip_nulls, READ_ONLY};
-
 use super::model::{
     CircuitBreaker, Cluster, Deployment, DeploymentStatus, Rollout, Service, State, Task,
     TaskDefinition, Time,
@@ -144,8 +142,49 @@ fn describe_clusters(state: &State, input: &Value) -> Reply {
     Ok(json!({"clusters": clusters, "failures": failures}))
 }
 
-/// Checks a task definition's input and returns it without read-only fields and nulls.
+/// Members of the API reference's TaskDefinition type that only ECS sets: they are in every
+/// DescribeTaskDefinition answer and are not RegisterTaskDefinition request members. A client
+/// that sends one back (a describe output registered as it is) is refused, as the aws CLI
+/// refuses it, so the sandbox catches a client that forgets to leave them out. Members the
+/// sandbox does not know at all are kept: they may be newer than it.
+pub const SET_BY_ECS: [&str; 8] = [
+    "compatibilities",
+    "deregisteredAt",
+    "registeredAt",
+    "registeredBy",
+    "requiresAttributes",
+    "revision",
+    "status",
+    "taskDefinitionArn",
+];
+
+/// `v` without null members, recursively (JSON clients send null for "not set").
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Checks a task definition's input and returns what is stored of it (no tags, no nulls).
 pub fn validate_task_definition(input: &Value) -> Result<Value, ApiError> {
+    let input = &without_nulls(input.clone());
+    if let Some(set_by_ecs) = input
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .find(|k| SET_BY_ECS.contains(&k.as_str()))
+    {
+        return Err(ApiError::client(format!(
+            "{set_by_ecs} is set by ECS and cannot be registered. (field: {set_by_ecs})"
+        )));
+    }
     let family = str_field(input, "family")
         .map_err(|_| ApiError::client("Family is required. (field: family)"))?;
     if family.len() > 255
@@ -183,11 +222,9 @@ pub fn validate_task_definition(input: &Value) -> Result<Value, ApiError> {
             )));
         }
     }
-    let mut body = strip_nulls(input.clone());
+    let mut body = input.clone();
     if let Some(obj) = body.as_object_mut() {
-        for f in READ_ONLY.iter().chain(["tags"].iter()) {
-            obj.remove(*f);
-        }
+        obj.remove("tags");
     }
     with_ecs_defaults(&mut body);
     Ok(body)
@@ -775,7 +812,7 @@ fn stop_task(state: &mut State, input: &Value) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::model::Place;
+    use crate::model::Place;
 
     fn state() -> State {
         State::new(Place {
