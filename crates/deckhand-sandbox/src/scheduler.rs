@@ -143,9 +143,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        CircuitBreaker, Deployment, DeploymentStatus, Rollout, Service, Task,
-    };
+    use crate::model::{CircuitBreaker, Deployment, DeploymentStatus, Rollout, Service, Task};
     use std::collections::VecDeque;
 
     fn deployment(id: &str, primary: bool, rollout: Rollout, desired: u32) -> Deployment {

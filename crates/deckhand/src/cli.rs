@@ -61,11 +61,7 @@ impl Command {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
+pub use crate::report::OutputFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -1,9 +1,6 @@
-//! Results on stdout, for people (text) and scripts (JSON); logs go to stderr elsewhere.
+//! The result objects commands print on stdout and write to every result file.
 
 use serde::Serialize;
-
-use crate::cli::OutputFormat;
-use crate::redact;
 
 /// What `deckhand push` produced.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -20,21 +17,4 @@ pub struct PushOutcome {
     pub skipped: bool,
     pub repository_uri: String,
     pub sha: String,
-}
-
-/// Prints a command's result: `text` for people, or `value` as one JSON object.
-pub fn print_result(format: OutputFormat, value: &impl Serialize, text: &str) {
-    crate::report::publish(&serde_json::to_value(value).expect("plain data serializes"));
-    match format {
-        OutputFormat::Text => redact::println_stdout(text),
-        OutputFormat::Json => {
-            redact::println_stdout(&serde_json::to_string(value).expect("plain data serializes"))
-        }
-    }
-}
-
-/// Prints the push result: two lines of text, or one JSON object.
-pub fn print_push(format: OutputFormat, outcome: &PushOutcome) {
-    let text = format!("{}\n{}", outcome.image, outcome.pinned);
-    print_result(format, outcome, &text);
 }

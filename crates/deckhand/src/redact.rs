@@ -7,7 +7,10 @@
 use std::io::{self, Write};
 use std::sync::{Mutex, RwLock};
 
+/// Longest first, so a secret that contains another is masked whole.
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The same secrets in the order they were registered, for [`registered_since`].
+static ORDER: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// The text that replaces a secret in output.
 pub const MASK: &str = "***";
@@ -20,14 +23,20 @@ pub fn register(secret: &str) {
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     if !secrets.iter().any(|s| s == secret) {
-        if crate::report::mode() == crate::report::Mode::Github && !secret.contains('\n') {
-            // The runner masks it in every later line of the job, this step's or not.
-            eprintln!("::add-mask::{secret}");
-        }
         secrets.push(secret.to_string());
-        // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        ORDER
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(secret.to_string());
     }
+}
+
+/// The secrets registered after the first `seen`, and how many there are now: a log that
+/// can tell its reader to mask values (GitHub's `::add-mask::`) announces each once.
+pub fn registered_since(seen: usize) -> (Vec<String>, usize) {
+    let order = ORDER.read().unwrap_or_else(|e| e.into_inner());
+    (order.iter().skip(seen).cloned().collect(), order.len())
 }
 
 /// Returns `text` with every registered secret replaced by [`MASK`].

@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
 
 use crate::aws::{self, ecs};
 use crate::cli::{DeployArgs, GlobalArgs, RollbackMode};
@@ -14,6 +13,7 @@ use crate::deploy::verdict::{Failure, Verdict};
 use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
+use crate::report::Reporter;
 use crate::signals::Interrupts;
 
 /// The result object (stdout with `--output json`).
@@ -93,7 +93,7 @@ struct Unit {
 }
 
 /// Runs the deploy; the exit code follows the README's table.
-pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
+pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     let services = service_list(&args.target.services)?;
     if services.len() > 1 && args.task_definition.is_some() {
         return Err(Error::usage(
@@ -119,7 +119,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
 
     let config = aws::config::load(global.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
-    info!("==> {} in {cluster}", plural("service", &services));
+    r.stage(format!("{} in {cluster}", plural("service", &services)));
     // An unknown cluster or service fails here, before minutes of building.
     let found = ecs::describe_services(&client, cluster, &services).await?;
     let mut names: Vec<&str> = found.iter().map(|v| v.name.as_str()).collect();
@@ -132,24 +132,24 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     }
 
     let image = match (&push_settings, &args.image) {
-        (Some(s), _) => Image::pushed(&push::run(global, s).await?),
+        (Some(s), _) => Image::pushed(&push::run(r, global, s).await?),
         (None, Some(reference)) => Image::given(reference),
         (None, None) => unreachable!("clap requires --image or --repository"),
     };
 
-    let watcher = Watcher::new(&client, cluster, &args.watch);
+    let watcher = Watcher::new(r, &client, cluster, &args.watch);
     // From here a signal means "stop, and leave the services safe", not "die".
     let mut interrupts = Interrupts::new();
     let befores = if args.dry_run {
         // Nothing was built in a dry run: the first look is still current.
         for v in &found {
             if let Some(d) = crate::deploy::verdict::busy(&v.deployments) {
-                warn!(
+                r.warn(format!(
                     "a deployment is in progress on {}: {}. A real run would wait for it \
                      (--wait-for-others).",
                     v.name,
                     watch::describe_deployment(d)
-                );
+                ));
             }
         }
         found
@@ -162,7 +162,10 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     let mut units = Vec::new();
     for before in &befores {
         let target = before.task_definition.clone();
-        info!("{}: running {target} (the rollback target)", before.name);
+        r.step(format!(
+            "{}: running {target} (the rollback target)",
+            before.name
+        ));
         let source = match &file_source {
             Some(td) => td.clone(),
             None => taskdef::from_value(ecs::describe_task_definition(&config, &target).await?)
@@ -181,8 +184,8 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
             .iter()
             .find(|(name, _)| *name == before.name)
             .map_or(&args.containers, |(_, c)| c);
-        let new = render(&before.name, &source, containers, &image)?;
-        println_diff(&source.request(), &new.request());
+        let new = render(r, &before.name, &source, containers, &image)?;
+        println_diff(r, &source.request(), &new.request());
         units.push(Unit {
             service: before.name.clone(),
             target,
@@ -198,16 +201,16 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     };
 
     if args.dry_run {
-        info!("dry run: nothing registered, no service changed");
+        r.step("dry run: nothing registered, no service changed");
         result.result = "dry-run".into();
-        return finish(global, result, Exit::Success);
+        return finish(r, result, Exit::Success);
     }
 
     // Every revision is registered before any service changes.
-    info!("==> register");
+    r.stage("register");
     for u in &mut units {
         let registered = ecs::register_task_definition(&config, &u.new.request()).await?;
-        info!("{}: registered {}", u.service, registered.arn);
+        r.step(format!("{}: registered {}", u.service, registered.arn));
         u.registered = registered.arn;
     }
     if interrupts.arrived() {
@@ -217,6 +220,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     }
     // The migration gate: every pre-deploy task must succeed before any service changes.
     let gate = predeploy::Context {
+        reporter: r,
         config: &config,
         client: &client,
         cluster,
@@ -251,19 +255,19 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         }
     }
 
-    info!("==> deploy");
+    r.stage("deploy");
     let mut watched = Vec::new();
     let mut start_error = None;
     for u in &units {
         match watcher.start(&u.service, &u.registered).await {
             Ok(id) => {
-                info!("{}: deployment {id} started", u.service);
+                r.step(format!("{}: deployment {id} started", u.service));
                 watched.push(Watched::new(&u.service, &id, &u.registered));
             }
             Err(e) if watched.is_empty() => return Err(e),
             Err(e) => {
                 // Some services changed already: this is now a failed deploy to undo.
-                error!("{}: {e}", u.service);
+                r.error(format!("{}: {e}", u.service));
                 // NeedsPerson: whether it took the update cannot be told.
                 start_error = Some(StartError {
                     message: format!("{} could not be updated: {}", u.service, e.message),
@@ -290,12 +294,11 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     result.deployment_id = joined(result.services.iter().map(|s| &s.deployment_id));
     if args.no_wait && start_error.is_none() {
         result.result = "started".into();
-        return finish(global, result, Exit::Success);
+        return finish(r, result, Exit::Success);
     }
 
     // From here on services have been changed: an error is no longer "nothing changed".
     let rollout = Rollout {
-        global,
         args,
         watcher: &watcher,
         units: &units,
@@ -317,7 +320,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
                 ),
                 ..unfinished
             };
-            finish(global, failed, Exit::NeedsPerson)
+            finish(r, failed, Exit::NeedsPerson)
         }
         other => other,
     }
@@ -355,7 +358,6 @@ fn joined<'a>(parts: impl Iterator<Item = &'a String>) -> String {
 
 /// The deploy after the first UpdateService: watch, then keep, roll back, or hand over.
 struct Rollout<'a> {
-    global: &'a GlobalArgs,
     args: &'a DeployArgs,
     watcher: &'a Watcher<'a>,
     units: &'a [Unit],
@@ -378,7 +380,8 @@ impl Rollout<'_> {
         start_error: Option<StartError>,
         interrupted: &mut Interrupts,
     ) -> Result<()> {
-        let (global, args, watcher) = (self.global, self.args, self.watcher);
+        let (args, watcher) = (self.args, self.watcher);
+        let r = watcher.reporter;
         let deadline = Instant::now() + args.watch.timeout;
         let ended = match start_error {
             None => {
@@ -394,13 +397,13 @@ impl Rollout<'_> {
                     nothing_running: true,
                 }) = w.verdict
                 {
-                    warn!("{}: desiredCount is 0: the deployment completed but no task ran, so nothing was verified", w.service);
+                    r.warn(format!("{}: desiredCount is 0: the deployment completed but no task ran, so nothing was verified", w.service));
                 }
-                info!(
-                    "==> deployed: {} is stable on {}",
+                r.verdict(format!(
+                    "deployed: {} is stable on {}",
                     w.service,
                     watch::short(&w.task_definition)
-                );
+                ));
             }
             if let Some(keep) = args.keep_revisions {
                 for u in self.units {
@@ -408,14 +411,14 @@ impl Rollout<'_> {
                 }
             }
             result.result = "deployed".into();
-            return finish(global, result, Exit::Success);
+            return finish(r, result, Exit::Success);
         }
 
         let unknown = start_error.as_ref().is_some_and(|e| e.unknown);
         result.reason = match (&start_error, ended) {
             (Some(e), _) => e.message.clone(),
             (None, Ended::Interrupted) => {
-                warn!("interrupted while the deployment was unverified");
+                r.warn("interrupted while the deployment was unverified");
                 explain(&Failure::Interrupted)
             }
             (None, Ended::Decided) => watched
@@ -427,10 +430,10 @@ impl Rollout<'_> {
                 .unwrap_or_default(),
         };
         result.result = "failed".into();
-        error!("the deployment failed: {}", result.reason);
+        r.error(format!("the deployment failed: {}", result.reason));
         for w in &watched {
             for t in &w.failures {
-                error!(
+                r.error(format!(
                     "  {}task {}: {}",
                     if watched.len() > 1 {
                         format!("{}: ", w.service)
@@ -439,7 +442,7 @@ impl Rollout<'_> {
                     },
                     watch::short(&t.arn),
                     watch::describe_stop(t)
-                );
+                ));
             }
         }
 
@@ -452,7 +455,10 @@ impl Rollout<'_> {
                 match ecs::describe_service(watcher.client, watcher.cluster, &w.service).await {
                     Ok(v) => v,
                     Err(e) => {
-                        error!("{}: cannot be read ({e}); it is not rolled back", w.service);
+                        r.error(format!(
+                            "{}: cannot be read ({e}); it is not rolled back",
+                            w.service
+                        ));
                         left = true;
                         continue;
                     }
@@ -461,33 +467,39 @@ impl Rollout<'_> {
             match primary {
                 // ECS's breaker (or a person) is already taking it back: follow that.
                 Some(p) if history::same_revision(&p.task_definition, target) => {
-                    info!(
+                    r.step(format!(
                         "{}: going back to {target} ({}); watching it",
                         w.service, p.id
-                    );
+                    ));
                     back.push(Watched::new(&w.service, &p.id, target));
                 }
                 Some(p) if p.id != w.deployment => {
-                    error!(
+                    r.error(format!(
                         "{}: another deployment took over ({}); deckhand does not roll back over it",
                         w.service,
                         watch::describe_deployment(p)
-                    );
+                    ));
                     left = true;
                 }
                 _ if args.rollback == RollbackMode::Never => {
-                    error!("{}: --rollback never: left on the new revision", w.service);
+                    r.error(format!(
+                        "{}: --rollback never: left on the new revision",
+                        w.service
+                    ));
                     left = true;
                 }
                 _ => {
-                    info!("==> rolling back {} to {target}", w.service);
+                    r.stage(format!("rolling back {} to {target}", w.service));
                     match watcher.start(&w.service, target).await {
                         Ok(id) => {
-                            info!("{}: rollback deployment {id} started", w.service);
+                            r.step(format!("{}: rollback deployment {id} started", w.service));
                             back.push(Watched::new(&w.service, &id, target));
                         }
                         Err(e) => {
-                            error!("{}: the rollback could not be started: {e}", w.service);
+                            r.error(format!(
+                                "{}: the rollback could not be started: {e}",
+                                w.service
+                            ));
                             left = true;
                         }
                     }
@@ -506,6 +518,7 @@ impl Rollout<'_> {
         left: bool,
         interrupted: &mut Interrupts,
     ) -> Result<()> {
+        let r = self.watcher.reporter;
         let deadline = Instant::now() + self.args.watch.timeout;
         let ended = if back.is_empty() {
             Ended::Decided
@@ -517,14 +530,14 @@ impl Rollout<'_> {
         let confirmed = ended == Ended::Decided && back.iter().all(Watched::stable);
         if confirmed && !left {
             for w in &back {
-                info!(
-                    "==> rolled back: {} is stable on {}",
+                r.verdict(format!(
+                    "rolled back: {} is stable on {}",
                     w.service, w.task_definition
-                );
+                ));
             }
             result.result = "rolled-back".into();
             result.rolled_back = true;
-            return finish(self.global, result, Exit::RolledBack);
+            return finish(r, result, Exit::RolledBack);
         }
         for w in &back {
             let why = match (&w.verdict, ended) {
@@ -533,37 +546,38 @@ impl Rollout<'_> {
                 (_, Ended::Interrupted) => "the wait was interrupted".to_string(),
                 _ => "unknown".to_string(),
             };
-            error!(
+            r.error(format!(
                 "{}: the rollback to {} ({}) was not confirmed: {why}",
                 w.service, w.task_definition, w.deployment
-            );
+            ));
         }
         let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
         report_state(self.watcher, &services).await;
-        finish(self.global, result, Exit::NeedsPerson)
+        finish(r, result, Exit::NeedsPerson)
     }
 
     /// `--keep-revisions`: deregisters old revisions of a unit's family. The deploy has
     /// succeeded, so a failure here is a warning, not a failed deploy.
     async fn prune(&self, keep: usize, u: &Unit) {
+        let r = self.watcher.reporter;
         let family = u.new.family();
-        info!("==> keep the newest {keep} revisions of {family}");
+        r.stage(format!("keep the newest {keep} revisions of {family}"));
         let client = self.watcher.client;
         let active = match ecs::active_revisions(client, family).await {
             Ok(a) => a,
             Err(e) => {
-                warn!("old revisions were not deregistered: {e}");
+                r.warn(format!("old revisions were not deregistered: {e}"));
                 return;
             }
         };
         let old = history::to_deregister(&active, keep, &[&u.registered, &u.target]);
         if old.is_empty() {
-            info!("no revision to deregister");
+            r.step("no revision to deregister");
         }
         for arn in old {
             match ecs::deregister_task_definition(client, &arn).await {
-                Ok(()) => info!("deregistered {}", watch::short(&arn)),
-                Err(e) => warn!("{e}"),
+                Ok(()) => r.step(format!("deregistered {}", watch::short(&arn))),
+                Err(e) => r.warn(format!("{e}")),
             }
         }
     }
@@ -580,22 +594,23 @@ fn labelled(service: &str, reason: &str, watched: &[Watched]) -> String {
 
 /// Logs where the services stand, for a person taking over.
 pub async fn report_state(watcher: &Watcher<'_>, services: &[String]) {
+    let r = watcher.reporter;
     match ecs::describe_services(watcher.client, watcher.cluster, services).await {
         Ok(views) => {
             for view in views {
-                warn!(
+                r.warn(format!(
                     "{} now: task definition {}, {} running of {} desired",
                     view.name,
                     watch::short(&view.task_definition),
                     view.running,
                     view.desired
-                );
+                ));
                 for d in &view.deployments {
-                    warn!("  {}", watch::describe_deployment(d));
+                    r.warn(format!("  {}", watch::describe_deployment(d)));
                 }
             }
         }
-        Err(e) => warn!("the services' state could not be read: {e}"),
+        Err(e) => r.warn(format!("the services' state could not be read: {e}")),
     }
 }
 
@@ -611,6 +626,7 @@ fn read_task_definition(path: &std::path::Path) -> Result<TaskDef> {
 
 /// The task definition with the new image in the chosen containers and the deckhand tag.
 fn render(
+    r: &Reporter,
     service: &str,
     source: &TaskDef,
     containers: &[String],
@@ -619,7 +635,7 @@ fn render(
     let (new, chosen) = source
         .with_new_image(containers, &image.reference, image.sha.as_deref())
         .map_err(|e| Error::failed(format!("{service}: {e}")))?;
-    info!(
+    r.step(format!(
         "{service}: new image for {}: {}{}",
         chosen.join(", "),
         image.reference,
@@ -628,7 +644,7 @@ fn render(
             .as_deref()
             .map(|s| format!(" (commit {s})"))
             .unwrap_or_default()
-    );
+    ));
     Ok(new)
 }
 
@@ -640,12 +656,12 @@ pub fn sha_of(image: &str) -> Option<&str> {
         .then_some(tag)
 }
 
-fn println_diff(old: &serde_json::Value, new: &serde_json::Value) {
+fn println_diff(r: &Reporter, old: &serde_json::Value, new: &serde_json::Value) {
     let d = taskdef::diff(old, new);
     if d.is_empty() {
-        info!("task definition: no change besides a new revision");
+        r.step("task definition: no change besides a new revision");
     } else {
-        info!("task definition change:\n{d}");
+        r.step(format!("task definition change:\n{d}"));
     }
 }
 
@@ -672,9 +688,9 @@ pub fn explain(f: &Failure) -> String {
 }
 
 /// Prints the result and turns the exit code into the command's outcome.
-fn finish(global: &GlobalArgs, result: DeployResult, exit: Exit) -> Result<()> {
+fn finish(r: &Reporter, result: DeployResult, exit: Exit) -> Result<()> {
     let text = format!("{} {}", result.result, result.task_definition_arn);
-    crate::output::print_result(global.output, &result, text.trim_end());
+    r.result(&result, text.trim_end());
     match exit {
         Exit::Success => Ok(()),
         Exit::RolledBack => Err(Error {

@@ -11,35 +11,40 @@ use crate::error::Result;
 
 /// Runs the parsed command line; `matches` tells which values the command line or the
 /// environment gave (the settings file fills in the rest).
-pub async fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
+pub async fn run(
+    mut cli: Cli,
+    matches: &clap::ArgMatches,
+    r: &crate::report::Reporter,
+) -> Result<()> {
     match cli.command {
         Command::Push(args) => {
             let settings = push::Settings::from_args(&args.repository, &args.build, |k| {
                 std::env::var(k).ok()
             })?;
-            let outcome = push::run(&cli.global, &settings).await?;
-            crate::output::print_push(cli.global.output, &outcome);
+            let outcome = push::run(r, &cli.global, &settings).await?;
+            r.result(&outcome, &format!("{}\n{}", outcome.image, outcome.pinned));
             Ok(())
         }
         Command::Deploy(mut args) => {
             let sub = matches.subcommand_matches("deploy").unwrap_or(matches);
-            settle_deploy_args(&mut args, &mut cli.global.region, sub)?;
-            deploy::run(&cli.global, &args).await
+            settle_deploy_args(r, &mut args, &mut cli.global.region, sub)?;
+            deploy::run(r, &cli.global, &args).await
         }
         Command::Rollback(args) => {
             args.target.check()?;
-            rollback::run(&cli.global, &args).await
+            rollback::run(r, &cli.global, &args).await
         }
         Command::Status(args) => {
             args.target.check()?;
-            status::run(&cli.global, &args).await
+            status::run(r, &cli.global, &args).await
         }
-        Command::Sandbox(args) => sandbox::run(&cli.global, &args).await,
+        Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }
 }
 
 /// Applies the settings file under the command line, then checks what a deploy needs.
 fn settle_deploy_args(
+    r: &crate::report::Reporter,
     args: &mut crate::cli::DeployArgs,
     region: &mut Option<String>,
     matches: &clap::ArgMatches,
@@ -57,7 +62,7 @@ fn settle_deploy_args(
     };
     let cwd = std::env::current_dir().unwrap_or_default();
     if let Some((path, file)) = crate::config::load(args.config.as_deref(), &cwd)? {
-        tracing::info!("settings from {}", path.display());
+        r.step(format!("settings from {}", path.display()));
         crate::config::apply(&file, args, region, given)?;
     }
     if args.pre_deploy_command.is_none()

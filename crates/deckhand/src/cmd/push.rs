@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bollard::Docker;
-use tracing::{info, warn};
 
 use crate::aws::{self, ecr::Ecr};
 use crate::cli::{BuildArgs, GlobalArgs};
@@ -13,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::git::{self, ShaSource};
 use crate::image::{build, context::Context, engine, push as registry};
 use crate::output::PushOutcome;
+use crate::report::Reporter;
 
 /// Validated `push` settings: what the rest of the command sees.
 #[derive(Debug, Clone)]
@@ -137,33 +137,33 @@ pub fn sha_tag(sha: &str, dirty: bool) -> String {
 }
 
 /// Runs the push pipeline.
-pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
+pub async fn run(r: &Reporter, global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
     let context = Context::prepare(&s.context, s.file.as_deref())?;
 
-    info!("==> commit");
+    r.stage("commit");
     let env = |k: &str| std::env::var(k).ok();
     let (sha, dirty) = resolve_sha(s, &env).await?;
     let tag = sha_tag(&sha, dirty);
-    info!(
+    r.step(format!(
         "commit {sha}{}",
         if dirty {
             " (uncommitted changes: tagging -dirty)"
         } else {
             ""
         }
-    );
+    ));
 
-    info!("==> ECR");
+    r.stage("ECR");
     let config = aws::config::load(global.region.as_deref()).await?;
     let account = aws::sts::account_id(&config).await?;
     let ecr = Ecr::new(&config, &account);
     let (repository, exists) = match ecr.repository(&s.repository).await? {
         Some(r) => (r, true),
         None if s.create_repository && s.dry_run => {
-            info!(
+            r.step(format!(
                 "dry run: the ECR repository {} would be created",
                 s.repository
-            );
+            ));
             let planned = aws::ecr::Repository {
                 name: s.repository.clone(),
                 uri: String::new(),
@@ -172,7 +172,7 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
             (planned, false)
         }
         None if s.create_repository => {
-            info!("creating ECR repository {}", s.repository);
+            r.step(format!("creating ECR repository {}", s.repository));
             (ecr.create_repository(&s.repository).await?, true)
         }
         None => {
@@ -195,14 +195,14 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
         password: auth.password.clone(),
         server: host.clone(),
     };
-    info!(
+    r.step(format!(
         "repository {uri}{}",
         if repository.immutable {
             " (immutable tags)"
         } else {
             ""
         }
-    );
+    ));
 
     // Ask the place the image would be pushed to: ECR, or the overriding registry.
     let mut docker: Option<Docker> = None;
@@ -228,27 +228,27 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
         )));
     }
     if s.dry_run {
-        return Ok(dry_run_outcome(decision, uri, tag, tags, sha));
+        return Ok(dry_run_outcome(r, decision, uri, tag, tags, sha));
     }
     let (digest, skipped) = match decision {
         Plan::RefuseDirty { .. } => unreachable!("refused above"),
         Plan::Skip { digest, reason } => {
             match reason {
-                SkipReason::AlreadyPushed => info!(
+                SkipReason::AlreadyPushed => r.step(format!(
                     "{uri}:{tag} is already pushed ({digest}): skipping build and push (--force rebuilds)"
-                ),
-                SkipReason::ImmutableDespiteForce => warn!(
+                )),
+                SkipReason::ImmutableDespiteForce => r.warn(format!(
                     "{uri}:{tag} is already pushed ({digest}) and the repository's tags are immutable: \
                      --force cannot replace it, so nothing is rebuilt"
-                ),
+                )),
             }
             if tags.len() > 1 {
-                info!("==> tag {}", tags[1..].join(", "));
+                r.stage(format!("tag {}", tags[1..].join(", ")));
                 match &s.registry {
-                    None => retag_in_ecr(&ecr, &repository.name, &digest, &tags[1..]).await?,
+                    None => retag_in_ecr(r, &ecr, &repository.name, &digest, &tags[1..]).await?,
                     Some(_) => {
                         let d = docker_or_connect(&mut docker).await?;
-                        retag_in_registry(d, &uri, &tag, &digest, &tags[1..], &login).await?
+                        retag_in_registry(r, d, &uri, &tag, &digest, &tags[1..], &login).await?
                     }
                 }
             }
@@ -256,7 +256,7 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
         }
         Plan::Build => {
             let d = docker_or_connect(&mut docker).await?;
-            let digest = build_and_push(d, context, s, &sha, &uri, &tags, &login).await?;
+            let digest = build_and_push(r, d, context, s, &sha, &uri, &tags, &login).await?;
             (digest, false)
         }
     };
@@ -275,6 +275,7 @@ pub async fn run(global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
 /// What a push would produce, without building, pushing or tagging: the pinned digest when the
 /// SHA is already pushed, else the tag the image would get.
 fn dry_run_outcome(
+    r: &Reporter,
     decision: Plan,
     uri: String,
     tag: String,
@@ -284,11 +285,13 @@ fn dry_run_outcome(
     let image = format!("{uri}:{tag}");
     let (digest, pinned, skipped) = match decision {
         Plan::Skip { digest, .. } | Plan::RefuseDirty { digest } => {
-            info!("dry run: {image} is already pushed ({digest}): nothing would be built");
+            r.step(format!(
+                "dry run: {image} is already pushed ({digest}): nothing would be built"
+            ));
             (digest.clone(), format!("{uri}@{digest}"), true)
         }
         Plan::Build => {
-            info!("dry run: {image} would be built and pushed");
+            r.step(format!("dry run: {image} would be built and pushed"));
             (String::new(), image.clone(), false)
         }
     };
@@ -333,6 +336,7 @@ async fn docker_or_connect(docker: &mut Option<Docker>) -> Result<&Docker> {
 }
 
 async fn build_and_push(
+    r: &Reporter,
     docker: &Docker,
     context: Context,
     s: &Settings,
@@ -341,9 +345,9 @@ async fn build_and_push(
     tags: &[String],
     login: &registry::Login,
 ) -> Result<String> {
-    info!("==> build");
+    r.stage("build");
     if let Some(file) = &context.ignore_file {
-        info!("ignore rules from {}", file.display());
+        r.step(format!("ignore rules from {}", file.display()));
     }
     let mut labels = HashMap::from([(
         "org.opencontainers.image.revision".to_string(),
@@ -359,17 +363,17 @@ async fn build_and_push(
         target: s.target.clone(),
         labels,
     };
-    let (image_id, stats) = build::build(docker, context, &spec).await?;
-    info!(
+    let (image_id, stats) = build::build(r, docker, context, &spec).await?;
+    r.step(format!(
         "built {image_id} (context: {} files, {:.1} MiB)",
         stats.files,
         stats.bytes as f64 / (1024.0 * 1024.0)
-    );
+    ));
 
-    info!("==> push");
+    r.stage("push");
     let mut digest = None;
     for t in tags {
-        let d = registry::push(docker, uri, t, login).await?;
+        let d = registry::push(r, docker, uri, t, login).await?;
         if digest.is_none() {
             digest = d;
         }
@@ -396,14 +400,20 @@ async fn repo_digest(docker: &Docker, uri: &str, tag: &str) -> Result<String> {
 
 /// Points extra tags at an image already in ECR, through ECR's API (no pull, no push); tags
 /// that already point at it are left alone.
-async fn retag_in_ecr(ecr: &Ecr, repository: &str, digest: &str, extra: &[String]) -> Result<()> {
+async fn retag_in_ecr(
+    r: &Reporter,
+    ecr: &Ecr,
+    repository: &str,
+    digest: &str,
+    extra: &[String],
+) -> Result<()> {
     let current = ecr.tags_of(repository, digest).await?;
     for t in extra {
         if current.contains(t) {
-            info!("{t} already points at {digest}");
+            r.step(format!("{t} already points at {digest}"));
         } else {
             ecr.add_tag(repository, digest, t).await?;
-            info!("tagged {t}");
+            r.step(format!("tagged {t}"));
         }
     }
     Ok(())
@@ -412,6 +422,7 @@ async fn retag_in_ecr(ecr: &Ecr, repository: &str, digest: &str, extra: &[String
 /// Points extra tags at an image already in an overriding registry: pull it, tag, push the
 /// tags that do not already point at it.
 async fn retag_in_registry(
+    r: &Reporter,
     docker: &Docker,
     uri: &str,
     tag: &str,
@@ -427,7 +438,7 @@ async fn retag_in_registry(
             .as_deref()
             == Some(digest)
         {
-            info!("{t} already points at {digest}");
+            r.step(format!("{t} already points at {digest}"));
             continue;
         }
         if !pulled {
@@ -435,7 +446,7 @@ async fn retag_in_registry(
             pulled = true;
         }
         build::tag(docker, &source, &format!("{uri}:{t}")).await?;
-        registry::push(docker, uri, t, login).await?;
+        registry::push(r, docker, uri, t, login).await?;
     }
     Ok(())
 }

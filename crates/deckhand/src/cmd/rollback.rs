@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
 
 use crate::aws::{self, ecs};
 use crate::cli::{GlobalArgs, RollbackArgs};
@@ -12,6 +11,7 @@ use crate::deploy::history;
 use crate::deploy::verdict::{self, Verdict};
 use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::error::{Error, Exit, Result};
+use crate::report::Reporter;
 
 /// The result object (stdout with `--output json`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,7 +28,7 @@ pub struct RollbackResult {
 
 /// Runs the rollback: 0 when the service is stable on the target, 1 when nothing was changed,
 /// 4 when it was changed but is not confirmed stable.
-pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
+pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
     let [service] = args.target.services.as_slice() else {
         return Err(Error::usage("roll back one --service at a time"));
     };
@@ -40,10 +40,10 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
     let config = aws::config::load(global.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
 
-    info!("==> service {service} in {cluster}");
+    r.stage(format!("service {service} in {cluster}"));
     let view = ecs::describe_service(&client, cluster, service).await?;
     let current = view.task_definition.clone();
-    info!("running {current}");
+    r.step(format!("running {current}"));
     let target = match &args.to {
         Some(spec) => {
             let reference = history::resolve_to(spec, &current).map_err(Error::usage)?;
@@ -74,27 +74,29 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
 
     let busy = verdict::busy(&view.deployments);
     if history::same_revision(&target, &current) && busy.is_none() {
-        info!("the service already runs {target} and no deployment is in progress: nothing to do");
+        r.step(format!(
+            "the service already runs {target} and no deployment is in progress: nothing to do"
+        ));
         result.result = "unchanged".into();
-        return finish(global, result, Exit::Success);
+        return finish(r, result, Exit::Success);
     }
     if let Some(d) = busy {
         // A person asked for this: a rollback may replace a deployment that is going wrong.
-        warn!(
+        r.warn(format!(
             "replacing the deployment in progress: {}",
             watch::describe_deployment(d)
-        );
+        ));
     }
 
-    let watcher = Watcher::new(&client, cluster, &args.watch);
+    let watcher = Watcher::new(r, &client, cluster, &args.watch);
     let mut interrupted = crate::signals::Interrupts::new();
-    info!("==> rolling back to {target}");
+    r.stage(format!("rolling back to {target}"));
     let deployment = watcher.start(service, &target).await?;
-    info!("deployment {deployment} started");
+    r.step(format!("deployment {deployment} started"));
     result.deployment_id = deployment.clone();
     if args.no_wait {
         result.result = "started".into();
-        return finish(global, result, Exit::Success);
+        return finish(r, result, Exit::Success);
     }
 
     let deadline = Instant::now() + args.watch.timeout;
@@ -110,24 +112,26 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
         .await;
     let why = match (ended, &watched[0].verdict) {
         (Ok(Ended::Decided), Some(Verdict::Stable { .. })) => {
-            info!("==> rolled back: the service is stable on {target}");
+            r.stage(format!("rolled back: the service is stable on {target}"));
             result.result = "rolled-back".into();
-            return finish(global, result, Exit::Success);
+            return finish(r, result, Exit::Success);
         }
         (Ok(Ended::Decided), Some(Verdict::Failed(f))) => explain(f),
         (Ok(_), _) => "the wait was interrupted".to_string(),
         (Err(e), _) => e.message,
     };
-    error!("the rollback to {target} ({deployment}) was not confirmed: {why}");
+    r.error(format!(
+        "the rollback to {target} ({deployment}) was not confirmed: {why}"
+    ));
     report_state(&watcher, std::slice::from_ref(service)).await;
     result.result = "failed".into();
     result.reason = why;
-    finish(global, result, Exit::NeedsPerson)
+    finish(r, result, Exit::NeedsPerson)
 }
 
-fn finish(global: &GlobalArgs, result: RollbackResult, exit: Exit) -> Result<()> {
+fn finish(r: &Reporter, result: RollbackResult, exit: Exit) -> Result<()> {
     let text = format!("{} {}", result.result, result.task_definition_arn);
-    crate::output::print_result(global.output, &result, &text);
+    r.result(&result, &text);
     match exit {
         Exit::Success => Ok(()),
         _ => Err(Error {

@@ -1,7 +1,5 @@
 //! `deckhand sandbox`: runs the local ECS until interrupted, then removes its containers.
 
-use tracing::info;
-
 use crate::cli::{GlobalArgs, SandboxArgs};
 use crate::error::Result;
 use crate::image::engine;
@@ -9,7 +7,11 @@ use deckhand_sandbox::faults::Faults;
 use deckhand_sandbox::{Options, Sandbox, StartError};
 
 /// Serves until SIGINT or SIGTERM.
-pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
+pub async fn run(
+    r: &crate::report::Reporter,
+    global: &GlobalArgs,
+    args: &SandboxArgs,
+) -> Result<()> {
     let docker = engine::connect().await?;
     let options = Options {
         listen: args.listen,
@@ -28,19 +30,21 @@ pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
         },
         data_dir: args.data.clone(),
     };
-    let sandbox = Sandbox::start(options, docker)
-        .await
-        .map_err(|e| match e {
-            StartError::Options(m) => crate::error::Error::usage(m),
-            StartError::Unavailable(m) => crate::error::Error::failed(m),
-        })?;
+    let sandbox = Sandbox::start(options, docker).await.map_err(|e| match e {
+        StartError::Options(m) => crate::error::Error::usage(m),
+        StartError::Unavailable(m) => crate::error::Error::failed(m),
+    })?;
     crate::redact::register(sandbox.password());
     let endpoint = sandbox.endpoint();
-    info!("sandbox: ECS, ECR, STS and the image registry listening on {endpoint}");
-    info!("point AWS tools at it with: export AWS_ENDPOINT_URL={endpoint}");
+    r.step(format!(
+        "sandbox: ECS, ECR, STS and the image registry listening on {endpoint}"
+    ));
+    r.step(format!(
+        "point AWS tools at it with: export AWS_ENDPOINT_URL={endpoint}"
+    ));
     crate::redact::println_stdout(&endpoint);
     crate::signals::interrupted().await;
-    info!("sandbox: stopping; removing its containers");
+    r.step("sandbox: stopping; removing its containers");
     sandbox.stop().await;
     Ok(())
 }

@@ -48,7 +48,11 @@ pub struct Event {
 }
 
 /// Prints the status of one service.
-pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
+pub async fn run(
+    r: &crate::report::Reporter,
+    global: &GlobalArgs,
+    args: &StatusArgs,
+) -> Result<()> {
     let [service] = args.target.services.as_slice() else {
         return Err(Error::usage("show one --service at a time"));
     };
@@ -58,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
     let view = ecs::describe_service(&client, cluster, service).await?;
     let td = ecs::describe_task_definition(&config, &view.task_definition).await?;
     let status = assemble(service, cluster, &view, &td, args.events);
-    crate::output::print_result(global.output, &status, &text(&status));
+    r.result(&status, &text(&status));
     Ok(())
 }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
 
 use crate::aws::{self, ecs};
 use crate::config::PreDeploy;
@@ -70,6 +69,7 @@ pub fn outcome(body: &Value, task: &ecs::StoppedTask) -> std::result::Result<(),
 
 /// What a pre-deploy run needs from the deploy around it.
 pub struct Context<'a> {
+    pub reporter: &'a crate::report::Reporter,
     pub config: &'a aws_config::SdkConfig,
     pub client: &'a aws_sdk_ecs::Client,
     pub cluster: &'a str,
@@ -87,7 +87,8 @@ pub struct Context<'a> {
 pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupts) -> Result<()> {
     let family = task.family.as_str();
     let command = task.command.args();
-    info!("==> pre-deploy: {family}: {}", command.join(" "));
+    cx.reporter
+        .stage(format!("pre-deploy: {family}: {}", command.join(" ")));
     let source = taskdef::from_value(ecs::describe_task_definition(cx.config, family).await?)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
     for value in source.secret_values() {
@@ -98,7 +99,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         .with_new_image(&wanted, cx.image, cx.sha)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
     let registered = ecs::register_task_definition(cx.config, &new.request()).await?;
-    info!("registered {}", registered.arn);
+    cx.reporter.step(format!("registered {}", registered.arn));
     let container = task.container.clone().unwrap_or_else(|| chosen[0].clone());
     let arn = ecs::run_task(
         cx.client,
@@ -110,7 +111,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
     )
     .await?;
     let id = arn.rsplit('/').next().unwrap_or(&arn).to_string();
-    info!("task {id} started");
+    cx.reporter.step(format!("task {id} started"));
 
     let logs = aws_sdk_cloudwatchlogs::Client::new(cx.config);
     let body = Value::Object(new.body.clone());
@@ -124,33 +125,41 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         })
         .collect();
     if streams.is_empty() {
-        warn!("{family} has no awslogs log configuration: its output cannot be shown");
+        cx.reporter.warn(format!(
+            "{family} has no awslogs log configuration: its output cannot be shown"
+        ));
     }
     let deadline = Instant::now() + cx.timeout;
     loop {
         let state = match ecs::describe_task(cx.client, cx.cluster, &arn).await {
             Ok(s) => Some(s),
             Err(e) => {
-                warn!("could not read the task's state ({e}); trying again");
+                cx.reporter.warn(format!(
+                    "could not read the task's state ({e}); trying again"
+                ));
                 None
             }
         };
-        show_logs(&logs, family, &mut streams).await;
+        show_logs(cx.reporter, &logs, family, &mut streams).await;
         if let Some((_, stopped)) = state.filter(|(status, _)| status == "STOPPED") {
             // Log delivery lags the task: read on until nothing new arrives.
             for _ in 0..10 {
                 tokio::time::sleep(cx.poll).await;
-                if streams.is_empty() || show_logs(&logs, family, &mut streams).await == 0 {
+                if streams.is_empty()
+                    || show_logs(cx.reporter, &logs, family, &mut streams).await == 0
+                {
                     break;
                 }
             }
             return match outcome(&body, &stopped) {
                 Ok(()) => {
-                    info!("pre-deploy task {family} succeeded");
+                    cx.reporter
+                        .step(format!("pre-deploy task {family} succeeded"));
                     Ok(())
                 }
                 Err(why) => {
-                    error!("pre-deploy task {family} failed: {why}");
+                    cx.reporter
+                        .error(format!("pre-deploy task {family} failed: {why}"));
                     Err(Error::failed(format!(
                         "the pre-deploy task {family} ({}) failed: {why}. No service was changed.",
                         command.join(" ")
@@ -192,6 +201,7 @@ struct Stream {
 
 /// Prints what the streams got since the last look; returns how many lines.
 async fn show_logs(
+    reporter: &crate::report::Reporter,
     logs: &aws_sdk_cloudwatchlogs::Client,
     family: &str,
     streams: &mut [Stream],
@@ -201,12 +211,12 @@ async fn show_logs(
         match aws::logs::next_lines(logs, &s.group, &s.name, s.token.as_deref()).await {
             Ok((lines, next)) => {
                 for line in &lines {
-                    info!("{family} {} | {line}", s.container);
+                    reporter.output(format!("{family} {} | {line}", s.container));
                 }
                 shown += lines.len();
                 s.token = next;
             }
-            Err(e) => warn!("{e}"),
+            Err(e) => reporter.warn(format!("{e}")),
         }
     }
     shown

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use aws_sdk_ecs::Client;
 use tokio::time::Instant;
-use tracing::{info, warn};
 
 use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
 use crate::error::{Error, Result};
+use crate::report::{Event, Reporter};
 use crate::signals::Interrupts;
 
 /// The most stopped-task lookups (ListTasks) one poll makes. With more deployments than this,
@@ -47,6 +47,7 @@ pub fn lookups(pending: &[(usize, i32, usize)], turn: usize, budget: usize) -> V
 
 /// Where and how to watch.
 pub struct Watcher<'a> {
+    pub reporter: &'a Reporter,
     pub client: &'a Client,
     pub cluster: &'a str,
     pub poll: Duration,
@@ -126,8 +127,14 @@ pub enum Ended {
 
 impl<'a> Watcher<'a> {
     /// A watcher with the command line's settings.
-    pub fn new(client: &'a Client, cluster: &'a str, args: &crate::cli::WatchArgs) -> Self {
+    pub fn new(
+        reporter: &'a Reporter,
+        client: &'a Client,
+        cluster: &'a str,
+        args: &crate::cli::WatchArgs,
+    ) -> Self {
         Watcher {
+            reporter,
             client,
             cluster,
             poll: args.poll,
@@ -153,11 +160,11 @@ impl<'a> Watcher<'a> {
                     && super::history::same_revision(&d.task_definition, task_definition)
             }) {
                 Some(d) => {
-                    warn!(
+                    self.reporter.warn(format!(
                         "UpdateService of {service} reported an error ({e}), but the service took \
                          the update: following deployment {}",
                         d.id
-                    );
+                    ));
                     Ok(d.id.clone())
                 }
                 None => Err(e),
@@ -203,10 +210,10 @@ impl<'a> Watcher<'a> {
                 )));
             }
             if announced != d.id {
-                info!(
+                self.reporter.step(format!(
                     "waiting up to {wait:?} for the deployment in progress on {name} to finish: {}",
                     describe_deployment(d)
-                );
+                ));
                 announced = d.id.clone();
             }
             tokio::select! {
@@ -268,7 +275,10 @@ impl<'a> Watcher<'a> {
                             .await
                         {
                             // Like a failed DescribeServices: look again until the deadline.
-                            warn!("{}: could not read its stopped tasks ({e})", w.service);
+                            self.reporter.warn(format!(
+                                "{}: could not read its stopped tasks ({e})",
+                                w.service
+                            ));
                             if timed_out {
                                 w.verdict = Some(Verdict::Failed(Failure::TimedOut));
                             }
@@ -294,7 +304,7 @@ impl<'a> Watcher<'a> {
                             near |= view.deployments.iter().any(|d| {
                                 d.id == w.deployment && d.desired > 0 && d.running >= d.desired
                             });
-                            Self::progress(w, view, several);
+                            self.progress(w, view, several);
                         } else {
                             w.verdict = Some(v);
                         }
@@ -302,11 +312,13 @@ impl<'a> Watcher<'a> {
                 }
                 // The SDK has retried already; one failed look is not a verdict, so look again
                 // until the deadline.
-                Err(e) if Instant::now() < deadline => {
-                    warn!("could not read the deployments' state ({e}); trying again")
-                }
+                Err(e) if Instant::now() < deadline => self.reporter.warn(format!(
+                    "could not read the deployments' state ({e}); trying again"
+                )),
                 Err(e) => {
-                    warn!("could not read the deployments' state ({e}) and the time is up");
+                    self.reporter.warn(format!(
+                        "could not read the deployments' state ({e}) and the time is up"
+                    ));
                     for w in watched.iter_mut().filter(|w| w.verdict.is_none()) {
                         w.verdict = Some(Verdict::Failed(Failure::TimedOut));
                     }
@@ -333,15 +345,10 @@ impl<'a> Watcher<'a> {
         label: bool,
         list_tasks: bool,
     ) -> Result<()> {
-        let prefix = if label {
-            format!("{}: ", w.service)
-        } else {
-            String::new()
-        };
         w.ours_seen |= view.deployments.iter().any(|d| d.id == w.deployment);
         for e in view.events.iter().rev() {
             if seen.events.insert(e.id.clone()) {
-                info!("event: {}", e.message);
+                self.reporter.emit(Event::ServiceEvent(e.message.clone()));
                 if e.message.contains("unable to place a task") {
                     w.placement += 1;
                 }
@@ -355,11 +362,11 @@ impl<'a> Watcher<'a> {
                 continue;
             }
             if seen.tasks.insert(t.arn.clone()) {
-                warn!(
-                    "{prefix}task {} stopped: {}",
-                    short(&t.arn),
-                    describe_stop(&t)
-                );
+                self.reporter.emit(Event::TaskStopped {
+                    service: label.then(|| w.service.clone()),
+                    task: short(&t.arn).to_string(),
+                    reason: describe_stop(&t),
+                });
             }
             if !w.failures.iter().any(|f| f.arn == t.arn) {
                 w.failures.push(t);
@@ -369,7 +376,7 @@ impl<'a> Watcher<'a> {
     }
 
     /// Prints how a pending deployment is doing, when that changed since the last poll.
-    fn progress(w: &mut Watched, view: &ecs::ServiceView, label: bool) {
+    fn progress(&self, w: &mut Watched, view: &ecs::ServiceView, label: bool) {
         let Some(d) = view.deployments.iter().find(|d| d.id == w.deployment) else {
             return;
         };
@@ -387,7 +394,7 @@ impl<'a> Watcher<'a> {
                 .unwrap_or("rollout state unknown")
         );
         if progress != w.last_progress {
-            info!("{progress}");
+            self.reporter.step(progress.clone());
             w.last_progress = progress;
         }
     }

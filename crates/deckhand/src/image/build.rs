@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
 use bollard::Docker;
 use futures_util::StreamExt;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::context::{Context, Stats};
 use crate::error::{Error, Result};
@@ -60,7 +60,12 @@ impl BuildLog {
 }
 
 /// Builds the context and tags the result with every tag in `spec`. Returns the image id.
-pub async fn build(docker: &Docker, context: Context, spec: &BuildSpec) -> Result<(String, Stats)> {
+pub async fn build(
+    r: &crate::report::Reporter,
+    docker: &Docker,
+    context: Context,
+    spec: &BuildSpec,
+) -> Result<(String, Stats)> {
     let first_tag = spec.tags.first().cloned().unwrap_or_default();
     let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(&context.dockerfile)
@@ -84,7 +89,7 @@ pub async fn build(docker: &Docker, context: Context, spec: &BuildSpec) -> Resul
             Ok(info) => {
                 if let Some(text) = &info.stream {
                     for line in log.feed(text) {
-                        info!("  {line}");
+                        r.output(format!("  {line}"));
                     }
                 }
                 if let Some(status) = &info.status {

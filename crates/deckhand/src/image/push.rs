@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::redact::Secret;
@@ -36,21 +36,27 @@ impl Login {
 /// Pushes `repo:tag` and returns the manifest digest the registry reported. Transient registry
 /// failures (5xx, dropped connections) are retried a few times with jittered backoff; a
 /// rejected login or an unreachable registry is reported at once.
-pub async fn push(docker: &Docker, repo: &str, tag: &str, login: &Login) -> Result<Option<String>> {
+pub async fn push(
+    r: &crate::report::Reporter,
+    docker: &Docker,
+    repo: &str,
+    tag: &str,
+    login: &Login,
+) -> Result<Option<String>> {
     let policy = ExponentialBuilder::default()
         .with_min_delay(Duration::from_secs(1))
         .with_max_delay(Duration::from_secs(8))
         .with_max_times(PUSH_RETRIES)
         .with_jitter();
-    (|| push_once(docker, repo, tag, login))
+    (|| push_once(r, docker, repo, tag, login))
         .retry(policy)
         .when(|detail: &String| is_transient(detail))
         .notify(|detail: &String, wait: Duration| {
-            warn!(
+            r.warn(format!(
                 "push of {repo}:{tag} failed ({}); retrying in {:.1}s",
                 detail.trim(),
                 wait.as_secs_f64()
-            )
+            ))
         })
         .await
         .map_err(|detail| registry_error(&login.server, &format!("push of {repo}:{tag}"), &detail))
@@ -61,6 +67,7 @@ const PUSH_RETRIES: usize = 3;
 
 /// One push attempt; the error is the engine's own words.
 async fn push_once(
+    r: &crate::report::Reporter,
     docker: &Docker,
     repo: &str,
     tag: &str,
@@ -75,12 +82,12 @@ async fn push_once(
                 let Some(status) = info.status else { continue };
                 if let Some(d) = digest_in_status(&status) {
                     digest = Some(d);
-                    info!("  {status}");
+                    r.output(format!("  {status}"));
                 } else if status.starts_with("Pushed")
                     || status.starts_with("Layer already exists")
                     || status.starts_with("The push refers to")
                 {
-                    info!("  {status}");
+                    r.output(format!("  {status}"));
                 } else {
                     debug!("  {status}");
                 }

@@ -1,8 +1,10 @@
-//! GitHub Actions: workflow commands in the log, step outputs, and the Markdown job summary.
+//! GitHub Actions: stages as log groups, problems as annotations, masks for secrets, step
+//! outputs, and the Markdown job summary built from the run's events.
 
 use serde_json::Value;
 
-use super::timeline::Entry;
+use super::event::{Event, Level};
+use super::{Entry, Render};
 
 /// Escapes a workflow command's message (`%`, CR and LF, as the runner expects).
 pub fn escape(message: &str) -> String {
@@ -12,14 +14,59 @@ pub fn escape(message: &str) -> String {
         .replace('\n', "%0A")
 }
 
-/// `::error::…` or `::warning::…` for one log line.
-pub fn annotation(level: tracing::Level, message: &str) -> String {
-    let kind = if level == tracing::Level::ERROR {
+/// `::error::…` or `::warning::…`.
+pub fn annotation(level: Level, message: &str) -> String {
+    let kind = if level == Level::Error {
         "error"
     } else {
         "warning"
     };
     format!("::{kind}::{}", escape(message))
+}
+
+/// Renders stages as groups and warnings and errors as annotations.
+#[derive(Debug, Default)]
+pub struct Github {
+    group_open: bool,
+}
+
+impl Github {
+    fn close(&mut self) -> &'static str {
+        if std::mem::take(&mut self.group_open) {
+            "::endgroup::\n"
+        } else {
+            ""
+        }
+    }
+}
+
+impl Render for Github {
+    fn event(&mut self, event: &Event) -> String {
+        match event {
+            Event::Stage(title) => {
+                let close = self.close();
+                self.group_open = true;
+                format!("{close}::group::{title}")
+            }
+            // The verdict stands outside the groups, where it is seen without opening one.
+            Event::Verdict(_) => format!("{}{}", self.close(), super::text::line(event, false)),
+            e if e.level() <= Level::Warning => annotation(e.level(), &e.message()),
+            e => super::text::line(e, false),
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        self.close().to_string()
+    }
+
+    fn mask(&mut self, secret: &str) -> String {
+        // The runner masks it in every later line of the job, this step's or not.
+        if secret.contains('\n') {
+            String::new()
+        } else {
+            format!("::add-mask::{secret}")
+        }
+    }
 }
 
 /// The `$GITHUB_OUTPUT` lines for a result: kebab-case names; multi-line values use the
@@ -38,8 +85,8 @@ pub fn outputs(result: &Value) -> String {
     out
 }
 
-/// Markdown for `$GITHUB_STEP_SUMMARY`: the verdict, what went out, the timeline, and on
-/// failure the reasons.
+/// Markdown for `$GITHUB_STEP_SUMMARY`: the verdict, what went out, the timeline, and the
+/// warnings and errors.
 pub fn summary(command: &str, result: &Value, timeline: &[Entry]) -> String {
     let verdict = result["result"].as_str().unwrap_or("done");
     let mut md = format!("## deckhand {command}: {verdict}\n\n");
@@ -57,45 +104,38 @@ pub fn summary(command: &str, result: &Value, timeline: &[Entry]) -> String {
             cell(&value)
         ));
     }
-    let lines: Vec<&Entry> = timeline
+    let steps: Vec<&Entry> = timeline
         .iter()
-        .filter(|e| e.level > tracing::Level::WARN)
+        .filter(|e| e.event.summarised() && e.event.level() == Level::Info)
         .collect();
-    if !lines.is_empty() {
+    if !steps.is_empty() {
         md.push_str("\n### Timeline\n\n| time | |\n|---|---|\n");
-        for e in lines {
-            let text = e
-                .message
-                .trim_start_matches("==> ")
-                .trim_start_matches("event: ");
-            let text = if e.message.starts_with("==> ") {
-                format!("**{}**", cell(text))
-            } else {
-                cell(text)
+        for e in steps {
+            let text = match &e.event {
+                Event::Stage(m) | Event::Verdict(m) => format!("**{}**", cell(m)),
+                Event::ServiceEvent(m) => cell(m),
+                other => cell(&other.message()),
             };
             md.push_str(&format!("| +{:.1}s | {text} |\n", e.at));
         }
     }
     let problems: Vec<&Entry> = timeline
         .iter()
-        .filter(|e| e.level <= tracing::Level::WARN)
+        .filter(|e| e.event.level() <= Level::Warning)
         .collect();
     if !problems.is_empty() {
         md.push_str("\n### Warnings and errors\n\n");
         for e in problems {
-            md.push_str(&format!("- {} {}\n", level_word(e.level), cell(&e.message)));
+            let word = if e.event.level() == Level::Error {
+                "**error:**"
+            } else {
+                "warning:"
+            };
+            md.push_str(&format!("- {word} {}\n", cell(&e.event.message())));
         }
     }
     md.push('\n');
     md
-}
-
-fn level_word(level: tracing::Level) -> &'static str {
-    if level == tracing::Level::ERROR {
-        "**error:**"
-    } else {
-        "warning:"
-    }
 }
 
 /// Text made safe for one Markdown table cell.
@@ -109,13 +149,41 @@ fn cell(text: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-    use tracing::Level;
 
     #[test]
     fn commands_escape_what_the_runner_would_split_on() {
         assert_eq!(escape("50% done\r\nnext"), "50%25 done%0D%0Anext");
-        assert_eq!(annotation(Level::ERROR, "a\nb"), "::error::a%0Ab");
-        assert_eq!(annotation(Level::WARN, "w"), "::warning::w");
+        assert_eq!(annotation(Level::Error, "a\nb"), "::error::a%0Ab");
+        assert_eq!(annotation(Level::Warning, "w"), "::warning::w");
+    }
+
+    #[test]
+    fn stages_are_groups_and_problems_annotations() {
+        let mut g = Github::default();
+        assert_eq!(
+            g.event(&Event::Stage("register".into())),
+            "::group::register"
+        );
+        assert_eq!(g.event(&Event::Step("registered".into())), "registered");
+        assert_eq!(
+            g.event(&Event::TaskStopped {
+                service: None,
+                task: "t1".into(),
+                reason: "exited".into()
+            }),
+            "::warning::task t1 stopped: exited"
+        );
+        assert_eq!(
+            g.event(&Event::Stage("deploy".into())),
+            "::endgroup::\n::group::deploy"
+        );
+        assert_eq!(
+            g.event(&Event::Verdict("deployed: web is stable".into())),
+            "::endgroup::\n==> deployed: web is stable"
+        );
+        assert_eq!(g.finish(), "", "nothing left open");
+        assert_eq!(g.mask("s3cret"), "::add-mask::s3cret");
+        assert_eq!(g.mask("two\nlines"), "");
     }
 
     #[test]
@@ -139,19 +207,19 @@ mod tests {
         let timeline = vec![
             Entry {
                 at: 0.0,
-                level: Level::INFO,
-                message: "==> register web".into(),
+                event: Event::Stage("register web".into()),
             },
             Entry {
                 at: 1.5,
-                level: Level::INFO,
-                message: "event: (service web) has started 1 tasks".into(),
+                event: Event::ServiceEvent("(service web) has started 1 tasks".into()),
             },
             Entry {
                 at: 2.0,
-                level: Level::WARN,
-                message: "task 1 stopped: Essential container in task exited (app exit code 3)"
-                    .into(),
+                event: Event::TaskStopped {
+                    service: None,
+                    task: "1".into(),
+                    reason: "Essential container in task exited (app exit code 3)".into(),
+                },
             },
         ];
         let md = summary(

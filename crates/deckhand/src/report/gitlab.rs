@@ -1,6 +1,10 @@
-//! GitLab CI: collapsible log sections, and the dotenv report for `artifacts:reports:dotenv`.
+//! GitLab CI: each stage a collapsible log section, and the dotenv report for
+//! `artifacts:reports:dotenv`.
 
 use serde_json::Value;
+
+use super::event::Event;
+use super::Render;
 
 /// The line that opens section `name` (letters, digits, `_`, `.` and `-`) titled `title`.
 pub fn section_start(name: &str, title: &str, unix: u64) -> String {
@@ -26,6 +30,58 @@ pub fn dotenv(result: &Value) -> String {
         .collect()
 }
 
+/// Renders stages as sections; every other event as a plain line.
+pub struct Gitlab {
+    pub ansi: bool,
+    open: Option<String>,
+    sections: u32,
+    /// Seconds since the epoch, for the section markers.
+    clock: fn() -> u64,
+}
+
+impl Gitlab {
+    pub fn new(ansi: bool, clock: fn() -> u64) -> Self {
+        Gitlab {
+            ansi,
+            open: None,
+            sections: 0,
+            clock,
+        }
+    }
+
+    fn close(&mut self) -> String {
+        match self.open.take() {
+            Some(name) => format!("{}\n", section_end(&name, (self.clock)())),
+            None => String::new(),
+        }
+    }
+}
+
+impl Render for Gitlab {
+    fn event(&mut self, event: &Event) -> String {
+        match event {
+            Event::Stage(title) => {
+                self.sections += 1;
+                let name = format!("deckhand_{}", self.sections);
+                let previous = self.close();
+                let start = section_start(&name, &format!("==> {title}"), (self.clock)());
+                self.open = Some(name);
+                format!("{previous}{start}")
+            }
+            // The verdict stands outside the sections.
+            Event::Verdict(_) => {
+                let previous = self.close();
+                format!("{previous}{}", super::text::line(event, self.ansi))
+            }
+            _ => super::text::line(event, self.ansi),
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        self.close()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +102,21 @@ mod tests {
         assert!(env.contains("DECKHAND_RESULT=deployed\n"), "{env}");
         assert!(env.contains("DECKHAND_REASON=a b\n"), "{env}");
         assert!(env.contains("DECKHAND_ROLLED_BACK=false\n"), "{env}");
+    }
+
+    #[test]
+    fn each_stage_closes_the_one_before() {
+        let mut g = Gitlab::new(false, || 5);
+        assert_eq!(
+            g.event(&Event::Stage("register".into())),
+            "\x1b[0Ksection_start:5:deckhand_1\r\x1b[0K==> register"
+        );
+        assert_eq!(g.event(&Event::Step("x".into())), "x");
+        assert_eq!(
+            g.event(&Event::Stage("deploy".into())),
+            "\x1b[0Ksection_end:5:deckhand_1\r\x1b[0K\n\x1b[0Ksection_start:5:deckhand_2\r\x1b[0K==> deploy"
+        );
+        assert_eq!(g.finish(), "\x1b[0Ksection_end:5:deckhand_2\r\x1b[0K\n");
+        assert_eq!(g.finish(), "", "closed once");
     }
 }

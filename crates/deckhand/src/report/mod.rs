@@ -1,14 +1,21 @@
-//! Where a run reports besides stdout and stderr: CI annotations, step outputs and summaries,
-//! report files. The mode is chosen once per run (by flag, or from the CI's own variables).
+//! How a run reports: typed [`Event`]s go to one [`Reporter`], passed explicitly to the code
+//! that does the work; renderers at the edge dress them for a terminal, GitHub or GitLab, and
+//! the result object goes to stdout and every result file, on every exit.
 
+pub mod event;
 pub mod github;
 pub mod gitlab;
-pub mod timeline;
+pub mod text;
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::Mutex;
+use std::time::Instant;
 
+use serde::Serialize;
 use serde_json::Value;
+
+pub use event::{Event, Level};
 
 /// How the log is dressed for the CI that runs deckhand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +36,13 @@ pub enum CiFlag {
     Gitlab,
     /// No CI dressing.
     None,
+}
+
+/// How the result is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 /// The mode for `flag` in an environment read through `env` (pure).
@@ -58,57 +72,271 @@ pub struct Sinks {
     pub command: String,
 }
 
-static MODE: OnceLock<Mode> = OnceLock::new();
-static SINKS: OnceLock<Sinks> = OnceLock::new();
-
-/// Fixes the mode and sinks for this run (the first call wins).
-pub fn init(mode: Mode, sinks: Sinks) {
-    let _ = MODE.set(mode);
-    let _ = SINKS.set(sinks);
+/// A renderer: turns events into log text for one kind of reader.
+pub trait Render: Send {
+    /// The text for one event: one or more lines, without the final newline.
+    fn event(&mut self, event: &Event) -> String;
+    /// What closes anything still open at the end of the run ("" if nothing), with its newline.
+    fn finish(&mut self) -> String;
+    /// A line that tells the log's reader to hide `secret` ("" where there is no such thing).
+    fn mask(&mut self, _secret: &str) -> String {
+        String::new()
+    }
 }
 
-/// The mode of this run (plain until [`init`]).
-pub fn mode() -> Mode {
-    MODE.get().copied().unwrap_or(Mode::Plain)
+/// One remembered event, for the job summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Seconds since the run started.
+    pub at: f64,
+    pub event: Event,
 }
 
-/// Writes the result object to every sink. A sink that cannot be written is reported on
-/// stderr; the result is still on stdout, so the run's outcome does not change.
-pub fn publish(result: &Value) {
-    let Some(sinks) = SINKS.get() else { return };
-    let redacted = |text: String| crate::redact::redact(&text);
-    let mut writes: Vec<(&PathBuf, String, bool)> = Vec::new();
-    if let Some(p) = &sinks.report {
-        let json = serde_json::to_string_pretty(result).expect("plain data serializes");
-        writes.push((p, redacted(json + "\n"), false));
+/// The most events the summary keeps; a long watch keeps its newest.
+const KEEP: usize = 200;
+
+/// How a [`Reporter`] is set up.
+pub struct Options {
+    pub mode: Mode,
+    pub output: OutputFormat,
+    /// Warnings and errors only.
+    pub quiet: bool,
+    /// Colour (a terminal that wants it).
+    pub ansi: bool,
+    pub sinks: Sinks,
+}
+
+struct Inner {
+    render: Box<dyn Render>,
+    log: Box<dyn Write + Send>,
+    timeline: Vec<Entry>,
+    published: bool,
+    /// How many registered secrets the log's reader has been told to mask.
+    announced: usize,
+}
+
+/// Where every event and the result of a run go. Secrets registered with [`crate::redact`]
+/// are masked in everything it writes.
+pub struct Reporter {
+    mode: Mode,
+    output: OutputFormat,
+    quiet: bool,
+    sinks: Sinks,
+    started: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl Reporter {
+    /// A reporter writing its log to stderr. Result files left by an earlier run are removed
+    /// now, so none can be mistaken for this run's.
+    pub fn new(options: Options) -> Self {
+        Self::with_log(options, Box::new(std::io::stderr()))
     }
-    if let Some(p) = &sinks.dotenv {
-        writes.push((p, redacted(gitlab::dotenv(result)), false));
-    }
-    if mode() == Mode::Github {
-        if let Some(p) = &sinks.github_output {
-            writes.push((p, redacted(github::outputs(result)), true));
+
+    /// A reporter writing its log to `log` (tests read it back).
+    pub fn with_log(options: Options, log: Box<dyn Write + Send>) -> Self {
+        for stale in [&options.sinks.report, &options.sinks.dotenv]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(stale);
         }
-        if let Some(p) = &sinks.github_summary {
-            let summary = github::summary(&sinks.command, result, &timeline::entries());
-            writes.push((p, redacted(summary), true));
+        let render: Box<dyn Render> = match options.mode {
+            Mode::Plain => Box::new(text::Text { ansi: options.ansi }),
+            Mode::Github => Box::new(github::Github::default()),
+            Mode::Gitlab => Box::new(gitlab::Gitlab::new(options.ansi, unix_now)),
+        };
+        Reporter {
+            mode: options.mode,
+            output: options.output,
+            quiet: options.quiet,
+            sinks: options.sinks,
+            started: Instant::now(),
+            inner: Mutex::new(Inner {
+                render,
+                log,
+                timeline: Vec::new(),
+                published: false,
+                announced: 0,
+            }),
         }
     }
-    for (path, text, append) in writes {
-        if let Err(e) = write(path, &text, append) {
-            eprintln!(
-                "{}",
-                crate::logging::line(
-                    tracing::Level::WARN,
-                    &format!("cannot write {}: {e}", path.display())
-                )
-            );
+
+    /// A reporter for tests and library use: plain text to stderr, no files.
+    pub fn plain() -> Self {
+        Self::new(Options {
+            mode: Mode::Plain,
+            output: OutputFormat::Text,
+            quiet: false,
+            ansi: false,
+            sinks: Sinks::default(),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells one event.
+    pub fn emit(&self, event: Event) {
+        let mut inner = self.lock();
+        if event.summarised() {
+            if inner.timeline.len() == KEEP {
+                inner.timeline.remove(0);
+            }
+            let at = self.started.elapsed().as_secs_f64();
+            inner.timeline.push(Entry {
+                at,
+                event: event.clone(),
+            });
+        }
+        if self.quiet && event.level() == Level::Info {
+            return;
+        }
+        let text = inner.render.event(&event);
+        self.write_log(&mut inner, &text);
+    }
+
+    /// Writes `text` (and a newline) to the log, after any masks not yet announced.
+    fn write_log(&self, inner: &mut Inner, text: &str) {
+        let Inner {
+            render,
+            log,
+            announced,
+            ..
+        } = inner;
+        let mut out = String::new();
+        let (new, seen) = crate::redact::registered_since(*announced);
+        *announced = seen;
+        for secret in new {
+            let line = render.mask(&secret);
+            if !line.is_empty() {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        if !text.is_empty() {
+            out.push_str(&crate::redact::redact(text));
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        let _ = log.write_all(out.as_bytes());
+        let _ = log.flush();
+    }
+
+    pub fn stage(&self, title: impl Into<String>) {
+        self.emit(Event::Stage(title.into()));
+    }
+
+    pub fn step(&self, message: impl Into<String>) {
+        self.emit(Event::Step(message.into()));
+    }
+
+    pub fn output(&self, line: impl Into<String>) {
+        self.emit(Event::Output(line.into()));
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.emit(Event::Warning(message.into()));
+    }
+
+    pub fn error(&self, message: impl Into<String>) {
+        self.emit(Event::Error(message.into()));
+    }
+
+    pub fn verdict(&self, message: impl Into<String>) {
+        self.emit(Event::Verdict(message.into()));
+    }
+
+    /// The run's result: `text` on stdout for people, or `value` as one JSON object, and the
+    /// object to every result file. Once per run; a later call changes nothing.
+    pub fn result(&self, value: &impl Serialize, text: &str) {
+        let value = serde_json::to_value(value).expect("plain data serializes");
+        {
+            let mut inner = self.lock();
+            if std::mem::replace(&mut inner.published, true) {
+                return;
+            }
+        }
+        self.publish(&value);
+        let line = match self.output {
+            OutputFormat::Text => text.to_string(),
+            OutputFormat::Json => value.to_string(),
+        };
+        crate::redact::println_stdout(&line);
+    }
+
+    /// Ends a run that failed with `error` (exit `code`): the error in the log, outside any
+    /// group; and when no result was given yet (a failure before anything changed, a usage
+    /// error), a `failed` result with the reason, so every result file tells what happened.
+    pub fn fail(&self, message: &str) {
+        self.finish();
+        self.error(message);
+        if !self.lock().published {
+            let result = serde_json::json!({"result": "failed", "reason": message});
+            self.result(&result, &format!("failed: {message}"));
         }
     }
+
+    /// A `failed` result with `message` in every result file, nothing on stdout or in the
+    /// log: for a command line clap refused, which clap itself explains.
+    pub fn record_failure(&self, message: &str) {
+        let mut inner = self.lock();
+        if std::mem::replace(&mut inner.published, true) {
+            return;
+        }
+        drop(inner);
+        self.publish(&serde_json::json!({"result": "failed", "reason": message}));
+    }
+
+    /// Closes whatever group or section is open.
+    pub fn finish(&self) {
+        let mut inner = self.lock();
+        let text = inner.render.finish();
+        self.write_log(&mut inner, text.trim_end_matches('\n'));
+    }
+
+    /// Writes the result object to every sink. A sink that cannot be written is a warning; the
+    /// result is still on stdout, so the run's outcome does not change.
+    fn publish(&self, result: &Value) {
+        let sinks = &self.sinks;
+        let redacted = |text: String| crate::redact::redact(&text);
+        let mut writes: Vec<(&PathBuf, String, bool)> = Vec::new();
+        if let Some(p) = &sinks.report {
+            let json = serde_json::to_string_pretty(result).expect("plain data serializes");
+            writes.push((p, redacted(json + "\n"), false));
+        }
+        if let Some(p) = &sinks.dotenv {
+            writes.push((p, redacted(gitlab::dotenv(result)), false));
+        }
+        if self.mode == Mode::Github {
+            if let Some(p) = &sinks.github_output {
+                writes.push((p, redacted(github::outputs(result)), true));
+            }
+            if let Some(p) = &sinks.github_summary {
+                let timeline = self.lock().timeline.clone();
+                let summary = github::summary(&sinks.command, result, &timeline);
+                writes.push((p, redacted(summary), true));
+            }
+        }
+        for (path, text, append) in writes {
+            if let Err(e) = write(path, &text, append) {
+                self.warn(format!("cannot write {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    crate::clock::now() as u64
 }
 
 fn write(path: &PathBuf, text: &str, append: bool) -> std::io::Result<()> {
-    use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -139,6 +367,7 @@ pub fn fields(result: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn the_mode_follows_the_flag_then_the_ci_variables() {
@@ -165,5 +394,107 @@ mod tests {
         assert!(f.contains(&("rolled_back".into(), "false".into())));
         assert!(f.contains(&("n".into(), "3".into())));
         assert!(f.contains(&("x".into(), String::new())));
+    }
+
+    /// A log buffer the test keeps a handle on.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn reporter(mode: Mode, quiet: bool, sinks: Sinks) -> (Reporter, Buffer) {
+        let buffer = Buffer::default();
+        let options = Options {
+            mode,
+            output: OutputFormat::Json,
+            quiet,
+            ansi: false,
+            sinks,
+        };
+        (
+            Reporter::with_log(options, Box::new(buffer.clone())),
+            buffer,
+        )
+    }
+
+    #[test]
+    fn a_failure_before_any_result_writes_every_file_and_replaces_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("r.json");
+        let dotenv = dir.path().join("d.env");
+        let output = dir.path().join("out");
+        let summary = dir.path().join("summary.md");
+        std::fs::write(&report, r#"{"result":"deployed"}"#).unwrap();
+        std::fs::write(&dotenv, "DECKHAND_RESULT=deployed\n").unwrap();
+        let sinks = Sinks {
+            report: Some(report.clone()),
+            dotenv: Some(dotenv.clone()),
+            github_output: Some(output.clone()),
+            github_summary: Some(summary.clone()),
+            command: "deploy".into(),
+        };
+        let (r, log) = reporter(Mode::Github, false, sinks);
+        assert!(!report.exists(), "a stale report is gone at the start");
+        r.stage("service nope in demo");
+        r.fail("the service nope does not exist in cluster demo");
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(written["result"], "failed");
+        assert!(written["reason"].as_str().unwrap().contains("nope"));
+        let env = std::fs::read_to_string(&dotenv).unwrap();
+        assert!(env.contains("DECKHAND_RESULT=failed\n"), "{env}");
+        let out = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            out.contains("result=failed\n") && out.contains("reason=the service nope"),
+            "{out}"
+        );
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert!(md.contains("## deckhand deploy: failed"), "{md}");
+        assert!(md.contains("**error:** the service nope"), "{md}");
+        let log = log.text();
+        assert_eq!(
+            log,
+            "::group::service nope in demo\n::endgroup::\n::error::the service nope does not exist in cluster demo\n"
+        );
+        // A result given before the failure is the one that stays.
+        let (r, _) = reporter(
+            Mode::Plain,
+            false,
+            Sinks {
+                report: Some(report.clone()),
+                ..Sinks::default()
+            },
+        );
+        r.result(&serde_json::json!({"result": "rolled-back"}), "rolled-back");
+        r.fail("the deploy failed and was rolled back");
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(written["result"], "rolled-back");
+    }
+
+    #[test]
+    fn quiet_keeps_problems_and_secrets_are_masked_and_announced() {
+        crate::redact::register("hunter2-secret-value");
+        let (r, log) = reporter(Mode::Github, true, Sinks::default());
+        r.step("token hunter2-secret-value");
+        r.warn("saw hunter2-secret-value");
+        let log = log.text();
+        assert!(log.contains("::add-mask::hunter2-secret-value\n"), "{log}");
+        assert!(log.contains("::warning::saw ***\n"), "{log}");
+        assert!(!log.contains("token"), "quiet drops steps: {log}");
     }
 }

@@ -248,9 +248,14 @@ pub mod command {
             target: None,
             labels: Default::default(),
         };
-        deckhand::image::build::build(&docker, context, &spec)
-            .await
-            .unwrap();
+        deckhand::image::build::build(
+            &deckhand::report::Reporter::plain(),
+            &docker,
+            context,
+            &spec,
+        )
+        .await
+        .unwrap();
         tag
     }
 

@@ -86,9 +86,14 @@ async fn the_runtime_image_runs_deckhand_as_an_unprivileged_user() {
         labels: Default::default(),
     };
     let prepared = deckhand::image::context::Context::prepare(context.path(), None).unwrap();
-    deckhand::image::build::build(&engine, prepared, &spec)
-        .await
-        .expect("the Dockerfile builds");
+    deckhand::image::build::build(
+        &deckhand::report::Reporter::plain(),
+        &engine,
+        prepared,
+        &spec,
+    )
+    .await
+    .expect("the Dockerfile builds");
 
     let tag2 = tag.clone();
     let version = tokio::task::spawn_blocking(move || {

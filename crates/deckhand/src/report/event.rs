@@ -1,0 +1,77 @@
+//! What a run tells as it goes, as typed events: the pipeline says what happened, the renderers
+//! at the edge decide how it looks (plain text, GitHub, GitLab) and the job summary is built
+//! from the same events.
+
+/// One thing worth telling. Messages are plain sentences; renderers add prefixes and dressing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A stage of the pipeline begins ("register", "deploy", "rolling back web to web:3").
+    Stage(String),
+    /// Progress within a stage.
+    Step(String),
+    /// Output relayed from elsewhere (build steps, push progress, a task's log lines): shown,
+    /// never summarised.
+    Output(String),
+    /// A service event from ECS, shown once.
+    ServiceEvent(String),
+    /// A task of the watched revision stopped for a failure.
+    TaskStopped {
+        /// The service, when several are watched.
+        service: Option<String>,
+        task: String,
+        reason: String,
+    },
+    /// The run reached a verdict for a service ("web is stable on web:3").
+    Verdict(String),
+    /// Something a person should know; the run goes on.
+    Warning(String),
+    /// Something failed.
+    Error(String),
+}
+
+/// How loud an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Event {
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Error(_) => Level::Error,
+            Event::Warning(_) | Event::TaskStopped { .. } => Level::Warning,
+            _ => Level::Info,
+        }
+    }
+
+    /// The event as one line of text, without any dressing.
+    pub fn message(&self) -> String {
+        match self {
+            Event::Stage(m)
+            | Event::Step(m)
+            | Event::Output(m)
+            | Event::Verdict(m)
+            | Event::Warning(m)
+            | Event::Error(m) => m.clone(),
+            Event::ServiceEvent(m) => format!("event: {m}"),
+            Event::TaskStopped {
+                service,
+                task,
+                reason,
+            } => format!(
+                "{}task {task} stopped: {reason}",
+                service
+                    .as_deref()
+                    .map(|s| format!("{s}: "))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Whether the job summary's timeline or problem list keeps it.
+    pub fn summarised(&self) -> bool {
+        !matches!(self, Event::Step(_) | Event::Output(_))
+    }
+}
