@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = runtime.block_on(cmd::run(cli, &matches));
+    let outcome = runtime.block_on(cmd::run(cli));
     logging::finish();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

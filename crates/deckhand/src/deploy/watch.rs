@@ -126,7 +126,11 @@ pub enum Ended {
 
 impl<'a> Watcher<'a> {
     /// A watcher with the command line's settings.
-    pub fn new(client: &'a Client, cluster: &'a str, args: &crate::cli::WatchArgs) -> Self {
+    pub fn new(
+        client: &'a Client,
+        cluster: &'a str,
+        args: &crate::settings::WatchSettings,
+    ) -> Self {
         Watcher {
             client,
             cluster,
