@@ -28,12 +28,10 @@ pub async fn run(global: &GlobalArgs, args: &SandboxArgs) -> Result<()> {
         },
         data_dir: args.data.clone(),
     };
-    let sandbox = Sandbox::start(options, docker)
-        .await
-        .map_err(|e| match e {
-            StartError::Options(m) => crate::error::Error::usage(m),
-            StartError::Unavailable(m) => crate::error::Error::failed(m),
-        })?;
+    let sandbox = Sandbox::start(options, docker).await.map_err(|e| match e {
+        StartError::Options(m) => crate::error::Error::usage(m),
+        StartError::Unavailable(m) => crate::error::Error::failed(m),
+    })?;
     crate::redact::register(sandbox.password());
     let endpoint = sandbox.endpoint();
     info!("sandbox: ECS, ECR, STS and the image registry listening on {endpoint}");
