@@ -264,7 +264,7 @@ pub struct StatusArgs {
     pub target: ServiceArgs,
 
     /// How many recent service events to show.
-    #[arg(long, default_value_t = 5, env = "DECKHAND_EVENTS")]
+    #[arg(long, default_value_t = 5, env = "DECKHAND_EVENTS", help_heading = None)]
     pub events: usize,
 }
 
@@ -452,6 +452,76 @@ mod tests {
         assert!(parse_duration("8000h").is_err());
         assert!(parse_poll("0").is_err());
         assert_eq!(parse_poll("100ms"), Ok(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn deploy_help_groups_every_flag_under_a_heading() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let deploy = cli.find_subcommand("deploy").unwrap();
+        let heading = |id: &str| {
+            deploy
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{id}"))
+                .get_help_heading()
+        };
+        for (ids, want) in [
+            (&["cluster", "services", "containers"][..], "Target"),
+            (
+                &[
+                    "image",
+                    "repository",
+                    "context",
+                    "file",
+                    "build_args",
+                    "target",
+                    "tags",
+                ][..],
+                "Image and build",
+            ),
+            (
+                &[
+                    "sha",
+                    "registry",
+                    "create_repository",
+                    "force",
+                    "allow_dirty",
+                ][..],
+                "Image and build",
+            ),
+            (&["task_definition"][..], "Task definition"),
+            (
+                &[
+                    "timeout",
+                    "poll",
+                    "max_failed_tasks",
+                    "rollback",
+                    "no_wait",
+                    "dry_run",
+                ][..],
+                "Watch and rollback",
+            ),
+            (
+                &["keep_revisions", "wait_for_others"][..],
+                "Watch and rollback",
+            ),
+            (
+                &[
+                    "pre_deploy_command",
+                    "pre_deploy_family",
+                    "pre_deploy_container",
+                ][..],
+                "Pre-deploy",
+            ),
+            (&["ci", "report", "dotenv", "output"][..], "CI reporting"),
+            (&["region", "verbose", "quiet", "config"][..], "Global"),
+        ] {
+            for id in ids {
+                assert_eq!(heading(id), Some(want), "--{id}");
+            }
+        }
     }
 
     #[test]
