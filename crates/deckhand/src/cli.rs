@@ -1,5 +1,6 @@
-//! Command-line surface: every flag, its `DECKHAND_*` environment variable, and validation of
-//! the parsed values into the settings the rest of the program sees.
+//! Command-line surface: every flag and its `DECKHAND_*` environment variable, as parsed. Flags
+//! that deckhand.toml can also set have no clap default, so "not given" can be told; defaults and
+//! validation are in `crate::settings`.
 
 use std::path::PathBuf;
 
@@ -20,31 +21,43 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// AWS region (default: the AWS configuration chain, e.g. AWS_REGION).
-    #[arg(long, global = true, env = "DECKHAND_REGION")]
+    #[arg(long, global = true, env = "DECKHAND_REGION", help_heading = "Global")]
     pub region: Option<String>,
 
     /// How results are printed on stdout; logs always go to stderr.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "DECKHAND_OUTPUT")]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "DECKHAND_OUTPUT", help_heading = "CI reporting")]
     pub output: OutputFormat,
 
     /// More log detail (-v debug, -vv trace). Secrets are masked at every level.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = "Global")]
     pub verbose: u8,
 
     /// Less log detail: warnings and errors only.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global")]
     pub quiet: bool,
 
     /// CI log dressing: groups or sections per stage, annotations, step outputs and summary.
-    #[arg(long, global = true, value_enum, default_value_t = crate::report::CiFlag::Auto, env = "DECKHAND_CI")]
+    #[arg(long, global = true, value_enum, default_value_t = crate::report::CiFlag::Auto, env = "DECKHAND_CI", help_heading = "CI reporting")]
     pub ci: crate::report::CiFlag,
 
     /// Also write the result object (as on stdout with --output json) to this file.
-    #[arg(long, global = true, value_name = "PATH", env = "DECKHAND_REPORT")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "DECKHAND_REPORT",
+        help_heading = "CI reporting"
+    )]
     pub report: Option<PathBuf>,
 
     /// Also write the result as DECKHAND_*=value lines (GitLab's artifacts:reports:dotenv).
-    #[arg(long, global = true, value_name = "PATH", env = "DECKHAND_DOTENV")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "DECKHAND_DOTENV",
+        help_heading = "CI reporting"
+    )]
     pub dotenv: Option<PathBuf>,
 }
 
@@ -86,39 +99,54 @@ pub struct DeployArgs {
 
     /// Image to deploy, e.g. the `pinned` reference `deckhand push` printed. Without it,
     /// deckhand builds and pushes first (--repository and the other push flags).
-    #[arg(long, env = "DECKHAND_IMAGE")]
+    #[arg(long, env = "DECKHAND_IMAGE", help_heading = "Image and build")]
     pub image: Option<String>,
 
     /// ECR repository to build and push to before deploying (instead of --image).
-    #[arg(long, env = "DECKHAND_REPOSITORY")]
+    #[arg(long, env = "DECKHAND_REPOSITORY", help_heading = "Image and build")]
     pub repository: Option<String>,
 
     #[command(flatten)]
     pub build: BuildArgs,
 
     /// Container(s) to give the new image (default: those whose image is from the same repository).
-    #[arg(long = "container", env = "DECKHAND_CONTAINER", value_delimiter = '\n')]
+    #[arg(
+        long = "container",
+        env = "DECKHAND_CONTAINER",
+        value_delimiter = '\n',
+        help_heading = "Target"
+    )]
     pub containers: Vec<String>,
 
     /// Task definition JSON (RegisterTaskDefinition input or DescribeTaskDefinition output);
     /// default: the service's current one.
-    #[arg(long, value_name = "FILE", env = "DECKHAND_TASK_DEFINITION")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DECKHAND_TASK_DEFINITION",
+        help_heading = "Task definition"
+    )]
     pub task_definition: Option<PathBuf>,
 
     #[command(flatten)]
     pub watch: WatchArgs,
 
-    /// Roll back to the last good revision when the deploy fails.
-    #[arg(long, value_enum, default_value_t = RollbackMode::Auto, env = "DECKHAND_ROLLBACK")]
-    pub rollback: RollbackMode,
+    /// Roll back to the last good revision when the deploy fails [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        env = "DECKHAND_ROLLBACK",
+        help_heading = "Watch and rollback"
+    )]
+    pub rollback: Option<RollbackMode>,
 
     /// Register and update, then exit without watching.
-    #[arg(long, env = "DECKHAND_NO_WAIT")]
+    #[arg(long, env = "DECKHAND_NO_WAIT", help_heading = "Watch and rollback")]
     pub no_wait: bool,
 
     /// Print the task-definition change (secrets masked) and change nothing. Without --image,
     /// nothing is built or pushed either: the image is named by the tag it would get.
-    #[arg(long, env = "DECKHAND_DRY_RUN")]
+    #[arg(long, env = "DECKHAND_DRY_RUN", help_heading = "Watch and rollback")]
     pub dry_run: bool,
 
     /// A one-off command to run with the new image before any service changes (e.g.
@@ -126,90 +154,79 @@ pub struct DeployArgs {
     #[arg(
         long = "pre-deploy",
         value_name = "COMMAND",
-        env = "DECKHAND_PRE_DEPLOY"
+        env = "DECKHAND_PRE_DEPLOY",
+        help_heading = "Pre-deploy"
     )]
     pub pre_deploy_command: Option<String>,
 
     /// Task definition family that runs --pre-deploy (default: the first service's).
-    #[arg(long, value_name = "FAMILY", env = "DECKHAND_PRE_DEPLOY_FAMILY")]
+    #[arg(
+        long,
+        value_name = "FAMILY",
+        env = "DECKHAND_PRE_DEPLOY_FAMILY",
+        help_heading = "Pre-deploy"
+    )]
     pub pre_deploy_family: Option<String>,
 
     /// Container that runs --pre-deploy (default: the first that gets the new image).
-    #[arg(long, value_name = "NAME", env = "DECKHAND_PRE_DEPLOY_CONTAINER")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DECKHAND_PRE_DEPLOY_CONTAINER",
+        help_heading = "Pre-deploy"
+    )]
     pub pre_deploy_container: Option<String>,
 
     /// Settings file (default: deckhand.toml in the working directory, if there is one); the
     /// command line and DECKHAND_* variables override it.
-    #[arg(long, value_name = "PATH", env = "DECKHAND_CONFIG")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "DECKHAND_CONFIG",
+        help_heading = "Global"
+    )]
     pub config: Option<PathBuf>,
-
-    /// Per service, the containers that get the new image (from the settings file).
-    #[arg(skip)]
-    pub service_containers: Vec<(String, Vec<String>)>,
-
-    /// One-off tasks to run with the new image before any service changes (from the settings file).
-    #[arg(skip)]
-    pub pre_deploy: Vec<crate::config::PreDeploy>,
 
     /// After a verified deploy, deregister older revisions of the family beyond the newest N
     /// (never the live revision or the rollback target).
-    #[arg(long, value_name = "N", env = "DECKHAND_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", env = "DECKHAND_KEEP_REVISIONS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Watch and rollback")]
     pub keep_revisions: Option<u32>,
 
     /// How long to wait for a deployment someone else started to finish before changing
-    /// anything; after that, stop with exit 1 (0: do not wait).
-    #[arg(long, default_value = "5m", value_parser = parse_duration, env = "DECKHAND_WAIT_FOR_OTHERS")]
-    pub wait_for_others: std::time::Duration,
+    /// anything; after that, stop with exit 1 (0: do not wait) [default: 5m].
+    #[arg(long, value_parser = parse_duration, env = "DECKHAND_WAIT_FOR_OTHERS", help_heading = "Watch and rollback")]
+    pub wait_for_others: Option<std::time::Duration>,
 }
 
 /// Which service(s).
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Target")]
 pub struct ServiceArgs {
     /// ECS cluster name or ARN.
-    #[arg(
-        long,
-        env = "DECKHAND_CLUSTER",
-        default_value = "",
-        hide_default_value = true
-    )]
-    pub cluster: String,
+    #[arg(long, env = "DECKHAND_CLUSTER")]
+    pub cluster: Option<String>,
 
     /// ECS service name (deploy: repeatable, in the order their updates start).
     #[arg(long = "service", env = "DECKHAND_SERVICE", value_delimiter = '\n')]
     pub services: Vec<String>,
 }
 
-impl ServiceArgs {
-    /// Both named (they may come from the settings file, so clap cannot require them).
-    pub fn check(&self) -> crate::error::Result<()> {
-        if self.cluster.is_empty() {
-            return Err(crate::error::Error::usage(
-                "name the cluster: --cluster, DECKHAND_CLUSTER, or `cluster` in deckhand.toml",
-            ));
-        }
-        if self.services.iter().all(String::is_empty) {
-            return Err(crate::error::Error::usage(
-                "name the service: --service, DECKHAND_SERVICE, or [[services]] in deckhand.toml",
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// How a deployment (or a rollback) is watched.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Watch and rollback")]
 pub struct WatchArgs {
-    /// How long to wait for the deployment (and again for a rollback), e.g. 10m.
-    #[arg(long, default_value = "10m", value_parser = parse_duration, env = "DECKHAND_TIMEOUT")]
-    pub timeout: std::time::Duration,
+    /// How long to wait for the deployment (and again for a rollback), e.g. 15m [default: 10m].
+    #[arg(long, value_parser = parse_duration, env = "DECKHAND_TIMEOUT")]
+    pub timeout: Option<std::time::Duration>,
 
-    /// How often to look at the service while watching.
-    #[arg(long, default_value = "3s", value_parser = parse_poll, env = "DECKHAND_POLL")]
-    pub poll: std::time::Duration,
+    /// How often to look at the service while watching [default: 3s].
+    #[arg(long, value_parser = parse_poll, env = "DECKHAND_POLL")]
+    pub poll: Option<std::time::Duration>,
 
-    /// Failed tasks of the new revision that fail the deploy (before ECS's circuit breaker, which needs 3).
-    #[arg(long, default_value_t = 2, env = "DECKHAND_MAX_FAILED_TASKS")]
-    pub max_failed_tasks: usize,
+    /// Failed tasks of the new revision that fail the deploy (before ECS's circuit breaker, which
+    /// needs 3) [default: 2].
+    #[arg(long, env = "DECKHAND_MAX_FAILED_TASKS")]
+    pub max_failed_tasks: Option<usize>,
 }
 
 /// `deckhand rollback`: back to the last good revision, or to the one asked for.
@@ -220,14 +237,19 @@ pub struct RollbackArgs {
 
     /// Revision to go back to: a number in the service's family, `family:N`, or a task
     /// definition ARN (default: the last revision that completed a deployment before the current one).
-    #[arg(long, value_name = "REVISION_OR_ARN", env = "DECKHAND_TO")]
+    #[arg(
+        long,
+        value_name = "REVISION_OR_ARN",
+        env = "DECKHAND_TO",
+        help_heading = "Target"
+    )]
     pub to: Option<String>,
 
     #[command(flatten)]
     pub watch: WatchArgs,
 
     /// Start the rollback and exit without watching.
-    #[arg(long, env = "DECKHAND_NO_WAIT")]
+    #[arg(long, env = "DECKHAND_NO_WAIT", help_heading = "Watch and rollback")]
     pub no_wait: bool,
 }
 
@@ -238,11 +260,13 @@ pub struct StatusArgs {
     pub target: ServiceArgs,
 
     /// How many recent service events to show.
-    #[arg(long, default_value_t = 5, env = "DECKHAND_EVENTS")]
+    #[arg(long, default_value_t = 5, env = "DECKHAND_EVENTS", help_heading = None)]
     pub events: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// What a failed deploy does (`--rollback`, `rollback` in deckhand.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RollbackMode {
     Auto,
     Never,
@@ -346,7 +370,7 @@ pub fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Args, Clone)]
 pub struct PushArgs {
     /// ECR repository name, e.g. `team/web`.
-    #[arg(long, env = "DECKHAND_REPOSITORY")]
+    #[arg(long, env = "DECKHAND_REPOSITORY", help_heading = "Image and build")]
     pub repository: String,
 
     #[command(flatten)]
@@ -355,10 +379,11 @@ pub struct PushArgs {
 
 /// How the image is built, tagged and pushed (`push`, and `deploy` without --image).
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Image and build")]
 pub struct BuildArgs {
-    /// Build context directory.
-    #[arg(long, default_value = ".", env = "DECKHAND_CONTEXT")]
-    pub context: PathBuf,
+    /// Build context directory [default: .].
+    #[arg(long, env = "DECKHAND_CONTEXT")]
+    pub context: Option<PathBuf>,
 
     /// Dockerfile, relative to the current directory (default: Dockerfile in the context).
     #[arg(long, short = 'f', env = "DECKHAND_FILE")]
@@ -423,6 +448,76 @@ mod tests {
         assert!(parse_duration("8000h").is_err());
         assert!(parse_poll("0").is_err());
         assert_eq!(parse_poll("100ms"), Ok(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn deploy_help_groups_every_flag_under_a_heading() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let deploy = cli.find_subcommand("deploy").unwrap();
+        let heading = |id: &str| {
+            deploy
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{id}"))
+                .get_help_heading()
+        };
+        for (ids, want) in [
+            (&["cluster", "services", "containers"][..], "Target"),
+            (
+                &[
+                    "image",
+                    "repository",
+                    "context",
+                    "file",
+                    "build_args",
+                    "target",
+                    "tags",
+                ][..],
+                "Image and build",
+            ),
+            (
+                &[
+                    "sha",
+                    "registry",
+                    "create_repository",
+                    "force",
+                    "allow_dirty",
+                ][..],
+                "Image and build",
+            ),
+            (&["task_definition"][..], "Task definition"),
+            (
+                &[
+                    "timeout",
+                    "poll",
+                    "max_failed_tasks",
+                    "rollback",
+                    "no_wait",
+                    "dry_run",
+                ][..],
+                "Watch and rollback",
+            ),
+            (
+                &["keep_revisions", "wait_for_others"][..],
+                "Watch and rollback",
+            ),
+            (
+                &[
+                    "pre_deploy_command",
+                    "pre_deploy_family",
+                    "pre_deploy_container",
+                ][..],
+                "Pre-deploy",
+            ),
+            (&["ci", "report", "dotenv", "output"][..], "CI reporting"),
+            (&["region", "verbose", "quiet", "config"][..], "Global"),
+        ] {
+            for id in ids {
+                assert_eq!(heading(id), Some(want), "--{id}");
+            }
+        }
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use crate::cli::{DeployArgs, RollbackMode};
+use crate::cli::RollbackMode;
 use crate::error::{Error, Result};
 
 /// The default file, looked for in the working directory.
@@ -22,11 +23,15 @@ pub struct File {
     pub repository: Option<String>,
     /// An existing image instead of a build.
     pub image: Option<String>,
-    pub timeout: Option<String>,
-    pub poll: Option<String>,
-    pub rollback: Option<String>,
+    #[serde(default, deserialize_with = "typed::timeout")]
+    pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "typed::poll")]
+    pub poll: Option<Duration>,
+    pub rollback: Option<RollbackMode>,
+    #[serde(default, deserialize_with = "typed::keep_revisions")]
     pub keep_revisions: Option<u32>,
-    pub wait_for_others: Option<String>,
+    #[serde(default, deserialize_with = "typed::wait_for_others")]
+    pub wait_for_others: Option<Duration>,
     pub max_failed_tasks: Option<usize>,
     #[serde(default)]
     pub build: Build,
@@ -128,102 +133,52 @@ pub fn load(explicit: Option<&Path>, dir: &Path) -> Result<Option<(PathBuf, File
     Ok(Some((path.clone(), parse(&text, &path)?)))
 }
 
-/// Fills in `args` from `file` wherever the command line and environment said nothing
-/// (`given(id)` tells, by clap argument id), then checks what a deploy needs (pure).
-pub fn apply(
-    file: &File,
-    args: &mut DeployArgs,
-    region: &mut Option<String>,
-    given: impl Fn(&str) -> bool,
-) -> Result<()> {
-    let duration = |key: &str, text: &str| {
-        crate::cli::parse_duration(text).map_err(|e| Error::usage(format!("{key}: {e}")))
-    };
-    if let (false, Some(v)) = (given("region"), &file.region) {
-        *region = Some(v.clone());
+/// Values checked as they are read, so a bad one is an error naming its key and line.
+mod typed {
+    use super::*;
+
+    fn duration<'de, D: Deserializer<'de>>(
+        d: D,
+        key: &str,
+        parse: fn(&str) -> std::result::Result<Duration, String>,
+    ) -> std::result::Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
     }
-    if let (false, Some(v)) = (given("cluster"), &file.cluster) {
-        args.target.cluster = v.clone();
+
+    pub fn timeout<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Duration>, D::Error> {
+        duration(d, "timeout", crate::cli::parse_duration)
     }
-    if !given("services") && !file.services.is_empty() {
-        args.target.services = file.services.iter().map(|s| s.name.clone()).collect();
+
+    pub fn poll<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Duration>, D::Error> {
+        duration(d, "poll", crate::cli::parse_poll)
     }
-    let source_given = given("image") || given("repository");
-    if file.image.is_some() && file.repository.is_some() {
-        return Err(Error::usage(
-            "deckhand.toml sets both `image` and `repository`: deploy an existing image, or \
-             build one into the repository, not both",
-        ));
+
+    pub fn wait_for_others<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Duration>, D::Error> {
+        duration(d, "wait-for-others", crate::cli::parse_duration)
     }
-    if !source_given {
-        args.image = file.image.clone();
-        args.repository = file.repository.clone();
-    }
-    if let (false, Some(v)) = (given("timeout"), &file.timeout) {
-        args.watch.timeout = duration("timeout", v)?;
-    }
-    if let (false, Some(v)) = (given("poll"), &file.poll) {
-        args.watch.poll =
-            crate::cli::parse_poll(v).map_err(|e| Error::usage(format!("poll: {e}")))?;
-    }
-    if let (false, Some(v)) = (given("max_failed_tasks"), file.max_failed_tasks) {
-        args.watch.max_failed_tasks = v;
-    }
-    if let (false, Some(v)) = (given("rollback"), &file.rollback) {
-        args.rollback = match v.as_str() {
-            "auto" => RollbackMode::Auto,
-            "never" => RollbackMode::Never,
-            other => {
-                return Err(Error::usage(format!(
-                    "rollback = {other:?}: expected \"auto\" or \"never\""
-                )))
-            }
-        };
-    }
-    if let (false, Some(v)) = (given("keep_revisions"), file.keep_revisions) {
-        if v == 0 {
-            return Err(Error::usage("keep-revisions: keep at least 1"));
+
+    pub fn keep_revisions<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<u32>, D::Error> {
+        match u32::deserialize(d)? {
+            0 => Err(serde::de::Error::custom("keep-revisions: keep at least 1")),
+            n => Ok(Some(n)),
         }
-        args.keep_revisions = Some(v);
     }
-    if let (false, Some(v)) = (given("wait_for_others"), &file.wait_for_others) {
-        args.wait_for_others = duration("wait-for-others", v)?;
-    }
-    let b = &file.build;
-    if let (false, Some(v)) = (given("context"), &b.context) {
-        args.build.context = v.clone();
-    }
-    if let (false, Some(v)) = (given("file"), &b.file) {
-        args.build.file = Some(v.clone());
-    }
-    if !given("build_args") && !b.args.is_empty() {
-        args.build.build_args = b.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    }
-    if let (false, Some(v)) = (given("target"), &b.target) {
-        args.build.target = Some(v.clone());
-    }
-    if !given("tags") && !b.tags.is_empty() {
-        args.build.tags = b.tags.clone();
-    }
-    if let (false, Some(v)) = (given("create_repository"), b.create_repository) {
-        args.build.create_repository = v;
-    }
-    if !given("containers") {
-        args.service_containers = file
-            .services
-            .iter()
-            .filter(|s| !s.containers.is_empty())
-            .map(|s| (s.name.clone(), s.containers.clone()))
-            .collect();
-    }
-    args.pre_deploy = file.pre_deploy.clone();
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     const FULL: &str = r#"
 cluster = "production"
@@ -249,49 +204,22 @@ family = "migrate"
 command = "bin/rails db:migrate"
 "#;
 
-    fn deploy_args(argv: &[&str]) -> (DeployArgs, clap::ArgMatches) {
-        let mut full = vec!["deckhand", "deploy"];
-        full.extend_from_slice(argv);
-        let matches = <crate::cli::Cli as clap::CommandFactory>::command()
-            .try_get_matches_from(&full)
-            .unwrap();
-        let cli = crate::cli::Cli::try_parse_from(&full).unwrap();
-        let crate::cli::Command::Deploy(args) = cli.command else {
-            panic!("deploy")
-        };
-        (*args, matches.subcommand_matches("deploy").unwrap().clone())
-    }
-
     #[test]
-    fn a_full_file_fills_every_setting_and_flags_win() {
+    fn a_full_file_is_typed() {
         let file = parse(FULL, Path::new("deckhand.toml")).unwrap();
-        let (mut args, m) = deploy_args(&["--timeout", "2m"]);
-        let mut region = None;
-        let given = |id: &str| {
-            matches!(
-                m.value_source(id),
-                Some(clap::parser::ValueSource::CommandLine)
-            )
-        };
-        apply(&file, &mut args, &mut region, given).unwrap();
-        assert_eq!(args.target.cluster, "production");
-        assert_eq!(args.target.services, vec!["web", "worker"]);
-        assert_eq!(args.repository.as_deref(), Some("team/app"));
-        assert_eq!(region.as_deref(), Some("eu-west-1"));
+        assert_eq!(file.cluster.as_deref(), Some("production"));
+        assert_eq!(file.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(file.repository.as_deref(), Some("team/app"));
+        assert_eq!(file.timeout, Some(std::time::Duration::from_secs(900)));
+        assert_eq!(file.keep_revisions, Some(5));
+        assert_eq!(file.build.context, Some(PathBuf::from("app")));
+        assert_eq!(file.build.args["RAILS_ENV"], "production");
+        assert_eq!(file.build.tags, vec!["latest"]);
+        let names: Vec<_> = file.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["web", "worker"]);
+        assert_eq!(file.services[0].containers, vec!["web"]);
         assert_eq!(
-            args.watch.timeout,
-            std::time::Duration::from_secs(120),
-            "the flag wins"
-        );
-        assert_eq!(args.keep_revisions, Some(5));
-        assert_eq!(args.build.context, PathBuf::from("app"));
-        assert_eq!(args.build.build_args, vec!["RAILS_ENV=production"]);
-        assert_eq!(
-            args.service_containers,
-            vec![("web".to_string(), vec!["web".to_string()])]
-        );
-        assert_eq!(
-            args.pre_deploy[0].command.args(),
+            file.pre_deploy[0].command.args(),
             vec!["bin/rails", "db:migrate"]
         );
     }
@@ -316,11 +244,15 @@ command = "bin/rails db:migrate"
         )
         .unwrap_err();
         assert!(err.message.contains("line 3"), "{}", err.message);
-        let file = parse("rollback = \"sometimes\"\n", Path::new("d.toml")).unwrap();
-        let (mut args, _) = deploy_args(&[]);
-        assert!(apply(&file, &mut args, &mut None, |_| false).is_err());
-        let both = parse("image = \"a\"\nrepository = \"b\"\n", Path::new("d.toml")).unwrap();
-        let err = apply(&both, &mut args, &mut None, |_| false).unwrap_err();
-        assert!(err.message.contains("both"), "{}", err.message);
+        assert!(parse("rollback = \"sometimes\"\n", Path::new("d.toml")).is_err());
+        let err = parse("cluster = \"c\"\ntimeout = \"soon\"\n", Path::new("d.toml")).unwrap_err();
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        assert!(err.message.contains("timeout"), "{}", err.message);
+        let err = parse("keep-revisions = 0\n", Path::new("d.toml")).unwrap_err();
+        assert!(
+            err.message.contains("keep-revisions: keep at least 1"),
+            "{}",
+            err.message
+        );
     }
 }

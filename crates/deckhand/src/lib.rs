@@ -13,4 +13,5 @@ pub mod logging;
 pub mod output;
 pub mod redact;
 pub mod report;
+pub mod settings;
 pub mod signals;

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = runtime.block_on(cmd::run(cli, &matches, &reporter));
+    let outcome = runtime.block_on(cmd::run(cli, &reporter));
     match outcome {
         Ok(()) => {
             reporter.finish();

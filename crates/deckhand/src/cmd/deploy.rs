@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
-use crate::cli::{DeployArgs, GlobalArgs, RollbackMode};
+use crate::cli::{GlobalArgs, RollbackMode};
 use crate::cmd::push;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::deploy::verdict::{Failure, Verdict};
@@ -14,6 +14,7 @@ use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
 use crate::report::Reporter;
+use crate::settings::{DeploySettings, ImageSource};
 use crate::signals::Interrupts;
 
 /// The result object (stdout with `--output json`).
@@ -93,31 +94,13 @@ struct Unit {
 }
 
 /// Runs the deploy; the exit code follows the README's table.
-pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
-    let services = service_list(&args.target.services)?;
-    if services.len() > 1 && args.task_definition.is_some() {
-        return Err(Error::usage(
-            "--task-definition is one service's task definition: use it with one --service",
-        ));
-    }
-    let cluster = args.target.cluster.as_str();
-    // Everything the command line alone can get wrong is checked before any call.
-    let file_source = args
-        .task_definition
-        .as_deref()
-        .map(read_task_definition)
-        .transpose()?;
-    let push_settings = match (&args.image, &args.repository) {
-        (None, Some(repository)) => {
-            let mut s =
-                push::Settings::from_args(repository, &args.build, |k| std::env::var(k).ok())?;
-            s.dry_run = args.dry_run;
-            Some(s)
-        }
-        _ => None,
-    };
+pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeploySettings) -> Result<()> {
+    // Everything the command line alone can get wrong was checked in `DeploySettings::resolve`.
+    let services = args.service_names();
+    let cluster = args.cluster.as_str();
+    let file_source = &args.task_definition;
 
-    let config = aws::config::load(global.region.as_deref()).await?;
+    let config = aws::config::load(args.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
     r.stage(format!("{} in {cluster}", plural("service", &services)));
     // An unknown cluster or service fails here, before minutes of building.
@@ -131,10 +114,9 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeployArgs) -> Result
         )));
     }
 
-    let image = match (&push_settings, &args.image) {
-        (Some(s), _) => Image::pushed(&push::run(r, global, s).await?),
-        (None, Some(reference)) => Image::given(reference),
-        (None, None) => unreachable!("clap requires --image or --repository"),
+    let image = match &args.source {
+        ImageSource::Build(s) => Image::pushed(&push::run(r, global, s).await?),
+        ImageSource::Given(reference) => Image::given(reference),
     };
 
     let watcher = Watcher::new(r, &client, cluster, &args.watch);
@@ -179,11 +161,7 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeployArgs) -> Result
         for value in source.secret_values() {
             crate::redact::register(&value);
         }
-        let containers = args
-            .service_containers
-            .iter()
-            .find(|(name, _)| *name == before.name)
-            .map_or(&args.containers, |(_, c)| c);
+        let containers = args.containers_for(&before.name);
         let new = render(r, &before.name, &source, containers, &image)?;
         println_diff(r, &source.request(), &new.request());
         units.push(Unit {
@@ -326,21 +304,6 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeployArgs) -> Result
     }
 }
 
-/// The services named, each once.
-fn service_list(names: &[String]) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for n in names.iter().filter(|n| !n.is_empty()) {
-        if out.contains(n) {
-            return Err(Error::usage(format!("--service {n} is named twice")));
-        }
-        out.push(n.clone());
-    }
-    if out.is_empty() {
-        return Err(Error::usage("name at least one --service"));
-    }
-    Ok(out)
-}
-
 fn plural(word: &str, names: &[String]) -> String {
     match names {
         [one] => format!("{word} {one}"),
@@ -358,7 +321,7 @@ fn joined<'a>(parts: impl Iterator<Item = &'a String>) -> String {
 
 /// The deploy after the first UpdateService: watch, then keep, roll back, or hand over.
 struct Rollout<'a> {
-    args: &'a DeployArgs,
+    args: &'a DeploySettings,
     watcher: &'a Watcher<'a>,
     units: &'a [Unit],
     /// Events already shown (or there before the deploy).
@@ -612,16 +575,6 @@ pub async fn report_state(watcher: &Watcher<'_>, services: &[String]) {
         }
         Err(e) => r.warn(format!("the services' state could not be read: {e}")),
     }
-}
-
-fn read_task_definition(path: &std::path::Path) -> Result<TaskDef> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read --task-definition {}: {e}",
-            path.display()
-        ))
-    })?;
-    taskdef::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))
 }
 
 /// The task definition with the new image in the chosen containers and the deckhand tag.

@@ -8,85 +8,38 @@ pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
+use crate::settings::{DeploySettings, PushSettings, RollbackSettings, StatusSettings};
 
-/// Runs the parsed command line; `matches` tells which values the command line or the
-/// environment gave (the settings file fills in the rest).
-pub async fn run(
-    mut cli: Cli,
-    matches: &clap::ArgMatches,
-    r: &crate::report::Reporter,
-) -> Result<()> {
+/// Runs the parsed command line: its settings are resolved (and checked) first, then the command.
+pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
     match cli.command {
         Command::Push(args) => {
-            let settings = push::Settings::from_args(&args.repository, &args.build, |k| {
-                std::env::var(k).ok()
-            })?;
+            let settings = PushSettings::resolve(&args.repository, &args.build, env)?;
             let outcome = push::run(r, &cli.global, &settings).await?;
             r.result(&outcome, &format!("{}\n{}", outcome.image, outcome.pinned));
             Ok(())
         }
-        Command::Deploy(mut args) => {
-            let sub = matches.subcommand_matches("deploy").unwrap_or(matches);
-            settle_deploy_args(r, &mut args, &mut cli.global.region, sub)?;
-            deploy::run(r, &cli.global, &args).await
+        Command::Deploy(args) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let file = crate::config::load(args.config.as_deref(), &cwd)?;
+            let settings = DeploySettings::resolve(
+                &args,
+                cli.global.region.as_deref(),
+                file.as_ref().map(|(path, f)| (path.as_path(), f)),
+                env,
+            )?;
+            if let Some(path) = &settings.config_path {
+                r.step(format!("settings from {}", path.display()));
+            }
+            deploy::run(r, &cli.global, &settings).await
         }
         Command::Rollback(args) => {
-            args.target.check()?;
-            rollback::run(r, &cli.global, &args).await
+            rollback::run(r, &cli.global, &RollbackSettings::resolve(&args)?).await
         }
         Command::Status(args) => {
-            args.target.check()?;
-            status::run(r, &cli.global, &args).await
+            status::run(r, &cli.global, &StatusSettings::resolve(&args)?).await
         }
         Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }
-}
-
-/// Applies the settings file under the command line, then checks what a deploy needs.
-fn settle_deploy_args(
-    r: &crate::report::Reporter,
-    args: &mut crate::cli::DeployArgs,
-    region: &mut Option<String>,
-    matches: &clap::ArgMatches,
-) -> Result<()> {
-    use clap::parser::ValueSource;
-    let given = |id: &str| {
-        matches!(
-            matches
-                .try_get_raw(id)
-                .ok()
-                .flatten()
-                .and(matches.value_source(id)),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        )
-    };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    if let Some((path, file)) = crate::config::load(args.config.as_deref(), &cwd)? {
-        r.step(format!("settings from {}", path.display()));
-        crate::config::apply(&file, args, region, given)?;
-    }
-    if args.pre_deploy_command.is_none()
-        && (args.pre_deploy_family.is_some() || args.pre_deploy_container.is_some())
-    {
-        return Err(crate::error::Error::usage(
-            "--pre-deploy-family and --pre-deploy-container go with --pre-deploy COMMAND",
-        ));
-    }
-    if let Some(command) = &args.pre_deploy_command {
-        // The flag replaces the file's pre-deploy tasks; an empty family means the first
-        // service's.
-        args.pre_deploy = vec![crate::config::PreDeploy {
-            family: args.pre_deploy_family.clone().unwrap_or_default(),
-            command: crate::config::Command::Line(command.clone()),
-            container: args.pre_deploy_container.clone(),
-        }];
-    }
-    args.target.check()?;
-    if args.image.is_none() && args.repository.is_none() {
-        return Err(crate::error::Error::usage(
-            "name the image: --image IMAGE, or --repository REPO to build and push one \
-             (or `image` / `repository` in deckhand.toml)",
-        ));
-    }
-    Ok(())
 }

@@ -2,92 +2,17 @@
 //! is already done.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use bollard::Docker;
 
 use crate::aws::{self, ecr::Ecr};
-use crate::cli::{BuildArgs, GlobalArgs};
+use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
 use crate::git::{self, ShaSource};
 use crate::image::{build, context::Context, engine, push as registry};
 use crate::output::PushOutcome;
 use crate::report::Reporter;
-
-/// Validated `push` settings: what the rest of the command sees.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub repository: String,
-    pub context: PathBuf,
-    pub file: Option<PathBuf>,
-    pub build_args: HashMap<String, String>,
-    pub target: Option<String>,
-    pub extra_tags: Vec<String>,
-    pub sha: Option<String>,
-    pub registry: Option<String>,
-    pub create_repository: bool,
-    pub force: bool,
-    pub allow_dirty: bool,
-    /// Look, change nothing: no repository created, nothing built, pushed or tagged.
-    pub dry_run: bool,
-}
-
-impl Settings {
-    /// Checks every value once; `env` reads the process environment (injected for tests).
-    pub fn from_args(
-        repository: &str,
-        args: &BuildArgs,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self> {
-        validate_repository(repository)?;
-        let mut build_args = HashMap::new();
-        for raw in args.build_args.iter().filter(|s| !s.is_empty()) {
-            let (k, v) = match raw.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                // `--build-arg NAME` takes the value from the environment, as docker does.
-                None => match env(raw) {
-                    Some(v) => (raw.clone(), v),
-                    None => {
-                        return Err(Error::usage(format!(
-                            "--build-arg {raw}: expected KEY=VALUE, or the name of a set environment variable"
-                        )))
-                    }
-                },
-            };
-            if k.is_empty() {
-                return Err(Error::usage(format!(
-                    "--build-arg {raw}: the name is empty"
-                )));
-            }
-            build_args.insert(k, v);
-        }
-        let mut extra_tags = Vec::new();
-        for tag in args.tags.iter().filter(|s| !s.is_empty()) {
-            validate_tag(tag)?;
-            if !extra_tags.contains(tag) {
-                extra_tags.push(tag.clone());
-            }
-        }
-        let registry = match &args.registry {
-            Some(r) if !r.trim().is_empty() => Some(validate_registry(r)?),
-            _ => None,
-        };
-        Ok(Self {
-            repository: repository.to_string(),
-            context: args.context.clone(),
-            file: args.file.clone(),
-            build_args,
-            target: args.target.clone().filter(|t| !t.is_empty()),
-            extra_tags,
-            sha: args.sha.clone(),
-            registry,
-            create_repository: args.create_repository,
-            force: args.force,
-            allow_dirty: args.allow_dirty,
-            dry_run: false,
-        })
-    }
-}
+use crate::settings::PushSettings as Settings;
 
 /// What to do about the SHA tag, given what the registry already has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,55 +376,6 @@ async fn retag_in_registry(
     Ok(())
 }
 
-/// ECR repository names: lower-case segments separated by `/`, 2–256 characters.
-fn validate_repository(name: &str) -> Result<()> {
-    if aws::ecr::valid_repository_name(name) {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "--repository {name:?} is not a valid ECR repository name: use lower-case letters, digits, \
-             and . _ - / (e.g. team/web), 2 to 256 characters"
-        )))
-    }
-}
-
-/// Docker tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn validate_tag(tag: &str) -> Result<()> {
-    let ok = (1..=128).contains(&tag.len())
-        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "--tag {tag:?} is not a valid image tag: letters, digits, _ . - (not first), at most 128"
-        )))
-    }
-}
-
-/// `host[:port]`, with an `https://` or `http://` prefix tolerated and dropped.
-fn validate_registry(raw: &str) -> Result<String> {
-    let host = raw
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let ok = !host.is_empty()
-        && !host.contains('/')
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-    if ok {
-        Ok(host.to_string())
-    } else {
-        Err(Error::usage(format!(
-            "--registry {raw:?} is not a registry host: give HOST or HOST:PORT"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,60 +420,6 @@ mod tests {
                 "existing={existing:?} force={force} immutable={immutable} dirty={dirty}"
             );
         }
-    }
-
-    fn args() -> BuildArgs {
-        BuildArgs {
-            context: ".".into(),
-            file: None,
-            build_args: vec![],
-            target: None,
-            tags: vec![],
-            sha: None,
-            registry: None,
-            create_repository: false,
-            force: false,
-            allow_dirty: false,
-        }
-    }
-
-    #[test]
-    fn settings_validate_names_args_tags_and_registry() {
-        let no_env = |_: &str| None;
-        assert!(Settings::from_args("team/web", &args(), no_env).is_ok());
-        for bad in ["Team/web", "a", "web/", "/web", "we b", "-web"] {
-            let err = Settings::from_args(bad, &args(), no_env).unwrap_err();
-            assert_eq!(err.exit, crate::error::Exit::Usage, "{bad}");
-        }
-        let mut a = args();
-        a.build_args = vec!["A=1=2".into(), "FROM_ENV".into()];
-        let s =
-            Settings::from_args("web", &a, |k| (k == "FROM_ENV").then(|| "v".to_string())).unwrap();
-        assert_eq!(s.build_args["A"], "1=2");
-        assert_eq!(s.build_args["FROM_ENV"], "v");
-        a.build_args = vec!["UNSET".into()];
-        assert!(Settings::from_args("web", &a, no_env).is_err());
-
-        let mut a = args();
-        a.tags = vec!["latest".into(), "latest".into(), "v1.2".into()];
-        assert_eq!(
-            Settings::from_args("web", &a, no_env).unwrap().extra_tags,
-            vec!["latest", "v1.2"]
-        );
-        a.tags = vec![".bad".into()];
-        assert!(Settings::from_args("web", &a, no_env).is_err());
-
-        let mut a = args();
-        a.registry = Some("https://127.0.0.1:5000/".into());
-        assert_eq!(
-            Settings::from_args("web", &a, no_env)
-                .unwrap()
-                .registry
-                .as_deref(),
-            Some("127.0.0.1:5000")
-        );
-        a.registry = Some("host/path".into());
-        assert!(Settings::from_args("web", &a, no_env).is_err());
     }
 
     #[test]

@@ -5,13 +5,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
-use crate::cli::{GlobalArgs, RollbackArgs};
+use crate::cli::GlobalArgs;
 use crate::cmd::deploy::{explain, report_state};
 use crate::deploy::history;
 use crate::deploy::verdict::{self, Verdict};
 use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::error::{Error, Exit, Result};
 use crate::report::Reporter;
+use crate::settings::RollbackSettings;
 
 /// The result object (stdout with `--output json`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,15 +29,9 @@ pub struct RollbackResult {
 
 /// Runs the rollback: 0 when the service is stable on the target, 1 when nothing was changed,
 /// 4 when it was changed but is not confirmed stable.
-pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
-    let [service] = args.target.services.as_slice() else {
-        return Err(Error::usage("roll back one --service at a time"));
-    };
-    let cluster = args.target.cluster.as_str();
-    if let Some(spec) = &args.to {
-        // The syntax is checked before any call; the family comes from the service later.
-        history::resolve_to(spec, "family:1").map_err(Error::usage)?;
-    }
+pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackSettings) -> Result<()> {
+    let service = &args.service;
+    let cluster = args.cluster.as_str();
     let config = aws::config::load(global.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
 

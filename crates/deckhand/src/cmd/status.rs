@@ -5,11 +5,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{self, ecs};
-use crate::cli::{GlobalArgs, StatusArgs};
+use crate::cli::GlobalArgs;
 use crate::cmd::deploy::sha_of;
 use crate::deploy::verdict::DeploymentView;
 use crate::deploy::watch;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::settings::StatusSettings;
 
 /// The status object (stdout with `--output json`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -51,12 +52,10 @@ pub struct Event {
 pub async fn run(
     r: &crate::report::Reporter,
     global: &GlobalArgs,
-    args: &StatusArgs,
+    args: &StatusSettings,
 ) -> Result<()> {
-    let [service] = args.target.services.as_slice() else {
-        return Err(Error::usage("show one --service at a time"));
-    };
-    let cluster = args.target.cluster.as_str();
+    let service = &args.service;
+    let cluster = args.cluster.as_str();
     let config = aws::config::load(global.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
     let view = ecs::describe_service(&client, cluster, service).await?;

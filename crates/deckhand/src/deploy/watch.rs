@@ -131,7 +131,7 @@ impl<'a> Watcher<'a> {
         reporter: &'a Reporter,
         client: &'a Client,
         cluster: &'a str,
-        args: &crate::cli::WatchArgs,
+        args: &crate::settings::WatchSettings,
     ) -> Self {
         Watcher {
             reporter,

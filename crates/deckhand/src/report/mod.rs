@@ -465,7 +465,13 @@ mod tests {
         let md = std::fs::read_to_string(&summary).unwrap();
         assert!(md.contains("## deckhand deploy: failed"), "{md}");
         assert!(md.contains("**error:** the service nope"), "{md}");
-        let log = log.text();
+        // Other tests register secrets too: their masks may come first.
+        let log: String = log
+            .text()
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         assert_eq!(
             log,
             "::group::service nope in demo\n::endgroup::\n::error::the service nope does not exist in cluster demo\n"
