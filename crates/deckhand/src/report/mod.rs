@@ -273,18 +273,16 @@ impl Reporter {
 
     /// Ends a run that failed with `error` (exit `code`): the error in the log, outside any
     /// group; and when no result was given yet (a failure before anything changed, a usage
-    /// error), a `failed` result with the reason, so every result file tells what happened.
+    /// error), a `failed` result with the reason in every result file (stdout stays empty: a
+    /// script piping it sees no result, and the exit code says why).
     pub fn fail(&self, message: &str) {
         self.finish();
         self.error(message);
-        if !self.lock().published {
-            let result = serde_json::json!({"result": "failed", "reason": message});
-            self.result(&result, &format!("failed: {message}"));
-        }
+        self.record_failure(message);
     }
 
     /// A `failed` result with `message` in every result file, nothing on stdout or in the
-    /// log: for a command line clap refused, which clap itself explains.
+    /// log, unless a result was given already.
     pub fn record_failure(&self, message: &str) {
         let mut inner = self.lock();
         if std::mem::replace(&mut inner.published, true) {

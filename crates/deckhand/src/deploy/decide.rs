@@ -1,0 +1,158 @@
+//! The deploy's riskiest choices, as pure functions with table tests: what to do with each
+//! changed service once a deploy has failed, and which result and exit code an outcome is.
+
+use crate::cli::RollbackMode;
+use crate::error::Exit;
+
+/// What the service's PRIMARY deployment is when a failed deploy is about to be undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primary<'a> {
+    pub id: &'a str,
+    pub task_definition: &'a str,
+}
+
+/// What to do with one service whose new revision failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// ECS (its circuit breaker, or a person) is already taking it back to the target: watch
+    /// that deployment instead of starting another.
+    Follow { deployment: String },
+    /// Someone else's deployment replaced ours: never roll back over it; a person decides.
+    HandsOff { by: String },
+    /// `--rollback never`: leave it on the new revision; a person decides.
+    Leave,
+    /// Start a deployment of the target revision.
+    RollBack,
+}
+
+/// Decides how to undo a failed deploy on one service (pure). `ours` is the deployment
+/// deckhand started, `target` the revision that was live and verified before.
+pub fn undo(primary: Option<Primary<'_>>, ours: &str, target: &str, mode: RollbackMode) -> Undo {
+    match primary {
+        Some(p) if super::history::same_revision(p.task_definition, target) => Undo::Follow {
+            deployment: p.id.to_string(),
+        },
+        Some(p) if p.id != ours => Undo::HandsOff {
+            by: p.id.to_string(),
+        },
+        _ if mode == RollbackMode::Never => Undo::Leave,
+        _ => Undo::RollBack,
+    }
+}
+
+/// How a deploy ended, in the words of its result object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every service is stable on its new revision.
+    Deployed,
+    /// It failed and every changed service is back on its target, stable.
+    RolledBack,
+    /// It failed and at least one service is not confirmed healthy.
+    Failed,
+}
+
+impl Ending {
+    /// The `result` field.
+    pub fn result(self) -> &'static str {
+        match self {
+            Ending::Deployed => "deployed",
+            Ending::RolledBack => "rolled-back",
+            Ending::Failed => "failed",
+        }
+    }
+
+    /// The exit code the README promises for it.
+    pub fn exit(self) -> Exit {
+        match self {
+            Ending::Deployed => Exit::Success,
+            Ending::RolledBack => Exit::RolledBack,
+            Ending::Failed => Exit::NeedsPerson,
+        }
+    }
+}
+
+/// How a failed deploy ends (pure): rolled back (exit 3) only when every service that was
+/// changed is confirmed back and stable and none was left alone, unreadable or in doubt;
+/// anything else needs a person (exit 4).
+pub fn after_failure(rollbacks_confirmed: bool, any_left: bool) -> Ending {
+    if rollbacks_confirmed && !any_left {
+        Ending::RolledBack
+    } else {
+        Ending::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OURS: &str = "ecs-svc/2";
+    const TARGET: &str = "arn:aws:ecs:us-east-1:1:task-definition/web:1";
+
+    fn primary<'a>(id: &'a str, td: &'a str) -> Option<Primary<'a>> {
+        Some(Primary {
+            id,
+            task_definition: td,
+        })
+    }
+
+    #[test]
+    fn a_failed_service_is_followed_left_or_rolled_back() {
+        use RollbackMode::{Auto, Never};
+        let cases = [
+            // ECS's breaker is already going back to the target: follow it, whatever the mode.
+            (
+                primary("ecs-svc/3", "web:1"),
+                Auto,
+                Undo::Follow {
+                    deployment: "ecs-svc/3".into(),
+                },
+            ),
+            (
+                primary("ecs-svc/3", TARGET),
+                Never,
+                Undo::Follow {
+                    deployment: "ecs-svc/3".into(),
+                },
+            ),
+            // Another pipeline's deployment of another revision: hands off.
+            (
+                primary("ecs-svc/9", "web:7"),
+                Auto,
+                Undo::HandsOff {
+                    by: "ecs-svc/9".into(),
+                },
+            ),
+            (
+                primary("ecs-svc/9", "web:7"),
+                Never,
+                Undo::HandsOff {
+                    by: "ecs-svc/9".into(),
+                },
+            ),
+            // Ours is still primary: roll back, unless told never to.
+            (primary(OURS, "web:2"), Auto, Undo::RollBack),
+            (primary(OURS, "web:2"), Never, Undo::Leave),
+            // No primary to be seen: ours is the last deckhand knows of.
+            (None, Auto, Undo::RollBack),
+            (None, Never, Undo::Leave),
+        ];
+        for (p, mode, want) in cases {
+            assert_eq!(undo(p.clone(), OURS, TARGET, mode), want, "{p:?} {mode:?}");
+        }
+    }
+
+    #[test]
+    fn exit_3_only_when_every_changed_service_is_back() {
+        assert_eq!(after_failure(true, false), Ending::RolledBack);
+        assert_eq!(after_failure(true, true), Ending::Failed);
+        assert_eq!(after_failure(false, false), Ending::Failed);
+        assert_eq!(after_failure(false, true), Ending::Failed);
+        let codes: Vec<u8> = [Ending::Deployed, Ending::RolledBack, Ending::Failed]
+            .iter()
+            .map(|e| e.exit().code())
+            .collect();
+        assert_eq!(codes, vec![0, 3, 4]);
+        assert_eq!(Ending::RolledBack.result(), "rolled-back");
+    }
+}
