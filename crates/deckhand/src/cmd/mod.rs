@@ -1,4 +1,5 @@
-//! One module per subcommand; each turns validated settings into actions and a result.
+//! One module per subcommand; each turns validated settings into a pipeline call and its
+//! outcome into the result and exit code. Commands do not import each other.
 
 pub mod deploy;
 pub mod push;
@@ -13,12 +14,11 @@ use crate::settings::{DeploySettings, PushSettings, RollbackSettings, StatusSett
 /// Runs the parsed command line: its settings are resolved (and checked) first, then the command.
 pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
+    let region = cli.global.region.as_deref();
     match cli.command {
         Command::Push(args) => {
             let settings = PushSettings::resolve(&args.repository, &args.build, env)?;
-            let outcome = push::run(r, &cli.global, &settings).await?;
-            r.result(&outcome, &format!("{}\n{}", outcome.image, outcome.pinned));
-            Ok(())
+            push::run(r, region, &settings).await
         }
         Command::Deploy(args) => {
             let cwd = std::env::current_dir().unwrap_or_default();
@@ -32,14 +32,12 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
             if let Some(path) = &settings.config_path {
                 r.step(format!("settings from {}", path.display()));
             }
-            deploy::run(r, &cli.global, &settings).await
+            deploy::run(r, &settings).await
         }
         Command::Rollback(args) => {
-            rollback::run(r, &cli.global, &RollbackSettings::resolve(&args)?).await
+            rollback::run(r, region, &RollbackSettings::resolve(&args)?).await
         }
-        Command::Status(args) => {
-            status::run(r, &cli.global, &StatusSettings::resolve(&args)?).await
-        }
+        Command::Status(args) => status::run(r, region, &StatusSettings::resolve(&args)?).await,
         Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }
 }

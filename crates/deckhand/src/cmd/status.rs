@@ -5,8 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{self, ecs};
-use crate::cli::GlobalArgs;
-use crate::cmd::deploy::sha_of;
+use crate::deploy::pipeline::sha_of;
 use crate::deploy::verdict::DeploymentView;
 use crate::deploy::watch;
 use crate::error::Result;
@@ -51,12 +50,12 @@ pub struct Event {
 /// Prints the status of one service.
 pub async fn run(
     r: &crate::report::Reporter,
-    global: &GlobalArgs,
+    region: Option<&str>,
     args: &StatusSettings,
 ) -> Result<()> {
     let service = &args.service;
     let cluster = args.cluster.as_str();
-    let config = aws::config::load(global.region.as_deref()).await?;
+    let config = aws::config::load(region).await?;
     let client = aws_sdk_ecs::Client::new(&config);
     let view = ecs::describe_service(&client, cluster, service).await?;
     let td = ecs::describe_task_definition(&config, &view.task_definition).await?;

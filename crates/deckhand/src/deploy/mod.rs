@@ -2,7 +2,9 @@
 
 pub mod decide;
 pub mod history;
+pub mod pipeline;
 pub mod predeploy;
+pub mod rollback;
 pub mod taskdef;
 pub mod verdict;
 pub mod watch;

@@ -1,18 +1,19 @@
-//! `deckhand deploy`: register a revision with the new image for each service, update the
-//! services, watch our deployments to a verdict together, and when any fails roll every changed
-//! service back to its own last good revision.
+//! The deploy pipeline, its stages in order: find the services, build and push the image,
+//! wait for others' deployments, render and register a revision per service, run the
+//! pre-deploy gate, start the updates, watch our deployments to a verdict together, and when
+//! any fails roll every changed service back to its own last good revision and confirm it.
 
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
-use crate::cli::{GlobalArgs, RollbackMode};
-use crate::cmd::push;
+use crate::deploy::decide::{self, Ending, Primary, Undo};
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::deploy::verdict::{Failure, Verdict};
 use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
+use crate::image::publish;
 use crate::report::Reporter;
 use crate::settings::{DeploySettings, ImageSource};
 use crate::signals::Interrupts;
@@ -93,168 +94,61 @@ struct Unit {
     registered: String,
 }
 
-/// Runs the deploy; the exit code follows the README's table.
-pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeploySettings) -> Result<()> {
-    // Everything the command line alone can get wrong was checked in `DeploySettings::resolve`.
-    let services = args.service_names();
-    let cluster = args.cluster.as_str();
-    let file_source = &args.task_definition;
+/// How a deploy that got as far as changing something (or a dry run) ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: DeployResult,
+    pub exit: Exit,
+}
 
-    let config = aws::config::load(args.region.as_deref()).await?;
+/// Everything the stages share.
+struct Deploy<'a> {
+    r: &'a Reporter,
+    s: &'a DeploySettings,
+    config: &'a aws_config::SdkConfig,
+    client: &'a aws_sdk_ecs::Client,
+    watcher: Watcher<'a>,
+    services: Vec<String>,
+}
+
+/// Runs the deploy pipeline, its stages in order: preflight, build and push, settle, render,
+/// register, the pre-deploy gate, start, watch, and on failure roll back and confirm. An `Err`
+/// means nothing was changed (exit 1 or 2); once a service has changed, every ending is an
+/// [`Outcome`], with the exit code the README's table gives it.
+pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
+    let config = aws::config::load(s.region.as_deref()).await?;
     let client = aws_sdk_ecs::Client::new(&config);
-    r.stage(format!("{} in {cluster}", plural("service", &services)));
-    // An unknown cluster or service fails here, before minutes of building.
-    let found = ecs::describe_services(&client, cluster, &services).await?;
-    let mut names: Vec<&str> = found.iter().map(|v| v.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::usage(format!(
-            "the service {} is named twice (by name and by ARN)",
-            twice[0]
-        )));
-    }
-
-    let image = match &args.source {
-        ImageSource::Build(s) => Image::pushed(&push::run(r, global, s).await?),
-        ImageSource::Given(reference) => Image::given(reference),
+    let d = Deploy {
+        r,
+        s,
+        config: &config,
+        client: &client,
+        watcher: Watcher::new(r, &client, &s.cluster, &s.watch),
+        services: s.service_names(),
     };
-
-    let watcher = Watcher::new(r, &client, cluster, &args.watch);
+    let found = d.preflight().await?;
+    let image = d.image().await?;
     // From here a signal means "stop, and leave the services safe", not "die".
     let mut interrupts = Interrupts::new();
-    let befores = if args.dry_run {
-        // Nothing was built in a dry run: the first look is still current.
-        for v in &found {
-            if let Some(d) = crate::deploy::verdict::busy(&v.deployments) {
-                r.warn(format!(
-                    "a deployment is in progress on {}: {}. A real run would wait for it \
-                     (--wait-for-others).",
-                    v.name,
-                    watch::describe_deployment(d)
-                ));
-            }
-        }
-        found
-    } else {
-        watcher
-            .settled(&services, args.wait_for_others, &mut interrupts)
-            .await?
-    };
-
-    let mut units = Vec::new();
-    for before in &befores {
-        let target = before.task_definition.clone();
-        r.step(format!(
-            "{}: running {target} (the rollback target)",
-            before.name
-        ));
-        let source = match &file_source {
-            Some(td) => td.clone(),
-            None => taskdef::from_value(ecs::describe_task_definition(&config, &target).await?)
-                .map_err(|e| {
-                    Error::failed(format!(
-                        "{}'s task definition cannot be reused: {e}",
-                        before.name
-                    ))
-                })?,
-        };
-        for value in source.secret_values() {
-            crate::redact::register(&value);
-        }
-        let containers = args.containers_for(&before.name);
-        let new = render(r, &before.name, &source, containers, &image)?;
-        println_diff(r, &source.request(), &new.request());
-        units.push(Unit {
-            service: before.name.clone(),
-            target,
-            new,
-            registered: String::new(),
-        });
-    }
+    let befores = d.settle(found, &mut interrupts).await?;
+    let mut units = d.render(&befores, &image).await?;
     let mut result = DeployResult {
         image: image.reference.clone(),
         digest: image.digest.clone().unwrap_or_default(),
         sha: image.sha.clone().unwrap_or_default(),
         ..DeployResult::default()
     };
-
-    if args.dry_run {
+    if s.dry_run {
         r.step("dry run: nothing registered, no service changed");
         result.result = "dry-run".into();
-        return finish(r, result, Exit::Success);
+        return Ok(Outcome {
+            result,
+            exit: Exit::Success,
+        });
     }
-
-    // Every revision is registered before any service changes.
-    r.stage("register");
-    for u in &mut units {
-        let registered = ecs::register_task_definition(&config, &u.new.request()).await?;
-        r.step(format!("{}: registered {}", u.service, registered.arn));
-        u.registered = registered.arn;
-    }
-    if interrupts.arrived() {
-        return Err(Error::failed(
-            "interrupted before any service was changed; the registered revisions are not in use",
-        ));
-    }
-    // The migration gate: every pre-deploy task must succeed before any service changes.
-    let gate = predeploy::Context {
-        reporter: r,
-        config: &config,
-        client: &client,
-        cluster,
-        image: &image.reference,
-        sha: image.sha.as_deref(),
-        placement: &befores[0].placement,
-        poll: args.watch.poll,
-        timeout: args.watch.timeout,
-    };
-    for task in &args.pre_deploy {
-        let mut task = task.clone();
-        if task.family.is_empty() {
-            task.family = history::family_of(&units[0].target).to_string();
-        }
-        predeploy::run(&gate, &task, &mut interrupts).await?;
-    }
-    if !args.pre_deploy.is_empty() {
-        // The gate can take minutes: the services must still be as they were recorded.
-        let now = ecs::describe_services(&client, cluster, &services).await?;
-        for (view, u) in now.iter().zip(&units) {
-            let busy = crate::deploy::verdict::busy(&view.deployments);
-            if busy.is_some() || !history::same_revision(&view.task_definition, &u.target) {
-                return Err(Error::failed(format!(
-                    "{} changed while the pre-deploy task ran (now {}{}); deckhand changed no \
-                     service. Run again.",
-                    u.service,
-                    watch::short(&view.task_definition),
-                    busy.map(|d| format!(", {}", watch::describe_deployment(d)))
-                        .unwrap_or_default()
-                )));
-            }
-        }
-    }
-
-    r.stage("deploy");
-    let mut watched = Vec::new();
-    let mut start_error = None;
-    for u in &units {
-        match watcher.start(&u.service, &u.registered).await {
-            Ok(id) => {
-                r.step(format!("{}: deployment {id} started", u.service));
-                watched.push(Watched::new(&u.service, &id, &u.registered));
-            }
-            Err(e) if watched.is_empty() => return Err(e),
-            Err(e) => {
-                // Some services changed already: this is now a failed deploy to undo.
-                r.error(format!("{}: {e}", u.service));
-                // NeedsPerson: whether it took the update cannot be told.
-                start_error = Some(StartError {
-                    message: format!("{} could not be updated: {}", u.service, e.message),
-                    unknown: e.exit == Exit::NeedsPerson,
-                });
-                break;
-            }
-        }
-    }
+    d.register(&mut units, &mut interrupts).await?;
+    d.gate(&units, &befores, &image, &mut interrupts).await?;
+    let (watched, start_error) = d.start(&units).await?;
     result.services = units
         .iter()
         .map(|u| ServiceResult {
@@ -270,15 +164,18 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeploySettings) -> Re
         .collect();
     result.task_definition_arn = joined(result.services.iter().map(|s| &s.task_definition_arn));
     result.deployment_id = joined(result.services.iter().map(|s| &s.deployment_id));
-    if args.no_wait && start_error.is_none() {
+    if s.no_wait && start_error.is_none() {
         result.result = "started".into();
-        return finish(r, result, Exit::Success);
+        return Ok(Outcome {
+            result,
+            exit: Exit::Success,
+        });
     }
 
     // From here on services have been changed: an error is no longer "nothing changed".
     let rollout = Rollout {
-        args,
-        watcher: &watcher,
+        args: s,
+        watcher: &d.watcher,
         units: &units,
         seen: Seen::after(&befores),
     };
@@ -287,9 +184,10 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeploySettings) -> Re
         .follow(result, watched, start_error, &mut interrupts)
         .await
     {
-        // An error with the result unprinted: services were changed, so it needs a person.
-        Err(e) if e.exit == Exit::Failed => {
-            report_state(&watcher, &services).await;
+        Ok(outcome) => Ok(outcome),
+        // An error past the first change: services were changed, so it needs a person.
+        Err(e) => {
+            report_state(&d.watcher, &d.services).await;
             let failed = DeployResult {
                 result: "failed".into(),
                 reason: format!(
@@ -298,9 +196,204 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &DeploySettings) -> Re
                 ),
                 ..unfinished
             };
-            finish(r, failed, Exit::NeedsPerson)
+            Ok(Outcome {
+                result: failed,
+                exit: Exit::NeedsPerson,
+            })
         }
-        other => other,
+    }
+}
+
+impl Deploy<'_> {
+    /// Every service exists, each named once: an unknown cluster or service fails here, before
+    /// minutes of building.
+    async fn preflight(&self) -> Result<Vec<ecs::ServiceView>> {
+        let cluster = &self.s.cluster;
+        self.r.stage(format!(
+            "{} in {cluster}",
+            plural("service", &self.services)
+        ));
+        let found = ecs::describe_services(self.client, cluster, &self.services).await?;
+        let mut names: Vec<&str> = found.iter().map(|v| v.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::usage(format!(
+                "the service {} is named twice (by name and by ARN)",
+                twice[0]
+            )));
+        }
+        Ok(found)
+    }
+
+    /// The image going out: built and pushed now, or the one given.
+    async fn image(&self) -> Result<Image> {
+        Ok(match &self.s.source {
+            ImageSource::Build(p) => {
+                Image::pushed(&publish::run(self.r, self.s.region.as_deref(), p).await?)
+            }
+            ImageSource::Given(reference) => Image::given(reference),
+        })
+    }
+
+    /// Waits for other pipelines' deployments to finish; returns the services as they are
+    /// then. A dry run only says what a real one would wait for.
+    async fn settle(
+        &self,
+        found: Vec<ecs::ServiceView>,
+        interrupts: &mut Interrupts,
+    ) -> Result<Vec<ecs::ServiceView>> {
+        if !self.s.dry_run {
+            return self
+                .watcher
+                .settled(&self.services, self.s.wait_for_others, interrupts)
+                .await;
+        }
+        // Nothing was built in a dry run: the first look is still current.
+        for v in &found {
+            if let Some(d) = crate::deploy::verdict::busy(&v.deployments) {
+                self.r.warn(format!(
+                    "a deployment is in progress on {}: {}. A real run would wait for it \
+                     (--wait-for-others).",
+                    v.name,
+                    watch::describe_deployment(d)
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Each service's new revision, and what it changes, from its live task definition (or
+    /// the --task-definition file).
+    async fn render(&self, befores: &[ecs::ServiceView], image: &Image) -> Result<Vec<Unit>> {
+        let r = self.r;
+        let mut units = Vec::new();
+        for before in befores {
+            let target = before.task_definition.clone();
+            r.step(format!(
+                "{}: running {target} (the rollback target)",
+                before.name
+            ));
+            let live = || async {
+                let value = ecs::describe_task_definition(self.config, &target).await?;
+                taskdef::from_value(value).map_err(|e| {
+                    Error::failed(format!(
+                        "{}'s task definition cannot be reused: {e}",
+                        before.name
+                    ))
+                })
+            };
+            let source = match &self.s.task_definition {
+                Some(td) => td.clone(),
+                None => live().await?,
+            };
+            for value in source.secret_values() {
+                crate::redact::register(&value);
+            }
+            let containers = self.s.containers_for(&before.name);
+            let new = render(r, &before.name, &source, containers, image)?;
+            println_diff(r, &source.request(), &new.request());
+            units.push(Unit {
+                service: before.name.clone(),
+                target,
+                new,
+                registered: String::new(),
+            });
+        }
+        Ok(units)
+    }
+
+    /// Every revision is registered before any service changes.
+    async fn register(&self, units: &mut [Unit], interrupts: &mut Interrupts) -> Result<()> {
+        self.r.stage("register");
+        for u in units.iter_mut() {
+            let registered = ecs::register_task_definition(self.config, &u.new.request()).await?;
+            self.r
+                .step(format!("{}: registered {}", u.service, registered.arn));
+            u.registered = registered.arn;
+        }
+        if interrupts.arrived() {
+            return Err(Error::failed(
+                "interrupted before any service was changed; the registered revisions are not in use",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The migration gate: every pre-deploy task must succeed before any service changes, and
+    /// the services must still be as they were when the deploy began.
+    async fn gate(
+        &self,
+        units: &[Unit],
+        befores: &[ecs::ServiceView],
+        image: &Image,
+        interrupts: &mut Interrupts,
+    ) -> Result<()> {
+        let s = self.s;
+        if s.pre_deploy.is_empty() {
+            return Ok(());
+        }
+        let gate = predeploy::Context {
+            reporter: self.r,
+            config: self.config,
+            client: self.client,
+            cluster: &s.cluster,
+            image: &image.reference,
+            sha: image.sha.as_deref(),
+            placement: &befores[0].placement,
+            poll: s.watch.poll,
+            timeout: s.watch.timeout,
+        };
+        for task in &s.pre_deploy {
+            let mut task = task.clone();
+            if task.family.is_empty() {
+                task.family = history::family_of(&units[0].target).to_string();
+            }
+            predeploy::run(&gate, &task, interrupts).await?;
+        }
+        // The gate can take minutes: the services must still be as they were recorded.
+        let now = ecs::describe_services(self.client, &s.cluster, &self.services).await?;
+        for (view, u) in now.iter().zip(units) {
+            let busy = crate::deploy::verdict::busy(&view.deployments);
+            if busy.is_some() || !history::same_revision(&view.task_definition, &u.target) {
+                return Err(Error::failed(format!(
+                    "{} changed while the pre-deploy task ran (now {}{}); deckhand changed no \
+                     service. Run again.",
+                    u.service,
+                    watch::short(&view.task_definition),
+                    busy.map(|d| format!(", {}", watch::describe_deployment(d)))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the updates in order. If the first fails nothing changed (`Err`); if a later
+    /// one fails, the deploy is a failure to undo.
+    async fn start(&self, units: &[Unit]) -> Result<(Vec<Watched>, Option<StartError>)> {
+        self.r.stage("deploy");
+        let mut watched = Vec::new();
+        for u in units {
+            match self.watcher.start(&u.service, &u.registered).await {
+                Ok(id) => {
+                    self.r
+                        .step(format!("{}: deployment {id} started", u.service));
+                    watched.push(Watched::new(&u.service, &id, &u.registered));
+                }
+                Err(e) if watched.is_empty() => return Err(e),
+                Err(e) => {
+                    // Some services changed already: this is now a failed deploy to undo.
+                    self.r.error(format!("{}: {e}", u.service));
+                    let error = StartError {
+                        message: format!("{} could not be updated: {}", u.service, e.message),
+                        // Whether it took the update cannot be told.
+                        unknown: e.exit == Exit::NeedsPerson,
+                    };
+                    return Ok((watched, Some(error)));
+                }
+            }
+        }
+        Ok((watched, None))
     }
 }
 
@@ -342,7 +435,7 @@ impl Rollout<'_> {
         mut watched: Vec<Watched>,
         start_error: Option<StartError>,
         interrupted: &mut Interrupts,
-    ) -> Result<()> {
+    ) -> Result<Outcome> {
         let (args, watcher) = (self.args, self.watcher);
         let r = watcher.reporter;
         let deadline = Instant::now() + args.watch.timeout;
@@ -373,8 +466,11 @@ impl Rollout<'_> {
                     self.prune(keep as usize, u).await;
                 }
             }
-            result.result = "deployed".into();
-            return finish(r, result, Exit::Success);
+            result.result = Ending::Deployed.result().into();
+            return Ok(Outcome {
+                result,
+                exit: Ending::Deployed.exit(),
+            });
         }
 
         let unknown = start_error.as_ref().is_some_and(|e| e.unknown);
@@ -382,13 +478,13 @@ impl Rollout<'_> {
             (Some(e), _) => e.message.clone(),
             (None, Ended::Interrupted) => {
                 r.warn("interrupted while the deployment was unverified");
-                explain(&Failure::Interrupted)
+                Failure::Interrupted.explain()
             }
             (None, Ended::Decided) => watched
                 .iter()
                 .find_map(|w| {
                     w.failed()
-                        .map(|f| labelled(&w.service, &explain(f), &watched))
+                        .map(|f| labelled(&w.service, &f.explain(), &watched))
                 })
                 .unwrap_or_default(),
         };
@@ -426,32 +522,42 @@ impl Rollout<'_> {
                         continue;
                     }
                 };
-            let primary = view.deployments.iter().find(|d| d.status == "PRIMARY");
-            match primary {
-                // ECS's breaker (or a person) is already taking it back: follow that.
-                Some(p) if history::same_revision(&p.task_definition, target) => {
+            let primary = view
+                .deployments
+                .iter()
+                .find(|d| d.status == "PRIMARY")
+                .map(|d| Primary {
+                    id: &d.id,
+                    task_definition: &d.task_definition,
+                });
+            match decide::undo(primary, &w.deployment, target, args.rollback) {
+                Undo::Follow { deployment } => {
                     r.step(format!(
-                        "{}: going back to {target} ({}); watching it",
-                        w.service, p.id
+                        "{}: going back to {target} ({deployment}); watching it",
+                        w.service
                     ));
-                    back.push(Watched::new(&w.service, &p.id, target));
+                    back.push(Watched::new(&w.service, &deployment, target));
                 }
-                Some(p) if p.id != w.deployment => {
+                Undo::HandsOff { by } => {
+                    let by = view
+                        .deployments
+                        .iter()
+                        .find(|d| d.id == by)
+                        .map_or(by.clone(), watch::describe_deployment);
                     r.error(format!(
-                        "{}: another deployment took over ({}); deckhand does not roll back over it",
+                        "{}: another deployment took over ({by}); deckhand does not roll back over it",
                         w.service,
-                        watch::describe_deployment(p)
                     ));
                     left = true;
                 }
-                _ if args.rollback == RollbackMode::Never => {
+                Undo::Leave => {
                     r.error(format!(
                         "{}: --rollback never: left on the new revision",
                         w.service
                     ));
                     left = true;
                 }
-                _ => {
+                Undo::RollBack => {
                     r.stage(format!("rolling back {} to {target}", w.service));
                     match watcher.start(&w.service, target).await {
                         Ok(id) => {
@@ -472,51 +578,28 @@ impl Rollout<'_> {
         self.confirm(result, back, left, interrupted).await
     }
 
-    /// Watches the rollbacks: exit 3 if every changed service is back and stable, else 4. A
-    /// second signal stops the wait (CI sends SIGINT, then SIGTERM, before killing the job).
+    /// Watches the rollbacks: exit 3 if every changed service is back and stable, else 4.
     async fn confirm(
         mut self,
         mut result: DeployResult,
-        mut back: Vec<Watched>,
+        back: Vec<Watched>,
         left: bool,
         interrupted: &mut Interrupts,
-    ) -> Result<()> {
-        let r = self.watcher.reporter;
+    ) -> Result<Outcome> {
         let deadline = Instant::now() + self.args.watch.timeout;
-        let ended = if back.is_empty() {
-            Ended::Decided
-        } else {
-            self.watcher
-                .watch(&mut back, deadline, &mut self.seen, interrupted, false)
-                .await?
-        };
-        let confirmed = ended == Ended::Decided && back.iter().all(Watched::stable);
-        if confirmed && !left {
-            for w in &back {
-                r.verdict(format!(
-                    "rolled back: {} is stable on {}",
-                    w.service, w.task_definition
-                ));
-            }
-            result.result = "rolled-back".into();
-            result.rolled_back = true;
-            return finish(r, result, Exit::RolledBack);
+        let unconfirmed =
+            confirm(self.watcher, back, deadline, &mut self.seen, interrupted).await?;
+        let ending = decide::after_failure(unconfirmed.is_empty(), left);
+        result.rolled_back = ending == Ending::RolledBack;
+        if ending != Ending::RolledBack {
+            let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
+            report_state(self.watcher, &services).await;
         }
-        for w in &back {
-            let why = match (&w.verdict, ended) {
-                (Some(Verdict::Stable { .. }), _) => continue,
-                (Some(Verdict::Failed(f)), _) => explain(f),
-                (_, Ended::Interrupted) => "the wait was interrupted".to_string(),
-                _ => "unknown".to_string(),
-            };
-            r.error(format!(
-                "{}: the rollback to {} ({}) was not confirmed: {why}",
-                w.service, w.task_definition, w.deployment
-            ));
-        }
-        let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
-        report_state(self.watcher, &services).await;
-        finish(r, result, Exit::NeedsPerson)
+        result.result = ending.result().into();
+        Ok(Outcome {
+            result,
+            exit: ending.exit(),
+        })
     }
 
     /// `--keep-revisions`: deregisters old revisions of a unit's family. The deploy has
@@ -544,6 +627,49 @@ impl Rollout<'_> {
             }
         }
     }
+}
+
+/// The confirm stage, for a deploy's rollbacks and for `deckhand rollback`: watches each
+/// rollback deployment in `back` to a verdict (a second signal stops the wait: CI sends SIGINT,
+/// then SIGTERM, before killing the job), and says for each whether it is back and stable.
+/// Returns why each one that is not confirmed is not (empty: all are back).
+pub async fn confirm(
+    watcher: &Watcher<'_>,
+    mut back: Vec<Watched>,
+    deadline: Instant,
+    seen: &mut Seen,
+    interrupted: &mut Interrupts,
+) -> Result<Vec<String>> {
+    let r = watcher.reporter;
+    let ended = if back.is_empty() {
+        Ended::Decided
+    } else {
+        watcher
+            .watch(&mut back, deadline, seen, interrupted, false)
+            .await?
+    };
+    let mut unconfirmed = Vec::new();
+    for w in &back {
+        let why = match (&w.verdict, ended) {
+            (Some(Verdict::Stable { .. }), Ended::Decided) => {
+                r.verdict(format!(
+                    "rolled back: {} is stable on {}",
+                    w.service, w.task_definition
+                ));
+                continue;
+            }
+            (Some(Verdict::Failed(f)), _) => f.explain(),
+            (_, Ended::Interrupted) => "the wait was interrupted".to_string(),
+            _ => "unknown".to_string(),
+        };
+        let line = format!(
+            "{}: the rollback to {} ({}) was not confirmed: {why}",
+            w.service, w.task_definition, w.deployment
+        );
+        r.error(line.clone());
+        unconfirmed.push(line);
+    }
+    Ok(unconfirmed)
 }
 
 /// `reason`, prefixed with the service when several were deployed.
@@ -615,48 +741,6 @@ fn println_diff(r: &Reporter, old: &serde_json::Value, new: &serde_json::Value) 
         r.step("task definition: no change besides a new revision");
     } else {
         r.step(format!("task definition change:\n{d}"));
-    }
-}
-
-/// One sentence on why the deploy failed.
-pub fn explain(f: &Failure) -> String {
-    match f {
-        Failure::RolloutFailed { reason } => format!("ECS marked the deployment FAILED ({reason})"),
-        Failure::RolledBackByEcs { to } => {
-            format!("ECS's circuit breaker failed the deployment and rolled back to {to}")
-        }
-        Failure::TasksFailing { count, last_reason } => {
-            format!("{count} tasks of the new revision stopped; the last: {last_reason}")
-        }
-        Failure::Unplaceable { events } => {
-            format!("ECS could not place the new tasks ({events} \"unable to place\" events)")
-        }
-        Failure::Replaced { by } => format!("another deployment ({by}) replaced ours"),
-        Failure::TimedOut => "the deployment did not become stable in time".to_string(),
-        Failure::Interrupted => {
-            "deckhand was interrupted (SIGINT/SIGTERM) before the deployment was verified"
-                .to_string()
-        }
-    }
-}
-
-/// Prints the result and turns the exit code into the command's outcome.
-fn finish(r: &Reporter, result: DeployResult, exit: Exit) -> Result<()> {
-    let text = format!("{} {}", result.result, result.task_definition_arn);
-    r.result(&result, text.trim_end());
-    match exit {
-        Exit::Success => Ok(()),
-        Exit::RolledBack => Err(Error {
-            exit,
-            message: format!("the deploy failed and was rolled back: {}", result.reason),
-        }),
-        _ => Err(Error {
-            exit,
-            message: format!(
-                "the deploy failed and the service is not confirmed healthy: {}",
-                result.reason
-            ),
-        }),
     }
 }
 

@@ -1,15 +1,14 @@
-//! `deckhand rollback`: put a service back on its last good revision (or the one asked for)
-//! and watch that deployment like any other; for the person paged at 3 a.m.
+//! The manual rollback (`deckhand rollback`): put a service back on its last good revision (or
+//! the one asked for) and confirm it like a deploy's rollback; for the person paged at 3 a.m.
 
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
-use crate::cli::GlobalArgs;
-use crate::cmd::deploy::{explain, report_state};
 use crate::deploy::history;
-use crate::deploy::verdict::{self, Verdict};
-use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
+use crate::deploy::pipeline::{confirm, report_state};
+use crate::deploy::verdict;
+use crate::deploy::watch::{self, Seen, Watched, Watcher};
 use crate::error::{Error, Exit, Result};
 use crate::report::Reporter;
 use crate::settings::RollbackSettings;
@@ -27,12 +26,25 @@ pub struct RollbackResult {
     pub reason: String,
 }
 
-/// Runs the rollback: 0 when the service is stable on the target, 1 when nothing was changed,
-/// 4 when it was changed but is not confirmed stable.
-pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackSettings) -> Result<()> {
+/// How a rollback that was started (or found unnecessary) ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: RollbackResult,
+    pub exit: Exit,
+}
+
+/// The manual rollback pipeline: find the service, choose the target, start the rollback and
+/// confirm it with the deploy's own confirm stage. `Err`: nothing was changed (exit 1 or 2);
+/// `Ok` with exit 0 when the service is stable on the target, 4 when it was changed but is not
+/// confirmed stable.
+pub async fn rollback(
+    r: &Reporter,
+    region: Option<&str>,
+    args: &RollbackSettings,
+) -> Result<Outcome> {
     let service = &args.service;
     let cluster = args.cluster.as_str();
-    let config = aws::config::load(global.region.as_deref()).await?;
+    let config = aws::config::load(region).await?;
     let client = aws_sdk_ecs::Client::new(&config);
 
     r.stage(format!("service {service} in {cluster}"));
@@ -66,6 +78,7 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackSettings) -> 
         previous_task_definition_arn: current.clone(),
         ..RollbackResult::default()
     };
+    let done = |result: RollbackResult, exit: Exit| Ok(Outcome { result, exit });
 
     let busy = verdict::busy(&view.deployments);
     if history::same_revision(&target, &current) && busy.is_none() {
@@ -73,7 +86,7 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackSettings) -> 
             "the service already runs {target} and no deployment is in progress: nothing to do"
         ));
         result.result = "unchanged".into();
-        return finish(r, result, Exit::Success);
+        return done(result, Exit::Success);
     }
     if let Some(d) = busy {
         // A person asked for this: a rollback may replace a deployment that is going wrong.
@@ -91,50 +104,22 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, args: &RollbackSettings) -> 
     result.deployment_id = deployment.clone();
     if args.no_wait {
         result.result = "started".into();
-        return finish(r, result, Exit::Success);
+        return done(result, Exit::Success);
     }
 
     let deadline = Instant::now() + args.watch.timeout;
-    let mut watched = [Watched::new(service, &deployment, &target)];
-    let ended = watcher
-        .watch(
-            &mut watched,
-            deadline,
-            &mut Seen::after(std::slice::from_ref(&view)),
-            &mut interrupted,
-            true,
-        )
-        .await;
-    let why = match (ended, &watched[0].verdict) {
-        (Ok(Ended::Decided), Some(Verdict::Stable { .. })) => {
-            r.stage(format!("rolled back: the service is stable on {target}"));
+    let back = vec![Watched::new(service, &deployment, &target)];
+    let mut seen = Seen::after(std::slice::from_ref(&view));
+    let why = match confirm(&watcher, back, deadline, &mut seen, &mut interrupted).await {
+        Ok(unconfirmed) if unconfirmed.is_empty() => {
             result.result = "rolled-back".into();
-            return finish(r, result, Exit::Success);
+            return done(result, Exit::Success);
         }
-        (Ok(Ended::Decided), Some(Verdict::Failed(f))) => explain(f),
-        (Ok(_), _) => "the wait was interrupted".to_string(),
-        (Err(e), _) => e.message,
+        Ok(unconfirmed) => unconfirmed.join("; "),
+        Err(e) => e.message,
     };
-    r.error(format!(
-        "the rollback to {target} ({deployment}) was not confirmed: {why}"
-    ));
     report_state(&watcher, std::slice::from_ref(service)).await;
     result.result = "failed".into();
     result.reason = why;
-    finish(r, result, Exit::NeedsPerson)
-}
-
-fn finish(r: &Reporter, result: RollbackResult, exit: Exit) -> Result<()> {
-    let text = format!("{} {}", result.result, result.task_definition_arn);
-    r.result(&result, &text);
-    match exit {
-        Exit::Success => Ok(()),
-        _ => Err(Error {
-            exit,
-            message: format!(
-                "the rollback was started but the service is not confirmed healthy: {}",
-                result.reason
-            ),
-        }),
-    }
+    done(result, Exit::NeedsPerson)
 }

@@ -87,6 +87,32 @@ pub enum Failure {
     Interrupted,
 }
 
+impl Failure {
+    /// One sentence on why the deploy failed.
+    pub fn explain(&self) -> String {
+        match self {
+            Failure::RolloutFailed { reason } => {
+                format!("ECS marked the deployment FAILED ({reason})")
+            }
+            Failure::RolledBackByEcs { to } => {
+                format!("ECS's circuit breaker failed the deployment and rolled back to {to}")
+            }
+            Failure::TasksFailing { count, last_reason } => {
+                format!("{count} tasks of the new revision stopped; the last: {last_reason}")
+            }
+            Failure::Unplaceable { events } => {
+                format!("ECS could not place the new tasks ({events} \"unable to place\" events)")
+            }
+            Failure::Replaced { by } => format!("another deployment ({by}) replaced ours"),
+            Failure::TimedOut => "the deployment did not become stable in time".to_string(),
+            Failure::Interrupted => {
+                "deckhand was interrupted (SIGINT/SIGTERM) before the deployment was verified"
+                    .to_string()
+            }
+        }
+    }
+}
+
 /// The watcher's answer for one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -4,4 +4,5 @@ pub mod build;
 pub mod context;
 pub mod engine;
 pub mod ignore;
+pub mod publish;
 pub mod push;

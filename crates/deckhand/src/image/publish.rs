@@ -1,12 +1,11 @@
-//! `deckhand push`: source tree → image in ECR tagged with the commit SHA, skipping work that
-//! is already done.
+//! The build-and-push pipeline (`deckhand push`, and `deckhand deploy` without --image): source
+//! tree → image in ECR tagged with the commit SHA, skipping work that is already done.
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 
 use crate::aws::{self, ecr::Ecr};
-use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
 use crate::git::{self, ShaSource};
 use crate::image::{build, context::Context, engine, push as registry};
@@ -62,7 +61,7 @@ pub fn sha_tag(sha: &str, dirty: bool) -> String {
 }
 
 /// Runs the push pipeline.
-pub async fn run(r: &Reporter, global: &GlobalArgs, s: &Settings) -> Result<PushOutcome> {
+pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<PushOutcome> {
     let context = Context::prepare(&s.context, s.file.as_deref())?;
 
     r.stage("commit");
@@ -79,7 +78,7 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, s: &Settings) -> Result<Push
     ));
 
     r.stage("ECR");
-    let config = aws::config::load(global.region.as_deref()).await?;
+    let config = aws::config::load(region).await?;
     let account = aws::sts::account_id(&config).await?;
     let ecr = Ecr::new(&config, &account);
     let (repository, exists) = match ecr.repository(&s.repository).await? {
@@ -181,7 +180,19 @@ pub async fn run(r: &Reporter, global: &GlobalArgs, s: &Settings) -> Result<Push
         }
         Plan::Build => {
             let d = docker_or_connect(&mut docker).await?;
-            let digest = build_and_push(r, d, context, s, &sha, &uri, &tags, &login).await?;
+            let digest = build_and_push(
+                r,
+                d,
+                context,
+                s,
+                &sha,
+                Destination {
+                    uri: &uri,
+                    tags: &tags,
+                    login: &login,
+                },
+            )
+            .await?;
             (digest, false)
         }
     };
@@ -260,16 +271,22 @@ async fn docker_or_connect(docker: &mut Option<Docker>) -> Result<&Docker> {
     Ok(docker.as_ref().expect("just set"))
 }
 
+/// Where a build goes: the repository, its tags, the login.
+struct Destination<'a> {
+    uri: &'a str,
+    tags: &'a [String],
+    login: &'a registry::Login,
+}
+
 async fn build_and_push(
     r: &Reporter,
     docker: &Docker,
     context: Context,
     s: &Settings,
     sha: &str,
-    uri: &str,
-    tags: &[String],
-    login: &registry::Login,
+    to: Destination<'_>,
 ) -> Result<String> {
+    let Destination { uri, tags, login } = to;
     r.stage("build");
     if let Some(file) = &context.ignore_file {
         r.step(format!("ignore rules from {}", file.display()));
