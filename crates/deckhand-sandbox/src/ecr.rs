@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::ecs::ApiError;
-use super::model::Time;
+use crate::Time;
 
 /// One image manifest in a repository.
 #[derive(Debug, Clone)]

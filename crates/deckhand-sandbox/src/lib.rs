@@ -128,6 +128,9 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
+/// A point in time: seconds since the epoch, as ECS reports times.
+pub type Time = f64;
+
 /// Seconds since the epoch, as ECS reports times.
 pub fn now() -> f64 {
     std::time::SystemTime::now()

@@ -5,8 +5,13 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{json, Value};
 
-/// Seconds since the epoch, as ECS timestamps are sent.
-pub type Time = f64;
+pub use crate::Time;
+
+/// The circuit breaker's failed-task threshold for `desired` tasks, as AWS documents it:
+/// half the desired count, rounded up, at least 3 and at most 200.
+pub fn breaker_threshold(desired: u32) -> u32 {
+    desired.div_ceil(2).clamp(3, 200)
+}
 
 /// Most events a service keeps, newest first, as ECS does.
 pub const MAX_EVENTS: usize = 100;
@@ -408,7 +413,7 @@ impl Service {
             "deploymentCircuitBreaker": {
                 "status": if !self.breaker.enable { "DISABLED" } else if d.rollout == Rollout::Failed { "TRIGGERED" } else if d.rollout == Rollout::InProgress { "MONITORING" } else { "MONITORING_COMPLETE" },
                 "failureCount": d.failed_tasks,
-                "threshold": super::scheduler::breaker_threshold(d.desired_count),
+                "threshold": breaker_threshold(d.desired_count),
             },
         });
         if status != "IN_PROGRESS" && status != "ROLLBACK_IN_PROGRESS" {

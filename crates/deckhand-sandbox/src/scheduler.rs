@@ -1,7 +1,7 @@
 //! The ECS rolling-update scheduler as pure decisions: given a service and its live tasks,
 //! which tasks to start and stop, and when a deployment is complete or has failed.
 
-use super::model::{Deployment, Rollout, Service, Task, Time};
+use super::model::{breaker_threshold, Deployment, Rollout, Service, Task, Time};
 
 /// One thing the runner should do for a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +22,6 @@ pub enum Action {
     Unplaceable {
         task_definition: String,
     },
-}
-
-/// The circuit breaker's failed-task threshold for `desired` tasks, as AWS documents it:
-/// half the desired count, rounded up, at least 3 and at most 200.
-pub fn breaker_threshold(desired: u32) -> u32 {
-    desired.div_ceil(2).clamp(3, 200)
 }
 
 /// True once `deployment` has failed enough tasks to trip the breaker.

@@ -235,3 +235,97 @@ async fn the_ecr_token_and_secret_env_values_reach_no_output_in_any_mode() {
     );
     sandbox.stop().await;
 }
+
+/// The four result outputs of a run in GitHub mode, as (report JSON, dotenv, step outputs,
+/// summary), for a run whose files live in `dir`.
+fn result_files(
+    dir: &std::path::Path,
+) -> (serde_json::Value, String, HashMap<String, String>, String) {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} was not written: {e}"))
+    };
+    (
+        serde_json::from_str(&read("r.json")).unwrap(),
+        read("d.env"),
+        github_outputs(&read("output")),
+        read("summary.md"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_before_any_change_still_writes_every_result_file() {
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    // Stale files from an earlier run must not survive as this run's result.
+    std::fs::write(path("r.json"), r#"{"result": "deployed"}"#).unwrap();
+    std::fs::write(path("d.env"), "DECKHAND_RESULT=deployed\n").unwrap();
+    let (report, dotenv, output, summary) = (
+        path("r.json"),
+        path("d.env"),
+        path("output"),
+        path("summary.md"),
+    );
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", output.as_str()),
+        ("GITHUB_STEP_SUMMARY", summary.as_str()),
+    ];
+    let args = [
+        "deploy",
+        "--cluster",
+        "c",
+        "--service",
+        "nope",
+        "--image",
+        "x:1",
+        "--report",
+        &report,
+        "--dotenv",
+        &dotenv,
+    ];
+    let run = run_with_env(&sandbox, None, &args, &env).await;
+    run.expect_code(1);
+    let (json, env_file, outputs, md) = result_files(dir.path());
+    assert_eq!(json["result"], "failed", "{json}");
+    let reason = json["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("nope"),
+        "the reason names the service: {reason}"
+    );
+    assert!(env_file.contains("DECKHAND_RESULT=failed\n"), "{env_file}");
+    assert!(env_file.contains("DECKHAND_REASON="), "{env_file}");
+    assert_eq!(outputs["result"], "failed");
+    assert_eq!(outputs["reason"], reason);
+    assert!(md.contains("## deckhand deploy: failed"), "{md}");
+    assert!(md.contains(&format!("**Why:** {reason}")), "{md}");
+    assert!(run.stderr.contains("::error::"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "no result on stdout: {}", run.stdout);
+
+    // A command line clap refuses (exit 2) writes them too.
+    let refused = crate::bed::deckhand(
+        dir.path(),
+        &[
+            "deploy",
+            "--cluster",
+            "c",
+            "--report",
+            &report,
+            "--dotenv",
+            &dotenv,
+            "--rollback",
+            "sometimes",
+        ],
+        &env,
+    );
+    refused.expect_code(2);
+    let (json, env_file, _, _) = result_files(dir.path());
+    assert_eq!(json["result"], "failed", "{json}");
+    assert!(
+        json["reason"].as_str().unwrap().contains("sometimes"),
+        "{json}"
+    );
+    assert!(env_file.contains("DECKHAND_RESULT=failed\n"), "{env_file}");
+    sandbox.stop().await;
+}
