@@ -176,11 +176,9 @@ mod typed {
     }
 }
 
+/// A file that sets every kind of setting, for tests here and in `settings`.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FULL: &str = r#"
+pub(crate) const FULL_EXAMPLE: &str = r#"
 cluster = "production"
 region = "eu-west-1"
 repository = "team/app"
@@ -204,9 +202,13 @@ family = "migrate"
 command = "bin/rails db:migrate"
 "#;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     #[test]
     fn a_full_file_is_typed() {
-        let file = parse(FULL, Path::new("deckhand.toml")).unwrap();
+        let file = parse(FULL_EXAMPLE, Path::new("deckhand.toml")).unwrap();
         assert_eq!(file.cluster.as_deref(), Some("production"));
         assert_eq!(file.region.as_deref(), Some("eu-west-1"));
         assert_eq!(file.repository.as_deref(), Some("team/app"));
