@@ -5,12 +5,21 @@
 //! dependency is still masked.
 
 use std::io::{self, Write};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
-/// Longest first, so a secret that contains another is masked whole.
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
-/// The same secrets in the order they were registered, for [`registered_since`].
-static ORDER: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Every secret of the process. Global on purpose: a secret can surface in any error text,
+/// from any library, at any depth, and must be masked wherever it is written.
+static SECRETS: RwLock<Registry> = RwLock::new(Registry {
+    longest_first: Vec::new(),
+    in_order: Vec::new(),
+});
+
+struct Registry {
+    /// Longest first, so a secret that contains another is masked whole.
+    longest_first: Vec<String>,
+    /// The order they were registered in, for [`registered_since`].
+    in_order: Vec<String>,
+}
 
 /// The text that replaces a secret in output.
 pub const MASK: &str = "***";
@@ -22,20 +31,20 @@ pub fn register(secret: &str) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| s == secret) {
-        secrets.push(secret.to_string());
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        ORDER
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(secret.to_string());
+    if !secrets.in_order.iter().any(|s| s == secret) {
+        secrets.in_order.push(secret.to_string());
+        secrets.longest_first.push(secret.to_string());
+        secrets
+            .longest_first
+            .sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 }
 
 /// The secrets registered after the first `seen`, and how many there are now: a log that
 /// can tell its reader to mask values (GitHub's `::add-mask::`) announces each once.
 pub fn registered_since(seen: usize) -> (Vec<String>, usize) {
-    let order = ORDER.read().unwrap_or_else(|e| e.into_inner());
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let order = &secrets.in_order;
     (order.iter().skip(seen).cloned().collect(), order.len())
 }
 
@@ -43,7 +52,7 @@ pub fn registered_since(seen: usize) -> (Vec<String>, usize) {
 pub fn redact(text: &str) -> String {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     let mut out = text.to_string();
-    for s in secrets.iter() {
+    for s in secrets.longest_first.iter() {
         if out.contains(s.as_str()) {
             out = out.replace(s.as_str(), MASK);
         }
@@ -95,11 +104,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-static STDOUT_LOCK: Mutex<()> = Mutex::new(());
-
 /// Prints a line on stdout (results for scripts), redacted.
 pub fn println_stdout(line: &str) {
-    let _guard = STDOUT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let stdout = io::stdout();
     let mut lock = stdout.lock();
     // A closed stdout (e.g. `| head -1`) is not worth a panic.

@@ -1,10 +1,11 @@
 //! How a run reports: typed [`Event`]s go to one [`Reporter`], passed explicitly to the code
 //! that does the work; renderers at the edge dress them for a terminal, GitHub or GitLab, and
-//! the result object goes to stdout and every result file, on every exit.
+//! the result object (the JSON renderer) goes to stdout and every result file, on every exit.
 
 pub mod event;
 pub mod github;
 pub mod gitlab;
+pub mod json;
 pub mod text;
 
 use std::io::Write;
@@ -266,7 +267,7 @@ impl Reporter {
         self.publish(&value);
         let line = match self.output {
             OutputFormat::Text => text.to_string(),
-            OutputFormat::Json => value.to_string(),
+            OutputFormat::Json => json::line(&value),
         };
         crate::redact::println_stdout(&line);
     }
@@ -306,8 +307,7 @@ impl Reporter {
         let redacted = |text: String| crate::redact::redact(&text);
         let mut writes: Vec<(&PathBuf, String, bool)> = Vec::new();
         if let Some(p) = &sinks.report {
-            let json = serde_json::to_string_pretty(result).expect("plain data serializes");
-            writes.push((p, redacted(json + "\n"), false));
+            writes.push((p, redacted(json::file(result)), false));
         }
         if let Some(p) = &sinks.dotenv {
             writes.push((p, redacted(gitlab::dotenv(result)), false));
