@@ -5,3 +5,4 @@ pub mod context;
 pub mod engine;
 pub mod ignore;
 pub mod push;
+pub mod reference;
