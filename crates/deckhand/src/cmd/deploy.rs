@@ -14,6 +14,7 @@ use crate::deploy::verdict::{Failure, Verdict};
 use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
+use crate::image::reference::ImageRef;
 use crate::signals::Interrupts;
 
 /// The result object (stdout with `--output json`).
@@ -59,10 +60,11 @@ struct Image {
 impl Image {
     /// `--image` as given: the SHA from a `deckhand push` tag, the digest from `@sha256:…`.
     fn given(reference: &str) -> Self {
+        let parsed = ImageRef::parse(reference).ok();
         Image {
             reference: reference.to_string(),
-            sha: sha_of(reference).map(str::to_string),
-            digest: reference.split_once('@').map(|(_, d)| d.to_string()),
+            sha: parsed.as_ref().and_then(|r| r.sha()).map(str::to_string),
+            digest: parsed.as_ref().and_then(|r| r.digest()).map(str::to_string),
         }
     }
 
@@ -632,14 +634,6 @@ fn render(
     Ok(new)
 }
 
-/// The commit SHA in an image reference tagged by `deckhand push` (`repo:<40 hex>`).
-pub fn sha_of(image: &str) -> Option<&str> {
-    let (_, tag) = image.split('@').next()?.rsplit_once(':')?;
-    let tag = tag.strip_suffix("-dirty").unwrap_or(tag);
-    ((tag.len() == 40 || tag.len() == 64) && tag.chars().all(|c| c.is_ascii_hexdigit()))
-        .then_some(tag)
-}
-
 fn println_diff(old: &serde_json::Value, new: &serde_json::Value) {
     let d = taskdef::diff(old, new);
     if d.is_empty() {
@@ -696,23 +690,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sha_is_read_from_a_push_tag() {
-        let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(sha_of(&format!("127.0.0.1:5000/web:{sha}")), Some(sha));
-        assert_eq!(
-            sha_of(&format!("127.0.0.1:5000/web:{sha}-dirty")),
-            Some(sha)
-        );
-        assert_eq!(sha_of("127.0.0.1:5000/web:latest"), None);
-        assert_eq!(sha_of("web@sha256:00"), None);
-    }
-
-    #[test]
     fn a_given_image_keeps_its_digest_and_sha() {
-        let i = Image::given("repo/web@sha256:abc");
-        assert_eq!(i.digest.as_deref(), Some("sha256:abc"));
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let i = Image::given(&format!("repo/web@{digest}"));
+        assert_eq!(i.digest.as_deref(), Some(digest.as_str()));
         assert_eq!(i.sha, None);
         let i = Image::given("repo/web:latest");
+        assert_eq!((i.digest, i.sha), (None, None));
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let i = Image::given(&format!("127.0.0.1:5000/web:{sha}-dirty"));
+        assert_eq!(i.sha.as_deref(), Some(sha));
+        // Not rejected here (yet): an invalid reference goes out as given, with nothing known.
+        let i = Image::given("garbage!!@@ not an image");
+        assert_eq!(i.reference, "garbage!!@@ not an image");
         assert_eq!((i.digest, i.sha), (None, None));
     }
 }

@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use crate::aws::{self, ecs};
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::cmd::deploy::sha_of;
 use crate::deploy::verdict::DeploymentView;
 use crate::deploy::watch;
 use crate::error::{Error, Result};
+use crate::image::reference::ImageRef;
 
 /// The status object (stdout with `--output json`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -85,7 +85,9 @@ pub fn assemble(
             let image = c["image"].as_str().unwrap_or_default().to_string();
             Container {
                 name: c["name"].as_str().unwrap_or_default().to_string(),
-                sha: sha_of(&image).map(str::to_string),
+                sha: ImageRef::parse(&image)
+                    .ok()
+                    .and_then(|r| r.sha().map(str::to_string)),
                 image,
             }
         })

@@ -253,7 +253,15 @@ mod tests {
         let pinned = format!("127.0.0.1:5000/web@{D}");
         let both = format!("a.b/c:1@{D}");
         // (text, registry, repository, tag, digest, repository_uri)
-        let cases: Vec<(&str, Option<&str>, &str, Option<&str>, Option<&str>, &str)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "registry:5000/team/web:tag",
                 Some("registry:5000"),
