@@ -646,7 +646,7 @@ async fn deckhand_push_lands_in_the_sandbox_ecr_and_the_sandbox_runs_it() {
         format!("{}/{name}:{}", sandbox.addr, repo.sha)
     );
     assert!(
-        !first.all().contains(&sandbox.password()),
+        !first.all().contains(sandbox.password()),
         "the sandbox's registry password leaked"
     );
 
