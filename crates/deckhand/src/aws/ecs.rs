@@ -12,6 +12,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
 
+use super::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Result};
 
 /// Replaces the serialized request body before it is signed.
@@ -231,9 +232,9 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
             .iter()
             .map(|d| crate::deploy::verdict::DeploymentView {
                 id: d.id().unwrap_or_default().to_string(),
-                status: d.status().unwrap_or_default().to_string(),
+                status: DeploymentStatus::of(d),
                 task_definition: d.task_definition().unwrap_or_default().to_string(),
-                rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                rollout_state: RolloutState::of(d),
                 rollout_reason: d.rollout_state_reason().map(str::to_string),
                 desired: d.desired_count(),
                 running: d.running_count(),
@@ -278,7 +279,7 @@ pub async fn update_service(
         .and_then(|s| {
             s.deployments()
                 .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
+                .find(|d| DeploymentStatus::of(d) == DeploymentStatus::Primary)
         })
         .and_then(|d| d.id())
         .map(str::to_string)

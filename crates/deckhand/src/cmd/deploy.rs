@@ -6,6 +6,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use crate::aws::types::DeploymentStatus;
 use crate::aws::{self, ecs};
 use crate::cli::{DeployArgs, GlobalArgs, RollbackMode};
 use crate::cmd::push;
@@ -459,7 +460,10 @@ impl Rollout<'_> {
                         continue;
                     }
                 };
-            let primary = view.deployments.iter().find(|d| d.status == "PRIMARY");
+            let primary = view
+                .deployments
+                .iter()
+                .find(|d| d.status == DeploymentStatus::Primary);
             match primary {
                 // ECS's breaker (or a person) is already taking it back: follow that.
                 Some(p) if history::same_revision(&p.task_definition, target) => {

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
+use crate::aws::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Result};
 use crate::signals::Interrupts;
 
@@ -149,7 +150,7 @@ impl<'a> Watcher<'a> {
         };
         match ecs::describe_service(self.client, self.cluster, service).await {
             Ok(view) => match view.deployments.iter().find(|d| {
-                d.status == "PRIMARY"
+                d.status == DeploymentStatus::Primary
                     && super::history::same_revision(&d.task_definition, task_definition)
             }) {
                 Some(d) => {
@@ -383,8 +384,8 @@ impl<'a> Watcher<'a> {
             d.running,
             d.desired,
             d.rollout_state
-                .as_deref()
-                .unwrap_or("rollout state unknown")
+                .as_ref()
+                .map_or("rollout state unknown", RolloutState::as_str)
         );
         if progress != w.last_progress {
             info!("{progress}");
@@ -400,7 +401,9 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
         d.status,
         d.id,
         short(&d.task_definition),
-        d.rollout_state.as_deref().unwrap_or("(no rollout state)"),
+        d.rollout_state
+            .as_ref()
+            .map_or("(no rollout state)", RolloutState::as_str),
         d.running,
         d.desired
     );

@@ -124,7 +124,7 @@ async fn moto_accepts_a_task_definition_from_describe_output() {
     let primary = view
         .deployments
         .iter()
-        .find(|d| d.status == "PRIMARY")
+        .find(|d| d.status == deckhand::aws::types::DeploymentStatus::Primary)
         .unwrap();
     // moto keeps one deployment and does not move its task definition: only its id is checked.
     assert_eq!(primary.id, deployment);
