@@ -15,6 +15,37 @@ use serde_json::Value;
 use super::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Result};
 
+/// The ECS edge, built once from the SDK configuration. RegisterTaskDefinition and
+/// DescribeTaskDefinition add their interceptors per call, so the plain client is all it holds;
+/// it derefs to that client for every other call.
+#[derive(Debug, Clone)]
+pub struct Ecs {
+    client: Client,
+}
+
+impl Ecs {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self::from_client(Client::new(config))
+    }
+
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The plain SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::Deref for Ecs {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// Replaces the serialized request body before it is signed.
 #[derive(Debug)]
 struct SendBody(Vec<u8>);
@@ -47,12 +78,12 @@ pub struct Registered {
 }
 
 /// RegisterTaskDefinition with `body` (the full request JSON, tags included) as the payload.
-pub async fn register_task_definition(config: &SdkConfig, body: &Value) -> Result<Registered> {
-    let client = Client::new(config);
+pub async fn register_task_definition(ecs: &Ecs, body: &Value) -> Result<Registered> {
     let family = body["family"].as_str().unwrap_or_default();
     let bytes = serde_json::to_vec(body)
         .map_err(|e| Error::failed(format!("cannot encode the task definition: {e}")))?;
-    let out = client
+    let out = ecs
+        .client()
         .register_task_definition()
         // What the SDK requires to build the call; the interceptor sends `body` instead.
         .family(family)
@@ -63,7 +94,7 @@ pub async fn register_task_definition(config: &SdkConfig, body: &Value) -> Resul
         .await
         .map_err(|e| {
             Error::failed(format!(
-                "ECS RegisterTaskDefinition for family {family:?} failed: {}. Nothing was changed.",
+                "ECS RegisterTaskDefinition for family {family:?} failed: {}",
                 super::describe(&e)
             ))
         })?;
@@ -99,9 +130,9 @@ impl Intercept for KeepBody {
 }
 
 /// DescribeTaskDefinition (with tags) as the raw JSON ECS sent: every field, modelled or not.
-pub async fn describe_task_definition(config: &SdkConfig, reference: &str) -> Result<Value> {
+pub async fn describe_task_definition(ecs: &Ecs, reference: &str) -> Result<Value> {
     let keep = KeepBody::default();
-    Client::new(config)
+    ecs.client()
         .describe_task_definition()
         .task_definition(reference)
         .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
@@ -381,11 +412,7 @@ pub async fn successful_task_definitions(
     cluster: &str,
     service: &str,
 ) -> Result<Vec<String>> {
-    let history = |e: String| {
-        Error::failed(format!(
-            "cannot read the service's deployment history ({e}). Pass --to REVISION to choose the revision."
-        ))
-    };
+    let failed = |call: &str, e: String| Error::failed(format!("ECS {call} failed: {e}"));
     let mut briefs = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -397,7 +424,7 @@ pub async fn successful_task_definitions(
             .set_next_token(next.take())
             .send()
             .await
-            .map_err(|e| history(super::describe(&e)))?;
+            .map_err(|e| failed("ListServiceDeployments", super::describe(&e)))?;
         briefs.extend(page.service_deployments().iter().map(|b| {
             (
                 b.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0),
@@ -426,7 +453,7 @@ pub async fn successful_task_definitions(
         .set_service_revision_arns(Some(revisions.clone()))
         .send()
         .await
-        .map_err(|e| history(super::describe(&e)))?;
+        .map_err(|e| failed("DescribeServiceRevisions", super::describe(&e)))?;
     Ok(revisions
         .iter()
         .filter_map(|arn| {

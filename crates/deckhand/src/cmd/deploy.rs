@@ -121,7 +121,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     };
 
     let config = aws::config::load(global.region.as_deref()).await?;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs::Ecs::new(&config);
     info!("==> {} in {cluster}", plural("service", &services));
     // An unknown cluster or service fails here, before minutes of building.
     let found = ecs::describe_services(&client, cluster, &services).await?;
@@ -168,7 +168,7 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
         info!("{}: running {target} (the rollback target)", before.name);
         let source = match &file_source {
             Some(td) => td.clone(),
-            None => taskdef::from_value(ecs::describe_task_definition(&config, &target).await?)
+            None => taskdef::from_value(ecs::describe_task_definition(&client, &target).await?)
                 .map_err(|e| {
                     Error::failed(format!(
                         "{}'s task definition cannot be reused: {e}",
@@ -209,7 +209,9 @@ pub async fn run(global: &GlobalArgs, args: &DeployArgs) -> Result<()> {
     // Every revision is registered before any service changes.
     info!("==> register");
     for u in &mut units {
-        let registered = ecs::register_task_definition(&config, &u.new.request()).await?;
+        let registered = ecs::register_task_definition(&client, &u.new.request())
+            .await
+            .map_err(|e| Error::failed(format!("{e}. Nothing was changed.")))?;
         info!("{}: registered {}", u.service, registered.arn);
         u.registered = registered.arn;
     }

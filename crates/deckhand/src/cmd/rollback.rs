@@ -38,7 +38,7 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
         history::resolve_to(spec, "family:1").map_err(Error::usage)?;
     }
     let config = aws::config::load(global.region.as_deref()).await?;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs::Ecs::new(&config);
 
     info!("==> service {service} in {cluster}");
     let view = ecs::describe_service(&client, cluster, service).await?;
@@ -48,14 +48,20 @@ pub async fn run(global: &GlobalArgs, args: &RollbackArgs) -> Result<()> {
         Some(spec) => {
             let reference = history::resolve_to(spec, &current).map_err(Error::usage)?;
             // Resolves `family:N` to an ARN, and fails (nothing changed) if it does not exist.
-            let described = ecs::describe_task_definition(&config, &reference).await?;
+            let described = ecs::describe_task_definition(&client, &reference).await?;
             described["taskDefinition"]["taskDefinitionArn"]
                 .as_str()
                 .unwrap_or(&reference)
                 .to_string()
         }
         None => {
-            let successful = ecs::successful_task_definitions(&client, cluster, service).await?;
+            let successful = ecs::successful_task_definitions(&client, cluster, service)
+                .await
+                .map_err(|e| {
+                    Error::failed(format!(
+                        "cannot read the service's deployment history ({e}). Pass --to REVISION to choose the revision."
+                    ))
+                })?;
             history::last_good(&current, &successful)
                 .map(str::to_string)
                 .ok_or_else(|| {

@@ -54,9 +54,9 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
     };
     let cluster = args.target.cluster.as_str();
     let config = aws::config::load(global.region.as_deref()).await?;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs::Ecs::new(&config);
     let view = ecs::describe_service(&client, cluster, service).await?;
-    let td = ecs::describe_task_definition(&config, &view.task_definition).await?;
+    let td = ecs::describe_task_definition(&client, &view.task_definition).await?;
     let status = assemble(service, cluster, &view, &td, args.events);
     crate::output::print_result(global.output, &status, &text(&status));
     Ok(())
