@@ -12,7 +12,39 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
 
+use super::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Result};
+
+/// The ECS edge, built once from the SDK configuration. RegisterTaskDefinition and
+/// DescribeTaskDefinition add their interceptors per call, so the plain client is all it holds;
+/// it derefs to that client for every other call.
+#[derive(Debug, Clone)]
+pub struct Ecs {
+    client: Client,
+}
+
+impl Ecs {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self::from_client(Client::new(config))
+    }
+
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The plain SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::Deref for Ecs {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
 
 /// Replaces the serialized request body before it is signed.
 #[derive(Debug)]
@@ -46,12 +78,12 @@ pub struct Registered {
 }
 
 /// RegisterTaskDefinition with `body` (the full request JSON, tags included) as the payload.
-pub async fn register_task_definition(config: &SdkConfig, body: &Value) -> Result<Registered> {
-    let client = Client::new(config);
+pub async fn register_task_definition(ecs: &Ecs, body: &Value) -> Result<Registered> {
     let family = body["family"].as_str().unwrap_or_default();
     let bytes = serde_json::to_vec(body)
         .map_err(|e| Error::failed(format!("cannot encode the task definition: {e}")))?;
-    let out = client
+    let out = ecs
+        .client()
         .register_task_definition()
         // What the SDK requires to build the call; the interceptor sends `body` instead.
         .family(family)
@@ -62,7 +94,7 @@ pub async fn register_task_definition(config: &SdkConfig, body: &Value) -> Resul
         .await
         .map_err(|e| {
             Error::failed(format!(
-                "ECS RegisterTaskDefinition for family {family:?} failed: {}. Nothing was changed.",
+                "ECS RegisterTaskDefinition for family {family:?} failed: {}",
                 super::describe(&e)
             ))
         })?;
@@ -98,9 +130,9 @@ impl Intercept for KeepBody {
 }
 
 /// DescribeTaskDefinition (with tags) as the raw JSON ECS sent: every field, modelled or not.
-pub async fn describe_task_definition(config: &SdkConfig, reference: &str) -> Result<Value> {
+pub async fn describe_task_definition(ecs: &Ecs, reference: &str) -> Result<Value> {
     let keep = KeepBody::default();
-    Client::new(config)
+    ecs.client()
         .describe_task_definition()
         .task_definition(reference)
         .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
@@ -231,9 +263,9 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
             .iter()
             .map(|d| crate::deploy::verdict::DeploymentView {
                 id: d.id().unwrap_or_default().to_string(),
-                status: d.status().unwrap_or_default().to_string(),
+                status: DeploymentStatus::of(d),
                 task_definition: d.task_definition().unwrap_or_default().to_string(),
-                rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                rollout_state: RolloutState::of(d),
                 rollout_reason: d.rollout_state_reason().map(str::to_string),
                 desired: d.desired_count(),
                 running: d.running_count(),
@@ -278,7 +310,7 @@ pub async fn update_service(
         .and_then(|s| {
             s.deployments()
                 .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
+                .find(|d| DeploymentStatus::of(d) == DeploymentStatus::Primary)
         })
         .and_then(|d| d.id())
         .map(str::to_string)
@@ -380,11 +412,7 @@ pub async fn successful_task_definitions(
     cluster: &str,
     service: &str,
 ) -> Result<Vec<String>> {
-    let history = |e: String| {
-        Error::failed(format!(
-            "cannot read the service's deployment history ({e}). Pass --to REVISION to choose the revision."
-        ))
-    };
+    let failed = |call: &str, e: String| Error::failed(format!("ECS {call} failed: {e}"));
     let mut briefs = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -396,7 +424,7 @@ pub async fn successful_task_definitions(
             .set_next_token(next.take())
             .send()
             .await
-            .map_err(|e| history(super::describe(&e)))?;
+            .map_err(|e| failed("ListServiceDeployments", super::describe(&e)))?;
         briefs.extend(page.service_deployments().iter().map(|b| {
             (
                 b.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0),
@@ -425,7 +453,7 @@ pub async fn successful_task_definitions(
         .set_service_revision_arns(Some(revisions.clone()))
         .send()
         .await
-        .map_err(|e| history(super::describe(&e)))?;
+        .map_err(|e| failed("DescribeServiceRevisions", super::describe(&e)))?;
     Ok(revisions
         .iter()
         .filter_map(|arn| {

@@ -5,6 +5,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod logs;
 pub mod sts;
+pub mod types;
 
 /// The SDK's full error chain as one line, for messages a person reads.
 pub fn describe<E: std::error::Error>(err: &E) -> String {

@@ -5,10 +5,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{self, ecs};
-use crate::deploy::pipeline::sha_of;
 use crate::deploy::verdict::DeploymentView;
 use crate::deploy::watch;
 use crate::error::Result;
+use crate::image::reference::ImageRef;
 use crate::settings::StatusSettings;
 
 /// The status object (stdout with `--output json`).
@@ -56,9 +56,9 @@ pub async fn run(
     let service = &args.service;
     let cluster = args.cluster.as_str();
     let config = aws::config::load(region).await?;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs::Ecs::new(&config);
     let view = ecs::describe_service(&client, cluster, service).await?;
-    let td = ecs::describe_task_definition(&config, &view.task_definition).await?;
+    let td = ecs::describe_task_definition(&client, &view.task_definition).await?;
     let status = assemble(service, cluster, &view, &td, args.events);
     r.result(&status, &text(&status));
     Ok(())
@@ -87,7 +87,9 @@ pub fn assemble(
             let image = c["image"].as_str().unwrap_or_default().to_string();
             Container {
                 name: c["name"].as_str().unwrap_or_default().to_string(),
-                sha: sha_of(&image).map(str::to_string),
+                sha: ImageRef::parse(&image)
+                    .ok()
+                    .and_then(|r| r.sha().map(str::to_string)),
                 image,
             }
         })

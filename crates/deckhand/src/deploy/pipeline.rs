@@ -6,6 +6,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::aws::types::DeploymentStatus;
 use crate::aws::{self, ecs};
 use crate::deploy::decide::{self, Ending, Primary, Undo};
 use crate::deploy::taskdef::{self, TaskDef};
@@ -14,6 +15,7 @@ use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
 use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
 use crate::image::publish;
+use crate::image::reference::ImageRef;
 use crate::report::Reporter;
 use crate::settings::{DeploySettings, ImageSource};
 use crate::signals::Interrupts;
@@ -61,10 +63,11 @@ struct Image {
 impl Image {
     /// `--image` as given: the SHA from a `deckhand push` tag, the digest from `@sha256:…`.
     fn given(reference: &str) -> Self {
+        let parsed = ImageRef::parse(reference).ok();
         Image {
             reference: reference.to_string(),
-            sha: sha_of(reference).map(str::to_string),
-            digest: reference.split_once('@').map(|(_, d)| d.to_string()),
+            sha: parsed.as_ref().and_then(|r| r.sha()).map(str::to_string),
+            digest: parsed.as_ref().and_then(|r| r.digest()).map(str::to_string),
         }
     }
 
@@ -106,7 +109,7 @@ struct Deploy<'a> {
     r: &'a Reporter,
     s: &'a DeploySettings,
     config: &'a aws_config::SdkConfig,
-    client: &'a aws_sdk_ecs::Client,
+    client: &'a ecs::Ecs,
     watcher: Watcher<'a>,
     services: Vec<String>,
 }
@@ -117,7 +120,7 @@ struct Deploy<'a> {
 /// [`Outcome`], with the exit code the README's table gives it.
 pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
     let config = aws::config::load(s.region.as_deref()).await?;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs::Ecs::new(&config);
     let d = Deploy {
         r,
         s,
@@ -274,7 +277,7 @@ impl Deploy<'_> {
                 before.name
             ));
             let live = || async {
-                let value = ecs::describe_task_definition(self.config, &target).await?;
+                let value = ecs::describe_task_definition(self.client, &target).await?;
                 taskdef::from_value(value).map_err(|e| {
                     Error::failed(format!(
                         "{}'s task definition cannot be reused: {e}",
@@ -306,7 +309,9 @@ impl Deploy<'_> {
     async fn register(&self, units: &mut [Unit], interrupts: &mut Interrupts) -> Result<()> {
         self.r.stage("register");
         for u in units.iter_mut() {
-            let registered = ecs::register_task_definition(self.config, &u.new.request()).await?;
+            let registered = ecs::register_task_definition(self.client, &u.new.request())
+                .await
+                .map_err(|e| Error::failed(format!("{e}. Nothing was changed.")))?;
             self.r
                 .step(format!("{}: registered {}", u.service, registered.arn));
             u.registered = registered.arn;
@@ -525,7 +530,7 @@ impl Rollout<'_> {
             let primary = view
                 .deployments
                 .iter()
-                .find(|d| d.status == "PRIMARY")
+                .find(|d| d.status == DeploymentStatus::Primary)
                 .map(|d| Primary {
                     id: &d.id,
                     task_definition: &d.task_definition,
@@ -727,14 +732,6 @@ fn render(
     Ok(new)
 }
 
-/// The commit SHA in an image reference tagged by `deckhand push` (`repo:<40 hex>`).
-pub fn sha_of(image: &str) -> Option<&str> {
-    let (_, tag) = image.split('@').next()?.rsplit_once(':')?;
-    let tag = tag.strip_suffix("-dirty").unwrap_or(tag);
-    ((tag.len() == 40 || tag.len() == 64) && tag.chars().all(|c| c.is_ascii_hexdigit()))
-        .then_some(tag)
-}
-
 fn println_diff(r: &Reporter, old: &serde_json::Value, new: &serde_json::Value) {
     let d = taskdef::diff(old, new);
     if d.is_empty() {
@@ -749,23 +746,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sha_is_read_from_a_push_tag() {
-        let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(sha_of(&format!("127.0.0.1:5000/web:{sha}")), Some(sha));
-        assert_eq!(
-            sha_of(&format!("127.0.0.1:5000/web:{sha}-dirty")),
-            Some(sha)
-        );
-        assert_eq!(sha_of("127.0.0.1:5000/web:latest"), None);
-        assert_eq!(sha_of("web@sha256:00"), None);
-    }
-
-    #[test]
     fn a_given_image_keeps_its_digest_and_sha() {
-        let i = Image::given("repo/web@sha256:abc");
-        assert_eq!(i.digest.as_deref(), Some("sha256:abc"));
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let i = Image::given(&format!("repo/web@{digest}"));
+        assert_eq!(i.digest.as_deref(), Some(digest.as_str()));
         assert_eq!(i.sha, None);
         let i = Image::given("repo/web:latest");
+        assert_eq!((i.digest, i.sha), (None, None));
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let i = Image::given(&format!("127.0.0.1:5000/web:{sha}-dirty"));
+        assert_eq!(i.sha.as_deref(), Some(sha));
+        // Not rejected here (yet): an invalid reference goes out as given, with nothing known.
+        let i = Image::given("garbage!!@@ not an image");
+        assert_eq!(i.reference, "garbage!!@@ not an image");
         assert_eq!((i.digest, i.sha), (None, None));
     }
 }

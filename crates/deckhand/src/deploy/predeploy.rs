@@ -71,7 +71,7 @@ pub fn outcome(body: &Value, task: &ecs::StoppedTask) -> std::result::Result<(),
 pub struct Context<'a> {
     pub reporter: &'a crate::report::Reporter,
     pub config: &'a aws_config::SdkConfig,
-    pub client: &'a aws_sdk_ecs::Client,
+    pub client: &'a ecs::Ecs,
     pub cluster: &'a str,
     /// The image going out, and its commit for the `deckhand:sha` tag.
     pub image: &'a str,
@@ -89,7 +89,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
     let command = task.command.args();
     cx.reporter
         .stage(format!("pre-deploy: {family}: {}", command.join(" ")));
-    let source = taskdef::from_value(ecs::describe_task_definition(cx.config, family).await?)
+    let source = taskdef::from_value(ecs::describe_task_definition(cx.client, family).await?)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
     for value in source.secret_values() {
         crate::redact::register(&value);
@@ -98,7 +98,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
     let (new, chosen) = source
         .with_new_image(&wanted, cx.image, cx.sha)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
-    let registered = ecs::register_task_definition(cx.config, &new.request()).await?;
+    let registered = ecs::register_task_definition(cx.client, &new.request()).await?;
     cx.reporter.step(format!("registered {}", registered.arn));
     let container = task.container.clone().unwrap_or_else(|| chosen[0].clone());
     let arn = ecs::run_task(

@@ -45,7 +45,7 @@ pub async fn rollback(
     let service = &args.service;
     let cluster = args.cluster.as_str();
     let config = aws::config::load(region).await?;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs::Ecs::new(&config);
 
     r.stage(format!("service {service} in {cluster}"));
     let view = ecs::describe_service(&client, cluster, service).await?;
@@ -55,14 +55,20 @@ pub async fn rollback(
         Some(spec) => {
             let reference = history::resolve_to(spec, &current).map_err(Error::usage)?;
             // Resolves `family:N` to an ARN, and fails (nothing changed) if it does not exist.
-            let described = ecs::describe_task_definition(&config, &reference).await?;
+            let described = ecs::describe_task_definition(&client, &reference).await?;
             described["taskDefinition"]["taskDefinitionArn"]
                 .as_str()
                 .unwrap_or(&reference)
                 .to_string()
         }
         None => {
-            let successful = ecs::successful_task_definitions(&client, cluster, service).await?;
+            let successful = ecs::successful_task_definitions(&client, cluster, service)
+                .await
+                .map_err(|e| {
+                    Error::failed(format!(
+                        "cannot read the service's deployment history ({e}). Pass --to REVISION to choose the revision."
+                    ))
+                })?;
             history::last_good(&current, &successful)
                 .map(str::to_string)
                 .ok_or_else(|| {

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::image::reference::ImageRef;
+
 /// Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not take.
 pub const READ_ONLY: [&str; 8] = [
     "taskDefinitionArn",
@@ -190,7 +192,7 @@ impl TaskDef {
         }
         let chosen: Vec<String> = all
             .iter()
-            .filter(|(_, image)| image_repository(image) == repository_uri)
+            .filter(|(_, image)| image_repository(image).as_deref() == Some(repository_uri))
             .map(|(n, _)| n.clone())
             .collect();
         if chosen.is_empty() {
@@ -244,7 +246,9 @@ impl TaskDef {
         image: &str,
         sha: Option<&str>,
     ) -> Result<(TaskDef, Vec<String>), String> {
-        let chosen = self.select(containers, image_repository(image))?;
+        // An image that does not parse (not rejected here yet) matches no container.
+        let repository = image_repository(image).unwrap_or_else(|| image.to_string());
+        let chosen = self.select(containers, &repository)?;
         let mut new = self.with_image(&chosen, image);
         if let Some(sha) = sha {
             new.tag("deckhand:sha", sha);
@@ -276,14 +280,9 @@ impl TaskDef {
     }
 }
 
-/// The repository part of an image reference: no tag, no digest.
-pub fn image_repository(image: &str) -> &str {
-    let no_digest = image.split('@').next().unwrap_or(image);
-    let slash = no_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match no_digest[slash..].rfind(':') {
-        Some(i) => &no_digest[..slash + i],
-        None => no_digest,
-    }
+/// The repository part of an image reference (no tag, no digest); `None` if it is not one.
+fn image_repository(image: &str) -> Option<String> {
+    ImageRef::parse(image).ok().map(|r| r.repository_uri())
 }
 
 /// True for environment variable names whose values must not be printed.
@@ -490,16 +489,23 @@ mod tests {
 
     #[test]
     fn image_repositories_ignore_tags_and_digests() {
-        assert_eq!(
-            image_repository("127.0.0.1:5000/a/b:tag"),
-            "127.0.0.1:5000/a/b"
-        );
-        assert_eq!(
-            image_repository("127.0.0.1:5000/a/b@sha256:00"),
-            "127.0.0.1:5000/a/b"
-        );
-        assert_eq!(image_repository("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
-        assert_eq!(image_repository("redis"), "redis");
+        let d = format!("sha256:{}", "0".repeat(64));
+        let cases = [
+            (
+                "127.0.0.1:5000/a/b:tag".to_string(),
+                Some("127.0.0.1:5000/a/b"),
+            ),
+            (
+                format!("127.0.0.1:5000/a/b@{d}"),
+                Some("127.0.0.1:5000/a/b"),
+            ),
+            ("127.0.0.1:5000/a/b".to_string(), Some("127.0.0.1:5000/a/b")),
+            ("redis".to_string(), Some("redis")),
+            ("Not An Image".to_string(), None),
+        ];
+        for (image, want) in cases {
+            assert_eq!(image_repository(&image).as_deref(), want, "{image}");
+        }
     }
 
     #[test]

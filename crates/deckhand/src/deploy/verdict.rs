@@ -2,16 +2,18 @@
 //! snapshot of the service (pure). The rules are the contract in the README: success only when
 //! our deployment is PRIMARY, COMPLETED and the service runs our task definition.
 
+use crate::aws::types::{DeploymentStatus, RolloutState};
+
 /// One deployment as DescribeServices shows it (and as `deckhand status` reports it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeploymentView {
     pub id: String,
     /// PRIMARY, ACTIVE or INACTIVE.
-    pub status: String,
+    pub status: DeploymentStatus,
     #[serde(rename = "task_definition_arn")]
     pub task_definition: String,
     /// IN_PROGRESS, COMPLETED, FAILED; absent on older APIs and some controllers.
-    pub rollout_state: Option<String>,
+    pub rollout_state: Option<RolloutState>,
     #[serde(rename = "rollout_state_reason")]
     pub rollout_reason: Option<String>,
     pub desired: i32,
@@ -125,19 +127,18 @@ pub enum Verdict {
     Failed(Failure),
 }
 
-fn is(value: &Option<String>, want: &str) -> bool {
-    value.as_deref() == Some(want)
-}
-
 /// Decides the verdict for our deployment `ours` (its id, and the task definition we
 /// deployed).
 pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: Limits) -> Verdict {
     let mine = snap.deployments.iter().find(|d| d.id == ours);
-    let primary = snap.deployments.iter().find(|d| d.status == "PRIMARY");
+    let primary = snap
+        .deployments
+        .iter()
+        .find(|d| matches!(d.status, DeploymentStatus::Primary));
 
     // ECS rolled back: our deployment FAILED and a newer PRIMARY runs another task definition.
     if let (Some(m), Some(p)) = (mine, primary) {
-        if p.id != ours && is(&m.rollout_state, "FAILED") {
+        if p.id != ours && matches!(m.rollout_state, Some(RolloutState::Failed)) {
             return Verdict::Failed(Failure::RolledBackByEcs {
                 to: p.task_definition.clone(),
             });
@@ -160,17 +161,17 @@ pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: L
         }
         return Verdict::Failed(Failure::Replaced { by: replaced_by() });
     };
-    if m.status != "PRIMARY" {
+    if !matches!(m.status, DeploymentStatus::Primary) {
         return Verdict::Failed(Failure::Replaced { by: replaced_by() });
     }
-    if is(&m.rollout_state, "FAILED") {
+    if matches!(m.rollout_state, Some(RolloutState::Failed)) {
         return Verdict::Failed(Failure::RolloutFailed {
             reason: m.rollout_reason.clone().unwrap_or_default(),
         });
     }
     let ours_is_live = snap.task_definition == our_task_definition;
     let done = match &m.rollout_state {
-        Some(s) => s == "COMPLETED",
+        Some(s) => matches!(s, RolloutState::Completed),
         // No rolloutState: done when ours is the only deployment and fully running.
         None => snap.deployments.len() == 1 && m.running == m.desired,
     };
@@ -201,11 +202,15 @@ pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: L
 pub fn busy(deployments: &[DeploymentView]) -> Option<&DeploymentView> {
     deployments
         .iter()
-        .find(|d| is(&d.rollout_state, "IN_PROGRESS"))
+        .find(|d| matches!(d.rollout_state, Some(RolloutState::InProgress)))
         .or_else(|| {
             let unknown = deployments.iter().all(|d| d.rollout_state.is_none());
             (unknown && deployments.len() > 1)
-                .then(|| deployments.iter().find(|d| d.status == "PRIMARY"))
+                .then(|| {
+                    deployments
+                        .iter()
+                        .find(|d| matches!(d.status, DeploymentStatus::Primary))
+                })
                 .flatten()
         })
 }
@@ -246,7 +251,7 @@ mod tests {
             id: id.into(),
             status: status.into(),
             task_definition: td.into(),
-            rollout_state: rollout.map(str::to_string),
+            rollout_state: rollout.map(RolloutState::from),
             rollout_reason: rollout.map(|r| format!("reason {r}")),
             desired,
             running,
@@ -270,6 +275,24 @@ mod tests {
         let b = dep("ecs-svc/1", "ACTIVE", OLD_TD, None, 2, 1);
         assert_eq!(busy(&[b, a.clone()]).map(|d| d.id.as_str()), Some(OURS));
         assert_eq!(busy(&[a]), None);
+    }
+
+    #[test]
+    fn views_serialize_as_ecs_spells_them() {
+        let json = |d: &DeploymentView| serde_json::to_string(d).unwrap();
+        assert_eq!(
+            json(&dep(OURS, "PRIMARY", NEW_TD, Some("COMPLETED"), 2, 2)),
+            r#"{"id":"ecs-svc/2","status":"PRIMARY","task_definition_arn":"td:2","rollout_state":"COMPLETED","rollout_state_reason":"reason COMPLETED","desired":2,"running":2,"pending":0,"failed":0}"#
+        );
+        let newer = dep(OURS, "DRAINING", NEW_TD, None, 0, 0);
+        assert_eq!(newer.status, DeploymentStatus::Other("DRAINING".into()));
+        assert!(
+            json(&newer).contains(
+                r#""status":"DRAINING","task_definition_arn":"td:2","rollout_state":null,"#
+            ),
+            "{}",
+            json(&newer)
+        );
     }
 
     fn snap(td: &str, deployments: Vec<DeploymentView>) -> Snapshot {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
+use crate::aws::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Result};
 use crate::report::{Event, Reporter};
 use crate::signals::Interrupts;
@@ -156,7 +157,7 @@ impl<'a> Watcher<'a> {
         };
         match ecs::describe_service(self.client, self.cluster, service).await {
             Ok(view) => match view.deployments.iter().find(|d| {
-                d.status == "PRIMARY"
+                d.status == DeploymentStatus::Primary
                     && super::history::same_revision(&d.task_definition, task_definition)
             }) {
                 Some(d) => {
@@ -390,8 +391,8 @@ impl<'a> Watcher<'a> {
             d.running,
             d.desired,
             d.rollout_state
-                .as_deref()
-                .unwrap_or("rollout state unknown")
+                .as_ref()
+                .map_or("rollout state unknown", RolloutState::as_str)
         );
         if progress != w.last_progress {
             self.reporter.step(progress.clone());
@@ -407,7 +408,9 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
         d.status,
         d.id,
         short(&d.task_definition),
-        d.rollout_state.as_deref().unwrap_or("(no rollout state)"),
+        d.rollout_state
+            .as_ref()
+            .map_or("(no rollout state)", RolloutState::as_str),
         d.running,
         d.desired
     );

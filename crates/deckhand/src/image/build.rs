@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use tracing::debug;
 
 use super::context::{Context, Stats};
+use super::reference::ImageRef;
 use crate::error::{Error, Result};
 
 /// What to build and how to name it.
@@ -146,27 +147,19 @@ pub async fn build(
     Ok((image_id, stats))
 }
 
-/// Adds the reference `full_ref` (`repo:tag`) to an existing image.
+/// Adds the reference `full_ref` (`repo:tag`, `latest` when no tag is given) to an existing
+/// image.
 pub async fn tag(docker: &Docker, image: &str, full_ref: &str) -> Result<()> {
-    let (repo, tag) = split_reference(full_ref);
+    let reference = ImageRef::parse(full_ref)
+        .map_err(|e| Error::failed(format!("cannot tag the image: {e}")))?;
     let options = TagImageOptionsBuilder::default()
-        .repo(repo)
-        .tag(tag)
+        .repo(&reference.repository_uri())
+        .tag(reference.tag().unwrap_or("latest"))
         .build();
     docker
         .tag_image(image, Some(options))
         .await
         .map_err(|e| Error::failed(format!("could not tag the image as {full_ref}: {e}")))
-}
-
-/// Splits `host:port/repo:tag` into (`host:port/repo`, `tag`); the tag is what follows the
-/// last `:` after the last `/`.
-pub fn split_reference(full_ref: &str) -> (&str, &str) {
-    let slash = full_ref.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match full_ref[slash..].rfind(':') {
-        Some(i) => (&full_ref[..slash + i], &full_ref[slash + i + 1..]),
-        None => (full_ref, "latest"),
-    }
 }
 
 #[cfg(test)]
@@ -188,18 +181,5 @@ mod tests {
         let err = log.failure("The command '/bin/sh -c false' returned a non-zero code: 1");
         assert!(err.message.contains("Step 2/2 : RUN false"));
         assert!(err.message.contains("non-zero code: 1"));
-    }
-
-    #[test]
-    fn references_split_at_the_tag() {
-        assert_eq!(
-            split_reference("127.0.0.1:5000/a/b:v1"),
-            ("127.0.0.1:5000/a/b", "v1")
-        );
-        assert_eq!(
-            split_reference("127.0.0.1:5000/a"),
-            ("127.0.0.1:5000/a", "latest")
-        );
-        assert_eq!(split_reference("a:x"), ("a", "x"));
     }
 }

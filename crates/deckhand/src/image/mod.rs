@@ -6,3 +6,4 @@ pub mod engine;
 pub mod ignore;
 pub mod publish;
 pub mod push;
+pub mod reference;

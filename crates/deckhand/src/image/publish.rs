@@ -8,6 +8,7 @@ use bollard::Docker;
 use crate::aws::{self, ecr::Ecr};
 use crate::error::{Error, Result};
 use crate::git::{self, ShaSource};
+use crate::image::reference::ImageRef;
 use crate::image::{build, context::Context, engine, push as registry};
 use crate::output::PushOutcome;
 use crate::report::Reporter;
@@ -336,7 +337,10 @@ async fn repo_digest(docker: &Docker, uri: &str, tag: &str) -> Result<String> {
         .repo_digests
         .unwrap_or_default()
         .iter()
-        .find_map(|r| r.strip_prefix(&format!("{uri}@")).map(str::to_string))
+        .find_map(|r| {
+            let r = ImageRef::parse(r).ok()?;
+            (r.repository_uri() == uri).then(|| r.digest().map(str::to_string))?
+        })
         .ok_or_else(|| Error::failed(format!("the registry reported no digest for {uri}:{tag}")))
 }
 

@@ -11,6 +11,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tracing::debug;
 
 use crate::error::{Error, Result};
+use crate::image::reference::check_digest;
 use crate::redact::Secret;
 
 /// Registry login for one push.
@@ -177,7 +178,7 @@ pub async fn remote_digest(
 pub fn digest_in_status(status: &str) -> Option<String> {
     let rest = &status[status.find("digest: ")? + "digest: ".len()..];
     let digest = rest.split_whitespace().next()?;
-    (digest.starts_with("sha256:") && digest.len() == 71).then(|| digest.to_string())
+    check_digest(digest).is_ok().then(|| digest.to_string())
 }
 
 fn is_not_found(text: &str) -> bool {

@@ -42,9 +42,12 @@ async fn a_rendered_task_definition_is_registered_field_for_field() {
     let chosen = td.select(&[], "127.0.0.1:1/web").unwrap();
     td = td.with_image(&chosen, &bed.base_image);
     td.tag("deckhand:sha", "0123456789abcdef0123456789abcdef01234567");
-    let registered = deckhand::aws::ecs::register_task_definition(&config, &td.request())
-        .await
-        .unwrap();
+    let registered = deckhand::aws::ecs::register_task_definition(
+        &deckhand::aws::ecs::Ecs::new(&config),
+        &td.request(),
+    )
+    .await
+    .unwrap();
     assert_eq!(registered.revision, 1);
     assert!(
         registered.arn.ends_with(":task-definition/web:1"),
@@ -81,12 +84,18 @@ async fn moto_accepts_a_task_definition_from_describe_output() {
     let family = format!("it-{}", crate::bed::unique("td")).replace('_', "-");
     let td = taskdef::parse(&described(&family, "127.0.0.1:1/web:v1")).unwrap();
     assert_eq!(td.family(), family);
-    let first = deckhand::aws::ecs::register_task_definition(&config, &td.request())
-        .await
-        .unwrap();
-    let second = deckhand::aws::ecs::register_task_definition(&config, &td.request())
-        .await
-        .unwrap();
+    let first = deckhand::aws::ecs::register_task_definition(
+        &deckhand::aws::ecs::Ecs::new(&config),
+        &td.request(),
+    )
+    .await
+    .unwrap();
+    let second = deckhand::aws::ecs::register_task_definition(
+        &deckhand::aws::ecs::Ecs::new(&config),
+        &td.request(),
+    )
+    .await
+    .unwrap();
     assert_eq!((first.revision, second.revision), (1, 2));
     let ecs = aws_sdk_ecs::Client::new(&config);
     let out = ecs
@@ -124,7 +133,7 @@ async fn moto_accepts_a_task_definition_from_describe_output() {
     let primary = view
         .deployments
         .iter()
-        .find(|d| d.status == "PRIMARY")
+        .find(|d| d.status == deckhand::aws::types::DeploymentStatus::Primary)
         .unwrap();
     // moto keeps one deployment and does not move its task definition: only its id is checked.
     assert_eq!(primary.id, deployment);

@@ -358,10 +358,13 @@ async fn the_rails_sidekiq_example_deploys_from_its_settings_file() {
         "rails-worker",
     ] {
         let td = example_taskdef(&files, name, &v1, &bed.base_image);
-        let arn = deckhand::aws::ecs::register_task_definition(&config, &td)
-            .await
-            .unwrap()
-            .arn;
+        let arn = deckhand::aws::ecs::register_task_definition(
+            &deckhand::aws::ecs::Ecs::new(&config),
+            &td,
+        )
+        .await
+        .unwrap()
+        .arn;
         if name != "rails-migrate" {
             create_service(&client, name, &arn, 1, false).await;
             live.push((name, arn));

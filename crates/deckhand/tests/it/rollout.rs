@@ -268,7 +268,7 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
     let image = good_image(&bed).await;
     // Someone else's deployment, in progress for a while.
     let theirs = deckhand::aws::ecs::register_task_definition(
-        &sandbox_config(&sandbox).await,
+        &deckhand::aws::ecs::Ecs::new(&sandbox_config(&sandbox).await),
         &slow_revision(&bed),
     )
     .await
