@@ -178,7 +178,7 @@ pub struct ServiceView {
     pub desired: i32,
     pub running: i32,
     pub pending: i32,
-    pub deployments: Vec<crate::deploy::verdict::DeploymentView>,
+    pub deployments: Vec<super::types::DeploymentView>,
     /// Newest first, as ECS sends them.
     pub events: Vec<Event>,
     /// Where its tasks run: what a one-off task beside it needs (awsvpc subnets, Fargate).
@@ -261,7 +261,7 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
         deployments: s
             .deployments()
             .iter()
-            .map(|d| crate::deploy::verdict::DeploymentView {
+            .map(|d| super::types::DeploymentView {
                 id: d.id().unwrap_or_default().to_string(),
                 status: DeploymentStatus::of(d),
                 task_definition: d.task_definition().unwrap_or_default().to_string(),
@@ -382,7 +382,7 @@ pub async fn active_revisions(client: &Client, family: &str) -> Result<Vec<Strin
         out.extend(
             page.task_definition_arns()
                 .iter()
-                .filter(|arn| crate::deploy::history::family_of(arn) == family)
+                .filter(|arn| family_in(arn) == family)
                 .cloned(),
         );
     }
@@ -577,4 +577,10 @@ pub async fn stop_task(client: &Client, cluster: &str, task: &str, reason: &str)
             ))
         })?;
     Ok(())
+}
+
+/// The family in a task definition ARN (`…:task-definition/FAMILY:REVISION`).
+fn family_in(arn: &str) -> &str {
+    let name = arn.rsplit('/').next().unwrap_or(arn);
+    name.split(':').next().unwrap_or(name)
 }

@@ -108,6 +108,25 @@ macro_rules! ecs_string {
 ecs_string!(DeploymentStatus);
 ecs_string!(RolloutState);
 
+/// One deployment as DescribeServices shows it (and as `deckhand status` reports it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeploymentView {
+    pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
+    pub status: DeploymentStatus,
+    #[serde(rename = "task_definition_arn")]
+    pub task_definition: String,
+    /// IN_PROGRESS, COMPLETED, FAILED; absent on older APIs and some controllers.
+    pub rollout_state: Option<RolloutState>,
+    #[serde(rename = "rollout_state_reason")]
+    pub rollout_reason: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// ECS's count of this deployment's failed tasks (`failedTasks`).
+    pub failed: i32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

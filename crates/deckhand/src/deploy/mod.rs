@@ -5,6 +5,7 @@ pub mod history;
 pub mod pipeline;
 pub mod predeploy;
 pub mod rollback;
+pub mod rollout;
 pub mod taskdef;
 pub mod verdict;
 pub mod watch;

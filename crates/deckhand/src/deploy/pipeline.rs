@@ -4,14 +4,11 @@
 //! any fails roll every changed service back to its own last good revision and confirm it.
 
 use serde::Serialize;
-use tokio::time::Instant;
 
-use crate::aws::types::DeploymentStatus;
+use super::rollout;
 use crate::aws::{self, ecs};
-use crate::deploy::decide::{self, Ending, Primary, Undo};
 use crate::deploy::taskdef::{self, TaskDef};
-use crate::deploy::verdict::{Failure, Verdict};
-use crate::deploy::watch::{self, Ended, Seen, Watched, Watcher};
+use crate::deploy::watch::{self, Seen, Watched, Watcher};
 use crate::deploy::{history, predeploy};
 use crate::error::{Error, Exit, Result};
 use crate::image::publish;
@@ -82,19 +79,19 @@ impl Image {
 }
 
 /// An UpdateService that failed after other services had changed.
-struct StartError {
-    message: String,
+pub(super) struct StartError {
+    pub(super) message: String,
     /// Whether that service took the update cannot be told.
-    unknown: bool,
+    pub(super) unknown: bool,
 }
 
 /// One service being deployed.
-struct Unit {
-    service: String,
+pub(super) struct Unit {
+    pub(super) service: String,
     /// The revision live and stable before: the rollback target.
-    target: String,
-    new: TaskDef,
-    registered: String,
+    pub(super) target: String,
+    pub(super) new: TaskDef,
+    pub(super) registered: String,
 }
 
 /// How a deploy that got as far as changing something (or a dry run) ended.
@@ -176,7 +173,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
     }
 
     // From here on services have been changed: an error is no longer "nothing changed".
-    let rollout = Rollout {
+    let rollout = rollout::Rollout {
         args: s,
         watcher: &d.watcher,
         units: &units,
@@ -190,7 +187,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
         Ok(outcome) => Ok(outcome),
         // An error past the first change: services were changed, so it needs a person.
         Err(e) => {
-            report_state(&d.watcher, &d.services).await;
+            rollout::report_state(&d.watcher, &d.services).await;
             let failed = DeployResult {
                 result: "failed".into(),
                 reason: format!(
@@ -415,297 +412,6 @@ fn joined<'a>(parts: impl Iterator<Item = &'a String>) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The deploy after the first UpdateService: watch, then keep, roll back, or hand over.
-struct Rollout<'a> {
-    args: &'a DeploySettings,
-    watcher: &'a Watcher<'a>,
-    units: &'a [Unit],
-    /// Events already shown (or there before the deploy).
-    seen: Seen,
-}
-
-impl Rollout<'_> {
-    fn unit(&self, service: &str) -> &Unit {
-        self.units
-            .iter()
-            .find(|u| u.service == service)
-            .expect("every watched service is a unit")
-    }
-
-    async fn follow(
-        mut self,
-        mut result: DeployResult,
-        mut watched: Vec<Watched>,
-        start_error: Option<StartError>,
-        interrupted: &mut Interrupts,
-    ) -> Result<Outcome> {
-        let (args, watcher) = (self.args, self.watcher);
-        let r = watcher.reporter;
-        let deadline = Instant::now() + args.watch.timeout;
-        let ended = match start_error {
-            None => {
-                watcher
-                    .watch(&mut watched, deadline, &mut self.seen, interrupted, true)
-                    .await?
-            }
-            Some(_) => Ended::Decided,
-        };
-        if ended == Ended::Decided && start_error.is_none() && watched.iter().all(Watched::stable) {
-            for w in &watched {
-                if let Some(Verdict::Stable {
-                    nothing_running: true,
-                }) = w.verdict
-                {
-                    r.warn(format!("{}: desiredCount is 0: the deployment completed but no task ran, so nothing was verified", w.service));
-                }
-                r.verdict(format!(
-                    "deployed: {} is stable on {}",
-                    w.service,
-                    watch::short(&w.task_definition)
-                ));
-            }
-            if let Some(keep) = args.keep_revisions {
-                for u in self.units {
-                    self.prune(keep as usize, u).await;
-                }
-            }
-            result.result = Ending::Deployed.result().into();
-            return Ok(Outcome {
-                result,
-                exit: Ending::Deployed.exit(),
-            });
-        }
-
-        let unknown = start_error.as_ref().is_some_and(|e| e.unknown);
-        result.reason = match (&start_error, ended) {
-            (Some(e), _) => e.message.clone(),
-            (None, Ended::Interrupted) => {
-                r.warn("interrupted while the deployment was unverified");
-                Failure::Interrupted.explain()
-            }
-            (None, Ended::Decided) => watched
-                .iter()
-                .find_map(|w| {
-                    w.failed()
-                        .map(|f| labelled(&w.service, &f.explain(), &watched))
-                })
-                .unwrap_or_default(),
-        };
-        result.result = "failed".into();
-        r.error(format!("the deployment failed: {}", result.reason));
-        for w in &watched {
-            for t in &w.failures {
-                r.error(format!(
-                    "  {}task {}: {}",
-                    if watched.len() > 1 {
-                        format!("{}: ", w.service)
-                    } else {
-                        String::new()
-                    },
-                    watch::short(&t.arn),
-                    watch::describe_stop(t)
-                ));
-            }
-        }
-
-        // Every changed service goes back to its own target, all or nothing.
-        let mut back = Vec::new();
-        let mut left = unknown;
-        for w in &watched {
-            let target = &self.unit(&w.service).target;
-            let view =
-                match ecs::describe_service(watcher.client, watcher.cluster, &w.service).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        r.error(format!(
-                            "{}: cannot be read ({e}); it is not rolled back",
-                            w.service
-                        ));
-                        left = true;
-                        continue;
-                    }
-                };
-            let primary = view
-                .deployments
-                .iter()
-                .find(|d| d.status == DeploymentStatus::Primary)
-                .map(|d| Primary {
-                    id: &d.id,
-                    task_definition: &d.task_definition,
-                });
-            match decide::undo(primary, &w.deployment, target, args.rollback) {
-                Undo::Follow { deployment } => {
-                    r.step(format!(
-                        "{}: going back to {target} ({deployment}); watching it",
-                        w.service
-                    ));
-                    back.push(Watched::new(&w.service, &deployment, target));
-                }
-                Undo::HandsOff { by } => {
-                    let by = view
-                        .deployments
-                        .iter()
-                        .find(|d| d.id == by)
-                        .map_or(by.clone(), watch::describe_deployment);
-                    r.error(format!(
-                        "{}: another deployment took over ({by}); deckhand does not roll back over it",
-                        w.service,
-                    ));
-                    left = true;
-                }
-                Undo::Leave => {
-                    r.error(format!(
-                        "{}: --rollback never: left on the new revision",
-                        w.service
-                    ));
-                    left = true;
-                }
-                Undo::RollBack => {
-                    r.stage(format!("rolling back {} to {target}", w.service));
-                    match watcher.start(&w.service, target).await {
-                        Ok(id) => {
-                            r.step(format!("{}: rollback deployment {id} started", w.service));
-                            back.push(Watched::new(&w.service, &id, target));
-                        }
-                        Err(e) => {
-                            r.error(format!(
-                                "{}: the rollback could not be started: {e}",
-                                w.service
-                            ));
-                            left = true;
-                        }
-                    }
-                }
-            }
-        }
-        self.confirm(result, back, left, interrupted).await
-    }
-
-    /// Watches the rollbacks: exit 3 if every changed service is back and stable, else 4.
-    async fn confirm(
-        mut self,
-        mut result: DeployResult,
-        back: Vec<Watched>,
-        left: bool,
-        interrupted: &mut Interrupts,
-    ) -> Result<Outcome> {
-        let deadline = Instant::now() + self.args.watch.timeout;
-        let unconfirmed =
-            confirm(self.watcher, back, deadline, &mut self.seen, interrupted).await?;
-        let ending = decide::after_failure(unconfirmed.is_empty(), left);
-        result.rolled_back = ending == Ending::RolledBack;
-        if ending != Ending::RolledBack {
-            let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
-            report_state(self.watcher, &services).await;
-        }
-        result.result = ending.result().into();
-        Ok(Outcome {
-            result,
-            exit: ending.exit(),
-        })
-    }
-
-    /// `--keep-revisions`: deregisters old revisions of a unit's family. The deploy has
-    /// succeeded, so a failure here is a warning, not a failed deploy.
-    async fn prune(&self, keep: usize, u: &Unit) {
-        let r = self.watcher.reporter;
-        let family = u.new.family();
-        r.stage(format!("keep the newest {keep} revisions of {family}"));
-        let client = self.watcher.client;
-        let active = match ecs::active_revisions(client, family).await {
-            Ok(a) => a,
-            Err(e) => {
-                r.warn(format!("old revisions were not deregistered: {e}"));
-                return;
-            }
-        };
-        let old = history::to_deregister(&active, keep, &[&u.registered, &u.target]);
-        if old.is_empty() {
-            r.step("no revision to deregister");
-        }
-        for arn in old {
-            match ecs::deregister_task_definition(client, &arn).await {
-                Ok(()) => r.step(format!("deregistered {}", watch::short(&arn))),
-                Err(e) => r.warn(format!("{e}")),
-            }
-        }
-    }
-}
-
-/// The confirm stage, for a deploy's rollbacks and for `deckhand rollback`: watches each
-/// rollback deployment in `back` to a verdict (a second signal stops the wait: CI sends SIGINT,
-/// then SIGTERM, before killing the job), and says for each whether it is back and stable.
-/// Returns why each one that is not confirmed is not (empty: all are back).
-pub async fn confirm(
-    watcher: &Watcher<'_>,
-    mut back: Vec<Watched>,
-    deadline: Instant,
-    seen: &mut Seen,
-    interrupted: &mut Interrupts,
-) -> Result<Vec<String>> {
-    let r = watcher.reporter;
-    let ended = if back.is_empty() {
-        Ended::Decided
-    } else {
-        watcher
-            .watch(&mut back, deadline, seen, interrupted, false)
-            .await?
-    };
-    let mut unconfirmed = Vec::new();
-    for w in &back {
-        let why = match (&w.verdict, ended) {
-            (Some(Verdict::Stable { .. }), Ended::Decided) => {
-                r.verdict(format!(
-                    "rolled back: {} is stable on {}",
-                    w.service, w.task_definition
-                ));
-                continue;
-            }
-            (Some(Verdict::Failed(f)), _) => f.explain(),
-            (_, Ended::Interrupted) => "the wait was interrupted".to_string(),
-            _ => "unknown".to_string(),
-        };
-        let line = format!(
-            "{}: the rollback to {} ({}) was not confirmed: {why}",
-            w.service, w.task_definition, w.deployment
-        );
-        r.error(line.clone());
-        unconfirmed.push(line);
-    }
-    Ok(unconfirmed)
-}
-
-/// `reason`, prefixed with the service when several were deployed.
-fn labelled(service: &str, reason: &str, watched: &[Watched]) -> String {
-    if watched.len() > 1 {
-        format!("{service}: {reason}")
-    } else {
-        reason.to_string()
-    }
-}
-
-/// Logs where the services stand, for a person taking over.
-pub async fn report_state(watcher: &Watcher<'_>, services: &[String]) {
-    let r = watcher.reporter;
-    match ecs::describe_services(watcher.client, watcher.cluster, services).await {
-        Ok(views) => {
-            for view in views {
-                r.warn(format!(
-                    "{} now: task definition {}, {} running of {} desired",
-                    view.name,
-                    watch::short(&view.task_definition),
-                    view.running,
-                    view.desired
-                ));
-                for d in &view.deployments {
-                    r.warn(format!("  {}", watch::describe_deployment(d)));
-                }
-            }
-        }
-        Err(e) => r.warn(format!("the services' state could not be read: {e}")),
-    }
 }
 
 /// The task definition with the new image in the chosen containers and the deckhand tag.

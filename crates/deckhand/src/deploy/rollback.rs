@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
 use crate::deploy::history;
-use crate::deploy::pipeline::{confirm, report_state};
+use crate::deploy::rollout::{confirm, report_state};
 use crate::deploy::verdict;
 use crate::deploy::watch::{self, Seen, Watched, Watcher};
 use crate::error::{Error, Exit, Result};
