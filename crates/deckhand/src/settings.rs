@@ -157,7 +157,11 @@ impl DeploySettings {
             match (image, repository) {
                 (Some(image), _) => ImageSource::Given(image.clone()),
                 (None, Some(repository)) => {
-                    let build = merge_build(&args.build, &f.build);
+                    let build = merge_build(
+                        &args.build,
+                        &f.build,
+                        env("DECKHAND_CREATE_REPOSITORY").is_some(),
+                    );
                     let mut push = PushSettings::resolve(repository, &build, env)?;
                     push.dry_run = args.dry_run;
                     ImageSource::Build(push)
@@ -392,8 +396,9 @@ fn pre_deploy(args: &DeployArgs, file: &config::File) -> Result<Vec<config::PreD
 }
 
 /// The build flags, each filled in from the file's `[build]` where the command line said
-/// nothing. `--create-repository` is a switch: either one asking for it is enough.
-fn merge_build(args: &BuildArgs, file: &config::Build) -> BuildArgs {
+/// nothing. `--create-repository` is a switch: the flag turns it on; the file's value counts
+/// unless DECKHAND_CREATE_REPOSITORY said (`switch_from_env`).
+fn merge_build(args: &BuildArgs, file: &config::Build, switch_from_env: bool) -> BuildArgs {
     let mut b = args.clone();
     if b.context.is_none() {
         b.context = file.context.clone();
@@ -410,7 +415,9 @@ fn merge_build(args: &BuildArgs, file: &config::Build) -> BuildArgs {
     if b.tags.iter().all(String::is_empty) && !file.tags.is_empty() {
         b.tags = file.tags.clone();
     }
-    b.create_repository |= file.create_repository.unwrap_or(false);
+    if !switch_from_env {
+        b.create_repository |= file.create_repository.unwrap_or(false);
+    }
     b
 }
 
@@ -908,11 +915,15 @@ mod tests {
         .unwrap();
         let mut a = build_args();
         a.context = Some("other".into());
-        let b = merge_build(&a, &file.build);
+        let b = merge_build(&a, &file.build, false);
         assert_eq!(b.context, Some(PathBuf::from("other")));
         assert_eq!(b.tags, vec!["latest"]);
         assert!(b.create_repository);
+        assert!(
+            !merge_build(&a, &file.build, true).create_repository,
+            "DECKHAND_CREATE_REPOSITORY=false beats the file"
+        );
         a.tags = vec!["v1".into()];
-        assert_eq!(merge_build(&a, &file.build).tags, vec!["v1"]);
+        assert_eq!(merge_build(&a, &file.build, false).tags, vec!["v1"]);
     }
 }

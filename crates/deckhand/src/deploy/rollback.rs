@@ -117,12 +117,19 @@ pub async fn rollback(
     let back = vec![Watched::new(service, &deployment, &target)];
     let mut seen = Seen::after(std::slice::from_ref(&view));
     let why = match confirm(&watcher, back, deadline, &mut seen, &mut interrupted).await {
-        Ok(unconfirmed) if unconfirmed.is_empty() => {
+        Ok(confirmation) if confirmation.all_back() => {
+            confirmation.tell_rolled_back(r);
             result.result = "rolled-back".into();
             return done(result, Exit::Success);
         }
-        Ok(unconfirmed) => unconfirmed.join("; "),
-        Err(e) => e.message,
+        Ok(confirmation) => confirmation.unconfirmed.join("; "),
+        Err(e) => {
+            r.error(format!(
+                "the rollback to {target} ({deployment}) was not confirmed: {}",
+                e.message
+            ));
+            e.message
+        }
     };
     report_state(&watcher, std::slice::from_ref(service)).await;
     result.result = "failed".into();

@@ -189,9 +189,12 @@ impl Rollout<'_> {
         interrupted: &mut Interrupts,
     ) -> Result<Outcome> {
         let deadline = Instant::now() + self.args.watch.timeout;
-        let unconfirmed =
+        let confirmation =
             confirm(self.watcher, back, deadline, &mut self.seen, interrupted).await?;
-        let ending = decide::after_failure(unconfirmed.is_empty(), left);
+        let ending = decide::after_failure(confirmation.all_back(), left);
+        if ending == Ending::RolledBack {
+            confirmation.tell_rolled_back(self.watcher.reporter);
+        }
         result.rolled_back = ending == Ending::RolledBack;
         if ending != Ending::RolledBack {
             let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
@@ -234,14 +237,15 @@ impl Rollout<'_> {
 /// The confirm stage, for a deploy's rollbacks and for `deckhand rollback`: watches each
 /// rollback deployment in `back` to a verdict (a second signal stops the wait: CI sends SIGINT,
 /// then SIGTERM, before killing the job), and says for each whether it is back and stable.
-/// Returns why each one that is not confirmed is not (empty: all are back).
+/// The caller tells the verdict ([`Confirmation::tell_rolled_back`]): only it knows whether
+/// every changed service is back.
 pub async fn confirm(
     watcher: &Watcher<'_>,
     mut back: Vec<Watched>,
     deadline: Instant,
     seen: &mut Seen,
     interrupted: &mut Interrupts,
-) -> Result<Vec<String>> {
+) -> Result<Confirmation> {
     let r = watcher.reporter;
     let ended = if back.is_empty() {
         Ended::Decided
@@ -250,28 +254,50 @@ pub async fn confirm(
             .watch(&mut back, deadline, seen, interrupted, false)
             .await?
     };
-    let mut unconfirmed = Vec::new();
+    let mut confirmation = Confirmation::default();
     for w in &back {
         let why = match (&w.verdict, ended) {
             (Some(Verdict::Stable { .. }), Ended::Decided) => {
-                r.verdict(format!(
-                    "rolled back: {} is stable on {}",
-                    w.service, w.task_definition
-                ));
+                confirmation
+                    .stable
+                    .push((w.service.clone(), w.task_definition.clone()));
                 continue;
             }
             (Some(Verdict::Failed(f)), _) => f.explain(),
             (_, Ended::Interrupted) => "the wait was interrupted".to_string(),
             _ => "unknown".to_string(),
         };
-        let line = format!(
+        r.error(format!(
             "{}: the rollback to {} ({}) was not confirmed: {why}",
             w.service, w.task_definition, w.deployment
-        );
-        r.error(line.clone());
-        unconfirmed.push(line);
+        ));
+        confirmation.unconfirmed.push(why);
     }
-    Ok(unconfirmed)
+    Ok(confirmation)
+}
+
+/// What the confirm stage found.
+#[derive(Debug, Default)]
+pub struct Confirmation {
+    /// (service, task definition) of each rollback that is back and stable.
+    pub stable: Vec<(String, String)>,
+    /// Why each of the others is not confirmed.
+    pub unconfirmed: Vec<String>,
+}
+
+impl Confirmation {
+    pub fn all_back(&self) -> bool {
+        self.unconfirmed.is_empty()
+    }
+
+    /// The verdict lines, once the whole rollback is known to be confirmed.
+    pub fn tell_rolled_back(&self, r: &crate::report::Reporter) {
+        for (service, task_definition) in &self.stable {
+            r.verdict(format!(
+                "rolled back: {service} is stable on {task_definition}"
+            ));
+        }
+    }
 }
 
 /// `reason`, prefixed with the service when several were deployed.

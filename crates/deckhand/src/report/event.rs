@@ -70,6 +70,29 @@ impl Event {
         }
     }
 
+    /// The event with `f` applied to every text in it (to mask secrets before any renderer
+    /// escapes or rewrites the text, which would hide a secret from a later masking).
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Event {
+        match self {
+            Event::Stage(m) => Event::Stage(f(&m)),
+            Event::Step(m) => Event::Step(f(&m)),
+            Event::Output(m) => Event::Output(f(&m)),
+            Event::ServiceEvent(m) => Event::ServiceEvent(f(&m)),
+            Event::Verdict(m) => Event::Verdict(f(&m)),
+            Event::Warning(m) => Event::Warning(f(&m)),
+            Event::Error(m) => Event::Error(f(&m)),
+            Event::TaskStopped {
+                service,
+                task,
+                reason,
+            } => Event::TaskStopped {
+                service: service.map(|s| f(&s)),
+                task: f(&task),
+                reason: f(&reason),
+            },
+        }
+    }
+
     /// Whether the job summary's timeline or problem list keeps it.
     pub fn summarised(&self) -> bool {
         !matches!(self, Event::Step(_) | Event::Output(_))

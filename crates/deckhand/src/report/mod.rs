@@ -184,6 +184,9 @@ impl Reporter {
 
     /// Tells one event.
     pub fn emit(&self, event: Event) {
+        // Masked first: renderers escape text (`%0A`, `\|`), which would hide a secret from
+        // the masking of what they wrote.
+        let event = event.map_text(crate::redact::redact);
         let mut inner = self.lock();
         if event.summarised() {
             if inner.timeline.len() == KEEP {
@@ -196,6 +199,8 @@ impl Reporter {
             });
         }
         if self.quiet && event.level() == Level::Info {
+            // Not shown, but the log's reader still learns the secrets to mask at once.
+            self.write_log(&mut inner, "");
             return;
         }
         let text = inner.render.event(&event);
@@ -491,13 +496,42 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_is_masked_before_a_renderer_escapes_it() {
+        let secret = "p%ss|w\nrd-secret";
+        crate::redact::register(secret);
+        let dir = tempfile::tempdir().unwrap();
+        let summary = dir.path().join("summary.md");
+        let sinks = Sinks {
+            github_summary: Some(summary.clone()),
+            command: "deploy".into(),
+            ..Sinks::default()
+        };
+        let (r, log) = reporter(Mode::Github, false, sinks);
+        r.warn(format!("bad value {secret} here"));
+        r.stage(format!("stage {secret}"));
+        r.result(&serde_json::json!({"result": "failed"}), "failed");
+        let log = log.text();
+        let md = std::fs::read_to_string(&summary).unwrap();
+        for (what, text) in [("log", &log), ("summary", &md)] {
+            for part in ["p%ss", "p%25ss", "rd-secret", "w%0Ard"] {
+                assert!(!text.contains(part), "{what} shows {part:?}:\n{text}");
+            }
+        }
+        assert!(log.contains("::warning::bad value *** here"), "{log}");
+    }
+
+    #[test]
     fn quiet_keeps_problems_and_secrets_are_masked_and_announced() {
         crate::redact::register("hunter2-secret-value");
         let (r, log) = reporter(Mode::Github, true, Sinks::default());
         r.step("token hunter2-secret-value");
+        assert!(
+            log.text().contains("::add-mask::hunter2-secret-value\n"),
+            "announced at once, though the step is not shown: {}",
+            log.text()
+        );
         r.warn("saw hunter2-secret-value");
         let log = log.text();
-        assert!(log.contains("::add-mask::hunter2-secret-value\n"), "{log}");
         assert!(log.contains("::warning::saw ***\n"), "{log}");
         assert!(!log.contains("token"), "quiet drops steps: {log}");
     }
