@@ -155,7 +155,14 @@ impl DeploySettings {
         };
         let source =
             match (image, repository) {
-                (Some(image), _) => ImageSource::Given(image.clone()),
+                (Some(image), _) => {
+                    crate::image::reference::ImageRef::parse(image).map_err(|why| {
+                        Error::usage(format!(
+                            "--image {image:?} is not an image reference: {why}"
+                        ))
+                    })?;
+                    ImageSource::Given(image.clone())
+                }
                 (None, Some(repository)) => {
                     let build = merge_build(
                         &args.build,
@@ -178,7 +185,7 @@ impl DeploySettings {
             services,
             source,
             task_definition,
-            watch: WatchSettings::resolve(&args.watch, Some(f)),
+            watch: WatchSettings::resolve(&args.watch, Some(f))?,
             rollback: args.rollback.or(f.rollback).unwrap_or(RollbackMode::Auto),
             no_wait: args.no_wait,
             dry_run: args.dry_run,
@@ -208,9 +215,10 @@ impl DeploySettings {
 }
 
 impl WatchSettings {
-    /// Flags over the file over the defaults.
-    pub fn resolve(args: &WatchArgs, file: Option<&config::File>) -> Self {
-        WatchSettings {
+    /// Flags over the file over the defaults; a timeout too short to watch anything, or a
+    /// failed-task limit of 0, is a usage error.
+    pub fn resolve(args: &WatchArgs, file: Option<&config::File>) -> Result<Self> {
+        let s = WatchSettings {
             timeout: args
                 .timeout
                 .or(file.and_then(|f| f.timeout))
@@ -223,9 +231,26 @@ impl WatchSettings {
                 .max_failed_tasks
                 .or(file.and_then(|f| f.max_failed_tasks))
                 .unwrap_or(DEFAULT_MAX_FAILED_TASKS),
+        };
+        if s.timeout < MIN_TIMEOUT {
+            return Err(Error::usage(format!(
+                "--timeout {}ms is too short: the deployment, and again a rollback, get this \
+                 long to become stable; use at least {}s (e.g. 10m)",
+                s.timeout.as_millis(),
+                MIN_TIMEOUT.as_secs()
+            )));
         }
+        if s.max_failed_tasks == 0 {
+            return Err(Error::usage(
+                "--max-failed-tasks 0 would fail every deploy before it starts; use 1 or more",
+            ));
+        }
+        Ok(s)
     }
 }
+
+/// The shortest `--timeout` accepted.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl PushSettings {
     /// Checks every value once; `env` reads the process environment (injected for tests).
@@ -297,7 +322,7 @@ impl RollbackSettings {
             cluster,
             service,
             to: args.to.clone(),
-            watch: WatchSettings::resolve(&args.watch, None),
+            watch: WatchSettings::resolve(&args.watch, None)?,
             no_wait: args.no_wait,
         })
     }
@@ -683,6 +708,40 @@ mod tests {
                 vec!["--service", "web", "--image", "x"],
                 None,
                 "name the cluster",
+            ),
+            (
+                vec![
+                    "--cluster",
+                    "c",
+                    "--service",
+                    "web",
+                    "--image",
+                    "garbage!!@@ not an image",
+                ],
+                None,
+                "is not an image reference",
+            ),
+            (
+                vec!["--cluster", "c", "--service", "web", "--image", ""],
+                None,
+                "is not an image reference",
+            ),
+            (
+                vec!["--cluster", "c", "--service", "web"],
+                Some("image = \"Web:1\"\n"),
+                "is not an image reference",
+            ),
+            (
+                with(&["--timeout", "0"]),
+                None,
+                "--timeout 0ms is too short",
+            ),
+            (with(&["--timeout", "500ms"]), None, "is too short"),
+            (MIN.to_vec(), Some("timeout = \"0s\"\n"), "is too short"),
+            (
+                with(&["--max-failed-tasks", "0"]),
+                None,
+                "--max-failed-tasks 0",
             ),
             (
                 vec!["--cluster", "c", "--image", "x"],

@@ -140,7 +140,7 @@ impl<'a> Watcher<'a> {
             cluster,
             poll: args.poll,
             limits: Limits {
-                failed_tasks: args.max_failed_tasks.max(1),
+                failed_tasks: args.max_failed_tasks,
                 ..Limits::default()
             },
         }

@@ -404,4 +404,35 @@ pub mod command {
         );
         sandbox.stop().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_input_is_exit_2_before_any_call() {
+        let (sandbox, client, good) = stable_service(false).await;
+        crate::sandbox::control(&sandbox, "calls", "");
+        for (extra, says) in [
+            (
+                &["--image", "garbage!!@@ not an image"][..],
+                "is not an image reference",
+            ),
+            (&["--image", ""][..], "is not an image reference"),
+            (&["--image", "x/y:1", "--timeout", "0"][..], "is too short"),
+            (
+                &["--image", "x/y:1", "--max-failed-tasks", "0"][..],
+                "--max-failed-tasks 0",
+            ),
+        ] {
+            let mut args = vec!["deploy", "--cluster", "c", "--service", "web"];
+            args.extend_from_slice(extra);
+            let run = run(&sandbox, None, &args).await;
+            run.expect_code(2);
+            assert!(run.stderr.contains(says), "{extra:?}: {}", run.stderr);
+        }
+        assert!(
+            sandbox.calls().is_empty(),
+            "nothing was asked of ECS: {:?}",
+            sandbox.calls()
+        );
+        assert_eq!(service_td_of(&client, "web").await, good);
+        sandbox.stop().await;
+    }
 }
