@@ -215,7 +215,8 @@ pub struct ServiceArgs {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Watch and rollback")]
 pub struct WatchArgs {
-    /// How long to wait for the deployment (and again for a rollback), e.g. 15m [default: 10m].
+    /// How long to wait for the deployment (and again for a rollback), at least 1s, e.g. 15m
+    /// [default: 10m].
     #[arg(long, value_parser = parse_duration, env = "DECKHAND_TIMEOUT")]
     pub timeout: Option<std::time::Duration>,
 
@@ -224,7 +225,7 @@ pub struct WatchArgs {
     pub poll: Option<std::time::Duration>,
 
     /// Failed tasks of the new revision that fail the deploy (before ECS's circuit breaker, which
-    /// needs 3) [default: 2].
+    /// needs 3), at least 1 [default: 2].
     #[arg(long, env = "DECKHAND_MAX_FAILED_TASKS")]
     pub max_failed_tasks: Option<usize>,
 }
