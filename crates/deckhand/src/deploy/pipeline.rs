@@ -282,16 +282,32 @@ impl Deploy<'_> {
                     ))
                 })
             };
-            let source = match &self.s.task_definition {
-                Some(td) => td.clone(),
-                None => live().await?,
+            // The change shown is always live → new, whatever the new revision is made from.
+            let (source, base) = match &self.s.task_definition {
+                Some(td) => match live().await {
+                    Ok(base) => (td.clone(), base),
+                    Err(e) => {
+                        r.warn(format!(
+                            "{e}; the change below is shown against the --task-definition file"
+                        ));
+                        (td.clone(), td.clone())
+                    }
+                },
+                None => {
+                    let base = live().await?;
+                    (base.clone(), base)
+                }
             };
-            for value in source.secret_values() {
+            for value in source
+                .secret_values()
+                .into_iter()
+                .chain(base.secret_values())
+            {
                 crate::redact::register(&value);
             }
             let containers = self.s.containers_for(&before.name);
             let new = render(r, &before.name, &source, containers, image)?;
-            println_diff(r, &source.request(), &new.request());
+            println_diff(r, &base.request(), &new.request());
             units.push(Unit {
                 service: before.name.clone(),
                 target,

@@ -435,4 +435,43 @@ pub mod command {
         assert_eq!(service_td_of(&client, "web").await, good);
         sandbox.stop().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dry_run_with_a_file_shows_the_change_from_the_live_revision() {
+        let bed = Bed::get();
+        let (sandbox, client, good) = stable_service(false).await;
+        let image = good_image(&bed).await;
+        let live = sandbox.task_definition(&good).await.unwrap();
+        let mut file = live.body.clone();
+        file["family"] = serde_json::json!("web");
+        file["containerDefinitions"][0]["memory"] = serde_json::json!(99);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("td.json");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let run = deploy(
+            &sandbox,
+            &image,
+            &["--task-definition", path.to_str().unwrap(), "--dry-run"],
+        )
+        .await;
+        run.expect_code(0);
+        let line = |sign: char, text: &str| {
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with(sign) && l.contains(text))
+        };
+        assert!(
+            line('-', "\"memory\": 32"),
+            "the live value:\n{}",
+            run.stderr
+        );
+        assert!(
+            line('+', "\"memory\": 99"),
+            "the file's value:\n{}",
+            run.stderr
+        );
+        assert!(line('+', &image), "the new image:\n{}", run.stderr);
+        assert_eq!(service_td_of(&client, "web").await, good, "a dry run");
+        sandbox.stop().await;
+    }
 }
