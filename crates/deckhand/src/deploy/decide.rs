@@ -45,6 +45,9 @@ pub fn undo(primary: Option<Primary<'_>>, ours: &str, target: &str, mode: Rollba
 pub enum Ending {
     /// Every service is stable on its new revision.
     Deployed,
+    /// The deployments completed, but at least one service has desiredCount 0: no task ran, so
+    /// nothing was verified. Exit 0, said loudly.
+    Unverified,
     /// It failed and every changed service is back on its target, stable.
     RolledBack,
     /// It failed and at least one service is not confirmed healthy.
@@ -56,6 +59,7 @@ impl Ending {
     pub fn result(self) -> &'static str {
         match self {
             Ending::Deployed => "deployed",
+            Ending::Unverified => "unverified",
             Ending::RolledBack => "rolled-back",
             Ending::Failed => "failed",
         }
@@ -64,10 +68,20 @@ impl Ending {
     /// The exit code the README promises for it.
     pub fn exit(self) -> Exit {
         match self {
-            Ending::Deployed => Exit::Success,
+            Ending::Deployed | Ending::Unverified => Exit::Success,
             Ending::RolledBack => Exit::RolledBack,
             Ending::Failed => Exit::NeedsPerson,
         }
+    }
+}
+
+/// How a deploy whose deployments all completed ends (pure): deployed only when every service
+/// ran tasks of its new revision.
+pub fn after_success(any_without_tasks: bool) -> Ending {
+    if any_without_tasks {
+        Ending::Unverified
+    } else {
+        Ending::Deployed
     }
 }
 
@@ -154,5 +168,13 @@ mod tests {
             .collect();
         assert_eq!(codes, vec![0, 3, 4]);
         assert_eq!(Ending::RolledBack.result(), "rolled-back");
+        assert_eq!(after_success(false), Ending::Deployed);
+        assert_eq!(after_success(true), Ending::Unverified);
+        assert_eq!(Ending::Unverified.result(), "unverified");
+        assert_eq!(
+            Ending::Unverified.exit().code(),
+            0,
+            "unverified is not a failure"
+        );
     }
 }

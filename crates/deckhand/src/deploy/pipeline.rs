@@ -20,7 +20,7 @@ use crate::signals::Interrupts;
 /// The result object (stdout with `--output json`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeployResult {
-    /// deployed | rolled-back | failed | dry-run | started
+    /// deployed | unverified | rolled-back | failed | dry-run | started
     pub result: String,
     /// The image reference put in the task definitions (pinned by digest when deckhand pushed it).
     pub image: String,

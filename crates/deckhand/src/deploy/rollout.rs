@@ -50,28 +50,41 @@ impl Rollout<'_> {
             Some(_) => Ended::Decided,
         };
         if ended == Ended::Decided && start_error.is_none() && watched.iter().all(Watched::stable) {
+            let mut without_tasks = false;
             for w in &watched {
+                let short = watch::short(&w.task_definition);
                 if let Some(Verdict::Stable {
                     nothing_running: true,
                 }) = w.verdict
                 {
-                    r.warn(format!("{}: desiredCount is 0: the deployment completed but no task ran, so nothing was verified", w.service));
+                    without_tasks = true;
+                    r.warn(format!(
+                        "{}: desiredCount is 0: the deployment completed but no task ran, so \
+                         {short} is not verified; scale the service up and watch it with \
+                         `deckhand status`",
+                        w.service
+                    ));
+                    r.verdict(format!("unverified: {} is on {short}", w.service));
+                } else {
+                    r.verdict(format!("deployed: {} is stable on {short}", w.service));
                 }
-                r.verdict(format!(
-                    "deployed: {} is stable on {}",
-                    w.service,
-                    watch::short(&w.task_definition)
-                ));
             }
-            if let Some(keep) = args.keep_revisions {
-                for u in self.units {
-                    self.prune(keep as usize, u).await;
+            let ending = decide::after_success(without_tasks);
+            match args.keep_revisions {
+                Some(_) if ending == Ending::Unverified => {
+                    r.step("--keep-revisions: nothing is deregistered after an unverified deploy")
                 }
+                Some(keep) => {
+                    for u in self.units {
+                        self.prune(keep as usize, u).await;
+                    }
+                }
+                None => {}
             }
-            result.result = Ending::Deployed.result().into();
+            result.result = ending.result().into();
             return Ok(Outcome {
                 result,
-                exit: Ending::Deployed.exit(),
+                exit: ending.exit(),
             });
         }
 

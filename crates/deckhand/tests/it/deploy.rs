@@ -474,4 +474,27 @@ pub mod command {
         assert_eq!(service_td_of(&client, "web").await, good, "a dry run");
         sandbox.stop().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_with_no_tasks_is_unverified_not_deployed() {
+        let bed = Bed::get();
+        let (sandbox, client) = crate::sandbox::sandbox(8192).await;
+        let old = register(&client, "web", container(&bed, &["sleep", "600"])).await;
+        create_service(&client, "web", &old, 0, false).await;
+        let image = good_image(&bed).await;
+        let run = deploy(&sandbox, &image, &[]).await;
+        run.expect_code(0);
+        assert_eq!(run.json()["result"], "unverified", "{}", run.stderr);
+        assert!(
+            run.stderr.contains("desiredCount is 0") && run.stderr.contains("not verified"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("==> unverified: web is on web:2"),
+            "{}",
+            run.stderr
+        );
+        sandbox.stop().await;
+    }
 }
