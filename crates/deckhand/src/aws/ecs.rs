@@ -382,7 +382,7 @@ pub async fn active_revisions(client: &Client, family: &str) -> Result<Vec<Strin
         out.extend(
             page.task_definition_arns()
                 .iter()
-                .filter(|arn| family_in(arn) == family)
+                .filter(|arn| super::types::family_of(arn) == family)
                 .cloned(),
         );
     }
@@ -577,10 +577,4 @@ pub async fn stop_task(client: &Client, cluster: &str, task: &str, reason: &str)
             ))
         })?;
     Ok(())
-}
-
-/// The family in a task definition ARN (`…:task-definition/FAMILY:REVISION`).
-fn family_in(arn: &str) -> &str {
-    let name = arn.rsplit('/').next().unwrap_or(arn);
-    name.split(':').next().unwrap_or(name)
 }

@@ -108,6 +108,12 @@ macro_rules! ecs_string {
 ecs_string!(DeploymentStatus);
 ecs_string!(RolloutState);
 
+/// The family of a task definition ARN or `family:revision` reference.
+pub fn family_of(reference: &str) -> &str {
+    let name = reference.rsplit('/').next().unwrap_or(reference);
+    name.split(':').next().unwrap_or(name)
+}
+
 /// One deployment as DescribeServices shows it (and as `deckhand status` reports it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeploymentView {

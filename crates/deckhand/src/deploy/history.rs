@@ -1,11 +1,7 @@
 //! Choosing revisions from a service's past (pure): the last good one to roll back to, what a
 //! `--to` argument names, and which old revisions `--keep-revisions` may deregister.
 
-/// The family of a task definition ARN or `family:revision` reference.
-pub fn family_of(reference: &str) -> &str {
-    let name = reference.rsplit('/').next().unwrap_or(reference);
-    name.split(':').next().unwrap_or(name)
-}
+pub use crate::aws::types::family_of;
 
 /// The revision number of a task definition ARN or `family:revision` reference.
 pub fn revision_of(reference: &str) -> Option<u32> {

@@ -9,3 +9,11 @@ pub mod rollout;
 pub mod taskdef;
 pub mod verdict;
 pub mod watch;
+
+/// How a pipeline that got as far as a result ended: the result object and the exit code the
+/// README's table gives it.
+#[derive(Debug, Clone)]
+pub struct Outcome<R> {
+    pub result: R,
+    pub exit: crate::error::Exit,
+}

@@ -95,11 +95,7 @@ pub(super) struct Unit {
 }
 
 /// How a deploy that got as far as changing something (or a dry run) ended.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub result: DeployResult,
-    pub exit: Exit,
-}
+pub type Outcome = super::Outcome<DeployResult>;
 
 /// Everything the stages share.
 struct Deploy<'a> {
@@ -478,7 +474,8 @@ mod tests {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let i = Image::given(&format!("127.0.0.1:5000/web:{sha}-dirty"));
         assert_eq!(i.sha.as_deref(), Some(sha));
-        // Not rejected here (yet): an invalid reference goes out as given, with nothing known.
+        // Settings refuse such an --image; should one get here, it goes out as given, with
+        // nothing known about it.
         let i = Image::given("garbage!!@@ not an image");
         assert_eq!(i.reference, "garbage!!@@ not an image");
         assert_eq!((i.digest, i.sha), (None, None));

@@ -27,11 +27,7 @@ pub struct RollbackResult {
 }
 
 /// How a rollback that was started (or found unnecessary) ended.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub result: RollbackResult,
-    pub exit: Exit,
-}
+pub type Outcome = super::Outcome<RollbackResult>;
 
 /// The manual rollback pipeline: find the service, choose the target, start the rollback and
 /// confirm it with the deploy's own confirm stage. `Err`: nothing was changed (exit 1 or 2);

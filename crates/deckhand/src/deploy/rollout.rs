@@ -107,16 +107,8 @@ impl Rollout<'_> {
         r.error(format!("the deployment failed: {}", result.reason));
         for w in &watched {
             for t in &w.failures {
-                r.error(format!(
-                    "  {}task {}: {}",
-                    if watched.len() > 1 {
-                        format!("{}: ", w.service)
-                    } else {
-                        String::new()
-                    },
-                    watch::short(&t.arn),
-                    watch::describe_stop(t)
-                ));
+                let task = format!("task {}: {}", watch::short(&t.arn), watch::describe_stop(t));
+                r.error(format!("  {}", labelled(&w.service, &task, &watched)));
             }
         }
 
@@ -140,12 +132,12 @@ impl Rollout<'_> {
             let primary = view
                 .deployments
                 .iter()
-                .find(|d| d.status == DeploymentStatus::Primary)
-                .map(|d| Primary {
-                    id: &d.id,
-                    task_definition: &d.task_definition,
-                });
-            match decide::undo(primary, &w.deployment, target, args.rollback) {
+                .find(|d| d.status == DeploymentStatus::Primary);
+            let facts = primary.map(|d| Primary {
+                id: &d.id,
+                task_definition: &d.task_definition,
+            });
+            match decide::undo(facts, &w.deployment, target, args.rollback) {
                 Undo::Follow { deployment } => {
                     r.step(format!(
                         "{}: going back to {target} ({deployment}); watching it",
@@ -154,11 +146,8 @@ impl Rollout<'_> {
                     back.push(Watched::new(&w.service, &deployment, target));
                 }
                 Undo::HandsOff { by } => {
-                    let by = view
-                        .deployments
-                        .iter()
-                        .find(|d| d.id == by)
-                        .map_or(by.clone(), watch::describe_deployment);
+                    // `by` is the primary's id: describe it whole.
+                    let by = primary.map_or(by, watch::describe_deployment);
                     r.error(format!(
                         "{}: another deployment took over ({by}); deckhand does not roll back over it",
                         w.service,

@@ -263,11 +263,8 @@ impl Reporter {
     /// object to every result file. Once per run; a later call changes nothing.
     pub fn result(&self, value: &impl Serialize, text: &str) {
         let value = serde_json::to_value(value).expect("plain data serializes");
-        {
-            let mut inner = self.lock();
-            if std::mem::replace(&mut inner.published, true) {
-                return;
-            }
+        if !self.claim_result() {
+            return;
         }
         self.publish(&value);
         let line = match self.output {
@@ -290,12 +287,15 @@ impl Reporter {
     /// A `failed` result with `message` in every result file, nothing on stdout or in the
     /// log, unless a result was given already.
     pub fn record_failure(&self, message: &str) {
-        let mut inner = self.lock();
-        if std::mem::replace(&mut inner.published, true) {
+        if !self.claim_result() {
             return;
         }
-        drop(inner);
         self.publish(&serde_json::json!({"result": "failed", "reason": message}));
+    }
+
+    /// True for the first caller only: a run has one result.
+    fn claim_result(&self) -> bool {
+        !std::mem::replace(&mut self.lock().published, true)
     }
 
     /// Closes whatever group or section is open.
