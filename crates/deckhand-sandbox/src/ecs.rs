@@ -62,7 +62,9 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "ListServiceDeployments" => list_service_deployments(state, input),
         "DescribeServiceDeployments" => describe_service_deployments(state, input),
         "DescribeServiceRevisions" => describe_service_revisions(state, input),
-        "TagResource" | "UntagResource" => Ok(json!({})),
+        "TagResource" => tag_resource(state, input),
+        "UntagResource" => untag_resource(state, input),
+        "ListTagsForResource" => list_tags_for_resource(state, input),
         _ => Err(ApiError::new(
             "UnknownOperationException",
             format!("the sandbox does not implement ECS {op}"),
@@ -299,6 +301,67 @@ fn describe_task_definition(state: &State, input: &Value) -> Reply {
         out["tags"] = def.tags.clone();
     }
     Ok(out)
+}
+
+/// The task definition a tagging call names by ARN; other resource types keep no tags here.
+fn tagged<'a>(
+    state: &'a mut State,
+    input: &Value,
+) -> Result<Option<&'a mut TaskDefinition>, ApiError> {
+    let arn = str_field(input, "resourceArn")?;
+    if !arn.starts_with("arn:") {
+        return Err(ApiError::invalid(format!("Invalid resource ARN: {arn}")));
+    }
+    if !arn.contains(":task-definition/") {
+        return Ok(None);
+    }
+    let (family, revision) = arn
+        .rsplit_once(":task-definition/")
+        .and_then(|(_, r)| r.rsplit_once(':'))
+        .and_then(|(f, r)| Some((f.to_string(), r.parse::<u32>().ok()?)))
+        .ok_or_else(|| ApiError::invalid(format!("Invalid resource ARN: {arn}")))?;
+    state
+        .families
+        .get_mut(&family)
+        .and_then(|defs| defs.iter_mut().find(|d| d.revision == revision))
+        .map(Some)
+        .ok_or_else(|| ApiError::client("The specified task definition does not exist."))
+}
+
+/// TagResource: adds the tags, replacing the values of keys already there.
+fn tag_resource(state: &mut State, input: &Value) -> Reply {
+    let tags = input["tags"]
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("tags must be a list of key/value pairs"))?
+        .clone();
+    if let Some(def) = tagged(state, input)? {
+        let mut current = def.tags.as_array().cloned().unwrap_or_default();
+        for tag in tags {
+            current.retain(|t| t["key"] != tag["key"]);
+            current.push(tag);
+        }
+        def.tags = Value::Array(current);
+    }
+    Ok(json!({}))
+}
+
+/// UntagResource: removes the tags whose keys are listed.
+fn untag_resource(state: &mut State, input: &Value) -> Reply {
+    let keys = input["tagKeys"].as_array().cloned().unwrap_or_default();
+    if let Some(def) = tagged(state, input)? {
+        if let Some(current) = def.tags.as_array_mut() {
+            current.retain(|t| !keys.contains(&t["key"]));
+        }
+    }
+    Ok(json!({}))
+}
+
+/// ListTagsForResource.
+fn list_tags_for_resource(state: &mut State, input: &Value) -> Reply {
+    let tags = tagged(state, input)?
+        .map(|d| d.tags.clone())
+        .unwrap_or_else(|| json!([]));
+    Ok(json!({ "tags": tags }))
 }
 
 fn list_task_definitions(state: &State, input: &Value) -> Reply {

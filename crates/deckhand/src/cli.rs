@@ -196,6 +196,11 @@ pub struct DeployArgs {
     /// anything; after that, stop with exit 1 (0: do not wait) [default: 5m].
     #[arg(long, value_parser = parse_duration, env = "DECKHAND_WAIT_FOR_OTHERS", help_heading = "Watch and rollback")]
     pub wait_for_others: Option<std::time::Duration>,
+
+    /// Deploy even while another deployment is in progress (e.g. a bad revision that never
+    /// finishes), replacing it instead of waiting; the log says whose deployment is replaced.
+    #[arg(long, env = "DECKHAND_TAKE_OVER", help_heading = "Watch and rollback")]
+    pub take_over: bool,
 }
 
 /// Which service(s).
@@ -501,7 +506,7 @@ mod tests {
                 "Watch and rollback",
             ),
             (
-                &["keep_revisions", "wait_for_others"][..],
+                &["keep_revisions", "wait_for_others", "take_over"][..],
                 "Watch and rollback",
             ),
             (

@@ -32,6 +32,7 @@ pub struct File {
     pub keep_revisions: Option<u32>,
     #[serde(default, deserialize_with = "typed::wait_for_others")]
     pub wait_for_others: Option<Duration>,
+    pub take_over: Option<bool>,
     pub max_failed_tasks: Option<usize>,
     #[serde(default)]
     pub build: Build,

@@ -31,6 +31,9 @@ impl Exit {
 pub struct Error {
     pub exit: Exit,
     pub message: String,
+    /// A call that may succeed if made again (throttling, a 5xx, a timeout, a dropped
+    /// connection): what a rollback retries until its deadline.
+    pub transient: bool,
 }
 
 impl Error {
@@ -39,6 +42,15 @@ impl Error {
         Self {
             exit: Exit::Failed,
             message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// A call that failed in a way that may pass on another try (exit 1 if nothing changed).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            transient: true,
+            ..Self::failed(message)
         }
     }
 
@@ -47,6 +59,7 @@ impl Error {
         Self {
             exit: Exit::Usage,
             message: message.into(),
+            transient: false,
         }
     }
 }

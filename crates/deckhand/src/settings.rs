@@ -41,6 +41,8 @@ pub struct DeploySettings {
     pub pre_deploy: Vec<config::PreDeploy>,
     pub keep_revisions: Option<u32>,
     pub wait_for_others: Duration,
+    /// `--take-over`: replace a deployment in progress instead of waiting for it.
+    pub take_over: bool,
     /// The settings file that was applied.
     pub config_path: Option<PathBuf>,
 }
@@ -195,6 +197,7 @@ impl DeploySettings {
                 .wait_for_others
                 .or(f.wait_for_others)
                 .unwrap_or(DEFAULT_WAIT_FOR_OTHERS),
+            take_over: args.take_over || f.take_over.unwrap_or(false),
             config_path,
         })
     }

@@ -93,10 +93,10 @@ pub async fn register_task_definition(ecs: &Ecs, body: &Value) -> Result<Registe
         .send()
         .await
         .map_err(|e| {
-            Error::failed(format!(
-                "ECS RegisterTaskDefinition for family {family:?} failed: {}",
-                super::describe(&e)
-            ))
+            super::failure(
+                &format!("ECS RegisterTaskDefinition for family {family:?}"),
+                &e,
+            )
         })?;
     let td = out
         .task_definition()
@@ -140,12 +140,7 @@ pub async fn describe_task_definition(ecs: &Ecs, reference: &str) -> Result<Valu
         .interceptor(keep.clone())
         .send()
         .await
-        .map_err(|e| {
-            Error::failed(format!(
-                "ECS DescribeTaskDefinition {reference} failed: {}",
-                super::describe(&e)
-            ))
-        })?;
+        .map_err(|e| super::failure(&format!("ECS DescribeTaskDefinition {reference}"), &e))?;
     let bytes = keep
         .0
         .lock()
@@ -226,7 +221,7 @@ pub async fn describe_services(
                 Some(se) if se.is_cluster_not_found_exception() => Error::failed(format!(
                     "the ECS cluster {cluster:?} does not exist (in this account and region). Check --cluster and --region."
                 )),
-                _ => Error::failed(format!("ECS DescribeServices failed: {}", super::describe(&e))),
+                _ => super::failure("ECS DescribeServices", &e),
             })?;
         for name in batch {
             let s = out
@@ -305,7 +300,7 @@ pub async fn update_service(
         .task_definition(task_definition)
         .send()
         .await
-        .map_err(|e| Error::failed(format!("ECS UpdateService failed: {}", super::describe(&e))))?;
+        .map_err(|e| super::failure("ECS UpdateService", &e))?;
     out.service()
         .and_then(|s| {
             s.deployments()
@@ -340,7 +335,7 @@ pub async fn stopped_tasks(
         .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
         .send()
         .await
-        .map_err(|e| Error::failed(format!("ECS ListTasks failed: {}", super::describe(&e))))?;
+        .map_err(|e| super::failure("ECS ListTasks", &e))?;
     if list.task_arns().is_empty() {
         return Ok(Vec::new());
     }
@@ -353,9 +348,7 @@ pub async fn stopped_tasks(
             .set_tasks(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| {
-                Error::failed(format!("ECS DescribeTasks failed: {}", super::describe(&e)))
-            })?;
+            .map_err(|e| super::failure("ECS DescribeTasks", &e))?;
         out.extend(described.tasks().iter().map(stopped_task));
     }
     Ok(out)
@@ -373,10 +366,10 @@ pub async fn active_revisions(client: &Client, family: &str) -> Result<Vec<Strin
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            Error::failed(format!(
-                "ECS ListTaskDefinitions for family {family:?} failed: {}",
-                super::describe(&e)
-            ))
+            super::failure(
+                &format!("ECS ListTaskDefinitions for family {family:?}"),
+                &e,
+            )
         })?;
         // familyPrefix also matches longer family names: keep this family's own.
         out.extend(
@@ -396,23 +389,17 @@ pub async fn deregister_task_definition(client: &Client, arn: &str) -> Result<()
         .task_definition(arn)
         .send()
         .await
-        .map_err(|e| {
-            Error::failed(format!(
-                "ECS DeregisterTaskDefinition {arn} failed: {}",
-                super::describe(&e)
-            ))
-        })?;
+        .map_err(|e| super::failure(&format!("ECS DeregisterTaskDefinition {arn}"), &e))?;
     Ok(())
 }
 
-/// The task definitions of the service's SUCCESSFUL deployments, newest first (at most the
-/// newest 20), from ListServiceDeployments and DescribeServiceRevisions.
+/// The task definitions of the service's SUCCESSFUL deployments, newest first (of the newest
+/// 20), from ListServiceDeployments and DescribeServiceRevisions.
 pub async fn successful_task_definitions(
     client: &Client,
     cluster: &str,
     service: &str,
 ) -> Result<Vec<String>> {
-    let failed = |call: &str, e: String| Error::failed(format!("ECS {call} failed: {e}"));
     let mut briefs = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -424,7 +411,7 @@ pub async fn successful_task_definitions(
             .set_next_token(next.take())
             .send()
             .await
-            .map_err(|e| failed("ListServiceDeployments", super::describe(&e)))?;
+            .map_err(|e| super::failure("ECS ListServiceDeployments", &e))?;
         briefs.extend(page.service_deployments().iter().map(|b| {
             (
                 b.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0),
@@ -453,7 +440,7 @@ pub async fn successful_task_definitions(
         .set_service_revision_arns(Some(revisions.clone()))
         .send()
         .await
-        .map_err(|e| failed("DescribeServiceRevisions", super::describe(&e)))?;
+        .map_err(|e| super::failure("ECS DescribeServiceRevisions", &e))?;
     Ok(revisions
         .iter()
         .filter_map(|arn| {
@@ -501,7 +488,7 @@ pub async fn run_task(
     let out = call
         .send()
         .await
-        .map_err(|e| Error::failed(format!("ECS RunTask failed: {}", super::describe(&e))))?;
+        .map_err(|e| super::failure("ECS RunTask", &e))?;
     if let Some(f) = out.failures().first() {
         return Err(Error::failed(format!(
             "ECS RunTask could not start the task: {} {}",
@@ -528,7 +515,7 @@ pub async fn describe_task(
         .tasks(task)
         .send()
         .await
-        .map_err(|e| Error::failed(format!("ECS DescribeTasks failed: {}", super::describe(&e))))?;
+        .map_err(|e| super::failure("ECS DescribeTasks", &e))?;
     let t = out
         .tasks()
         .first()
@@ -570,11 +557,52 @@ pub async fn stop_task(client: &Client, cluster: &str, task: &str, reason: &str)
         .reason(reason)
         .send()
         .await
-        .map_err(|e| {
-            Error::failed(format!(
-                "ECS StopTask {task} failed: {}",
-                super::describe(&e)
-            ))
-        })?;
+        .map_err(|e| super::failure(&format!("ECS StopTask {task}"), &e))?;
     Ok(())
+}
+
+/// TagResource: sets one tag on an ECS resource (a task definition revision here).
+pub async fn tag_resource(client: &Client, arn: &str, key: &str, value: &str) -> Result<()> {
+    let tag = aws_sdk_ecs::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build();
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .tags(tag)
+        .send()
+        .await
+        .map_err(|e| super::failure("ECS TagResource", &e))?;
+    Ok(())
+}
+
+/// A revision's tags, from DescribeTaskDefinition with TAGS.
+pub async fn task_definition_tags(
+    client: &Client,
+    reference: &str,
+) -> Result<(String, Vec<(String, String)>)> {
+    let out = client
+        .describe_task_definition()
+        .task_definition(reference)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| super::failure(&format!("ECS DescribeTaskDefinition {reference}"), &e))?;
+    let arn = out
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap_or(reference)
+        .to_string();
+    let tags = out
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    Ok((arn, tags))
 }

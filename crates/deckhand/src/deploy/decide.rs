@@ -26,18 +26,42 @@ pub enum Undo {
 }
 
 /// Decides how to undo a failed deploy on one service (pure). `ours` is the deployment
-/// deckhand started, `target` the revision that was live and verified before.
-pub fn undo(primary: Option<Primary<'_>>, ours: &str, target: &str, mode: RollbackMode) -> Undo {
+/// deckhand started (empty when its UpdateService's answer was lost), `new` the revision it
+/// registered, `target` the revision that was live before.
+pub fn undo(
+    primary: Option<Primary<'_>>,
+    ours: &str,
+    new: &str,
+    target: &str,
+    mode: RollbackMode,
+) -> Undo {
+    use super::history::same_revision;
     match primary {
-        Some(p) if super::history::same_revision(p.task_definition, target) => Undo::Follow {
+        Some(p) if same_revision(p.task_definition, target) => Undo::Follow {
             deployment: p.id.to_string(),
         },
-        Some(p) if p.id != ours => Undo::HandsOff {
+        Some(p) if p.id != ours && !same_revision(p.task_definition, new) => Undo::HandsOff {
             by: p.id.to_string(),
         },
         _ if mode == RollbackMode::Never => Undo::Leave,
         _ => Undo::RollBack,
     }
+}
+
+/// The revision a deploy goes back to on failure (pure): the one the service runs, or, when a
+/// deployment is still rolling out (`--take-over`), the revision of the deployment it is
+/// replacing that still has tasks running — the last one known to run.
+pub fn rollback_target(service: &crate::aws::ecs::ServiceView) -> &str {
+    use crate::aws::types::DeploymentStatus;
+    if super::verdict::busy(&service.deployments).is_none() {
+        return &service.task_definition;
+    }
+    service
+        .deployments
+        .iter()
+        .filter(|d| d.status == DeploymentStatus::Active && d.running > 0)
+        .max_by_key(|d| d.running)
+        .map_or(&service.task_definition, |d| d.task_definition.as_str())
 }
 
 /// How a deploy ended, in the words of its result object.
@@ -82,6 +106,83 @@ pub fn after_success(any_without_tasks: bool) -> Ending {
         Ending::Unverified
     } else {
         Ending::Deployed
+    }
+}
+
+/// Where one service of a deploy stands at the end, for the result and for the person who
+/// takes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// deployed | unverified | rolled-back | on-new-revision | not-confirmed | taken-over |
+    /// unknown
+    pub state: &'static str,
+    /// What a person should do; empty when nothing.
+    pub action: String,
+}
+
+/// What the service was seen to run at the end of a deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen<'a> {
+    /// Stable on this revision, confirmed by watching.
+    Confirmed(&'a str),
+    /// Running this revision (its PRIMARY), not confirmed stable.
+    Running(&'a str),
+    /// It could not be read.
+    Unreadable,
+}
+
+/// Where a service stands (pure): `registered` is deckhand's new revision, `target` the one it
+/// goes back to; `where_` names the service for the commands a person is told to run.
+pub fn standing(seen: Seen<'_>, registered: &str, target: &str, where_: &str) -> Standing {
+    use super::history::same_revision;
+    let status = format!("deckhand status {where_}");
+    let (td, confirmed) = match seen {
+        Seen::Confirmed(td) => (td, true),
+        Seen::Running(td) => (td, false),
+        Seen::Unreadable => {
+            return Standing {
+                state: "unknown",
+                action: format!("its state could not be read; check it with `{status}`"),
+            }
+        }
+    };
+    let (state, action) = if same_revision(td, registered) {
+        if confirmed {
+            ("deployed", String::new())
+        } else {
+            (
+                "on-new-revision",
+                format!(
+                    "it runs the new, unverified revision: roll it back with `deckhand rollback \
+                     {where_} --to {}`",
+                    super::watch::short(target)
+                ),
+            )
+        }
+    } else if same_revision(td, target) {
+        if confirmed {
+            ("rolled-back", String::new())
+        } else {
+            (
+                "not-confirmed",
+                format!(
+                    "it is back on its previous revision, not confirmed stable; check it with \
+                     `{status}`"
+                ),
+            )
+        }
+    } else {
+        (
+            "taken-over",
+            format!(
+                "another deployment put it on {}; check it with `{status}`",
+                super::watch::short(td)
+            ),
+        )
+    };
+    Standing {
+        state,
+        action: action.to_string(),
     }
 }
 
@@ -152,7 +253,61 @@ mod tests {
             (None, Never, Undo::Leave),
         ];
         for (p, mode, want) in cases {
-            assert_eq!(undo(p.clone(), OURS, TARGET, mode), want, "{p:?} {mode:?}");
+            assert_eq!(
+                undo(p.clone(), OURS, "web:2", TARGET, mode),
+                want,
+                "{p:?} {mode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lost_update_answer_leaves_our_revision_ours() {
+        // deckhand never learned its deployment's id: the new revision still marks it as ours.
+        let p = primary("ecs-svc/5", "web:2");
+        assert_eq!(
+            undo(p.clone(), "", "web:2", TARGET, RollbackMode::Auto),
+            Undo::RollBack
+        );
+        assert_eq!(
+            undo(
+                primary("ecs-svc/1", "web:1"),
+                "",
+                "web:2",
+                "web:1",
+                RollbackMode::Auto
+            ),
+            Undo::Follow {
+                deployment: "ecs-svc/1".into()
+            },
+            "the update never took: the old deployment is the one to confirm"
+        );
+    }
+
+    #[test]
+    fn each_service_ends_with_a_state_and_what_to_do() {
+        let at = "--cluster c --service web";
+        let cases = [
+            (Seen::Confirmed("web:2"), "deployed", ""),
+            (Seen::Confirmed("web:1"), "rolled-back", ""),
+            (
+                Seen::Running("web:2"),
+                "on-new-revision",
+                "deckhand rollback --cluster c --service web --to web:1",
+            ),
+            (
+                Seen::Running("web:1"),
+                "not-confirmed",
+                "deckhand status --cluster c",
+            ),
+            (Seen::Running("web:9"), "taken-over", "web:9"),
+            (Seen::Unreadable, "unknown", "deckhand status --cluster c"),
+        ];
+        for (seen, state, says) in cases {
+            let s = standing(seen, "web:2", "web:1", at);
+            assert_eq!(s.state, state, "{seen:?}");
+            assert!(s.action.contains(says), "{seen:?}: {}", s.action);
+            assert_eq!(s.action.is_empty(), says.is_empty(), "{seen:?}");
         }
     }
 

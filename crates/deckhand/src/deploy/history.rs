@@ -1,20 +1,72 @@
-//! Choosing revisions from a service's past (pure): the last good one to roll back to, what a
+//! Choosing revisions from a service's past (pure): the verified one to roll back to, what a
 //! `--to` argument names, and which old revisions `--keep-revisions` may deregister.
 
 pub use crate::aws::types::family_of;
 
+/// The tag on each revision deckhand registers: the revision the service ran when it was
+/// deployed, where `deckhand rollback` goes from it. Revisions carry it, so any runner knows.
+pub const PREVIOUS_TAG: &str = "deckhand:previous";
+
+/// The tag deckhand sets once it saw a revision stable with tasks running (seconds since the
+/// epoch): only such a revision is a rollback target.
+pub const VERIFIED_TAG: &str = "deckhand:verified";
+
+/// The value of [`VERIFIED_TAG`] for a moment.
+pub fn verified_value(at: std::time::SystemTime) -> String {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string()
+}
+
+/// What a revision's tags say about its past.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// The revision live before it, when deckhand deployed it.
+    pub previous: Option<String>,
+    /// deckhand saw it stable with tasks running.
+    pub verified: bool,
+}
+
+impl Marks {
+    pub fn from_tags(tags: &[(String, String)]) -> Self {
+        let get = |key: &str| {
+            tags.iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        Marks {
+            previous: get(PREVIOUS_TAG),
+            verified: get(VERIFIED_TAG).is_some(),
+        }
+    }
+}
+
+/// Whether `revision` counts as verified (pure). One deckhand deployed (it has a
+/// [`PREVIOUS_TAG`]) is verified only by deckhand's own mark: deckhand saw whether tasks ran,
+/// which ECS's history does not keep. Any other is verified by a SUCCESSFUL service deployment
+/// of it (`by_ecs`) too.
+pub fn verified(revision: &str, marks: &Marks, by_ecs: &[String]) -> bool {
+    marks.verified
+        || marks.previous.is_none() && by_ecs.iter().any(|td| same_revision(td, revision))
+}
+
+/// For a revision deckhand did not deploy (no [`PREVIOUS_TAG`]): the newest verified revision
+/// of its family registered before it (pure; `by_ecs` newest first). Never a newer one, so
+/// repeated rollbacks walk back.
+pub fn older_verified<'a>(current: &str, by_ecs: &'a [String]) -> Option<&'a str> {
+    let n = revision_of(current)?;
+    by_ecs
+        .iter()
+        .map(String::as_str)
+        .filter(|td| family_of(td) == family_of(current))
+        .filter(|td| revision_of(td).is_some_and(|r| r < n))
+        .max_by_key(|td| revision_of(td))
+}
+
 /// The revision number of a task definition ARN or `family:revision` reference.
 pub fn revision_of(reference: &str) -> Option<u32> {
     reference.rsplit_once(':')?.1.parse().ok()
-}
-
-/// The newest task definition of a successful deployment that is not the one running now.
-/// `successful` is newest first.
-pub fn last_good<'a>(current: &str, successful: &'a [String]) -> Option<&'a str> {
-    successful
-        .iter()
-        .map(String::as_str)
-        .find(|td| !same_revision(td, current))
 }
 
 /// What `--to` names: an ARN or `family:N` as given, or a bare `N` in `current`'s family.
@@ -78,20 +130,43 @@ mod tests {
     }
 
     #[test]
-    fn the_last_good_revision_skips_the_current_one() {
-        // Newest first: 5 is running now, 4 failed (not listed), 3 was good before it.
-        let successful = arns(&[5, 3, 2]);
+    fn only_revisions_seen_stable_with_tasks_are_verified() {
+        let by_ecs = arns(&[5, 3]);
+        let none = Marks::default();
+        assert!(verified("web:5", &none, &by_ecs));
+        assert!(!verified("web:4", &none, &by_ecs));
+        let marked = Marks::from_tags(&[(VERIFIED_TAG.into(), "1700000000".into())]);
+        assert!(verified("web:4", &marked, &[]));
+        let previous = Marks::from_tags(&[
+            (PREVIOUS_TAG.into(), format!("{ARN}/web:3")),
+            ("deckhand:sha".into(), "abc".into()),
+        ]);
+        assert_eq!(previous.previous, Some(format!("{ARN}/web:3")));
+        assert!(!previous.verified);
+        // deckhand deployed it and never saw it verified (desiredCount 0): ECS's SUCCESSFUL
+        // deployment of it does not count.
+        assert!(!verified("web:5", &previous, &by_ecs));
+    }
+
+    #[test]
+    fn without_deckhands_marks_a_rollback_goes_to_an_older_verified_revision_only() {
+        // Newest first: 22 and 1 both succeeded; the service runs 1 again after a rollback.
+        let by_ecs = arns(&[1, 22, 1]);
         assert_eq!(
-            last_good(&format!("{ARN}/web:5"), &successful),
-            Some(successful[1].as_str())
+            older_verified(&format!("{ARN}/web:22"), &by_ecs),
+            Some(by_ecs[0].as_str())
         );
-        // The current revision failed and is not in the list: the newest good one is the answer.
         assert_eq!(
-            last_good(&format!("{ARN}/web:6"), &successful),
-            Some(successful[0].as_str())
+            older_verified(&format!("{ARN}/web:1"), &by_ecs),
+            None,
+            "never forward to 22"
         );
-        assert_eq!(last_good(&format!("{ARN}/web:5"), &arns(&[5])), None);
-        assert_eq!(last_good("web:1", &[]), None);
+        assert_eq!(
+            older_verified(&format!("{ARN}/web:9"), &arns(&[3, 7, 12])),
+            Some(format!("{ARN}/web:7").as_str())
+        );
+        assert_eq!(older_verified("api:9", &arns(&[3])), None, "another family");
+        assert_eq!(older_verified("web", &arns(&[3])), None);
     }
 
     #[test]

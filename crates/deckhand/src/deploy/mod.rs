@@ -2,6 +2,7 @@
 
 pub mod decide;
 pub mod history;
+pub mod persist;
 pub mod pipeline;
 pub mod predeploy;
 pub mod rollback;

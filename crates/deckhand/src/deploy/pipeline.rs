@@ -46,6 +46,13 @@ pub struct ServiceResult {
     pub deployment_id: String,
     /// The revision it ran before, and goes back to on failure.
     pub rollback_target: String,
+    /// The revision it runs at the end, as last seen (empty if it could not be read).
+    pub running_task_definition_arn: String,
+    /// deployed | unverified | rolled-back | on-new-revision | not-confirmed | taken-over |
+    /// unknown
+    pub state: String,
+    /// What a person should do about it; empty when nothing.
+    pub action: String,
 }
 
 /// The image going out, and what is known about it.
@@ -78,11 +85,9 @@ impl Image {
     }
 }
 
-/// An UpdateService that failed after other services had changed.
+/// An UpdateService that failed after other services had changed (or whose answer was lost).
 pub(super) struct StartError {
     pub(super) message: String,
-    /// Whether that service took the update cannot be told.
-    pub(super) unknown: bool,
 }
 
 /// One service being deployed.
@@ -156,6 +161,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
                 .map(|w| w.deployment.clone())
                 .unwrap_or_default(),
             rollback_target: u.target.clone(),
+            ..ServiceResult::default()
         })
         .collect();
     result.task_definition_arn = joined(result.services.iter().map(|s| &s.task_definition_arn));
@@ -238,6 +244,20 @@ impl Deploy<'_> {
         found: Vec<ecs::ServiceView>,
         interrupts: &mut Interrupts,
     ) -> Result<Vec<ecs::ServiceView>> {
+        if self.s.take_over && !self.s.dry_run {
+            let views =
+                ecs::describe_services(self.client, &self.s.cluster, &self.services).await?;
+            for v in &views {
+                if let Some(d) = crate::deploy::verdict::busy(&v.deployments) {
+                    self.r.warn(format!(
+                        "--take-over: {}'s deployment in progress is replaced: {}",
+                        v.name,
+                        watch::describe_deployment(d)
+                    ));
+                }
+            }
+            return Ok(views);
+        }
         if !self.s.dry_run {
             return self
                 .watcher
@@ -264,11 +284,19 @@ impl Deploy<'_> {
         let r = self.r;
         let mut units = Vec::new();
         for before in befores {
-            let target = before.task_definition.clone();
-            r.step(format!(
-                "{}: running {target} (the rollback target)",
-                before.name
-            ));
+            let target = super::decide::rollback_target(before).to_string();
+            if history::same_revision(&target, &before.task_definition) {
+                r.step(format!(
+                    "{}: running {target} (the rollback target)",
+                    before.name
+                ));
+            } else {
+                r.step(format!(
+                    "{}: rolling out {}; the rollback target is {target}, the revision it replaces",
+                    before.name,
+                    watch::short(&before.task_definition)
+                ));
+            }
             let live = || async {
                 let value = ecs::describe_task_definition(self.client, &target).await?;
                 taskdef::from_value(value).map_err(|e| {
@@ -302,7 +330,11 @@ impl Deploy<'_> {
                 crate::redact::register(&value);
             }
             let containers = self.s.containers_for(&before.name);
-            let new = render(r, &before.name, &source, containers, image)?;
+            let mut new = render(r, &before.name, &source, containers, image)?;
+            // What `deckhand rollback` goes back to from this revision, on any runner.
+            new.tag(history::PREVIOUS_TAG, &target);
+            // A new revision is verified only once it is seen stable, never by inheritance.
+            new.untag(history::VERIFIED_TAG);
             println_diff(r, &base.request(), &new.request());
             units.push(Unit {
                 service: before.name.clone(),
@@ -366,9 +398,12 @@ impl Deploy<'_> {
         }
         // The gate can take minutes: the services must still be as they were recorded.
         let now = ecs::describe_services(self.client, &s.cluster, &self.services).await?;
-        for (view, u) in now.iter().zip(units) {
-            let busy = crate::deploy::verdict::busy(&view.deployments);
-            if busy.is_some() || !history::same_revision(&view.task_definition, &u.target) {
+        for ((view, u), before) in now.iter().zip(units).zip(befores) {
+            let busy = crate::deploy::verdict::busy(&view.deployments)
+                .filter(|d| !s.take_over || !same_primary(d, before));
+            if busy.is_some()
+                || !history::same_revision(&view.task_definition, &before.task_definition)
+            {
                 return Err(Error::failed(format!(
                     "{} changed while the pre-deploy task ran (now {}{}); deckhand changed no \
                      service. Run again.",
@@ -382,26 +417,34 @@ impl Deploy<'_> {
         Ok(())
     }
 
-    /// Starts the updates in order. If the first fails nothing changed (`Err`); if a later
-    /// one fails, the deploy is a failure to undo.
+    /// Starts the updates in order, each tried again through throttling until the deadline.
+    /// If the first fails for good nothing changed (`Err`); once one has changed, a failure is
+    /// a deploy to undo. A service whose UpdateService answer was lost is watched with no
+    /// deployment id: the undo stage finds out what it runs.
     async fn start(&self, units: &[Unit]) -> Result<(Vec<Watched>, Option<StartError>)> {
         self.r.stage("deploy");
+        let deadline = tokio::time::Instant::now() + self.s.watch.timeout;
         let mut watched = Vec::new();
         for u in units {
-            match self.watcher.start(&u.service, &u.registered).await {
+            match self
+                .watcher
+                .start_until(&u.service, &u.registered, deadline)
+                .await
+            {
                 Ok(id) => {
                     self.r
                         .step(format!("{}: deployment {id} started", u.service));
                     watched.push(Watched::new(&u.service, &id, &u.registered));
                 }
-                Err(e) if watched.is_empty() => return Err(e),
+                Err(e) if watched.is_empty() && e.exit != Exit::NeedsPerson => return Err(e),
                 Err(e) => {
-                    // Some services changed already: this is now a failed deploy to undo.
+                    // Some services changed already (or this one may have): a deploy to undo.
                     self.r.error(format!("{}: {e}", u.service));
+                    if e.exit == Exit::NeedsPerson {
+                        watched.push(Watched::new(&u.service, "", &u.registered));
+                    }
                     let error = StartError {
                         message: format!("{} could not be updated: {}", u.service, e.message),
-                        // Whether it took the update cannot be told.
-                        unknown: e.exit == Exit::NeedsPerson,
                     };
                     return Ok((watched, Some(error)));
                 }
@@ -409,6 +452,11 @@ impl Deploy<'_> {
         }
         Ok((watched, None))
     }
+}
+
+/// Whether `d` is the PRIMARY deployment `before` already had (the one `--take-over` replaces).
+fn same_primary(d: &crate::deploy::verdict::DeploymentView, before: &ecs::ServiceView) -> bool {
+    before.deployments.iter().any(|b| b.id == d.id)
 }
 
 fn plural(word: &str, names: &[String]) -> String {

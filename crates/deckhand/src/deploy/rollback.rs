@@ -58,21 +58,12 @@ pub async fn rollback(
                 .to_string()
         }
         None => {
-            let successful = ecs::successful_task_definitions(&client, cluster, service)
-                .await
-                .map_err(|e| {
-                    Error::failed(format!(
-                        "cannot read the service's deployment history ({e}). Pass --to REVISION to choose the revision."
-                    ))
-                })?;
-            history::last_good(&current, &successful)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    Error::failed(
-                        "the service's deployment history has no successful deployment of another \
-                         revision to go back to. Pass --to REVISION to choose one; nothing was changed.",
-                    )
-                })?
+            let target = previous_verified(r, &client, cluster, service, &current).await?;
+            r.step(format!(
+                "going back to {target}: the verified revision live before {}",
+                watch::short(&current)
+            ));
+            target
         }
     };
     let mut result = RollbackResult {
@@ -131,4 +122,86 @@ pub async fn rollback(
     result.result = "failed".into();
     result.reason = why;
     done(result, Exit::NeedsPerson)
+}
+
+/// The most revisions a walk back follows (a chain of unverified deploys is rarely longer).
+const WALK_LIMIT: usize = 50;
+
+/// The verified revision that was live immediately before `current`: follow each revision's
+/// [`history::PREVIOUS_TAG`] back past unverified ones; where a revision has none (deckhand did
+/// not deploy it), the newest older verified revision in ECS's deployment history. Never
+/// forward. No such revision: exit 1, nothing changed.
+async fn previous_verified(
+    r: &Reporter,
+    client: &ecs::Ecs,
+    cluster: &str,
+    service: &str,
+    current: &str,
+) -> Result<String> {
+    let mut by_ecs: Option<Vec<String>> = None;
+    let mut at = current.to_string();
+    let mut walked = vec![current.to_string()];
+    let none_left = |why: String| {
+        Error::failed(format!(
+            "{why}. Pass --to REVISION to choose a revision; nothing was changed."
+        ))
+    };
+    for _ in 0..WALK_LIMIT {
+        let (_, tags) = ecs::task_definition_tags(client, &at).await?;
+        let marks = history::Marks::from_tags(&tags);
+        let Some(previous) = marks.previous else {
+            let by_ecs = match &by_ecs {
+                Some(v) => v.clone(),
+                None => history_of(client, cluster, service).await?,
+            };
+            return history::older_verified(&at, &by_ecs)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    none_left(format!(
+                        "no verified revision of {} older than {} is in the service's \
+                         deployment history",
+                        history::family_of(&at),
+                        watch::short(&at)
+                    ))
+                });
+        };
+        if walked.iter().any(|w| history::same_revision(w, &previous)) {
+            return Err(none_left(format!(
+                "the revisions' {} tags go round in a circle at {}",
+                history::PREVIOUS_TAG,
+                watch::short(&previous)
+            )));
+        }
+        let (arn, tags) = ecs::task_definition_tags(client, &previous).await?;
+        let marks = history::Marks::from_tags(&tags);
+        if by_ecs.is_none() && !marks.verified && marks.previous.is_none() {
+            by_ecs = Some(history_of(client, cluster, service).await?);
+        }
+        let ecs_says = by_ecs.as_deref().unwrap_or_default();
+        if history::verified(&arn, &marks, ecs_says) {
+            return Ok(arn);
+        }
+        r.step(format!(
+            "{} was never seen stable with tasks running: looking further back",
+            watch::short(&arn)
+        ));
+        walked.push(arn.clone());
+        at = arn;
+    }
+    Err(none_left(format!(
+        "no verified revision within {WALK_LIMIT} revisions before {}",
+        watch::short(current)
+    )))
+}
+
+/// The revisions of the service's SUCCESSFUL deployments according to ECS, newest first.
+async fn history_of(client: &ecs::Ecs, cluster: &str, service: &str) -> Result<Vec<String>> {
+    ecs::successful_task_definitions(client, cluster, service)
+        .await
+        .map_err(|e| {
+            Error::failed(format!(
+                "cannot read the service's deployment history ({e}). Pass --to REVISION to \
+                 choose the revision; nothing was changed."
+            ))
+        })
 }

@@ -5,6 +5,8 @@
 use tokio::time::Instant;
 
 use super::decide::{self, Ending, Primary, Undo};
+use super::history;
+use super::persist;
 use super::pipeline::{DeployResult, Outcome, StartError, Unit};
 use super::verdict::{Failure, Verdict};
 use super::watch::{self, Ended, Seen, Watched, Watcher};
@@ -70,6 +72,25 @@ impl Rollout<'_> {
                 }
             }
             let ending = decide::after_success(without_tasks);
+            for w in &watched {
+                let verified = matches!(
+                    w.verdict,
+                    Some(Verdict::Stable {
+                        nothing_running: false
+                    })
+                );
+                let state = if verified { "deployed" } else { "unverified" };
+                let action = if verified {
+                    self.mark_verified(&w.task_definition).await;
+                    String::new()
+                } else {
+                    format!(
+                        "scale it up and watch it with `deckhand status {}`",
+                        self.at(&w.service)
+                    )
+                };
+                set_standing(&mut result, &w.service, &w.task_definition, state, action);
+            }
             match args.keep_revisions {
                 Some(_) if ending == Ending::Unverified => {
                     r.step("--keep-revisions: nothing is deregistered after an unverified deploy")
@@ -88,7 +109,6 @@ impl Rollout<'_> {
             });
         }
 
-        let unknown = start_error.as_ref().is_some_and(|e| e.unknown);
         result.reason = match (&start_error, ended) {
             (Some(e), _) => e.message.clone(),
             (None, Ended::Interrupted) => {
@@ -112,23 +132,29 @@ impl Rollout<'_> {
             }
         }
 
-        // Every changed service goes back to its own target, all or nothing.
+        // Every changed service goes back to its own target, all or nothing. From here each
+        // read and UpdateService is tried again until the rollback's deadline.
+        let deadline = Instant::now() + args.watch.timeout;
         let mut back = Vec::new();
-        let mut left = unknown;
+        let mut left = false;
         for w in &watched {
             let target = &self.unit(&w.service).target;
-            let view =
-                match ecs::describe_service(watcher.client, watcher.cluster, &w.service).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        r.error(format!(
-                            "{}: cannot be read ({e}); it is not rolled back",
-                            w.service
-                        ));
-                        left = true;
-                        continue;
-                    }
-                };
+            let what = format!("{}: DescribeServices", w.service);
+            let read = persist::until(r, deadline, &what, || {
+                ecs::describe_service(watcher.client, watcher.cluster, &w.service)
+            });
+            let view = match read.await {
+                Ok(v) => v,
+                Err(e) => {
+                    r.error(format!(
+                        "{}: could not be read before the rollback's deadline ({e}); it is not \
+                         rolled back",
+                        w.service
+                    ));
+                    left = true;
+                    continue;
+                }
+            };
             let primary = view
                 .deployments
                 .iter()
@@ -137,7 +163,13 @@ impl Rollout<'_> {
                 id: &d.id,
                 task_definition: &d.task_definition,
             });
-            match decide::undo(facts, &w.deployment, target, args.rollback) {
+            match decide::undo(
+                facts,
+                &w.deployment,
+                &w.task_definition,
+                target,
+                args.rollback,
+            ) {
                 Undo::Follow { deployment } => {
                     r.step(format!(
                         "{}: going back to {target} ({deployment}); watching it",
@@ -163,14 +195,14 @@ impl Rollout<'_> {
                 }
                 Undo::RollBack => {
                     r.stage(format!("rolling back {} to {target}", w.service));
-                    match watcher.start(&w.service, target).await {
+                    match watcher.start_until(&w.service, target, deadline).await {
                         Ok(id) => {
                             r.step(format!("{}: rollback deployment {id} started", w.service));
                             back.push(Watched::new(&w.service, &id, target));
                         }
                         Err(e) => {
                             r.error(format!(
-                                "{}: the rollback could not be started: {e}",
+                                "{}: the rollback could not be started before its deadline: {e}",
                                 w.service
                             ));
                             left = true;
@@ -179,34 +211,74 @@ impl Rollout<'_> {
                 }
             }
         }
-        self.confirm(result, back, left, interrupted).await
+        self.confirm(result, back, left, deadline, interrupted)
+            .await
     }
 
-    /// Watches the rollbacks: exit 3 if every changed service is back and stable, else 4.
+    /// Watches the rollbacks until `deadline`: exit 3 if every changed service is back and
+    /// stable, else 4, with where each service stands.
     async fn confirm(
         mut self,
         mut result: DeployResult,
         back: Vec<Watched>,
         left: bool,
+        deadline: Instant,
         interrupted: &mut Interrupts,
     ) -> Result<Outcome> {
-        let deadline = Instant::now() + self.args.watch.timeout;
         let confirmation =
             confirm(self.watcher, back, deadline, &mut self.seen, interrupted).await?;
         let ending = decide::after_failure(confirmation.all_back(), left);
-        if ending == Ending::RolledBack {
+        let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
+        let views = if ending == Ending::RolledBack {
             confirmation.tell_rolled_back(self.watcher.reporter);
+            Some(Vec::new())
+        } else {
+            report_state(self.watcher, &services).await
+        };
+        for u in self.units {
+            let confirmed = confirmation
+                .stable
+                .iter()
+                .find(|(s, _)| *s == u.service)
+                .map(|(_, td)| td.as_str());
+            let running = views
+                .as_ref()
+                .and_then(|v| v.iter().find(|v| v.name == u.service))
+                .map(|v| v.task_definition.as_str());
+            let seen = match (confirmed, running) {
+                (Some(td), _) => decide::Seen::Confirmed(td),
+                (None, Some(td)) => decide::Seen::Running(td),
+                (None, None) => decide::Seen::Unreadable,
+            };
+            let s = decide::standing(seen, &u.registered, &u.target, &self.at(&u.service));
+            if !s.action.is_empty() {
+                self.watcher
+                    .reporter
+                    .error(format!("{}: {}: {}", u.service, s.state, s.action));
+            }
+            let td = match seen {
+                decide::Seen::Confirmed(td) | decide::Seen::Running(td) => td,
+                decide::Seen::Unreadable => "",
+            };
+            set_standing(&mut result, &u.service, td, s.state, s.action);
         }
         result.rolled_back = ending == Ending::RolledBack;
-        if ending != Ending::RolledBack {
-            let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
-            report_state(self.watcher, &services).await;
-        }
         result.result = ending.result().into();
         Ok(Outcome {
             result,
             exit: ending.exit(),
         })
+    }
+
+    /// `--cluster C --service S`, for the commands a person is told to run.
+    fn at(&self, service: &str) -> String {
+        format!("--cluster {} --service {service}", self.watcher.cluster)
+    }
+
+    /// Records on the revision that deckhand saw it stable with tasks running, for
+    /// `deckhand rollback` on any runner; a failure is a warning, the deploy stands.
+    async fn mark_verified(&self, task_definition: &str) {
+        mark_verified(self.watcher, task_definition).await;
     }
 
     /// `--keep-revisions`: deregisters old revisions of a unit's family. The deploy has
@@ -311,12 +383,20 @@ fn labelled(service: &str, reason: &str, watched: &[Watched]) -> String {
     }
 }
 
-/// Logs where the services stand, for a person taking over.
-pub async fn report_state(watcher: &Watcher<'_>, services: &[String]) {
+/// Logs where the services stand, for a person taking over, and returns what was read (`None`
+/// if the services could not be read, after trying for a while).
+pub async fn report_state(
+    watcher: &Watcher<'_>,
+    services: &[String],
+) -> Option<Vec<ecs::ServiceView>> {
     let r = watcher.reporter;
-    match ecs::describe_services(watcher.client, watcher.cluster, services).await {
+    let deadline = Instant::now() + STATE_PATIENCE;
+    let read = persist::until(r, deadline, "DescribeServices", || {
+        ecs::describe_services(watcher.client, watcher.cluster, services)
+    });
+    match read.await {
         Ok(views) => {
-            for view in views {
+            for view in &views {
                 r.warn(format!(
                     "{} now: task definition {}, {} running of {} desired",
                     view.name,
@@ -328,7 +408,44 @@ pub async fn report_state(watcher: &Watcher<'_>, services: &[String]) {
                     r.warn(format!("  {}", watch::describe_deployment(d)));
                 }
             }
+            Some(views)
         }
-        Err(e) => r.warn(format!("the services' state could not be read: {e}")),
+        Err(e) => {
+            r.warn(format!("the services' state could not be read: {e}"));
+            None
+        }
+    }
+}
+
+/// How long the last look at the services' state keeps trying through throttling.
+const STATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Tags `task_definition` with [`history::VERIFIED_TAG`]: deckhand saw it stable with tasks
+/// running. A failure (e.g. no ecs:TagResource permission) is a warning.
+pub async fn mark_verified(watcher: &Watcher<'_>, task_definition: &str) {
+    let at = history::verified_value(std::time::SystemTime::now());
+    if let Err(e) =
+        ecs::tag_resource(watcher.client, task_definition, history::VERIFIED_TAG, &at).await
+    {
+        watcher.reporter.warn(format!(
+            "{} could not be marked as verified ({e}); `deckhand rollback` falls back to ECS's \
+             deployment history for it",
+            watch::short(task_definition)
+        ));
+    }
+}
+
+/// Fills in one service's standing in the result.
+fn set_standing(
+    result: &mut DeployResult,
+    service: &str,
+    running: &str,
+    state: &str,
+    action: String,
+) {
+    if let Some(s) = result.services.iter_mut().find(|s| s.service == service) {
+        s.running_task_definition_arn = running.to_string();
+        s.state = state.to_string();
+        s.action = action;
     }
 }

@@ -262,6 +262,11 @@ impl TaskDef {
         self.tags.push((key.to_string(), value.to_string()));
     }
 
+    /// Drops the tag `key`, if it is there.
+    pub fn untag(&mut self, key: &str) {
+        self.tags.retain(|(k, _)| k != key);
+    }
+
     /// The RegisterTaskDefinition request body.
     pub fn request(&self) -> Value {
         let mut body = self.body.clone();

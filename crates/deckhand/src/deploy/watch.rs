@@ -175,8 +175,26 @@ impl<'a> Watcher<'a> {
                 message: format!(
                     "{e}. Whether {service} was changed cannot be told; check it with `deckhand status`."
                 ),
+                transient: e.transient,
             }),
         }
+    }
+
+    /// [`Watcher::start`], tried again after each transient failure until `deadline`: for a
+    /// rollback, and for every service of a deploy once one has changed. Trying again is safe:
+    /// ECS starts no second deployment for the task definition a service already has, and
+    /// each try first checks whether the last one took.
+    pub async fn start_until(
+        &self,
+        service: &str,
+        task_definition: &str,
+        deadline: Instant,
+    ) -> Result<String> {
+        let what = format!("{service}: UpdateService to {}", short(task_definition));
+        super::persist::until(self.reporter, deadline, &what, || {
+            self.start(service, task_definition)
+        })
+        .await
     }
 
     /// Waits (up to `wait`) until no deployment is rolling out on any of `services`, so deckhand

@@ -116,3 +116,102 @@ async fn a_rollback_with_nowhere_to_go_changes_nothing() {
     );
     sandbox.stop().await;
 }
+
+/// The revision `--output json` says a deploy registered.
+fn registered(run: &crate::bed::Run) -> String {
+    run.json()["task_definition_arn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_rollbacks_walk_back_and_never_forth() {
+    let bed = Bed::get();
+    let (sandbox, client, first) = stable_service(false).await;
+    let second = deploy(&sandbox, &good_image(&bed).await, &[]).await;
+    second.expect_code(0);
+    let third = deploy(&sandbox, &good_image(&bed).await, &[]).await;
+    third.expect_code(0);
+    let (second, third) = (registered(&second), registered(&third));
+    let stored = sandbox
+        .task_definition(&third)
+        .await
+        .unwrap()
+        .tags
+        .to_string();
+    assert!(
+        stored.contains("deckhand:previous") && stored.contains(&second),
+        "the new revision names the one it replaced: {stored}"
+    );
+    assert!(stored.contains("deckhand:verified"), "{stored}");
+
+    // web:3 → web:2 → web:1, then nowhere: never forward to a newer revision.
+    for (want, from) in [(&second, &third), (&first, &second)] {
+        let back = run(&sandbox, None, &rollback(&[])).await;
+        back.expect_code(0);
+        assert_eq!(back.json()["task_definition_arn"], want.as_str());
+        assert_eq!(back.json()["previous_task_definition_arn"], from.as_str());
+        assert_eq!(service_td(&client).await, *want);
+    }
+    let end = run(&sandbox, None, &rollback(&[])).await;
+    end.expect_code(1);
+    assert!(
+        end.stderr.contains("no verified revision") && end.stderr.contains("Pass --to"),
+        "{}",
+        end.stderr
+    );
+    assert_eq!(service_td(&client).await, first, "nothing was changed");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_deployed_with_no_tasks_is_never_a_rollback_target() {
+    let bed = Bed::get();
+    let (sandbox, client, first) = stable_service(false).await;
+    let scale = |n: i32| {
+        let client = client.clone();
+        async move {
+            client
+                .update_service()
+                .cluster("c")
+                .service("web")
+                .desired_count(n)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    scale(0).await;
+    let unverified = deploy(&sandbox, &good_image(&bed).await, &[]).await;
+    unverified.expect_code(0);
+    assert_eq!(unverified.json()["result"], "unverified");
+    assert_eq!(unverified.json()["services"][0]["state"], "unverified");
+    // Another deploy while no task runs, then the service scales up on that last revision.
+    let last = deploy(&sandbox, &good_image(&bed).await, &[]).await;
+    last.expect_code(0);
+    assert_eq!(last.json()["result"], "unverified");
+    let last = registered(&last);
+    scale(1).await;
+    crate::sandbox::wait_until(&client, "web", "scaled up", |s| {
+        crate::sandbox::completed_on(s, &last)
+    })
+    .await;
+
+    let back = run(&sandbox, None, &rollback(&[])).await;
+    back.expect_code(0);
+    assert_eq!(
+        back.json()["task_definition_arn"],
+        first.as_str(),
+        "past the revision no task verified:\n{}",
+        back.stderr
+    );
+    assert!(
+        back.stderr
+            .contains("was never seen stable with tasks running"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(service_td(&client).await, first);
+    sandbox.stop().await;
+}

@@ -342,3 +342,51 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
     .await;
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_over_deploys_over_a_deployment_that_never_finishes() {
+    let bed = Bed::get();
+    let (sandbox, client, good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    // A bad revision with no breaker: its deployment would stay in progress for minutes.
+    let theirs = deckhand::aws::ecs::register_task_definition(
+        &deckhand::aws::ecs::Ecs::new(&sandbox_config(&sandbox).await),
+        &slow_revision(&bed),
+    )
+    .await
+    .unwrap()
+    .arn;
+    let started = client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .task_definition(&theirs)
+        .send()
+        .await
+        .unwrap();
+    let replaced = started.service().unwrap().deployments()[0]
+        .id()
+        .unwrap()
+        .to_string();
+
+    let run = deploy(&sandbox, &image, &["--take-over", "--wait-for-others", "0"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("--take-over: web's deployment in progress is replaced")
+            && run.stderr.contains(&replaced),
+        "says whose deployment is replaced:\n{}",
+        run.stderr
+    );
+    let out = run.json();
+    assert_eq!(out["result"], "deployed");
+    assert_eq!(
+        out["services"][0]["rollback_target"],
+        good.as_str(),
+        "the target is the revision that still ran, not the one that never finished"
+    );
+    assert_eq!(out["services"][0]["state"], "deployed");
+    let ours = out["task_definition_arn"].as_str().unwrap().to_string();
+    assert_eq!(service_td(&client).await, ours);
+    sandbox.stop().await;
+}
