@@ -128,6 +128,15 @@ pub struct DeployArgs {
     )]
     pub task_definition: Option<PathBuf>,
 
+    /// Take a --task-definition file with field names deckhand's ECS model does not know (an ECS
+    /// feature newer than deckhand): warn and register them as written, instead of exit 2.
+    #[arg(
+        long,
+        env = "DECKHAND_ALLOW_UNKNOWN_FIELDS",
+        help_heading = "Task definition"
+    )]
+    pub allow_unknown_fields: bool,
+
     #[command(flatten)]
     pub watch: WatchArgs,
 
@@ -493,7 +502,10 @@ mod tests {
                 ][..],
                 "Image and build",
             ),
-            (&["task_definition"][..], "Task definition"),
+            (
+                &["task_definition", "allow_unknown_fields"][..],
+                "Task definition",
+            ),
             (
                 &[
                     "timeout",

@@ -9,6 +9,7 @@ use crate::cli::{
     BuildArgs, DeployArgs, RollbackArgs, RollbackMode, ServiceArgs, StatusArgs, WatchArgs,
 };
 use crate::config;
+use crate::deploy::shape;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::error::{Error, Result};
 
@@ -32,6 +33,8 @@ pub struct DeploySettings {
     pub source: ImageSource,
     /// The `--task-definition` file, read and parsed; only with one service.
     pub task_definition: Option<TaskDef>,
+    /// Said as the deploy starts: what was let through with `--allow-unknown-fields`.
+    pub warnings: Vec<String>,
     pub watch: WatchSettings,
     pub rollback: RollbackMode,
     pub no_wait: bool,
@@ -136,11 +139,13 @@ impl DeploySettings {
                 "--task-definition is one service's task definition: use it with one --service",
             ));
         }
-        let task_definition = args
-            .task_definition
-            .as_deref()
-            .map(read_task_definition)
-            .transpose()?;
+        let (task_definition, warnings) = match args.task_definition.as_deref() {
+            Some(path) => {
+                let (td, warnings) = read_task_definition(path, args.allow_unknown_fields)?;
+                (Some(td), warnings)
+            }
+            None => (None, Vec::new()),
+        };
 
         if f.image.is_some() && f.repository.is_some() {
             return Err(Error::usage(format!(
@@ -187,6 +192,7 @@ impl DeploySettings {
             services,
             source,
             task_definition,
+            warnings,
             watch: WatchSettings::resolve(&args.watch, Some(f))?,
             rollback: args.rollback.or(f.rollback).unwrap_or(RollbackMode::Auto),
             no_wait: args.no_wait,
@@ -449,14 +455,50 @@ fn merge_build(args: &BuildArgs, file: &config::Build, switch_from_env: bool) ->
     b
 }
 
-fn read_task_definition(path: &Path) -> Result<TaskDef> {
+/// The file's task definition, checked against the SDK's model: a field it does not know is a
+/// usage error, or with `allow_unknown` a warning (returned) and sent as written.
+fn read_task_definition(path: &Path, allow_unknown: bool) -> Result<(TaskDef, Vec<String>)> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::usage(format!(
             "cannot read --task-definition {}: {e}",
             path.display()
         ))
     })?;
-    taskdef::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))
+    let td = taskdef::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
+    // The names as written: `parse` has dropped the read-only fields and nulls.
+    let written: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let unknown = shape::unknown_fields(&written);
+    if unknown.is_empty() {
+        return Ok((td, Vec::new()));
+    }
+    if allow_unknown {
+        let warnings = unknown
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}: unknown task-definition field {u}, sent as written (--allow-unknown-fields)",
+                    path.display()
+                )
+            })
+            .collect();
+        return Ok((td, warnings));
+    }
+    let (fields, them, names) = match unknown.len() {
+        1 => ("unknown task-definition field".to_string(), "it", "name"),
+        n => (
+            format!("{n} unknown task-definition fields:"),
+            "them",
+            "names",
+        ),
+    };
+    let listed: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+    Err(Error::usage(format!(
+        "{}: {fields} {}; the revision would be registered without {them}. Correct the \
+         {names}, or for an ECS field newer than deckhand pass --allow-unknown-fields \
+         (DECKHAND_ALLOW_UNKNOWN_FIELDS=true)",
+        path.display(),
+        listed.join(", ")
+    )))
 }
 
 /// ECR repository names: lower-case segments separated by `/`, 2–256 characters.
@@ -815,6 +857,71 @@ mod tests {
             assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
             assert!(err.message.contains(says), "{argv:?}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn unknown_task_definition_fields_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let td = dir.path().join("td.json");
+        let container = |health: &str| {
+            format!(
+                r#"{{"family": "web", "revision": 3, "containerDefinitions": [{{"name": "web",
+                "image": "web:1", "{health}": {{"command": ["CMD", "true"]}}}}]}}"#
+            )
+        };
+        std::fs::write(&td, container("healthcheck")).unwrap();
+        let path = td.to_str().unwrap();
+        let err = resolve(&with(&["--task-definition", path]), None).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        for says in [
+            "td.json: unknown task-definition field $.containerDefinitions[0].healthcheck",
+            "(did you mean `healthCheck`?)",
+            "--allow-unknown-fields",
+        ] {
+            assert!(err.message.contains(says), "{says}: {}", err.message);
+        }
+
+        let allowed = |argv: &[&str]| {
+            let s = resolve(&with(argv), None).unwrap();
+            let body = s.task_definition.clone().unwrap().body;
+            assert!(
+                body["containerDefinitions"][0].get("healthcheck").is_some(),
+                "sent as written"
+            );
+            s.warnings
+        };
+        let warnings = allowed(&["--task-definition", path, "--allow-unknown-fields"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("$.containerDefinitions[0].healthcheck")
+                && warnings[0].contains("sent as written"),
+            "{warnings:?}"
+        );
+        // Names unique to this test: the environment is shared by the test threads.
+        std::env::set_var("DECKHAND_ALLOW_UNKNOWN_FIELDS", "true");
+        let from_env = deploy_args(&with(&["--task-definition", path]));
+        std::env::set_var("DECKHAND_ALLOW_UNKNOWN_FIELDS", "false");
+        let env_false = deploy_args(&with(&["--task-definition", path]));
+        std::env::remove_var("DECKHAND_ALLOW_UNKNOWN_FIELDS");
+        assert!(from_env.0.allow_unknown_fields);
+        assert!(!env_false.0.allow_unknown_fields);
+
+        std::fs::write(&td, container("healthCheck")).unwrap();
+        let s = resolve(&with(&["--task-definition", path]), None).unwrap();
+        assert_eq!(s.warnings, Vec::<String>::new());
+        let mut two = serde_json::from_str::<serde_json::Value>(&container("healthCheck")).unwrap();
+        two["netwrokMode"] = "awsvpc".into();
+        two["containerDefinitions"][0]["portMappings"] = serde_json::json!([{"containerPrt": 80}]);
+        std::fs::write(&td, two.to_string()).unwrap();
+        let err = resolve(&with(&["--task-definition", path]), None).unwrap_err();
+        assert!(
+            err.message.contains("2 unknown task-definition fields:")
+                && err.message.contains("`networkMode`")
+                && err.message.contains("`containerPort`")
+                && err.message.contains("without them"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

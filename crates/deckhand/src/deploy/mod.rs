@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod predeploy;
 pub mod rollback;
 pub mod rollout;
+pub mod shape;
 pub mod taskdef;
 pub mod verdict;
 pub mod watch;

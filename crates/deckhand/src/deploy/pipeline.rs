@@ -117,6 +117,9 @@ struct Deploy<'a> {
 /// means nothing was changed (exit 1 or 2); once a service has changed, every ending is an
 /// [`Outcome`], with the exit code the README's table gives it.
 pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
+    for warning in &s.warnings {
+        r.warn(warning.as_str());
+    }
     let config = aws::config::load(s.region.as_deref()).await?;
     let client = ecs::Ecs::new(&config);
     let d = Deploy {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::image::reference::ImageRef;
 
 /// Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not take.
-pub const READ_ONLY: [&str; 8] = [
+pub const READ_ONLY: [&str; 9] = [
     "taskDefinitionArn",
     "revision",
     "status",
@@ -16,6 +16,7 @@ pub const READ_ONLY: [&str; 8] = [
     "registeredAt",
     "registeredBy",
     "deregisteredAt",
+    "deleteRequestedAt",
 ];
 
 /// A task definition ready to register, and the tags that go with it.

@@ -476,6 +476,64 @@ pub mod command {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_misspelt_task_definition_field_is_exit_2_unless_allowed() {
+        let bed = Bed::get();
+        let (sandbox, client, good) = stable_service(false).await;
+        let image = good_image(&bed).await;
+        let mut file = sandbox.task_definition(&good).await.unwrap().body;
+        file["family"] = serde_json::json!("web");
+        file["containerDefinitions"][0]["healthcheck"] =
+            serde_json::json!({"command": ["CMD-SHELL", "true"], "interval": 5});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("td.json");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let path = path.to_str().unwrap();
+
+        crate::sandbox::control(&sandbox, "calls", "");
+        let refused = deploy(&sandbox, &image, &["--task-definition", path]).await;
+        refused.expect_code(2);
+        for says in [
+            "unknown task-definition field $.containerDefinitions[0].healthcheck",
+            "(did you mean `healthCheck`?)",
+            "--allow-unknown-fields",
+        ] {
+            assert!(refused.stderr.contains(says), "{says}:\n{}", refused.stderr);
+        }
+        let calls = sandbox.calls();
+        for operation in ["ECS.RegisterTaskDefinition", "ECS.UpdateService"] {
+            assert!(!calls.contains_key(operation), "{operation}: {calls:?}");
+        }
+        assert!(calls.is_empty(), "checked before any call: {calls:?}");
+        assert_eq!(service_td(&client).await, good);
+
+        let allowed = deploy(
+            &sandbox,
+            &image,
+            &["--task-definition", path, "--allow-unknown-fields"],
+        )
+        .await;
+        allowed.expect_code(0);
+        assert!(
+            allowed.stderr.contains(
+                "unknown task-definition field $.containerDefinitions[0].healthcheck \
+                 (did you mean `healthCheck`?), sent as written"
+            ),
+            "a warning:\n{}",
+            allowed.stderr
+        );
+        let out = allowed.json();
+        assert_eq!(out["result"], "deployed");
+        let arn = out["task_definition_arn"].as_str().unwrap();
+        assert_eq!(service_td(&client).await, arn);
+        let registered = sandbox.task_definition(arn).await.unwrap();
+        assert_eq!(
+            registered.body["containerDefinitions"][0]["healthcheck"]["interval"], 5,
+            "registered as written"
+        );
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_service_with_no_tasks_is_unverified_not_deployed() {
         let bed = Bed::get();
         let (sandbox, client) = crate::sandbox::sandbox(8192).await;
