@@ -502,7 +502,7 @@ fn render(
 }
 
 fn println_diff(r: &Reporter, old: &serde_json::Value, new: &serde_json::Value) {
-    let d = taskdef::diff(old, new);
+    let d = taskdef::diff(&without_history(old), &without_history(new));
     if d.is_empty() {
         r.step("task definition: no change besides a new revision");
     } else {
@@ -510,9 +510,43 @@ fn println_diff(r: &Reporter, old: &serde_json::Value, new: &serde_json::Value) 
     }
 }
 
+/// A request without the history tags deckhand keeps on each revision: the change a person
+/// reviews is theirs.
+fn without_history(request: &serde_json::Value) -> serde_json::Value {
+    let mut request = request.clone();
+    if let Some(tags) = request.get_mut("tags").and_then(|t| t.as_array_mut()) {
+        tags.retain(|t| {
+            let key = t["key"].as_str().unwrap_or_default();
+            key != history::PREVIOUS_TAG && key != history::VERIFIED_TAG
+        });
+        if tags.is_empty() {
+            request.as_object_mut().map(|o| o.remove("tags"));
+        }
+    }
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_change_shown_leaves_out_deckhands_history_tags() {
+        let request = serde_json::json!({"family": "web", "tags": [
+            {"key": history::PREVIOUS_TAG, "value": "web:1"},
+            {"key": history::VERIFIED_TAG, "value": "1"},
+            {"key": "team", "value": "core"}]});
+        assert_eq!(
+            without_history(&request),
+            serde_json::json!({"family": "web", "tags": [{"key": "team", "value": "core"}]})
+        );
+        let only_ours = serde_json::json!({"family": "web", "tags": [
+            {"key": history::PREVIOUS_TAG, "value": "web:1"}]});
+        assert_eq!(
+            without_history(&only_ours),
+            serde_json::json!({"family": "web"})
+        );
+    }
 
     #[test]
     fn a_given_image_keeps_its_digest_and_sha() {
