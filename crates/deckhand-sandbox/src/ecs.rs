@@ -748,6 +748,7 @@ pub fn new_task(
         stop_code: None,
         created_at: now,
         started_at: None,
+        seen_running_at: None,
         stopped_at: None,
         memory,
         cpu,
@@ -950,6 +951,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("field: family"), "{}", err.message);
+    }
+
+    #[test]
+    fn task_definitions_keep_the_tags_set_on_them() {
+        let mut s = state();
+        let registered = handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        let arn = registered["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tag = |key: &str, value: &str| json!({"key": key, "value": value});
+        let input = json!({"resourceArn": arn, "tags": [tag("a", "1"), tag("b", "2")]});
+        handle(&mut s, "TagResource", &input, 1.0).unwrap();
+        let input = json!({"resourceArn": arn, "tags": [tag("a", "3")]});
+        handle(&mut s, "TagResource", &input, 1.0).unwrap();
+        let listed = handle(
+            &mut s,
+            "ListTagsForResource",
+            &json!({"resourceArn": arn}),
+            1.0,
+        );
+        let mut tags = listed.unwrap()["tags"].as_array().unwrap().clone();
+        tags.sort_by_key(|t| t["key"].as_str().unwrap().to_string());
+        assert_eq!(
+            tags,
+            vec![tag("a", "3"), tag("b", "2")],
+            "a key set again is replaced"
+        );
+        let input = json!({"resourceArn": arn, "tagKeys": ["a"]});
+        handle(&mut s, "UntagResource", &input, 1.0).unwrap();
+        let described = handle(
+            &mut s,
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": arn, "include": ["TAGS"]}),
+            1.0,
+        )
+        .unwrap();
+        assert_eq!(described["tags"], json!([tag("b", "2")]));
+        let missing = arn.replace(":1", ":9");
+        let err = handle(
+            &mut s,
+            "TagResource",
+            &json!({"resourceArn": missing, "tags": []}),
+            1.0,
+        );
+        assert_eq!(err.unwrap_err().kind, "ClientException");
+        let bad = handle(
+            &mut s,
+            "TagResource",
+            &json!({"resourceArn": "web:1", "tags": []}),
+            1.0,
+        );
+        assert_eq!(bad.unwrap_err().kind, "InvalidParameterException");
     }
 
     #[test]

@@ -523,6 +523,9 @@ pub struct Task {
     pub stop_code: Option<String>,
     pub created_at: Time,
     pub started_at: Option<Time>,
+    /// The latest moment Docker was seen running every essential container (a look that
+    /// began then found them running).
+    pub seen_running_at: Option<Time>,
     pub stopped_at: Option<Time>,
     pub memory: u64,
     pub cpu: u64,
@@ -545,16 +548,21 @@ impl Task {
     }
 
     /// Running and, where a health check is defined, healthy; a task without a health check
-    /// must have stayed running for `stable` seconds, so a container that exits at once is
-    /// never counted as a success.
-    pub fn is_healthy(&self, now: Time, stable: f64) -> bool {
+    /// must have been seen running `stable` seconds after it started, so a container that
+    /// exits at once is never counted as a success, however slow the looks at it are.
+    pub fn is_healthy(&self, stable: f64) -> bool {
         if self.last_status != "RUNNING" {
             return false;
         }
         if self.has_health_check {
             return self.health_status == "HEALTHY";
         }
-        self.started_at.is_some_and(|t| now - t >= stable)
+        // Seen running that long after it started, not merely that long ago: a container that
+        // exits at once must never count because a look at it came late.
+        match (self.started_at, self.seen_running_at) {
+            (Some(start), Some(seen)) => seen - start >= stable,
+            _ => false,
+        }
     }
 
     pub fn to_json(&self) -> Value {

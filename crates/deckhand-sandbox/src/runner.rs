@@ -300,7 +300,8 @@ async fn start_task(
         }
     }
     task.last_status = "RUNNING".into();
-    task.started_at = Some(now);
+    // When the containers had started (not when this tick began): stability counts from here.
+    task.started_at = Some(super::now());
 }
 
 /// Makes sure the engine has `image`: pulls it only from loopback registries (its own with its
@@ -389,6 +390,8 @@ fn container_body(
 }
 
 async fn observe_task(docker: &Docker, task: &mut Task, now: Time) {
+    // Running at every container this look finds running: at least from when it began.
+    let look = super::now();
     let mut essential_exit = None;
     let mut any_unhealthy = false;
     let mut all_checked_healthy = true;
@@ -443,6 +446,7 @@ async fn observe_task(docker: &Docker, task: &mut Task, now: Time) {
         );
         return;
     }
+    task.seen_running_at = Some(look);
     if !task.has_health_check {
         return;
     }
@@ -597,7 +601,7 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
         .collect();
     let (mut memory, mut cpu) = (used_memory, used_cpu);
     let stable = options.stable_after.as_secs_f64();
-    let actions = scheduler::plan(s, &live, now, stable, |td| {
+    let actions = scheduler::plan(s, &live, stable, |td| {
         let (m, u) = demands.get(td).copied().unwrap_or((0, 0));
         if memory.saturating_add(m) > options.memory_mib
             || cpu.saturating_add(u) > options.cpu_units

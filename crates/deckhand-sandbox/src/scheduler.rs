@@ -1,7 +1,7 @@
 //! The ECS rolling-update scheduler as pure decisions: given a service and its live tasks,
 //! which tasks to start and stop, and when a deployment is complete or has failed.
 
-use super::model::{breaker_threshold, Deployment, Rollout, Service, Task, Time};
+use super::model::{breaker_threshold, Deployment, Rollout, Service, Task};
 
 /// One thing the runner should do for a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +42,12 @@ pub fn rollback_target<'a>(service: &'a Service, failing: &str) -> Option<&'a st
         .map(|d| d.task_definition.as_str())
 }
 
-/// Decides this tick's actions for `service` at time `now`. `live` are its tasks that have
+/// Decides this tick's actions for `service`. `live` are its tasks that have
 /// not stopped; a task counts as healthy per [`Task::is_healthy`] with `stable` seconds;
 /// `fits` says whether one more task of a task definition fits the free capacity.
 pub fn plan(
     service: &Service,
     live: &[&Task],
-    now: Time,
     stable: f64,
     mut fits: impl FnMut(&str) -> bool,
 ) -> Vec<Action> {
@@ -66,12 +65,12 @@ pub fn plan(
         .filter(|t| t.started_by == primary.id && t.desired_status != "STOPPED")
         .collect();
     let primary_live = mine.len() as u32;
-    let primary_healthy = mine.iter().filter(|t| t.is_healthy(now, stable)).count() as u32;
+    let primary_healthy = mine.iter().filter(|t| t.is_healthy(stable)).count() as u32;
     let old: Vec<&&Task> = live
         .iter()
         .filter(|t| t.started_by != primary.id && t.desired_status != "STOPPED")
         .collect();
-    let old_healthy = old.iter().filter(|t| t.is_healthy(now, stable)).count() as u32;
+    let old_healthy = old.iter().filter(|t| t.is_healthy(stable)).count() as u32;
 
     // Start tasks for the primary deployment within maximumPercent; a failed deployment gets
     // no new tasks.
@@ -104,7 +103,7 @@ pub fn plan(
     // Stop old tasks: unhealthy ones at once, healthy ones while minimumHealthyPercent holds.
     let mut spare_healthy = (primary_healthy + old_healthy).saturating_sub(min_healthy);
     for t in &old {
-        let stop = if t.is_healthy(now, stable) {
+        let stop = if t.is_healthy(stable) {
             if spare_healthy > 0 {
                 spare_healthy -= 1;
                 true
@@ -197,6 +196,7 @@ mod tests {
             stop_code: None,
             created_at: 0.0,
             started_at: None,
+            seen_running_at: None,
             stopped_at: None,
             memory: 0,
             cpu: 0,
@@ -246,7 +246,7 @@ mod tests {
             task("a", "old", "RUNNING", "HEALTHY"),
             task("b", "old", "RUNNING", "HEALTHY"),
         );
-        let actions = plan(&s, &[&a, &b], 10.0, 1.0, |_| true);
+        let actions = plan(&s, &[&a, &b], 1.0, |_| true);
         assert_eq!(starts(&actions), 2, "200% of 2 leaves room for 2 more");
         assert!(
             stops(&actions).is_empty(),
@@ -269,7 +269,7 @@ mod tests {
         );
         let n1 = task("n1", "new", "RUNNING", "HEALTHY");
         let n2 = task("n2", "new", "PENDING", "UNKNOWN");
-        let actions = plan(&s, &[&a, &b, &n1, &n2], 10.0, 1.0, |_| true);
+        let actions = plan(&s, &[&a, &b, &n1, &n2], 1.0, |_| true);
         assert_eq!(
             stops(&actions),
             vec!["a"],
@@ -278,7 +278,7 @@ mod tests {
         assert!(!actions.iter().any(|a| matches!(a, Action::Complete { .. })));
 
         let n2 = task("n2", "new", "RUNNING", "HEALTHY");
-        let actions = plan(&s, &[&n1, &n2], 10.0, 1.0, |_| true);
+        let actions = plan(&s, &[&n1, &n2], 1.0, |_| true);
         assert_eq!(
             actions,
             vec![Action::Complete {
@@ -297,7 +297,7 @@ mod tests {
             ],
         );
         let sick = task("s", "old", "RUNNING", "UNHEALTHY");
-        let actions = plan(&s, &[&sick], 10.0, 1.0, |_| true);
+        let actions = plan(&s, &[&sick], 1.0, |_| true);
         assert_eq!(starts(&actions), 0);
         assert_eq!(stops(&actions), vec!["s"]);
     }
@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn a_task_that_does_not_fit_is_reported_unplaceable() {
         let s = service(2, vec![deployment("new", true, Rollout::InProgress, 2)]);
-        let actions = plan(&s, &[], 10.0, 1.0, |_| false);
+        let actions = plan(&s, &[], 1.0, |_| false);
         assert_eq!(
             actions,
             vec![Action::Unplaceable {
@@ -326,11 +326,16 @@ mod tests {
         let mut n = task("n", "new", "RUNNING", "UNKNOWN");
         n.has_health_check = false;
         n.started_at = Some(9.5);
+        n.seen_running_at = Some(10.0);
         let old = task("o", "old", "RUNNING", "HEALTHY");
-        let early = plan(&s, &[&n, &old], 10.0, 1.0, |_| true);
+        let early = plan(&s, &[&n, &old], 1.0, |_| true);
         assert!(stops(&early).is_empty(), "just started: not yet counted");
         assert!(!early.iter().any(|a| matches!(a, Action::Complete { .. })));
-        let later = plan(&s, &[&n, &old], 11.0, 1.0, |_| true);
+        // No newer look has seen it running: however late this plan is, it does not count yet.
+        let late = plan(&s, &[&n, &old], 1.0, |_| true);
+        assert!(stops(&late).is_empty(), "not seen running long enough");
+        n.seen_running_at = Some(10.6);
+        let later = plan(&s, &[&n, &old], 1.0, |_| true);
         assert_eq!(stops(&later), vec!["o"]);
     }
 
