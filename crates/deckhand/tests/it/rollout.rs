@@ -13,7 +13,7 @@ use crate::sandbox::{completed_on, container, register, wait_until};
 /// Register input for family `web` whose `app` container never passes its health check, and
 /// whose start period keeps the deployment in progress for half a minute (at the sandbox's
 /// 0.1 time scale).
-fn slow_revision(bed: &Bed) -> serde_json::Value {
+pub fn slow_revision(bed: &Bed) -> serde_json::Value {
     json!({
         "family": "web",
         "containerDefinitions": [{
@@ -28,7 +28,7 @@ fn slow_revision(bed: &Bed) -> serde_json::Value {
     })
 }
 
-fn write_json(dir: &tempfile::TempDir, name: &str, value: &serde_json::Value) -> String {
+pub fn write_json(dir: &tempfile::TempDir, name: &str, value: &serde_json::Value) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, value.to_string()).unwrap();
     path.display().to_string()
@@ -50,7 +50,7 @@ async fn active_revisions(client: &Client) -> Vec<String> {
 
 /// Starts `deckhand args…` against the sandbox and reads its log until `line` (off the
 /// runtime's workers).
-async fn start_until(sandbox: &Sandbox, args: &[&str], line: &str) -> Running {
+pub async fn start_until(sandbox: &Sandbox, args: &[&str], line: &str) -> Running {
     let endpoint = sandbox.endpoint();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let line = line.to_string();

@@ -17,16 +17,28 @@ use crate::bed::Bed;
 const PATIENCE: Duration = Duration::from_secs(90);
 
 pub async fn sandbox(memory_mib: u64) -> (Sandbox, Client) {
+    sandbox_with(Options {
+        memory_mib,
+        ..test_options()
+    })
+    .await
+}
+
+/// What the tests' sandboxes run with: a free loopback port, a quick tick.
+pub fn test_options() -> Options {
+    Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tick: Duration::from_millis(100),
+        ..Options::default()
+    }
+}
+
+/// A sandbox with `options` (start from [`test_options`]), and an SDK client for it.
+pub async fn sandbox_with(options: Options) -> (Sandbox, Client) {
     Bed::get();
     let docker = deckhand::image::engine::connect()
         .await
         .expect("the bed's engine");
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tick: Duration::from_millis(100),
-        memory_mib,
-        ..Options::default()
-    };
     let sandbox = Sandbox::start(options, docker).await.unwrap();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(sandbox.endpoint())
