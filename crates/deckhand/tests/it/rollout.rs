@@ -210,6 +210,7 @@ async fn sigterm_during_the_watch_rolls_back_and_exits_3() {
     assert_eq!(out["result"], "rolled-back");
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
     assert_eq!(service_td(&client).await, good);
+    crate::faults::expect_service(&out, "web", "rolled-back", Some(&good), &good);
     sandbox.stop().await;
 }
 
@@ -256,8 +257,10 @@ async fn an_unplaceable_revision_with_a_short_timeout_is_rolled_back_and_exits_3
         "{}",
         run.stderr
     );
-    assert_eq!(run.json()["result"], "rolled-back");
+    let out = run.json();
+    assert_eq!(out["result"], "rolled-back");
     assert_eq!(service_td(&client).await, good);
+    crate::faults::expect_service(&out, "web", "rolled-back", Some(&good), &good);
     sandbox.stop().await;
 }
 
@@ -332,13 +335,12 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
         "{}",
         run.stderr
     );
-    let td = run.json()["task_definition_arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let out = run.json();
+    let td = out["task_definition_arn"].as_str().unwrap().to_string();
     wait_until(&client, "web", "deckhand's revision settled", |s| {
         completed_on(s, &td)
     })
     .await;
+    crate::faults::expect_service(&out, "web", "deployed", Some(&td), &good);
     sandbox.stop().await;
 }
