@@ -1,7 +1,6 @@
 //! The wire: AWS JSON 1.1 on `POST /` routed by `X-Amz-Target`, and STS's query protocol, so
 //! unmodified AWS SDKs and the aws CLI talk to the sandbox with only `AWS_ENDPOINT_URL` set.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -45,13 +44,40 @@ pub async fn serve(
     if req.uri().path().starts_with("/v2") {
         return Ok(super::registry::serve(&shared, req).await);
     }
-    let faults = *shared.faults.lock().unwrap_or_else(|e| e.into_inner());
-    if faults.latency_ms > 0 {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // The whole request arrives before any fault: a lost answer is lost after the call.
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(error(&ApiError::new(
+                "SerializationException",
+                "the request body could not be read",
+            )))
+        }
+    };
+    let operation = operation(target.as_deref(), &body);
+    let faults = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let applies = faults.applies_to(&operation);
+    if applies && faults.latency_ms > 0 {
         tokio::time::sleep(faults.latency()).await;
     }
-    match faults.fate(rand::random::<f64>()) {
+    match faults.fate_of(&operation, rand::random::<f64>()) {
         Fate::Serve => {}
         Fate::Drop => return Err(Dropped),
+        Fate::LoseAnswer => {
+            // Applied like any call; the answer is then withheld and the connection closed.
+            let _applied = api(shared, target.as_deref(), &body).await;
+            debug!("sandbox: {operation} applied, its answer dropped");
+            return Err(Dropped);
+        }
         Fate::Throttle => {
             return Ok(error(&ApiError::new(
                 "ThrottlingException",
@@ -64,10 +90,25 @@ pub async fn serve(
             return Ok(r);
         }
     }
-    match api(shared, req).await {
-        Ok(r) => Ok(r),
-        Err(never) => match never {},
+    Ok(api(shared, target.as_deref(), &body).await)
+}
+
+/// The operation a call names: the part of `X-Amz-Target` after the service's prefix
+/// (`UpdateService`), or STS's `Action` (`GetCallerIdentity`).
+fn operation(target: Option<&str>, body: &[u8]) -> String {
+    match target {
+        Some(t) => t.split_once('.').map_or(t, |(_, op)| op).to_string(),
+        None => query_action(body),
     }
+}
+
+/// The `Action` of a query-protocol form body.
+fn query_action(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `GET|POST /_sandbox/faults` reads or sets the faults; `GET|DELETE /_sandbox/calls` reads or
@@ -84,7 +125,11 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         .unwrap_or_default();
     match (method.as_str(), path.as_str()) {
         ("GET", "/_sandbox/faults") => {
-            let faults = *shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+            let faults = shared
+                .faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             plain(
                 StatusCode::OK,
                 &serde_json::to_string(&faults).unwrap_or_default(),
@@ -93,11 +138,9 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         ("POST", "/_sandbox/faults") => match serde_json::from_slice::<Faults>(&body) {
             Ok(f) => match f.validate() {
                 Ok(()) => {
+                    let body = serde_json::to_string(&f).unwrap_or_default();
                     *shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
-                    plain(
-                        StatusCode::OK,
-                        &serde_json::to_string(&f).unwrap_or_default(),
-                    )
+                    plain(StatusCode::OK, &body)
                 }
                 Err(e) => plain(StatusCode::BAD_REQUEST, &json!({"error": e}).to_string()),
             },
@@ -141,38 +184,21 @@ fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .expect("static response parts")
 }
 
-/// An ECS or STS call.
-async fn api(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Ok(error(&ApiError::new(
-                "SerializationException",
-                "the request body could not be read",
-            )))
-        }
-    };
-    let response = match target.as_deref() {
+/// An ECS, ECR, CloudWatch Logs or STS call, read whole: `target` is its `X-Amz-Target`.
+async fn api(shared: Arc<Shared>, target: Option<&str>, body: &Bytes) -> Response<Full<Bytes>> {
+    match target {
         Some(t) if t.starts_with(ECS_PREFIX) || t.starts_with(ECR_PREFIX) => {
             let (service, op) = t.split_once('.').unwrap_or((t, ""));
             let input: Value = if body.is_empty() {
                 json!({})
             } else {
-                match serde_json::from_slice(&body) {
+                match serde_json::from_slice(body) {
                     Ok(v) => v,
                     Err(e) => {
-                        return Ok(error(&ApiError::new(
+                        return error(&ApiError::new(
                             "SerializationException",
                             format!("invalid JSON: {e}"),
-                        )))
+                        ))
                     }
                 }
             };
@@ -226,7 +252,7 @@ async fn api(
         }
         Some(t) if t.starts_with(super::logs::PREFIX) => {
             let op = &t[super::logs::PREFIX.len()..];
-            let input: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+            let input: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
             *shared
                 .calls
                 .lock()
@@ -243,18 +269,13 @@ async fn api(
             "UnknownOperationException",
             format!("the sandbox does not serve {t}"),
         )),
-        None => query(&shared, &body),
-    };
-    Ok(response)
+        None => query(&shared, body),
+    }
 }
 
 /// STS (query protocol): GetCallerIdentity.
 fn query(shared: &Shared, body: &[u8]) -> Response<Full<Bytes>> {
-    let form = String::from_utf8_lossy(body);
-    let action = form
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or_default();
+    let action = query_action(body);
     if action != "GetCallerIdentity" {
         return error(&ApiError::new(
             "InvalidAction",

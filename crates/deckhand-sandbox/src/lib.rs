@@ -78,7 +78,8 @@ pub struct Shared {
     /// Tells this sandbox's containers apart from other sandboxes' on the same engine.
     pub instance: String,
     pub faults: std::sync::Mutex<faults::Faults>,
-    /// API calls answered, by operation (`ECS.DescribeServices`, …): what a client costs.
+    /// API calls served, by operation (`ECS.DescribeServices`, …): what a client costs. A call
+    /// applied whose answer was then lost (a fault) counts.
     pub calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub docker: Docker,
     /// `127.0.0.1:PORT`: the registry host in repository URIs and the ECR proxy endpoint.
@@ -207,7 +208,7 @@ impl Sandbox {
             owned_data,
             state: Mutex::new(State::new(place.clone())),
             wake: Notify::new(),
-            faults: std::sync::Mutex::new(options.faults),
+            faults: std::sync::Mutex::new(options.faults.clone()),
             calls: Default::default(),
             options,
             place,

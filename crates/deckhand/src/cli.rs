@@ -330,6 +330,20 @@ pub struct SandboxArgs {
     #[arg(long, default_value_t = 0.0, env = "DECKHAND_DROP_RATE")]
     pub drop_rate: f64,
 
+    /// Share of API calls applied whose answer is then lost: the connection is closed with no
+    /// answer after the change is made (0 to 1).
+    #[arg(long, default_value_t = 0.0, env = "DECKHAND_LOST_ANSWER_RATE")]
+    pub lost_answer_rate: f64,
+
+    /// Operation the faults apply to, e.g. UpdateService (repeatable; default: every API call).
+    #[arg(
+        long = "fault-operation",
+        value_name = "OPERATION",
+        env = "DECKHAND_FAULT_OPERATION",
+        value_delimiter = '\n'
+    )]
+    pub fault_operations: Vec<String>,
+
     /// Directory for the registry's blobs (default: a temporary one, removed on exit).
     #[arg(long, value_name = "DIR", env = "DECKHAND_DATA")]
     pub data: Option<PathBuf>,

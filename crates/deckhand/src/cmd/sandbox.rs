@@ -27,6 +27,8 @@ pub async fn run(
             throttle_rate: args.throttle_rate,
             error_rate: args.error_rate,
             drop_rate: args.drop_rate,
+            lost_answer_rate: args.lost_answer_rate,
+            operations: args.fault_operations.clone(),
         },
         data_dir: args.data.clone(),
     };

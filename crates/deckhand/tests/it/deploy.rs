@@ -319,6 +319,7 @@ pub mod command {
             good,
             "the service runs the old revision again"
         );
+        crate::faults::expect_service(&out, "web", "rolled-back", Some(&good), &good);
         assert!(
             run.stderr.contains("CannotStartContainerError"),
             "the reason is shown:\n{}",
@@ -337,6 +338,9 @@ pub mod command {
         run.expect_code(3);
         assert!(run.stderr.contains("circuit breaker"), "{}", run.stderr);
         assert_eq!(service_td(&client).await, good);
+        let out = run.json();
+        assert_eq!(out["result"], "rolled-back");
+        crate::faults::expect_service(&out, "web", "rolled-back", Some(&good), &good);
         sandbox.stop().await;
     }
 
@@ -542,7 +546,11 @@ pub mod command {
         let image = good_image(&bed).await;
         let run = deploy(&sandbox, &image, &[]).await;
         run.expect_code(0);
-        assert_eq!(run.json()["result"], "unverified", "{}", run.stderr);
+        let out = run.json();
+        assert_eq!(out["result"], "unverified", "{}", run.stderr);
+        let new = service_td(&client).await;
+        assert!(new.ends_with("web:2"), "on the new revision: {new}");
+        crate::faults::expect_service(&out, "web", "unverified", Some(&new), &old);
         assert!(
             run.stderr.contains("desiredCount is 0") && run.stderr.contains("not verified"),
             "{}",

@@ -35,7 +35,7 @@ async fn web_and_worker() -> (Sandbox, Client, String, String) {
 }
 
 /// A new image like the base one, without `sleep`: web still runs, worker cannot start.
-async fn image_without_sleep(bed: &Bed) -> String {
+pub async fn image_without_sleep(bed: &Bed) -> String {
     let dockerfile = format!("FROM {}\nRUN rm /bin/sleep\n", bed.base_image);
     build_local("nosleep", &[("Dockerfile", &dockerfile)]).await
 }

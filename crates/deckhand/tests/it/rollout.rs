@@ -13,7 +13,7 @@ use crate::sandbox::{completed_on, container, register, wait_until};
 /// Register input for family `web` whose `app` container never passes its health check, and
 /// whose start period keeps the deployment in progress for half a minute (at the sandbox's
 /// 0.1 time scale).
-fn slow_revision(bed: &Bed) -> serde_json::Value {
+pub fn slow_revision(bed: &Bed) -> serde_json::Value {
     json!({
         "family": "web",
         "containerDefinitions": [{
@@ -28,7 +28,7 @@ fn slow_revision(bed: &Bed) -> serde_json::Value {
     })
 }
 
-fn write_json(dir: &tempfile::TempDir, name: &str, value: &serde_json::Value) -> String {
+pub fn write_json(dir: &tempfile::TempDir, name: &str, value: &serde_json::Value) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, value.to_string()).unwrap();
     path.display().to_string()
@@ -50,7 +50,7 @@ async fn active_revisions(client: &Client) -> Vec<String> {
 
 /// Starts `deckhand args…` against the sandbox and reads its log until `line` (off the
 /// runtime's workers).
-async fn start_until(sandbox: &Sandbox, args: &[&str], line: &str) -> Running {
+pub async fn start_until(sandbox: &Sandbox, args: &[&str], line: &str) -> Running {
     let endpoint = sandbox.endpoint();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let line = line.to_string();
@@ -210,6 +210,7 @@ async fn sigterm_during_the_watch_rolls_back_and_exits_3() {
     assert_eq!(out["result"], "rolled-back");
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
     assert_eq!(service_td(&client).await, good);
+    crate::faults::expect_service(&out, "web", "rolled-back", Some(&good), &good);
     sandbox.stop().await;
 }
 
@@ -256,8 +257,10 @@ async fn an_unplaceable_revision_with_a_short_timeout_is_rolled_back_and_exits_3
         "{}",
         run.stderr
     );
-    assert_eq!(run.json()["result"], "rolled-back");
+    let out = run.json();
+    assert_eq!(out["result"], "rolled-back");
     assert_eq!(service_td(&client).await, good);
+    crate::faults::expect_service(&out, "web", "rolled-back", Some(&good), &good);
     sandbox.stop().await;
 }
 
@@ -332,14 +335,13 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
         "{}",
         run.stderr
     );
-    let td = run.json()["task_definition_arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let out = run.json();
+    let td = out["task_definition_arn"].as_str().unwrap().to_string();
     wait_until(&client, "web", "deckhand's revision settled", |s| {
         completed_on(s, &td)
     })
     .await;
+    crate::faults::expect_service(&out, "web", "deployed", Some(&td), &good);
     sandbox.stop().await;
 }
 

@@ -17,16 +17,28 @@ use crate::bed::Bed;
 const PATIENCE: Duration = Duration::from_secs(90);
 
 pub async fn sandbox(memory_mib: u64) -> (Sandbox, Client) {
+    sandbox_with(Options {
+        memory_mib,
+        ..test_options()
+    })
+    .await
+}
+
+/// What the tests' sandboxes run with: a free loopback port, a quick tick.
+pub fn test_options() -> Options {
+    Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tick: Duration::from_millis(100),
+        ..Options::default()
+    }
+}
+
+/// A sandbox with `options` (start from [`test_options`]), and an SDK client for it.
+pub async fn sandbox_with(options: Options) -> (Sandbox, Client) {
     Bed::get();
     let docker = deckhand::image::engine::connect()
         .await
         .expect("the bed's engine");
-    let options = Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tick: Duration::from_millis(100),
-        memory_mib,
-        ..Options::default()
-    };
     let sandbox = Sandbox::start(options, docker).await.unwrap();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(sandbox.endpoint())
@@ -453,8 +465,33 @@ async fn errors_come_back_as_aws_sends_them() {
 async fn the_sandbox_command_serves_until_terminated_and_cleans_up() {
     use std::io::BufRead;
     let bed = Bed::get();
+    let dir = tempfile::tempdir().unwrap();
+    let refused = crate::bed::deckhand(
+        dir.path(),
+        &[
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--fault-operation",
+            "ecs:UpdateService",
+        ],
+        &[],
+    );
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("not an operation name"),
+        "{}",
+        refused.stderr
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
         .args(["sandbox", "--listen", "127.0.0.1:0", "--tick", "100ms"])
+        // Faults from the command line; this test makes no UpdateService call.
+        .args([
+            "--lost-answer-rate",
+            "1",
+            "--fault-operation",
+            "UpdateService",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -464,6 +501,17 @@ async fn the_sandbox_command_serves_until_terminated_and_cleans_up() {
     stdout.read_line(&mut endpoint).unwrap();
     let endpoint = endpoint.trim().to_string();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint:?}");
+    let faults: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{endpoint}/_sandbox/faults"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(faults["lost_answer_rate"], 1.0, "{faults}");
+    assert_eq!(faults["operations"], serde_json::json!(["UpdateService"]));
 
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&endpoint)
@@ -580,6 +628,72 @@ async fn faults_are_injected_on_demand() {
     let bad =
         ureq::post(&format!("{}/_sandbox/faults", sandbox.endpoint())).send(r#"{"error_rate": 2}"#);
     assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_applied_and_a_dropped_call_is_not() {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox(8192).await;
+    let td1 = register(&client, "lost", container(&bed, &["sleep", "600"])).await;
+    let td2 = register(&client, "lost", container(&bed, &["sleep", "601"])).await;
+    // No task: only the service's record changes.
+    create_service(&client, "web", &td1, 0, false).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(sandbox.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let once = Client::new(&config);
+    let update = |td: &str| {
+        once.update_service()
+            .cluster("c")
+            .service("web")
+            .task_definition(td)
+            .send()
+    };
+
+    control(
+        &sandbox,
+        "faults",
+        r#"{"lost_answer_rate": 1, "operations": ["UpdateService"]}"#,
+    );
+    let err = update(&td2).await.unwrap_err();
+    assert!(
+        err.as_service_error().is_none() && err.raw_response().is_none(),
+        "no answer at all: {err:?}"
+    );
+    // Other operations are served, and show the update happened.
+    let s = describe(&once, "web").await;
+    assert_eq!(s.task_definition(), Some(td2.as_str()));
+    assert_eq!(s.deployments()[0].task_definition(), Some(td2.as_str()));
+
+    control(
+        &sandbox,
+        "faults",
+        r#"{"drop_rate": 1, "operations": ["UpdateService"]}"#,
+    );
+    let err = update(&td1).await.unwrap_err();
+    assert!(
+        err.as_service_error().is_none() && err.raw_response().is_none(),
+        "no answer at all: {err:?}"
+    );
+    assert_eq!(
+        describe(&once, "web").await.task_definition(),
+        Some(td2.as_str()),
+        "a dropped call is not applied"
+    );
+
+    let bad = ureq::post(&format!("{}/_sandbox/faults", sandbox.endpoint()))
+        .send(r#"{"operations": ["ECS.UpdateService"]}"#);
+    assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
+    control(&sandbox, "faults", "{}");
+    update(&td1).await.unwrap();
+    assert_eq!(
+        describe(&once, "web").await.task_definition(),
+        Some(td1.as_str())
+    );
     sandbox.stop().await;
 }
 
