@@ -124,7 +124,8 @@ pub fn expect_service<'a>(
 }
 
 /// Asserts that the result says `service` needs a person: a state that is not an answer
-/// (unknown, not confirmed, left on a new revision) and an action saying what to do. Returns
+/// (unknown, not confirmed, left on a new revision, taken over by another deployment) and an
+/// action saying what to do. Returns
 /// the entry.
 fn expect_needs_person<'a>(
     out: &'a Value,
@@ -135,7 +136,7 @@ fn expect_needs_person<'a>(
     let e = entry(out, service);
     let state = e["state"].as_str().unwrap_or_default();
     assert!(
-        ["unknown", "not-confirmed", "on-new-revision"].contains(&state),
+        ["unknown", "not-confirmed", "on-new-revision", "taken-over"].contains(&state),
         "{service} needs a person, its state says {state:?}: {e:#}"
     );
     expect_service(out, service, state, running, target);
@@ -600,7 +601,8 @@ async fn someone_elses_update_during_the_watch_is_left_alone_and_exits_4() {
         completed_on(s, &theirs)
     })
     .await;
-    expect_needs_person(&out, "web", Some(&theirs), &good);
+    let e = expect_needs_person(&out, "web", Some(&theirs), &good);
+    assert_eq!(e["state"], "taken-over", "{e:#}");
     sandbox.stop().await;
 }
 
