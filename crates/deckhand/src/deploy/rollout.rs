@@ -137,23 +137,26 @@ impl Rollout<'_> {
         let deadline = Instant::now() + args.watch.timeout;
         let mut back = Vec::new();
         let mut left = false;
+        // One read of every changed service (ten per call), tried until the deadline.
+        let names: Vec<String> = watched.iter().map(|w| w.service.clone()).collect();
+        let read = persist::until(r, deadline, "DescribeServices", || {
+            ecs::describe_services(watcher.client, watcher.cluster, &names)
+        });
+        let views = match read.await {
+            Ok(views) => views,
+            Err(e) => {
+                r.error(format!(
+                    "the services could not be read before the rollback's deadline ({e}); none \
+                     is rolled back"
+                ));
+                Vec::new()
+            }
+        };
         for w in &watched {
             let target = &self.unit(&w.service).target;
-            let what = format!("{}: DescribeServices", w.service);
-            let read = persist::until(r, deadline, &what, || {
-                ecs::describe_service(watcher.client, watcher.cluster, &w.service)
-            });
-            let view = match read.await {
-                Ok(v) => v,
-                Err(e) => {
-                    r.error(format!(
-                        "{}: could not be read before the rollback's deadline ({e}); it is not \
-                         rolled back",
-                        w.service
-                    ));
-                    left = true;
-                    continue;
-                }
+            let Some(view) = views.iter().find(|v| v.name == w.service) else {
+                left = true;
+                continue;
             };
             let primary = view
                 .deployments

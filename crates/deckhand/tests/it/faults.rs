@@ -534,7 +534,9 @@ async fn two_deploys_started_together_each_say_what_became_of_their_revision() {
                     .contains(&won_deployment),
                 "the reason names {won_deployment}: {lost:#}"
             );
-            assert_eq!(won_target, first, "both started from the first revision");
+            // The winner started from the first revision, or from the loser's when that had
+            // completed before the loser looked again; either way the loser's target is the
+            // first and a person is asked to look.
             expect_needs_person(&lost, "web", Some(&live), &first);
         }
     }
