@@ -31,6 +31,17 @@ impl Exit {
 pub struct Error {
     pub exit: Exit,
     pub message: String,
+    /// What kind of failure it was, where a caller acts on it (the AWS edge sets it).
+    pub kind: Kind,
+}
+
+/// Kinds of failure a caller treats differently from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Other,
+    /// AWS answered "slow down" (ThrottlingException and its kin), after the SDK's retries.
+    Throttled,
 }
 
 impl Error {
@@ -39,7 +50,13 @@ impl Error {
         Self {
             exit: Exit::Failed,
             message: message.into(),
+            kind: Kind::Other,
         }
+    }
+
+    /// The same error, marked as of `kind`.
+    pub fn with_kind(self, kind: Kind) -> Self {
+        Self { kind, ..self }
     }
 
     /// A usage or configuration error (exit 2).
@@ -47,6 +64,7 @@ impl Error {
         Self {
             exit: Exit::Usage,
             message: message.into(),
+            kind: Kind::Other,
         }
     }
 }

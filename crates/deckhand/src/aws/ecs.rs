@@ -226,7 +226,8 @@ pub async fn describe_services(
                 Some(se) if se.is_cluster_not_found_exception() => Error::failed(format!(
                     "the ECS cluster {cluster:?} does not exist (in this account and region). Check --cluster and --region."
                 )),
-                _ => Error::failed(format!("ECS DescribeServices failed: {}", super::describe(&e))),
+                _ => Error::failed(format!("ECS DescribeServices failed: {}", super::describe(&e)))
+                    .with_kind(super::kind_of(&e)),
             })?;
         for name in batch {
             let s = out
@@ -340,7 +341,10 @@ pub async fn stopped_tasks(
         .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
         .send()
         .await
-        .map_err(|e| Error::failed(format!("ECS ListTasks failed: {}", super::describe(&e))))?;
+        .map_err(|e| {
+            Error::failed(format!("ECS ListTasks failed: {}", super::describe(&e)))
+                .with_kind(super::kind_of(&e))
+        })?;
     if list.task_arns().is_empty() {
         return Ok(Vec::new());
     }
@@ -355,6 +359,7 @@ pub async fn stopped_tasks(
             .await
             .map_err(|e| {
                 Error::failed(format!("ECS DescribeTasks failed: {}", super::describe(&e)))
+                    .with_kind(super::kind_of(&e))
             })?;
         out.extend(described.tasks().iter().map(stopped_task));
     }

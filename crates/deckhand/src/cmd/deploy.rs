@@ -19,5 +19,9 @@ pub async fn run(r: &Reporter, s: &DeploySettings) -> Result<()> {
             result.reason
         ),
     };
-    Err(Error { exit, message })
+    Err(Error {
+        exit,
+        message,
+        kind: Default::default(),
+    })
 }

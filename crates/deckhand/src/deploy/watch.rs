@@ -175,6 +175,7 @@ impl<'a> Watcher<'a> {
                 message: format!(
                     "{e}. Whether {service} was changed cannot be told; check it with `deckhand status`."
                 ),
+                kind: e.kind,
             }),
         }
     }
