@@ -561,13 +561,18 @@ pub fn budget_wait(pace: &Pace) -> Duration {
         .saturating_sub(pace.elapsed)
 }
 
-/// Whether the verdict on deployment `ours` may come any moment (pure): every one of its tasks
-/// runs, or ECS has begun stopping the tasks of the deployments it replaces — a rolling update
-/// stops old tasks once enough new ones are healthy, and that shows even where ECS's counts
-/// of the new tasks lag (they may read 0 running until the rollout completes). `others` is
-/// what the service's other deployments run now, `others_peak` the most seen this watch.
+/// Whether the verdict on deployment `ours` may come any moment (pure). Where the service ran
+/// other tasks, when ECS has begun stopping them: a rolling update stops old tasks once enough
+/// new ones are healthy (minimumHealthyPercent), so this comes after the new tasks' health
+/// checks, and shows even where ECS's count of the new tasks lags (it may read 0 running until
+/// the rollout completes). Where there were none, when all of ours run. `others` is what the
+/// service's other deployments run now, `others_peak` the most seen this watch.
 pub fn verdict_near(ours: &verdict::DeploymentView, others: i32, others_peak: i32) -> bool {
-    (ours.desired > 0 && ours.running >= ours.desired) || others < others_peak
+    if others_peak > 0 {
+        others < others_peak
+    } else {
+        ours.desired > 0 && ours.running >= ours.desired
+    }
 }
 
 /// Whether a deployment's stopped tasks are due a look (ListTasks) this poll (pure): at once
@@ -723,18 +728,18 @@ mod tests {
     }
 
     #[test]
-    fn a_verdict_is_near_when_ours_all_run_or_the_old_tasks_are_stopping() {
+    fn a_verdict_is_near_when_the_old_tasks_are_stopping_or_else_when_ours_all_run() {
         // (ours running, desired, others running, others' peak, near)
         for (running, desired, others, peak, near) in [
             (0, 2, 2, 2, false), // starting
-            (1, 2, 2, 2, false),
-            (2, 2, 2, 2, true), // all ours run
-            (3, 2, 2, 2, true),
-            (0, 2, 1, 2, true), // counts of ours lag, but ECS stops the old tasks
+            (2, 2, 2, 2, false), // ours run, health checks may still be pending: the old stay
+            (2, 2, 1, 2, true),  // ECS stops the old tasks: ours are healthy
+            (0, 2, 1, 2, true),  // the same where ECS's counts of ours lag
             (0, 2, 0, 2, true),
+            (1, 2, 0, 0, false), // nothing old: when all ours run
+            (2, 2, 0, 0, true),
+            (3, 2, 0, 0, true),
             (0, 0, 0, 0, false), // desiredCount 0: nothing to wait for nearby
-            (0, 1, 0, 0, false), // nothing old to stop, ours not running yet
-            (0, 1, 3, 2, false), // the old ones grew (peak not yet updated): not stopping
         ] {
             assert_eq!(
                 verdict_near(&ours(running, desired), others, peak),
