@@ -381,9 +381,19 @@ impl<'a> Watcher<'a> {
                 elapsed: began.elapsed(),
                 services: watched.iter().filter(|w| w.verdict.is_none()).count(),
             };
-            // The look after the deadline decides the pending ones: never wait past it.
-            let wait = next_poll(&pace, rand::random::<f64>())
-                .min(deadline.saturating_duration_since(Instant::now()));
+            // The look after the deadline decides the pending ones: a throttled or budgeted
+            // wait never puts it later than the plain interval would have.
+            let draw = rand::random::<f64>();
+            let plain = next_poll(
+                &Pace {
+                    throttled: 0,
+                    calls: 0,
+                    ..pace
+                },
+                draw,
+            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = next_poll(&pace, draw).min(left.max(plain));
             if throttled > 0 {
                 self.reporter.warn(format!(
                     "ECS asks deckhand to slow down (throttling): looking again in {:.1}s",
