@@ -245,9 +245,11 @@ impl<'a> Watcher<'a> {
         // ECS calls made so far, and answers in a row that were throttling.
         let mut calls = 0u64;
         let mut throttled = 0u32;
-        // Per watched deployment: when its stopped tasks were last looked up, and the most
-        // tasks the service's other deployments were seen running.
+        // Per watched deployment: when its stopped tasks were last looked up, how many of its
+        // tasks ran at the previous poll, and the most the service's other deployments were
+        // seen running.
         let mut looked = vec![began; watched.len()];
+        let mut ran: Vec<Option<i32>> = vec![None; watched.len()];
         let mut others_peak = vec![0i32; watched.len()];
         loop {
             // Set when a deployment's verdict may come any moment.
@@ -280,13 +282,13 @@ impl<'a> Watcher<'a> {
                         .enumerate()
                         .filter_map(|(i, (view, &k))| {
                             let w = &watched[k];
-                            let failed = view
-                                .deployments
-                                .iter()
-                                .find(|d| d.id == w.deployment)
-                                .map_or(0, |d| d.failed);
+                            let ours = view.deployments.iter().find(|d| d.id == w.deployment);
+                            let failed = ours.map_or(0, |d| d.failed);
+                            let running = ours.map(|d| d.running);
+                            let fell = matches!((ran[k], running), (Some(a), Some(b)) if b < a);
+                            ran[k] = running.or(ran[k]);
                             let known = w.failures.len();
-                            lookup_due(failed, known, now - looked[k], self.poll)
+                            lookup_due(failed, known, fell, now - looked[k], self.poll)
                                 .then_some((i, failed, known))
                         })
                         .collect();
@@ -506,10 +508,11 @@ pub const NEAR_POLL: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The watch's budget of ECS calls, per service watched: on average at most this many per
-/// `poll`. Looking every `poll` costs two (DescribeServices, and ListTasks once per `poll`);
-/// the quarter more pays for the quicker looks near a verdict. With the default 3 s poll that
-/// is 45 calls a minute; ecs-deploy, at its default one-second sleep, makes one
-/// DescribeServices call per second and the interval it takes (about 57 a minute measured).
+/// `poll`. Looking every `poll` costs one and a half (DescribeServices, and ListTasks every
+/// other `poll`); the rest pays for the quicker looks near a verdict. With the default 3 s
+/// poll that is 45 calls a minute; ecs-deploy, at its default one-second sleep, makes one
+/// DescribeServices call a second plus the time the call takes (60 a minute at most, about 60
+/// measured on the sandbox).
 pub const CALLS_PER_POLL: f64 = 2.25;
 
 /// Calls per service the watch may make beyond [`CALLS_PER_POLL`], so that the quick looks of
@@ -586,12 +589,20 @@ pub fn verdict_near(ours: &verdict::DeploymentView, others: i32, others_peak: i3
 }
 
 /// Whether a deployment's stopped tasks are due a look (ListTasks) this poll (pure): at once
-/// when ECS counts more failed tasks than deckhand has seen, else about once a `poll` (the
-/// first a `poll` into the watch: a deployment that has just begun has stopped nothing). The
-/// fifth off `poll` absorbs the jitter.
-pub fn lookup_due(failed: i32, known: usize, since_last: Duration, poll: Duration) -> bool {
+/// when ECS counts more failed tasks than deckhand has seen, or fewer of its tasks run than at
+/// the previous poll (one stopped: ECS's failed count stops counting once a task has run); else
+/// every other `poll` or so, for what neither shows (the first that far into the watch: a
+/// deployment that has just begun has stopped nothing). The fifth off absorbs the jitter.
+pub fn lookup_due(
+    failed: i32,
+    known: usize,
+    running_fell: bool,
+    since_last: Duration,
+    poll: Duration,
+) -> bool {
     (failed > 0 && failed as usize > known)
-        || since_last.saturating_mul(5) >= poll.saturating_mul(4)
+        || running_fell
+        || since_last.saturating_mul(5) >= poll.saturating_mul(8)
 }
 
 /// `poll` ± 20 %, so many pipelines do not poll in step.
@@ -760,26 +771,28 @@ mod tests {
     }
 
     #[test]
-    fn stopped_tasks_are_looked_up_on_new_failures_or_once_a_poll() {
+    fn stopped_tasks_are_looked_up_on_new_failures_on_fewer_running_or_every_other_poll() {
         let s3 = Duration::from_secs(3);
         let ms = Duration::from_millis;
-        // (ECS failed count, failures known, since the last look, due)
-        for (failed, known, since, due) in [
-            (0, 0, ms(0), false), // the watch's first look: nothing can have stopped yet
-            (0, 0, ms(500), false),
-            (0, 0, ms(2399), false),
-            (0, 0, ms(2400), true), // a poll, less the jitter
-            (0, 0, ms(3600), true),
-            (1, 0, ms(0), true), // ECS counts a failure deckhand has not seen
-            (2, 1, ms(500), true),
-            (2, 2, ms(500), false), // all seen already
-            (1, 3, ms(500), false), // ECS's count resets once a task runs
-            (-1, 0, ms(500), false),
+        // (ECS failed count, failures known, fewer running than at the previous poll, since
+        // the last look, due)
+        for (failed, known, fell, since, due) in [
+            (0, 0, false, ms(0), false), // the watch's first look: nothing has stopped yet
+            (0, 0, false, ms(3000), false),
+            (0, 0, false, ms(4799), false),
+            (0, 0, false, ms(4800), true), // two polls, less the jitter
+            (0, 0, false, ms(7200), true),
+            (1, 0, false, ms(0), true), // ECS counts a failure deckhand has not seen
+            (2, 1, false, ms(500), true),
+            (2, 2, false, ms(500), false), // all seen already
+            (1, 3, false, ms(500), false), // ECS's count resets once a task runs
+            (0, 1, true, ms(500), true),   // one of ours stopped after it ran
+            (-1, 0, false, ms(500), false),
         ] {
             assert_eq!(
-                lookup_due(failed, known, since, s3),
+                lookup_due(failed, known, fell, since, s3),
                 due,
-                "failed {failed}, known {known}, {since:?} since"
+                "failed {failed}, known {known}, fell {fell}, {since:?} since"
             );
         }
     }
