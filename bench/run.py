@@ -5,14 +5,18 @@ Runs on the local bed (Docker engine, registry, moto, the aws CLI and ecs-deploy
 venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RUNS runs (default
 5). Timing is measured here and reported, never asserted. Usage:
 
-    bench/run.py [overhead failure context rerun fleet startup]...   (default: all)
+    bench/run.py [overhead late slow failure context rerun fleet startup]...   (default: all)
 
-It brings up the local bed (scripts/bed up) and builds the release binary if there is none.
+It brings up the local bed (scripts/bed up) unless one is running already (DECKHAND_BED_DIR
+names another checkout's, as scripts/bed reads it), and builds the release binary if there is
+none.
 
 Everything talks to loopback only. Measurements of a child process (CPU time, peak RSS) come from
 wait4(2) on that process.
 """
 
+import http.client
+import http.server
 import json
 import os
 import shutil
@@ -27,6 +31,14 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 ECS = "AmazonEC2ContainerServiceV20141113."
+
+
+def bed_running():
+    """True when every part of the bed (this checkout's, or DECKHAND_BED_DIR's) is running."""
+    out = subprocess.run([os.path.join(ROOT, "scripts/bed"), "status"], capture_output=True,
+                         text=True).stdout
+    lines = [line for line in out.splitlines() if line.strip()]
+    return bool(lines) and all(": running" in line for line in lines)
 
 
 def bed_env():
@@ -105,20 +117,109 @@ def fmt(value, unit="", digits=2):
     return f"{value:.{digits}f}{unit}"
 
 
+class Recorder:
+    """A loopback HTTP proxy in front of the sandbox that notes each API call as it arrives
+    (epoch seconds, operation): when a tool calls what, with no help from the tool or the
+    sandbox. Every tool goes through it alike."""
+
+    def __init__(self, upstream):
+        host, _, port = upstream.removeprefix("http://").partition(":")
+        self.log = []
+        self.lock = threading.Lock()
+        recorder = self
+        local = threading.local()
+
+        class Forward(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self):
+                target = self.headers.get("X-Amz-Target", "")
+                with recorder.lock:
+                    recorder.log.append((time.time(), target.rpartition(".")[2] or "?"))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not hasattr(local, "conn"):
+                    local.conn = http.client.HTTPConnection(host, int(port), timeout=120)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "keep-alive")}
+                try:
+                    local.conn.request(self.command, self.path, body=body, headers=headers)
+                    answer = local.conn.getresponse()
+                    data = answer.read()
+                except (http.client.HTTPException, OSError):
+                    # A dropped answer (the sandbox's fault injection) is dropped here too.
+                    local.conn.close()
+                    del local.conn
+                    self.close_connection = True
+                    return
+                self.send_response_only(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
+                                         "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def clear(self):
+        with self.lock:
+            self.log = []
+
+    def calls(self):
+        with self.lock:
+            return list(self.log)
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def watch_rate(calls, ended):
+    """Read calls (Describe*, List*) a minute from the tool's UpdateService to its exit: what it
+    costs while it watches."""
+    updates = [t for t, op in calls if op == "UpdateService"]
+    if not updates or ended <= updates[0]:
+        return None
+    reads = [t for t, op in calls if t > updates[0] and op.startswith(("Describe", "List"))]
+    return len(reads) / (ended - updates[0]) * 60
+
+
 class Sandbox:
-    """`deckhand sandbox` on a free loopback port, and a tiny unsigned client for its API."""
+    """`deckhand sandbox` on a free loopback port, a tiny unsigned client for its API, and the
+    recording proxy the tools talk to (`api`)."""
 
     def __init__(self, deckhand, env):
+        # DECKHAND_SANDBOX_BIN: the sandbox from another build (to measure an older deckhand on
+        # the same sandbox).
+        deckhand = os.environ.get("DECKHAND_SANDBOX_BIN", deckhand)
         self.proc = subprocess.Popen([deckhand, "sandbox", "--listen", "127.0.0.1:0",
                                       "--tick", "100ms"], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self.endpoint = self.proc.stdout.readline().strip()
         if not self.endpoint.startswith("http"):
             raise SystemExit("bench: the sandbox did not start")
+        self.recorder = Recorder(self.endpoint)
+        self.api = self.recorder.endpoint
 
     def stop(self):
+        self.recorder.stop()
         self.proc.terminate()
         self.proc.wait(timeout=60)
+
+    def mode(self, **mode):
+        """Sets the sandbox's mode (`/_sandbox/mode`): {} is ECS's plain behaviour."""
+        req = urllib.request.Request(self.endpoint + "/_sandbox/mode",
+                                     data=json.dumps(mode).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
 
     def call(self, op, body):
         req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers={
@@ -135,10 +236,8 @@ class Sandbox:
     def service(self, cluster, name):
         return self.call("DescribeServices", {"cluster": cluster, "services": [name]})["services"][0]
 
-    def register(self, family, image, command=("sleep", "600")):
-        td = {"family": family, "containerDefinitions": [
-            {"name": "app", "image": image, "essential": True, "memory": 32,
-             "command": list(command)}]}
+    def register(self, family, image, container=None):
+        td = {"family": family, "containerDefinitions": [app_container(image, container)]}
         return self.call("RegisterTaskDefinition", td)["taskDefinition"]["taskDefinitionArn"]
 
     def create_service(self, cluster, name, td, breaker):
@@ -164,6 +263,17 @@ class Sandbox:
                 raise SystemExit(f"bench: {pending} did not settle")
             time.sleep(0.2)
 
+    def scale_to_zero(self, cluster, name, limit=120):
+        self.call("UpdateService", {"cluster": cluster, "service": name, "desiredCount": 0})
+        deadline = time.monotonic() + limit
+        while True:
+            s = self.service(cluster, name)
+            if s["runningCount"] == 0 and s["pendingCount"] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {name} did not stop")
+            time.sleep(0.2)
+
     def event_time(self, cluster, name, text):
         """When the newest event containing `text` was recorded (epoch seconds)."""
         for e in self.service(cluster, name)["events"]:
@@ -174,6 +284,22 @@ class Sandbox:
     def ecs_calls(self):
         return sum(v for k, v in self.calls().items()
                    if k.startswith("ECS.") and k.count(".") == 1)
+
+
+def app_container(image, container=None):
+    """The benchmark's container `app` running `image`: by default `sleep 600`, counted healthy
+    once up --stable-after; `container` overrides members (a command, a health check)."""
+    c = {"name": "app", "image": image, "essential": True, "memory": 32,
+         "command": ["sleep", "600"]}
+    c.update(container or {})
+    return c
+
+
+# A container that turns healthy only after 25 s (the sandbox scales health-check timings by
+# 0.1: checks every 0.5 s, failures not counted for the first 30 s): a slow rollout.
+SLOW = {"command": ["sh", "-c", "sleep 25; touch /tmp/ready; exec sleep 600"],
+        "healthCheck": {"command": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 5,
+                        "timeout": 2, "retries": 3, "startPeriod": 300}}
 
 
 def tag_image(env, source, tag):
@@ -197,19 +323,18 @@ def deploy_tools(deckhand, env, bed):
     """How each tool deploys `image` to service `name` in cluster `bench`: (label, runner)."""
     aws = [bed["DECKHAND_TEST_AWS_CLI"], "--region", "us-east-1", "--output", "json"]
 
-    def with_deckhand(sb, name, image):
+    def with_deckhand(sb, name, image, container):
         return measure([deckhand, "deploy", "--cluster", "bench", "--service", name,
                         "--container", "app", "--image", image, "--timeout", "5m"], env)
 
-    def with_ecs_deploy(sb, name, image):
+    def with_ecs_deploy(sb, name, image, container):
         return measure([bed["DECKHAND_TEST_ECS_DEPLOY"], "deploy", "bench", name, "--image",
                         "app", image, "--timeout", "300", "--rollback"], env)
 
-    def with_aws_cli(sb, name, image):
+    def with_aws_cli(sb, name, image, container):
         td = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump({"family": name, "containerDefinitions": [
-            {"name": "app", "image": image, "essential": True, "memory": 32,
-             "command": ["sleep", "600"]}]}, td)
+        json.dump({"family": name, "containerDefinitions": [app_container(image, container)]},
+                  td)
         td.close()
         runs = [measure(aws + ["ecs", "register-task-definition", "--cli-input-json",
                                f"file://{td.name}"], env),
@@ -224,38 +349,68 @@ def deploy_tools(deckhand, env, bed):
             ("aws CLI: register + update + wait", with_aws_cli)]
 
 
-def scenario_overhead(sb, deckhand, env, bed):
-    print("\n## Deploy with a given image (success)\n")
-    print("| tool | wall | verdict latency | CPU | peak RSS | ECS API calls | exit |")
-    print("|---|---|---|---|---|---|---|")
+def success_rows(sb, deckhand, env, bed, prefix, container=None, runs=RUNS):
+    """Each tool deploys a good image to its own fresh service, `runs` times: a table's rows."""
+    print("| tool | wall | verdict latency | CPU | peak RSS | ECS API calls "
+          "| calls a minute watching | exit |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, run in deploy_tools(deckhand, env, bed):
+        names = [f"{prefix}-{label.split()[0].replace(':', '')}-{i}" for i in range(runs)]
+        # Services start together: a slow container's first rollout is paid once per tool.
+        for name in names:
+            sb.create_service("bench", name, sb.register(name, bed["DECKHAND_TEST_BASE_IMAGE"],
+                                                         container), breaker=True)
+        sb.wait_stable("bench", names)
         rows = []
-        for i in range(RUNS):
-            name = f"ok-{label.split()[0].replace(':', '')}-{i}"
-            sb.create_service("bench", name, sb.register(name, bed["DECKHAND_TEST_BASE_IMAGE"]),
-                              breaker=True)
-            sb.wait_stable("bench", [name])
+        for name in names:
             image = f"deckhand-bench/app:{name}"
             tag_image(env, bed["DECKHAND_TEST_BASE_IMAGE"], image)
             sb.calls(reset=True)
-            r = run(sb, name, image)
+            sb.recorder.clear()
+            r = run(sb, name, image, container)
             r["calls"] = sb.ecs_calls()
+            r["rate"] = watch_rate(sb.recorder.calls(), r["ended"])
             decided = sb.event_time("bench", name, "deployment completed")
             r["latency"] = r["ended"] - decided if decided else None
             rows.append(r)
+            if container:
+                # Health checks keep running: the service goes, so they load nothing after it.
+                sb.scale_to_zero("bench", name)
         print(f"| {label} | {fmt(median(r['wall'] for r in rows), ' s')} "
               f"| {fmt(median(r['latency'] for r in rows), ' s')} "
               f"| {fmt(median(r['cpu'] for r in rows), ' s')} "
               f"| {fmt(median(r['rss'] for r in rows), ' MiB', 1)} "
               f"| {fmt(median(r['calls'] for r in rows), '', 0)} "
+              f"| {fmt(median(r['rate'] for r in rows), '', 0)} "
               f"| {sorted(set(r['code'] for r in rows))} |")
+
+
+def scenario_overhead(sb, deckhand, env, bed):
+    print("\n## Deploy with a given image (success)\n")
+    success_rows(sb, deckhand, env, bed, "ok")
+
+
+def scenario_late(sb, deckhand, env, bed):
+    print("\n## Deploy with a given image, ECS reporting the new tasks running only once the "
+          "deployment completes (`--late-running-count`)\n")
+    sb.mode(late_running_count=True)
+    try:
+        success_rows(sb, deckhand, env, bed, "late")
+    finally:
+        sb.mode()
+
+
+def scenario_slow(sb, deckhand, env, bed):
+    runs = min(RUNS, 3)
+    print(f"\n## A slow rollout: new tasks healthy after 25 s ({runs} runs each)\n")
+    success_rows(sb, deckhand, env, bed, "slow", container=SLOW, runs=runs)
 
 
 def scenario_failure(sb, deckhand, env, bed):
     print("\n## A crash-looping revision (ECS circuit breaker on, as most teams set it)\n")
     print("| tool | exit (what it said) | verdict latency | first task stop → rollback starts "
-          "| wall | ECS API calls |")
-    print("|---|---|---|---|---|---|")
+          "| wall | ECS API calls | calls a minute watching |")
+    print("|---|---|---|---|---|---|---|")
     broken = broken_image(env)
     notes = []
     for label, run in deploy_tools(deckhand, env, bed):
@@ -268,8 +423,10 @@ def scenario_failure(sb, deckhand, env, bed):
             image = f"deckhand-bench/broken:{name}"
             tag_image(env, broken, image)
             sb.calls(reset=True)
-            r = run(sb, name, image)
+            sb.recorder.clear()
+            r = run(sb, name, image, None)
             r["calls"] = sb.ecs_calls()
+            r["rate"] = watch_rate(sb.recorder.calls(), r["ended"])
             r["reaction"] = rollback_reaction(sb, name)
             # The newest completion is the rollback's: the service is back and stable.
             back = sb.event_time("bench", name, "deployment completed")
@@ -283,7 +440,8 @@ def scenario_failure(sb, deckhand, env, bed):
               f"| {fmt(median(r['latency'] for r in rows), ' s')} "
               f"| {fmt(median(r['reaction'] for r in rows), ' s')} "
               f"| {fmt(median(r['wall'] for r in rows), ' s')} "
-              f"| {fmt(median(r['calls'] for r in rows), '', 0)} |")
+              f"| {fmt(median(r['calls'] for r in rows), '', 0)} "
+              f"| {fmt(median(r['rate'] for r in rows), '', 0)} |")
     print()
     print("\n".join(notes))
 
@@ -428,10 +586,12 @@ def scenario_startup(deckhand, env, bed):
 
 
 def main():
-    wanted = sys.argv[1:] or ["overhead", "failure", "context", "rerun", "fleet", "startup"]
-    # One command: the bed (idempotent) and a release build when there is none.
-    subprocess.run([os.path.join(ROOT, "scripts/bed"), "up"], check=True,
-                   stdout=subprocess.DEVNULL)
+    wanted = sys.argv[1:] or ["overhead", "late", "slow", "failure", "context", "rerun", "fleet",
+                              "startup"]
+    # One command: the bed (left as it is when it runs) and a release build when there is none.
+    if not bed_running():
+        subprocess.run([os.path.join(ROOT, "scripts/bed"), "up"], check=True,
+                       stdout=subprocess.DEVNULL)
     env = bed_env()
     deckhand = os.environ.get("DECKHAND_BIN", os.path.join(ROOT, "target/release/deckhand"))
     if not os.path.exists(deckhand):
@@ -442,13 +602,17 @@ def main():
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
           f"deckhand: {subprocess.run([deckhand, '--version'], capture_output=True, text=True).stdout.strip()}")
     sb = None
-    if any(w in wanted for w in ("overhead", "failure", "fleet")):
+    if any(w in wanted for w in ("overhead", "late", "slow", "failure", "fleet")):
         sb = Sandbox(deckhand, env)
-        env = dict(env, AWS_ENDPOINT_URL=sb.endpoint)
+        env = dict(env, AWS_ENDPOINT_URL=sb.api)
     try:
         for w in wanted:
             if w == "overhead":
                 scenario_overhead(sb, deckhand, env, bed)
+            elif w == "late":
+                scenario_late(sb, deckhand, env, bed)
+            elif w == "slow":
+                scenario_slow(sb, deckhand, env, bed)
             elif w == "failure":
                 scenario_failure(sb, deckhand, env, bed)
             elif w == "context":

@@ -487,6 +487,7 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
     let desired = desired_count(input)?.unwrap_or(0);
     let (max, min, breaker) = read_deployment_config(input, None)?;
     let place = state.place.clone();
+    let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
     if cluster.services.get(&name).is_some_and(|s| s.active) {
         return Err(ApiError::invalid("Creation of service was not idempotent."));
@@ -512,7 +513,7 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
         service.deployments[0].rollout = Rollout::Completed;
         service.deployments[0].rollout_reason = "ECS deployment completed.".into();
     }
-    let out = json!({"service": service.to_json(&cluster.tasks)});
+    let out = json!({"service": service.to_json(&cluster.tasks, mode)});
     cluster.services.insert(name, service);
     Ok(out)
 }
@@ -542,6 +543,7 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
         }
         None => None,
     };
+    let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
     let service = service_mut(&mut cluster.services, &name)?;
     let (max, min, breaker) = read_deployment_config(input, Some(service))?;
@@ -566,7 +568,7 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
         let td = new_td.unwrap_or_else(|| service.task_definition.clone());
         start_deployment(service, &td, now, None);
     }
-    let out = json!({"service": service.to_json(&cluster.tasks)});
+    let out = json!({"service": service.to_json(&cluster.tasks, mode)});
     Ok(out)
 }
 
@@ -601,7 +603,7 @@ fn describe_services(state: &State, input: &Value) -> Reply {
         .filter_map(|v| v.as_str())
     {
         match cluster.services.get(short_name(name)) {
-            Some(s) => services.push(s.to_json(&cluster.tasks)),
+            Some(s) => services.push(s.to_json(&cluster.tasks, state.mode)),
             None => failures.push(json!({"arn": state.place.arn("service", &format!("{}/{}", cluster.name, short_name(name))), "reason": "MISSING"})),
         }
     }
@@ -628,7 +630,7 @@ fn list_service_deployments(state: &State, input: &Value) -> Reply {
 
 fn describe_service_deployments(state: &State, input: &Value) -> Reply {
     let (found, failures) = per_service_arn(state, &input["serviceDeploymentArns"], |c, s, arn| {
-        s.service_deployment(arn, &c.tasks)
+        s.service_deployment(arn, &c.tasks, state.mode)
     });
     Ok(json!({"serviceDeployments": found, "failures": failures}))
 }
@@ -680,6 +682,7 @@ fn list_services(state: &State, input: &Value) -> Reply {
 
 fn delete_service(state: &mut State, input: &Value) -> Reply {
     let name = str_field(input, "service")?.to_string();
+    let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
     let service = service_mut(&mut cluster.services, &name)?;
     if service.desired_count > 0 && !input["force"].as_bool().unwrap_or(false) {
@@ -690,7 +693,7 @@ fn delete_service(state: &mut State, input: &Value) -> Reply {
     service.active = false;
     service.desired_count = 0;
     let group = format!("service:{}", service.name);
-    let out = json!({"service": service.to_json(&cluster.tasks)});
+    let out = json!({"service": service.to_json(&cluster.tasks, mode)});
     for t in cluster
         .tasks
         .values_mut()
@@ -1069,5 +1072,134 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["failures"][0]["reason"], "MISSING");
+    }
+
+    /// A service `web` in cluster `c` mid-rollout: deployment 0 (web:2) IN_PROGRESS with one
+    /// task RUNNING, deployment 1 (web:1) COMPLETED with one task RUNNING.
+    fn rolling_out() -> State {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        let svc = json!({"cluster": "c", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1});
+        handle(&mut s, "CreateService", &svc, 0.0).unwrap();
+        s.clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("web")
+            .unwrap()
+            .deployments[0]
+            .rollout = Rollout::Completed;
+        let up = json!({"cluster": "c", "service": "web", "taskDefinition": "web:2"});
+        handle(&mut s, "UpdateService", &up, 1.0).unwrap();
+        let ids: Vec<(String, String)> = s.clusters["c"].services["web"]
+            .deployments
+            .iter()
+            .map(|d| (d.id.clone(), d.task_definition.clone()))
+            .collect();
+        for (deployment, arn) in ids {
+            let def = s.task_definition(&arn).unwrap().clone();
+            let c = s.clusters.get_mut("c").unwrap();
+            let mut t = new_task(c, &def, &deployment, "service:web", 1.0);
+            t.last_status = "RUNNING".into();
+            c.tasks.insert(t.id.clone(), t);
+        }
+        s
+    }
+
+    /// (service running, service pending, [(deployment running, pending)] newest first)
+    fn counts(s: &mut State) -> (u64, u64, Vec<(u64, u64)>) {
+        let out = handle(
+            s,
+            "DescribeServices",
+            &json!({"cluster": "c", "services": ["web"]}),
+            2.0,
+        )
+        .unwrap();
+        let svc = &out["services"][0];
+        let deployments = svc["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["runningCount"].as_u64().unwrap(),
+                    d["pendingCount"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        (
+            svc["runningCount"].as_u64().unwrap(),
+            svc["pendingCount"].as_u64().unwrap(),
+            deployments,
+        )
+    }
+
+    #[test]
+    fn late_running_counts_hold_back_a_rolling_out_deployment_until_it_is_over() {
+        let mut s = rolling_out();
+        assert_eq!(counts(&mut s), (2, 0, vec![(1, 0), (1, 0)]), "live counts");
+
+        s.mode.late_running_count = true;
+        assert_eq!(
+            counts(&mut s),
+            (1, 1, vec![(0, 1), (1, 0)]),
+            "the new deployment's running task is reported pending; the old one's is not"
+        );
+        let service = &s.clusters["c"].services["web"];
+        let arn = service.deployment_arn(&service.deployments[0].id);
+        let described = handle(
+            &mut s,
+            "DescribeServiceDeployments",
+            &json!({"serviceDeploymentArns": [arn]}),
+            2.0,
+        )
+        .unwrap();
+        let target = &described["serviceDeployments"][0]["targetServiceRevision"];
+        assert_eq!(
+            (&target["runningTaskCount"], &target["pendingTaskCount"]),
+            (&json!(0), &json!(1))
+        );
+        let task = s.clusters["c"].tasks.values().next().unwrap().id.clone();
+        let tasks = handle(
+            &mut s,
+            "DescribeTasks",
+            &json!({"cluster": "c", "tasks": [task]}),
+            2.0,
+        )
+        .unwrap();
+        assert_eq!(
+            tasks["tasks"][0]["lastStatus"], "RUNNING",
+            "tasks show as they are"
+        );
+
+        for rollout in [Rollout::Completed, Rollout::Failed] {
+            s.clusters
+                .get_mut("c")
+                .unwrap()
+                .services
+                .get_mut("web")
+                .unwrap()
+                .deployments[0]
+                .rollout = rollout;
+            assert_eq!(
+                counts(&mut s),
+                (2, 0, vec![(1, 0), (1, 0)]),
+                "{rollout:?}: the counts catch up when the rollout is over"
+            );
+        }
+    }
+
+    #[test]
+    fn the_mode_is_read_as_the_control_endpoint_sends_it() {
+        let m: crate::model::Mode =
+            serde_json::from_str(r#"{"late_running_count": true}"#).unwrap();
+        assert!(m.late_running_count);
+        assert_eq!(
+            serde_json::from_str::<crate::model::Mode>("{}").unwrap(),
+            crate::model::Mode::default()
+        );
+        assert!(serde_json::from_str::<crate::model::Mode>(r#"{"late": true}"#).is_err());
     }
 }

@@ -13,6 +13,7 @@ use tracing::debug;
 use super::ecr;
 use super::ecs::{self, ApiError};
 use super::faults::{Fate, Faults};
+use super::model::Mode;
 use super::Shared;
 
 /// The largest request body accepted (task definitions are small).
@@ -169,6 +170,27 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
             shared.reset().await;
             plain(StatusCode::OK, "{}")
         }
+        // How answers report what runs (model::Mode), read or replaced whole.
+        ("GET", "/_sandbox/mode") => {
+            let mode = shared.state.lock().await.mode;
+            plain(
+                StatusCode::OK,
+                &serde_json::to_string(&mode).unwrap_or_default(),
+            )
+        }
+        ("POST", "/_sandbox/mode") => match serde_json::from_slice::<Mode>(&body) {
+            Ok(mode) => {
+                shared.state.lock().await.mode = mode;
+                plain(
+                    StatusCode::OK,
+                    &serde_json::to_string(&mode).unwrap_or_default(),
+                )
+            }
+            Err(e) => plain(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": e.to_string()}).to_string(),
+            ),
+        },
         _ => plain(
             StatusCode::NOT_FOUND,
             &json!({"error": format!("no control endpoint {method} {path}")}).to_string(),

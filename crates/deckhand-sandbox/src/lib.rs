@@ -39,6 +39,8 @@ pub struct Options {
     pub time_scale: f64,
     /// How long a task without a health check must stay running to count as healthy.
     pub stable_after: Duration,
+    /// How answers report what runs (see [`model::Mode`]); `/_sandbox/mode` changes it later.
+    pub mode: model::Mode,
     /// Capacity of the one pretend container instance.
     pub memory_mib: u64,
     pub cpu_units: u64,
@@ -58,6 +60,7 @@ impl Default for Options {
             tick: runner::DEFAULT_TICK,
             time_scale: 0.1,
             stable_after: Duration::from_secs(1),
+            mode: model::Mode::default(),
             memory_mib: 8192,
             cpu_units: 8192,
             region: "us-east-1".into(),
@@ -92,11 +95,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Forgets every cluster, service, task and task definition and removes the containers.
+    /// Forgets every cluster, service, task and task definition and removes the containers;
+    /// the mode, like the faults, stays as it is.
     pub async fn reset(&self) {
         let mut state = self.state.lock().await;
         runner::remove_all(&self.docker, &self.instance).await;
+        let mode = state.mode;
         *state = State::new(self.place.clone());
+        state.mode = mode;
         self.blobs.clear();
     }
 }
@@ -206,7 +212,10 @@ impl Sandbox {
             password,
             blobs,
             owned_data,
-            state: Mutex::new(State::new(place.clone())),
+            state: Mutex::new(State {
+                mode: options.mode,
+                ..State::new(place.clone())
+            }),
             wake: Notify::new(),
             faults: std::sync::Mutex::new(options.faults.clone()),
             calls: Default::default(),

@@ -3,9 +3,25 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub use crate::Time;
+
+/// How the sandbox reports what it runs, where ECS leaves room: behaviours a client has to
+/// cope with, chosen at start (`Options::mode`) or through `/_sandbox/mode`. Unlike the faults
+/// they are not random; every answer follows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mode {
+    /// The ECS API reference documents its results as eventually consistent, and a
+    /// deployment's `runningCount` as its tasks in the RUNNING state: nothing promises the
+    /// count moves before the rollout does. With this set, the tasks of a deployment that is
+    /// still IN_PROGRESS are counted as pending, not running, in DescribeServices (the
+    /// deployment's counts and the service's) and DescribeServiceDeployments, until the
+    /// rollout ends (COMPLETED or FAILED). DescribeTasks still shows each task as it is.
+    pub late_running_count: bool,
+}
 
 /// The circuit breaker's failed-task threshold for `desired` tasks, as AWS documents it:
 /// half the desired count, rounded up, at least 3 and at most 200.
@@ -361,8 +377,14 @@ impl Service {
             .collect()
     }
 
-    /// The full DescribeServiceDeployments entry for the deployment named by `arn`.
-    pub fn service_deployment(&self, arn: &str, tasks: &BTreeMap<String, Task>) -> Option<Value> {
+    /// The full DescribeServiceDeployments entry for the deployment named by `arn`, its task
+    /// counts as `mode` reports them.
+    pub fn service_deployment(
+        &self,
+        arn: &str,
+        tasks: &BTreeMap<String, Task>,
+        mode: Mode,
+    ) -> Option<Value> {
         let (d, over) = self
             .listed_deployments()
             .into_iter()
@@ -374,7 +396,10 @@ impl Service {
             let mine = tasks
                 .values()
                 .filter(|t| t.started_by == dep.id && t.is_live());
-            let running = mine.clone().filter(|t| t.last_status == "RUNNING").count();
+            let running = mine
+                .clone()
+                .filter(|t| self.reported_status(t, mode) == "RUNNING")
+                .count();
             (running, mine.count() - running)
         };
         let (running, pending) = counts(d);
@@ -426,6 +451,21 @@ impl Service {
         Some(v)
     }
 
+    /// A task's status as the service's counts report it under `mode`: RUNNING tasks of a
+    /// deployment still rolling out are reported PENDING with [`Mode::late_running_count`].
+    pub fn reported_status<'t>(&self, task: &'t Task, mode: Mode) -> &'t str {
+        let rolling_out = || {
+            self.deployments
+                .iter()
+                .any(|d| d.id == task.started_by && d.rollout == Rollout::InProgress)
+        };
+        if mode.late_running_count && task.last_status == "RUNNING" && rolling_out() {
+            "PENDING"
+        } else {
+            &task.last_status
+        }
+    }
+
     pub fn push_event(&mut self, id: String, now: Time, message: String) {
         self.events.push_front(ServiceEvent {
             id,
@@ -435,13 +475,14 @@ impl Service {
         self.events.truncate(MAX_EVENTS);
     }
 
-    pub fn to_json(&self, tasks: &BTreeMap<String, Task>) -> Value {
+    /// The DescribeServices entry, its counts as `mode` reports them.
+    pub fn to_json(&self, tasks: &BTreeMap<String, Task>, mode: Mode) -> Value {
         let count = |dep: Option<&str>, status: &str| {
             tasks
                 .values()
                 .filter(|t| t.group == format!("service:{}", self.name))
                 .filter(|t| dep.is_none_or(|d| t.started_by == d))
-                .filter(|t| t.last_status == status)
+                .filter(|t| self.reported_status(t, mode) == status)
                 .count()
         };
         let pending = |dep: Option<&str>| count(dep, "PROVISIONING") + count(dep, "PENDING");
@@ -661,6 +702,8 @@ pub struct State {
     pub families: BTreeMap<String, Vec<TaskDefinition>>,
     /// ECR repositories and what the registry holds.
     pub ecr: super::ecr::Registry,
+    /// How answers report what runs.
+    pub mode: Mode,
 }
 
 impl State {
@@ -670,6 +713,7 @@ impl State {
             clusters: BTreeMap::new(),
             families: BTreeMap::new(),
             ecr: super::ecr::Registry::default(),
+            mode: Mode::default(),
         }
     }
 

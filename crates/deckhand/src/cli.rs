@@ -306,6 +306,11 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration, env = "DECKHAND_STABLE_AFTER")]
     pub stable_after: std::time::Duration,
 
+    /// Report a deployment's tasks as running only once its rollout is over: until then
+    /// DescribeServices counts them as pending (ECS's counts are eventually consistent).
+    #[arg(long, env = "DECKHAND_LATE_RUNNING_COUNT")]
+    pub late_running_count: bool,
+
     /// Memory (MiB) the sandbox's one container instance offers; larger tasks cannot be placed.
     #[arg(long, default_value_t = 8192, env = "DECKHAND_MEMORY")]
     pub memory: u64,

@@ -31,9 +31,19 @@ impl Exit {
 pub struct Error {
     pub exit: Exit,
     pub message: String,
-    /// A call that may succeed if made again (throttling, a 5xx, a timeout, a dropped
-    /// connection): what a rollback retries until its deadline.
-    pub transient: bool,
+    /// What kind of failure it was, where a caller acts on it (the AWS edge sets it).
+    pub kind: Kind,
+}
+
+/// Kinds of failure a caller treats differently from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Other,
+    /// AWS answered "slow down" (ThrottlingException and its kin), after the SDK's retries.
+    Throttled,
+    /// Another try may pass: a 5xx, a timeout, a connection that failed or dropped.
+    Transient,
 }
 
 impl Error {
@@ -42,16 +52,24 @@ impl Error {
         Self {
             exit: Exit::Failed,
             message: message.into(),
-            transient: false,
+            kind: Kind::Other,
         }
     }
 
     /// A call that failed in a way that may pass on another try (exit 1 if nothing changed).
     pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            transient: true,
-            ..Self::failed(message)
-        }
+        Self::failed(message).with_kind(Kind::Transient)
+    }
+
+    /// Whether another try may pass (throttling included): what a rollback retries until its
+    /// deadline.
+    pub fn is_transient(&self) -> bool {
+        self.kind != Kind::Other
+    }
+
+    /// The same error, marked as of `kind`.
+    pub fn with_kind(self, kind: Kind) -> Self {
+        Self { kind, ..self }
     }
 
     /// A usage or configuration error (exit 2).
@@ -59,7 +77,7 @@ impl Error {
         Self {
             exit: Exit::Usage,
             message: message.into(),
-            transient: false,
+            kind: Kind::Other,
         }
     }
 }

@@ -16,50 +16,75 @@ pub fn describe<E: std::error::Error>(err: &E) -> String {
     aws_sdk_ecr::error::DisplayErrorContext(err).to_string()
 }
 
-/// A failed SDK call as deckhand's error: "`what` failed: …", marked transient when another
-/// try may pass (throttling, a 5xx, a timeout, a connection that failed or dropped).
+/// A failed SDK call as deckhand's error: "`what` failed: …", of the kind [`kind_of`] says.
 pub fn failure<E>(what: &str, e: &SdkError<E, HttpResponse>) -> crate::error::Error
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
 {
-    let message = format!("{what} failed: {}", describe(e));
-    if is_transient(e) {
-        crate::error::Error::transient(message)
-    } else {
-        crate::error::Error::failed(message)
-    }
+    crate::error::Error::failed(format!("{what} failed: {}", describe(e))).with_kind(kind_of(e))
 }
 
-/// Whether another try of the call may pass.
-pub fn is_transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+/// What kind of failure an SDK error is: throttling, another transient failure (a 5xx, a
+/// timeout, a connection that failed or dropped), or one that another try will not change.
+pub fn kind_of<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> crate::error::Kind {
+    use crate::error::Kind;
     match e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
+            Kind::Transient
         }
-        SdkError::ServiceError(se) => {
-            se.raw().status().is_server_error() || transient_code(se.err().code())
-        }
-        _ => false,
+        SdkError::ServiceError(se) => match kind_of_code(se.err().code()) {
+            Kind::Other if se.raw().status().is_server_error() => Kind::Transient,
+            kind => kind,
+        },
+        _ => Kind::Other,
     }
 }
 
-/// Error codes AWS uses for "slow down" and "try again" (pure).
-pub fn transient_code(code: Option<&str>) -> bool {
-    matches!(
-        code,
+/// The kind of failure an AWS error code names (pure): the codes AWS services use for "too
+/// many requests, slow down" are throttling; those for "failed on our side, try again" are
+/// transient.
+pub fn kind_of_code(code: Option<&str>) -> crate::error::Kind {
+    use crate::error::Kind;
+    match code {
         Some(
             "ThrottlingException"
-                | "Throttling"
-                | "ThrottledException"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded"
-                | "RequestThrottled"
-                | "RequestThrottledException"
-                | "ServerException"
-                | "ServiceUnavailable"
-                | "ServiceUnavailableException"
-                | "InternalFailure"
-                | "InternalServerError"
-        )
-    )
+            | "Throttling"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "SlowDown",
+        ) => Kind::Throttled,
+        Some(
+            "ServerException"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "InternalFailure"
+            | "InternalServerError",
+        ) => Kind::Transient,
+        _ => Kind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+
+    #[test]
+    fn throttling_and_transient_codes_are_told_apart() {
+        for (code, kind) in [
+            (Some("ThrottlingException"), Kind::Throttled),
+            (Some("TooManyRequestsException"), Kind::Throttled),
+            (Some("RequestLimitExceeded"), Kind::Throttled),
+            (Some("ServerException"), Kind::Transient),
+            (Some("ServiceUnavailableException"), Kind::Transient),
+            (Some("ClusterNotFoundException"), Kind::Other),
+            (Some("throttlingexception"), Kind::Other),
+            (None, Kind::Other),
+        ] {
+            assert_eq!(kind_of_code(code), kind, "{code:?}");
+        }
+    }
 }

@@ -22,6 +22,6 @@ pub async fn run(r: &Reporter, s: &DeploySettings) -> Result<()> {
     Err(Error {
         exit,
         message,
-        transient: false,
+        kind: Default::default(),
     })
 }

@@ -22,7 +22,7 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &RollbackSettings) -> Re
                 "the rollback was started but the service is not confirmed healthy: {}",
                 result.reason
             ),
-            transient: false,
+            kind: Default::default(),
         }),
     }
 }

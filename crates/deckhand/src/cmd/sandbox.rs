@@ -4,6 +4,7 @@ use crate::cli::{GlobalArgs, SandboxArgs};
 use crate::error::Result;
 use crate::image::engine;
 use deckhand_sandbox::faults::Faults;
+use deckhand_sandbox::model::Mode;
 use deckhand_sandbox::{Options, Sandbox, StartError};
 
 /// Serves until SIGINT or SIGTERM.
@@ -18,6 +19,9 @@ pub async fn run(
         tick: args.tick,
         time_scale: args.time_scale,
         stable_after: args.stable_after,
+        mode: Mode {
+            late_running_count: args.late_running_count,
+        },
         memory_mib: args.memory,
         cpu_units: args.cpu,
         region: global.region.clone().unwrap_or_else(|| "us-east-1".into()),

@@ -32,7 +32,7 @@ where
         .without_max_times();
     op.retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(|e: &Error| e.transient)
+        .when(|e: &Error| e.is_transient())
         .adjust(|_, wait| next_wait(wait, deadline.saturating_duration_since(Instant::now())))
         .notify(|e: &Error, wait: Duration| {
             r.warn(format!(

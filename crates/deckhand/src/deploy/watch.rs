@@ -1,6 +1,7 @@
 //! Watching deployments to verdicts: one service or several at once (DescribeServices takes ten
-//! per call), polled on a short jittered interval; each new service event and each failed task
-//! is printed once, and the verdict function decides.
+//! per call), polled on a jittered interval that quickens near a verdict, lengthens when ECS
+//! throttles and keeps within a budget of calls ([`next_poll`]); each new service event and
+//! each failed task is printed once, and the verdict function decides.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
 use crate::aws::types::{DeploymentStatus, RolloutState};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::report::{Event, Reporter};
 use crate::signals::Interrupts;
 
@@ -175,7 +176,7 @@ impl<'a> Watcher<'a> {
                 message: format!(
                     "{e}. Whether {service} was changed cannot be told; check it with `deckhand status`."
                 ),
-                transient: e.transient,
+                kind: e.kind,
             }),
         }
     }
@@ -245,7 +246,8 @@ impl<'a> Watcher<'a> {
     }
 
     /// Polls until every deployment in `watched` has a verdict (with `fail_fast`, until the
-    /// first failure), `deadline` passes (the pending ones time out), or a signal arrives.
+    /// first failure), `deadline` passes (the pending ones time out), or a signal arrives. How
+    /// long it waits between looks is [`next_poll`]'s decision.
     pub async fn watch(
         &self,
         watched: &mut [Watched],
@@ -255,53 +257,82 @@ impl<'a> Watcher<'a> {
         fail_fast: bool,
     ) -> Result<Ended> {
         let several = watched.len() > 1;
+        let began = Instant::now();
         let mut turn = 0usize;
+        // ECS calls made so far, and answers in a row that were throttling.
+        let mut calls = 0u64;
+        let mut throttled = 0u32;
+        // Per watched deployment: when its stopped tasks were last looked up, how many of its
+        // tasks ran at the previous poll, and the most the service's other deployments were
+        // seen running.
+        let mut looked = vec![began; watched.len()];
+        let mut ran: Vec<Option<i32>> = vec![None; watched.len()];
+        let mut others_peak = vec![0i32; watched.len()];
         loop {
-            // Set when a deployment has all its tasks running: its verdict is near.
+            // Set when a deployment's verdict may come any moment.
             let mut near = false;
+            // Set when ECS answered a call of this round with throttling.
+            let mut slowed = false;
             let pending: Vec<String> = watched
                 .iter()
                 .filter(|w| w.verdict.is_none())
                 .map(|w| w.service.clone())
                 .collect();
+            calls += pending.len().div_ceil(ecs::DESCRIBE_BATCH) as u64;
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
-                    let timed_out = Instant::now() >= deadline;
-                    let pending: Vec<(usize, i32, usize)> = views
+                    let now = Instant::now();
+                    let timed_out = now >= deadline;
+                    // The watched entry each view is about.
+                    let of: Vec<usize> = views
                         .iter()
-                        .enumerate()
-                        .map(|(i, view)| {
-                            let w = watched
+                        .map(|view| {
+                            watched
                                 .iter()
-                                .find(|w| w.verdict.is_none() && w.service == view.name);
-                            let failed = w
-                                .and_then(|w| {
-                                    view.deployments.iter().find(|d| d.id == w.deployment)
-                                })
-                                .map_or(0, |d| d.failed);
-                            (i, failed, w.map_or(0, |w| w.failures.len()))
+                                .position(|w| w.verdict.is_none() && w.service == view.name)
+                                .expect("described because pending")
                         })
                         .collect();
-                    let look = lookups(&pending, turn, TASK_LOOKUPS_PER_POLL);
+                    let due: Vec<(usize, i32, usize)> = views
+                        .iter()
+                        .zip(&of)
+                        .enumerate()
+                        .filter_map(|(i, (view, &k))| {
+                            let w = &watched[k];
+                            let ours = view.deployments.iter().find(|d| d.id == w.deployment);
+                            let failed = ours.map_or(0, |d| d.failed);
+                            let running = ours.map(|d| d.running);
+                            let fell = matches!((ran[k], running), (Some(a), Some(b)) if b < a);
+                            ran[k] = running.or(ran[k]);
+                            let known = w.failures.len();
+                            lookup_due(failed, known, fell, now - looked[k], self.poll)
+                                .then_some((i, failed, known))
+                        })
+                        .collect();
+                    let look = lookups(&due, turn, TASK_LOOKUPS_PER_POLL);
                     turn = turn.wrapping_add(TASK_LOOKUPS_PER_POLL);
                     for (i, view) in views.iter().enumerate() {
-                        let w = watched
-                            .iter_mut()
-                            .find(|w| w.verdict.is_none() && w.service == view.name)
-                            .expect("described because pending");
-                        if let Err(e) = self
-                            .observe(w, view, seen, several, look.contains(&i))
-                            .await
-                        {
-                            // Like a failed DescribeServices: look again until the deadline.
-                            self.reporter.warn(format!(
-                                "{}: could not read its stopped tasks ({e})",
-                                w.service
-                            ));
-                            if timed_out {
-                                w.verdict = Some(Verdict::Failed(Failure::TimedOut));
+                        let k = of[i];
+                        let list = look.contains(&i);
+                        if list {
+                            looked[k] = now;
+                        }
+                        let w = &mut watched[k];
+                        match self.observe(w, view, seen, several, list).await {
+                            Ok(made) => calls += made,
+                            Err(e) => {
+                                // Like a failed DescribeServices: look again until the deadline.
+                                calls += 1;
+                                slowed |= e.kind == Kind::Throttled;
+                                self.reporter.warn(format!(
+                                    "{}: could not read its stopped tasks ({e})",
+                                    w.service
+                                ));
+                                if timed_out {
+                                    w.verdict = Some(Verdict::Failed(Failure::TimedOut));
+                                }
+                                continue;
                             }
-                            continue;
                         }
                         let snapshot = Snapshot {
                             ours_seen: w.ours_seen,
@@ -320,9 +351,15 @@ impl<'a> Watcher<'a> {
                             self.limits,
                         );
                         if v == Verdict::Pending {
-                            near |= view.deployments.iter().any(|d| {
-                                d.id == w.deployment && d.desired > 0 && d.running >= d.desired
-                            });
+                            let others: i32 = view
+                                .deployments
+                                .iter()
+                                .filter(|d| d.id != w.deployment)
+                                .map(|d| d.running)
+                                .sum();
+                            others_peak[k] = others_peak[k].max(others);
+                            let ours = view.deployments.iter().find(|d| d.id == w.deployment);
+                            near |= ours.is_some_and(|d| verdict_near(d, others, others_peak[k]));
                             self.progress(w, view, several);
                         } else {
                             w.verdict = Some(v);
@@ -330,10 +367,13 @@ impl<'a> Watcher<'a> {
                     }
                 }
                 // The SDK has retried already; one failed look is not a verdict, so look again
-                // until the deadline.
-                Err(e) if Instant::now() < deadline => self.reporter.warn(format!(
-                    "could not read the deployments' state ({e}); trying again"
-                )),
+                // until the deadline (later, if ECS asked to slow down).
+                Err(e) if Instant::now() < deadline => {
+                    slowed |= e.kind == Kind::Throttled;
+                    self.reporter.warn(format!(
+                        "could not read the deployments' state ({e}); trying again"
+                    ))
+                }
                 Err(e) => {
                     self.reporter.warn(format!(
                         "could not read the deployments' state ({e}) and the time is up"
@@ -343,19 +383,52 @@ impl<'a> Watcher<'a> {
                     }
                 }
             }
+            throttled = if slowed {
+                throttled.saturating_add(1)
+            } else {
+                0
+            };
             let failed = watched.iter().any(|w| w.failed().is_some());
             if watched.iter().all(|w| w.verdict.is_some()) || (fail_fast && failed) {
                 return Ok(Ended::Decided);
             }
+            let pace = Pace {
+                poll: self.poll,
+                near,
+                throttled,
+                calls,
+                elapsed: began.elapsed(),
+                services: watched.iter().filter(|w| w.verdict.is_none()).count(),
+            };
+            // The look after the deadline decides the pending ones: a throttled or budgeted
+            // wait never puts it later than the plain interval would have.
+            let draw = rand::random::<f64>();
+            let plain = next_poll(
+                &Pace {
+                    throttled: 0,
+                    calls: 0,
+                    ..pace
+                },
+                draw,
+            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = next_poll(&pace, draw).min(left.max(plain));
+            if throttled > 0 {
+                self.reporter.warn(format!(
+                    "ECS asks deckhand to slow down (throttling): looking again in {:.1}s",
+                    wait.as_secs_f64()
+                ));
+            }
             tokio::select! {
-                _ = tokio::time::sleep(jittered(next_poll(self.poll, near))) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = interrupted.recv() => return Ok(Ended::Interrupted),
             }
         }
     }
 
     /// One look at one service: prints its new events and failed tasks and progress, counts
-    /// placement failures.
+    /// placement failures; with `list_tasks`, looks up its stopped tasks. Returns the ECS calls
+    /// it made.
     async fn observe(
         &self,
         w: &mut Watched,
@@ -363,7 +436,7 @@ impl<'a> Watcher<'a> {
         seen: &mut Seen,
         label: bool,
         list_tasks: bool,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         w.ours_seen |= view.deployments.iter().any(|d| d.id == w.deployment);
         for e in view.events.iter().rev() {
             if seen.events.insert(e.id.clone()) {
@@ -374,9 +447,12 @@ impl<'a> Watcher<'a> {
             }
         }
         if !list_tasks {
-            return Ok(());
+            return Ok(0);
         }
-        for t in ecs::stopped_tasks(self.client, self.cluster, &w.deployment).await? {
+        let stopped = ecs::stopped_tasks(self.client, self.cluster, &w.deployment).await?;
+        // ListTasks, and DescribeTasks for every hundred it listed.
+        let made = 1 + stopped.len().div_ceil(100) as u64;
+        for t in stopped {
             if !verdict::task_failed(&t.reason, &t.stop_code) {
                 continue;
             }
@@ -391,7 +467,7 @@ impl<'a> Watcher<'a> {
                 w.failures.push(t);
             }
         }
-        Ok(())
+        Ok(made)
     }
 
     /// Prints how a pending deployment is doing, when that changed since the last poll.
@@ -441,18 +517,109 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
     line
 }
 
-/// How often to look when a verdict is near (every task of a deployment running): the verdict
-/// is then reported within about a second of ECS reaching it, without polling that fast
-/// through the whole rollout.
-pub const NEAR_POLL: Duration = Duration::from_secs(1);
+/// How often to look when a verdict is near: it is then reported within half a second or so
+/// of ECS reaching it, without polling that fast through the whole rollout.
+pub const NEAR_POLL: Duration = Duration::from_millis(500);
 
-/// The interval before the next look (pure).
-pub fn next_poll(poll: Duration, near: bool) -> Duration {
-    if near {
-        poll.min(NEAR_POLL)
+/// The longest a run of throttled answers stretches the interval to (or `poll`, if longer).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The watch's budget of ECS calls, per service watched: on average at most this many per
+/// `poll`. Looking every `poll` costs one and a half (DescribeServices, and ListTasks every
+/// other `poll`); the rest pays for the quicker looks near a verdict. With the default 3 s
+/// poll that is 45 calls a minute; ecs-deploy, at its default one-second sleep, makes one
+/// DescribeServices call a second plus the time the call takes (60 a minute at most, about 60
+/// measured on the sandbox).
+pub const CALLS_PER_POLL: f64 = 2.25;
+
+/// Calls per service the watch may make beyond [`CALLS_PER_POLL`], so that the quick looks of
+/// a short rollout do not wait for the budget to fill up.
+pub const CALLS_ALLOWANCE: f64 = 4.0;
+
+/// What the interval before the next look depends on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// `--poll`.
+    pub poll: Duration,
+    /// A verdict may come any moment ([`verdict_near`]).
+    pub near: bool,
+    /// Polls in a row that ECS answered with throttling (after the SDK's own retries).
+    pub throttled: u32,
+    /// ECS calls the watch has made so far, and how long it has run.
+    pub calls: u64,
+    pub elapsed: Duration,
+    /// Services still pending.
+    pub services: usize,
+}
+
+/// The interval before the next look (pure; `draw` is uniform in [0, 1) and gives the ±20 %
+/// jitter, so many pipelines do not poll in step): `poll`, or [`NEAR_POLL`] when a verdict is
+/// near; doubled for each throttled poll in a row ([`backoff`]); and never so soon that the
+/// watch would average more than its budget ([`budget_wait`]).
+pub fn next_poll(pace: &Pace, draw: f64) -> Duration {
+    let wanted = if pace.throttled > 0 {
+        backoff(pace.poll, pace.throttled)
+    } else if pace.near {
+        pace.poll.min(NEAR_POLL)
     } else {
-        poll
+        pace.poll
+    };
+    let jittered = wanted.mul_f64(0.8 + 0.4 * draw.clamp(0.0, 1.0));
+    jittered.max(budget_wait(pace))
+}
+
+/// The interval after `throttled` throttled polls in a row (pure): `poll` doubled each time, at
+/// most [`MAX_BACKOFF`] (or `poll`, if that is longer).
+pub fn backoff(poll: Duration, throttled: u32) -> Duration {
+    let cap = MAX_BACKOFF.max(poll);
+    poll.saturating_mul(2u32.saturating_pow(throttled.min(31)))
+        .min(cap)
+}
+
+/// The shortest wait that keeps the watch within its budget after one more DescribeServices
+/// round (pure): by time `t` it may have made `services × (CALLS_ALLOWANCE + CALLS_PER_POLL ×
+/// t / poll)` calls.
+pub fn budget_wait(pace: &Pace) -> Duration {
+    let services = pace.services.max(1);
+    let round = services.div_ceil(ecs::DESCRIBE_BATCH) as f64;
+    let per_service = (pace.calls as f64 + round) / services as f64 - CALLS_ALLOWANCE;
+    if per_service <= 0.0 {
+        return Duration::ZERO;
     }
+    pace.poll
+        .mul_f64(per_service / CALLS_PER_POLL)
+        .saturating_sub(pace.elapsed)
+}
+
+/// Whether the verdict on deployment `ours` may come any moment (pure). Where the service ran
+/// other tasks, when ECS has begun stopping them: a rolling update stops old tasks once enough
+/// new ones are healthy (minimumHealthyPercent), so this comes after the new tasks' health
+/// checks, and shows even where ECS's count of the new tasks lags (it may read 0 running until
+/// the rollout completes). Where there were none, when all of ours run. `others` is what the
+/// service's other deployments run now, `others_peak` the most seen this watch.
+pub fn verdict_near(ours: &verdict::DeploymentView, others: i32, others_peak: i32) -> bool {
+    if others_peak > 0 {
+        others < others_peak
+    } else {
+        ours.desired > 0 && ours.running >= ours.desired
+    }
+}
+
+/// Whether a deployment's stopped tasks are due a look (ListTasks) this poll (pure): at once
+/// when ECS counts more failed tasks than deckhand has seen, or fewer of its tasks run than at
+/// the previous poll (one stopped: ECS's failed count stops counting once a task has run); else
+/// every other `poll` or so, for what neither shows (the first that far into the watch: a
+/// deployment that has just begun has stopped nothing). The fifth off absorbs the jitter.
+pub fn lookup_due(
+    failed: i32,
+    known: usize,
+    running_fell: bool,
+    since_last: Duration,
+    poll: Duration,
+) -> bool {
+    (failed > 0 && failed as usize > known)
+        || running_fell
+        || since_last.saturating_mul(5) >= poll.saturating_mul(8)
 }
 
 /// `poll` ± 20 %, so many pipelines do not poll in step.
@@ -488,13 +655,163 @@ pub fn describe_stop(t: &StoppedTask) -> String {
 mod tests {
     use super::*;
 
+    const S3: Duration = Duration::from_secs(3);
+
+    fn pace(near: bool, throttled: u32, calls: u64, elapsed_ms: u64) -> Pace {
+        Pace {
+            poll: S3,
+            near,
+            throttled,
+            calls,
+            elapsed: Duration::from_millis(elapsed_ms),
+            services: 1,
+        }
+    }
+
     #[test]
-    fn polling_quickens_when_a_verdict_is_near() {
-        let poll = Duration::from_secs(3);
-        assert_eq!(next_poll(poll, false), poll);
-        assert_eq!(next_poll(poll, true), NEAR_POLL);
-        let quick = Duration::from_millis(200);
-        assert_eq!(next_poll(quick, true), quick, "never slower than asked");
+    fn the_interval_follows_nearness_throttling_and_the_budget() {
+        let ms = Duration::from_millis;
+        // (pace, draw, interval); draw 0.5 is the jitter's middle, 0 and 1 its ends
+        let cases = [
+            (pace(false, 0, 1, 0), 0.5, S3),
+            (pace(false, 0, 1, 0), 0.0, ms(2400)),
+            (pace(false, 0, 1, 0), 1.0, ms(3600)),
+            (pace(true, 0, 3, 3000), 0.5, NEAR_POLL),
+            (pace(true, 0, 3, 3000), 0.0, ms(400)),
+            // throttled: doubled per poll in a row from `poll`, near or not, at most 30 s
+            (pace(false, 1, 1, 0), 0.5, ms(6000)),
+            (pace(true, 1, 1, 0), 0.5, ms(6000)),
+            (pace(false, 2, 2, 6000), 0.5, ms(12000)),
+            (pace(false, 3, 3, 18000), 0.5, ms(24000)),
+            (pace(false, 4, 4, 42000), 0.5, MAX_BACKOFF),
+            (pace(false, 40, 40, 600_000), 1.0, ms(36000)),
+            // the budget: 4 + 2.25 per 3 s; 10 calls after 4 s may make the 11th at 9.33 s
+            (pace(true, 0, 10, 4000), 0.5, ms(5333)),
+            (pace(true, 0, 6, 4500), 0.5, NEAR_POLL),
+            // a budget wait is not shortened by jitter, and far polls stay far
+            (pace(true, 0, 10, 4000), 0.0, ms(5333)),
+            (pace(false, 0, 10, 4000), 1.0, ms(5333)),
+            (pace(false, 0, 10, 9000), 0.5, S3),
+        ];
+        for (p, draw, want) in cases {
+            let got = next_poll(&p, draw);
+            let diff = got.abs_diff(want);
+            assert!(diff < ms(2), "{p:?} draw {draw}: {got:?}, not {want:?}");
+        }
+        let quick = Pace {
+            poll: ms(200),
+            ..pace(true, 0, 1, 0)
+        };
+        assert_eq!(next_poll(&quick, 0.5), ms(200), "never slower than asked");
+    }
+
+    #[test]
+    fn throttled_intervals_double_up_to_a_cap() {
+        let s = Duration::from_secs;
+        for (poll, throttled, want) in [
+            (s(3), 0, s(3)),
+            (s(3), 1, s(6)),
+            (s(3), 2, s(12)),
+            (s(3), 3, s(24)),
+            (s(3), 4, s(30)),
+            (s(3), u32::MAX, s(30)),
+            (Duration::from_millis(200), 3, Duration::from_millis(1600)),
+            (s(60), 2, s(60)), // a poll above the cap is the cap
+        ] {
+            assert_eq!(backoff(poll, throttled), want, "{poll:?} × {throttled}");
+        }
+    }
+
+    #[test]
+    fn the_budget_scales_with_the_services_watched() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (services, calls, elapsed, wait)
+        for (services, calls, elapsed, want) in [
+            (1, 0, s(0), Duration::ZERO),
+            (1, 3, s(0), Duration::ZERO), // the allowance: the 4th call at once
+            (1, 4, s(0), ms(1333)),       // the 5th at (5 − 4) / 2.25 × 3 s
+            (1, 4, s(10), Duration::ZERO),
+            (1, 100, s(120), ms(9333)), // long past the allowance: the 101st at 129.3 s
+            (10, 30, s(0), Duration::ZERO),
+            (50, 200, s(0), ms(133)), // 5 DescribeServices a round
+            (0, 4, s(0), ms(1333)),   // as for one
+        ] {
+            let p = Pace {
+                services,
+                calls,
+                elapsed,
+                ..pace(true, 0, 0, 0)
+            };
+            let got = budget_wait(&p);
+            assert!(
+                got.abs_diff(want) < Duration::from_millis(2),
+                "{services} services, {calls} calls at {elapsed:?}: {got:?}, not {want:?}"
+            );
+        }
+    }
+
+    fn ours(running: i32, desired: i32) -> verdict::DeploymentView {
+        verdict::DeploymentView {
+            id: "ecs-svc/2".into(),
+            status: DeploymentStatus::Primary,
+            task_definition: "web:2".into(),
+            rollout_state: Some(RolloutState::InProgress),
+            rollout_reason: None,
+            desired,
+            running,
+            pending: desired - running,
+            failed: 0,
+        }
+    }
+
+    #[test]
+    fn a_verdict_is_near_when_the_old_tasks_are_stopping_or_else_when_ours_all_run() {
+        // (ours running, desired, others running, others' peak, near)
+        for (running, desired, others, peak, near) in [
+            (0, 2, 2, 2, false), // starting
+            (2, 2, 2, 2, false), // ours run, health checks may still be pending: the old stay
+            (2, 2, 1, 2, true),  // ECS stops the old tasks: ours are healthy
+            (0, 2, 1, 2, true),  // the same where ECS's counts of ours lag
+            (0, 2, 0, 2, true),
+            (1, 2, 0, 0, false), // nothing old: when all ours run
+            (2, 2, 0, 0, true),
+            (3, 2, 0, 0, true),
+            (0, 0, 0, 0, false), // desiredCount 0: nothing to wait for nearby
+        ] {
+            assert_eq!(
+                verdict_near(&ours(running, desired), others, peak),
+                near,
+                "ours {running}/{desired}, others {others} of {peak}"
+            );
+        }
+    }
+
+    #[test]
+    fn stopped_tasks_are_looked_up_on_new_failures_on_fewer_running_or_every_other_poll() {
+        let s3 = Duration::from_secs(3);
+        let ms = Duration::from_millis;
+        // (ECS failed count, failures known, fewer running than at the previous poll, since
+        // the last look, due)
+        for (failed, known, fell, since, due) in [
+            (0, 0, false, ms(0), false), // the watch's first look: nothing has stopped yet
+            (0, 0, false, ms(3000), false),
+            (0, 0, false, ms(4799), false),
+            (0, 0, false, ms(4800), true), // two polls, less the jitter
+            (0, 0, false, ms(7200), true),
+            (1, 0, false, ms(0), true), // ECS counts a failure deckhand has not seen
+            (2, 1, false, ms(500), true),
+            (2, 2, false, ms(500), false), // all seen already
+            (1, 3, false, ms(500), false), // ECS's count resets once a task runs
+            (0, 1, true, ms(500), true),   // one of ours stopped after it ran
+            (-1, 0, false, ms(500), false),
+        ] {
+            assert_eq!(
+                lookup_due(failed, known, fell, since, s3),
+                due,
+                "failed {failed}, known {known}, fell {fell}, {since:?} since"
+            );
+        }
     }
 
     #[test]

@@ -306,6 +306,25 @@ pub mod command {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deploy_is_verified_where_ecs_counts_the_new_tasks_late() {
+        let bed = Bed::get();
+        let (sandbox, _client, _good) = stable_service(false).await;
+        crate::sandbox::control(&sandbox, "mode", r#"{"late_running_count": true}"#);
+        let image = good_image(&bed).await;
+        let run = deploy(&sandbox, &image, &[]).await;
+        run.expect_code(0);
+        assert_eq!(run.json()["result"], "deployed");
+        assert!(
+            run.stderr
+                .contains("waiting: 0 running of 1 desired (IN_PROGRESS)")
+                && !run.stderr.contains("1 running of 1 desired (IN_PROGRESS)"),
+            "the new task is never counted running while the rollout is in progress:\n{}",
+            run.stderr
+        );
+        sandbox.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_broken_image_is_rolled_back_and_exits_3() {
         let (sandbox, client, good) = stable_service(false).await;
         let image = broken_image().await;
