@@ -435,24 +435,7 @@ async fn after_a_sigkill_status_shows_the_deployment_and_rollback_undoes_it() {
         "the deployment in progress: {s:#}"
     );
 
-    let back = run(
-        &sandbox,
-        None,
-        &[
-            "rollback",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--poll",
-            "200ms",
-            "--timeout",
-            "60s",
-            "--output",
-            "json",
-        ],
-    )
-    .await;
+    let back = run(&sandbox, None, &crate::rollback::rollback(&[])).await;
     back.expect_code(0);
     let out = back.json();
     assert_eq!(out["result"], "rolled-back", "{}", back.stderr);

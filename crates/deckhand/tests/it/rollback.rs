@@ -3,7 +3,8 @@
 use crate::bed::Bed;
 use crate::deploy::command::{deploy, good_image, run, service_td, stable_service};
 
-fn rollback<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+/// `deckhand rollback` of service `web` in cluster `c`, quick polling, JSON, then `extra`.
+pub fn rollback<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "rollback",
         "--cluster",

@@ -264,20 +264,17 @@ async fn an_unplaceable_revision_with_a_short_timeout_is_rolled_back_and_exits_3
     sandbox.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_pipelines_deployment_is_waited_for_or_refused() {
-    let bed = Bed::get();
-    let (sandbox, client, good) = stable_service(false).await;
-    let image = good_image(&bed).await;
-    // Someone else's deployment, in progress for a while.
+/// Someone else's deployment of a revision that never turns healthy, started on service
+/// `web`: (its revision, its deployment id).
+async fn their_slow_deployment(sandbox: &Sandbox, client: &Client, bed: &Bed) -> (String, String) {
     let theirs = deckhand::aws::ecs::register_task_definition(
-        &deckhand::aws::ecs::Ecs::new(&sandbox_config(&sandbox).await),
-        &slow_revision(&bed),
+        &deckhand::aws::ecs::Ecs::new(&sandbox_config(sandbox).await),
+        &slow_revision(bed),
     )
     .await
     .unwrap()
     .arn;
-    client
+    let started = client
         .update_service()
         .cluster("c")
         .service("web")
@@ -285,6 +282,20 @@ async fn another_pipelines_deployment_is_waited_for_or_refused() {
         .send()
         .await
         .unwrap();
+    let id = started.service().unwrap().deployments()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    (theirs, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_pipelines_deployment_is_waited_for_or_refused() {
+    let bed = Bed::get();
+    let (sandbox, client, good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    // Someone else's deployment, in progress for a while.
+    let (theirs, _) = their_slow_deployment(&sandbox, &client, &bed).await;
     let before = active_revisions(&client).await.len();
 
     // Not waiting: exit 1, nothing registered, their deployment untouched.
@@ -351,25 +362,7 @@ async fn take_over_deploys_over_a_deployment_that_never_finishes() {
     let (sandbox, client, good) = stable_service(false).await;
     let image = good_image(&bed).await;
     // A bad revision with no breaker: its deployment would stay in progress for minutes.
-    let theirs = deckhand::aws::ecs::register_task_definition(
-        &deckhand::aws::ecs::Ecs::new(&sandbox_config(&sandbox).await),
-        &slow_revision(&bed),
-    )
-    .await
-    .unwrap()
-    .arn;
-    let started = client
-        .update_service()
-        .cluster("c")
-        .service("web")
-        .task_definition(&theirs)
-        .send()
-        .await
-        .unwrap();
-    let replaced = started.service().unwrap().deployments()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let (_, replaced) = their_slow_deployment(&sandbox, &client, &bed).await;
 
     let run = deploy(&sandbox, &image, &["--take-over", "--wait-for-others", "0"]).await;
     run.expect_code(0);
