@@ -268,6 +268,12 @@ impl<'a> Watcher<'a> {
         let mut looked = vec![began; watched.len()];
         let mut ran: Vec<Option<i32>> = vec![None; watched.len()];
         let mut others_peak = vec![0i32; watched.len()];
+        // The caller has just looked (UpdateService's answer, or the DescribeServices that chose
+        // a rollback): the first look of the watch waits a moment rather than repeat it.
+        tokio::select! {
+            _ = tokio::time::sleep(self.poll.min(NEAR_POLL)) => {}
+            _ = interrupted.recv() => return Ok(Ended::Interrupted),
+        }
         loop {
             // Set when a deployment's verdict may come any moment.
             let mut near = false;
@@ -517,9 +523,10 @@ pub fn describe_deployment(d: &verdict::DeploymentView) -> String {
     line
 }
 
-/// How often to look when a verdict is near: it is then reported within half a second or so
-/// of ECS reaching it, without polling that fast through the whole rollout.
-pub const NEAR_POLL: Duration = Duration::from_millis(500);
+/// How often to look when a verdict is near: it is then reported within a second (0.4 s on
+/// average) of ECS reaching it, without polling that fast through the whole rollout, and the
+/// quick looks of a short rollout cost no more a minute than ecs-deploy's.
+pub const NEAR_POLL: Duration = Duration::from_millis(750);
 
 /// The longest a run of throttled answers stretches the interval to (or `poll`, if longer).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -677,7 +684,7 @@ mod tests {
             (pace(false, 0, 1, 0), 0.0, ms(2400)),
             (pace(false, 0, 1, 0), 1.0, ms(3600)),
             (pace(true, 0, 3, 3000), 0.5, NEAR_POLL),
-            (pace(true, 0, 3, 3000), 0.0, ms(400)),
+            (pace(true, 0, 3, 3000), 0.0, ms(600)),
             // throttled: doubled per poll in a row from `poll`, near or not, at most 30 s
             (pace(false, 1, 1, 0), 0.5, ms(6000)),
             (pace(true, 1, 1, 0), 0.5, ms(6000)),
