@@ -577,31 +577,23 @@ pub async fn tag_resource(client: &Client, arn: &str, key: &str, value: &str) ->
     Ok(())
 }
 
-/// A revision's tags, from DescribeTaskDefinition with TAGS.
+/// A revision's ARN and tags, read through [`describe_task_definition`] (which asks for TAGS).
 pub async fn task_definition_tags(
-    client: &Client,
+    ecs: &Ecs,
     reference: &str,
 ) -> Result<(String, Vec<(String, String)>)> {
-    let out = client
-        .describe_task_definition()
-        .task_definition(reference)
-        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
-        .send()
-        .await
-        .map_err(|e| super::failure(&format!("ECS DescribeTaskDefinition {reference}"), &e))?;
-    let arn = out
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
+    let described = describe_task_definition(ecs, reference).await?;
+    let arn = described["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
         .unwrap_or(reference)
         .to_string();
-    let tags = out
-        .tags()
-        .iter()
+    let tags = described["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
+            let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+            (text("key"), text("value"))
         })
         .collect();
     Ok((arn, tags))

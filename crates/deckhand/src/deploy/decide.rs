@@ -131,21 +131,28 @@ pub enum Seen<'a> {
     Unreadable,
 }
 
+impl<'a> Seen<'a> {
+    /// The revision it was seen on; empty when it could not be read.
+    pub fn revision(self) -> &'a str {
+        match self {
+            Seen::Confirmed(td) | Seen::Running(td) => td,
+            Seen::Unreadable => "",
+        }
+    }
+}
+
 /// Where a service stands (pure): `registered` is deckhand's new revision, `target` the one it
 /// goes back to; `where_` names the service for the commands a person is told to run.
 pub fn standing(seen: Seen<'_>, registered: &str, target: &str, where_: &str) -> Standing {
     use super::history::same_revision;
     let status = format!("deckhand status {where_}");
-    let (td, confirmed) = match seen {
-        Seen::Confirmed(td) => (td, true),
-        Seen::Running(td) => (td, false),
-        Seen::Unreadable => {
-            return Standing {
-                state: "unknown",
-                action: format!("its state could not be read; check it with `{status}`"),
-            }
-        }
-    };
+    if seen == Seen::Unreadable {
+        return Standing {
+            state: "unknown",
+            action: format!("its state could not be read; check it with `{status}`"),
+        };
+    }
+    let (td, confirmed) = (seen.revision(), matches!(seen, Seen::Confirmed(_)));
     let (state, action) = if same_revision(td, registered) {
         if confirmed {
             ("deployed", String::new())

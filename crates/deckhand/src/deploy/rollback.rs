@@ -139,22 +139,20 @@ async fn previous_verified(
     current: &str,
 ) -> Result<String> {
     let mut by_ecs: Option<Vec<String>> = None;
-    let mut at = current.to_string();
-    let mut walked = vec![current.to_string()];
+    let (mut at, tags) = ecs::task_definition_tags(client, current).await?;
+    let mut marks = history::Marks::from_tags(&tags);
+    let mut walked = vec![at.clone()];
     let none_left = |why: String| {
         Error::failed(format!(
             "{why}. Pass --to REVISION to choose a revision; nothing was changed."
         ))
     };
     for _ in 0..WALK_LIMIT {
-        let (_, tags) = ecs::task_definition_tags(client, &at).await?;
-        let marks = history::Marks::from_tags(&tags);
         let Some(previous) = marks.previous else {
-            let by_ecs = match &by_ecs {
-                Some(v) => v.clone(),
-                None => history_of(client, cluster, service).await?,
-            };
-            return history::older_verified(&at, &by_ecs)
+            if by_ecs.is_none() {
+                by_ecs = Some(history_of(client, cluster, service).await?);
+            }
+            return history::older_verified(&at, by_ecs.as_deref().unwrap_or_default())
                 .map(str::to_string)
                 .ok_or_else(|| {
                     none_left(format!(
@@ -173,12 +171,11 @@ async fn previous_verified(
             )));
         }
         let (arn, tags) = ecs::task_definition_tags(client, &previous).await?;
-        let marks = history::Marks::from_tags(&tags);
+        marks = history::Marks::from_tags(&tags);
         if by_ecs.is_none() && !marks.verified && marks.previous.is_none() {
             by_ecs = Some(history_of(client, cluster, service).await?);
         }
-        let ecs_says = by_ecs.as_deref().unwrap_or_default();
-        if history::verified(&arn, &marks, ecs_says) {
+        if history::verified(&arn, &marks, by_ecs.as_deref().unwrap_or_default()) {
             return Ok(arn);
         }
         r.step(format!(

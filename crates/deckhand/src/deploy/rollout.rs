@@ -81,7 +81,7 @@ impl Rollout<'_> {
                 );
                 let state = if verified { "deployed" } else { "unverified" };
                 let action = if verified {
-                    self.mark_verified(&w.task_definition).await;
+                    mark_verified(self.watcher, &w.task_definition).await;
                     String::new()
                 } else {
                     format!(
@@ -259,11 +259,7 @@ impl Rollout<'_> {
                     .reporter
                     .error(format!("{}: {}: {}", u.service, s.state, s.action));
             }
-            let td = match seen {
-                decide::Seen::Confirmed(td) | decide::Seen::Running(td) => td,
-                decide::Seen::Unreadable => "",
-            };
-            set_standing(&mut result, &u.service, td, s.state, s.action);
+            set_standing(&mut result, &u.service, seen.revision(), s.state, s.action);
         }
         result.rolled_back = ending == Ending::RolledBack;
         result.result = ending.result().into();
@@ -276,12 +272,6 @@ impl Rollout<'_> {
     /// `--cluster C --service S`, for the commands a person is told to run.
     fn at(&self, service: &str) -> String {
         format!("--cluster {} --service {service}", self.watcher.cluster)
-    }
-
-    /// Records on the revision that deckhand saw it stable with tasks running, for
-    /// `deckhand rollback` on any runner; a failure is a warning, the deploy stands.
-    async fn mark_verified(&self, task_definition: &str) {
-        mark_verified(self.watcher, task_definition).await;
     }
 
     /// `--keep-revisions`: deregisters old revisions of a unit's family. The deploy has
