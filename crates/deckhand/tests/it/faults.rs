@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | crash, no circuit breaker | 3, previous revision | `deploy::command::a_broken_image_is_rolled_back_and_exits_3` |
 //! | crash, circuit breaker rolls back | 3, previous revision | `deploy::command::a_rollback_by_ecs_is_reported_as_3_never_0` |
-//! | unplaceable tasks | 3, previous revision | `rollout::an_unplaceable_revision_with_a_short_timeout_is_rolled_back_and_exits_3` |
+//! | unplaceable tasks | 3, previous revision | `rollout::an_unplaceable_revision_is_rolled_back_and_exits_3` |
 //! | missing image (CannotPullContainerError) | 3, previous revision | [`a_missing_image_is_rolled_back_and_exits_3`] |
 //! | desiredCount 0 | 0, `unverified`, new revision | `deploy::command::a_service_with_no_tasks_is_unverified_not_deployed` |
 //! | SIGTERM during the watch | 3, previous revision | `rollout::sigterm_during_the_watch_rolls_back_and_exits_3` |
