@@ -242,6 +242,11 @@ pub struct WatchArgs {
     /// needs 3), at least 1 [default: 2].
     #[arg(long, env = "DECKHAND_MAX_FAILED_TASKS")]
     pub max_failed_tasks: Option<usize>,
+
+    /// Last log lines shown of each essential container of a failed task (CloudWatch Logs,
+    /// awslogs driver); 0 turns it off [default: 20].
+    #[arg(long, env = "DECKHAND_LOG_LINES")]
+    pub log_lines: Option<usize>,
 }
 
 /// `deckhand rollback`: back to the last good revision, or to the one asked for.

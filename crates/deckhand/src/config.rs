@@ -34,6 +34,7 @@ pub struct File {
     pub wait_for_others: Option<Duration>,
     pub take_over: Option<bool>,
     pub max_failed_tasks: Option<usize>,
+    pub log_lines: Option<usize>,
     #[serde(default)]
     pub build: Build,
     /// In the order their updates start.

@@ -42,8 +42,10 @@ pub enum Kind {
     Other,
     /// AWS answered "slow down" (ThrottlingException and its kin), after the SDK's retries.
     Throttled,
-    /// Another try may pass: a 5xx, a timeout, a connection that failed or dropped.
+    /// Another try may pass: a 5xx, an answer that could not be read.
     Transient,
+    /// The endpoint could not be reached or did not answer in time; another try may pass.
+    Unreachable,
 }
 
 impl Error {

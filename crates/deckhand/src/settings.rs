@@ -19,6 +19,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_POLL: Duration = Duration::from_secs(3);
 /// Failed tasks of the new revision that fail a deploy, by default.
 pub const DEFAULT_MAX_FAILED_TASKS: usize = 2;
+/// Last log lines shown of a failed task's containers, by default, and the most one
+/// GetLogEvents returns.
+pub const DEFAULT_LOG_LINES: usize = 20;
+pub const MAX_LOG_LINES: usize = 10_000;
 /// How long to wait for someone else's deployment, by default.
 pub const DEFAULT_WAIT_FOR_OTHERS: Duration = Duration::from_secs(300);
 
@@ -74,6 +78,8 @@ pub struct WatchSettings {
     pub timeout: Duration,
     pub poll: Duration,
     pub max_failed_tasks: usize,
+    /// Last log lines shown of each failed task's essential containers; 0 shows none.
+    pub log_lines: usize,
 }
 
 /// `deckhand push`, or the build stage of `deckhand deploy`, validated.
@@ -240,7 +246,18 @@ impl WatchSettings {
                 .max_failed_tasks
                 .or(file.and_then(|f| f.max_failed_tasks))
                 .unwrap_or(DEFAULT_MAX_FAILED_TASKS),
+            log_lines: args
+                .log_lines
+                .or(file.and_then(|f| f.log_lines))
+                .unwrap_or(DEFAULT_LOG_LINES),
         };
+        if s.log_lines > MAX_LOG_LINES {
+            return Err(Error::usage(format!(
+                "--log-lines {} is more than CloudWatch Logs returns in one read; use at most \
+                 {MAX_LOG_LINES} (0 turns it off)",
+                s.log_lines
+            )));
+        }
         if s.timeout < MIN_TIMEOUT {
             return Err(Error::usage(format!(
                 "--timeout {}ms is too short: the deployment, and again a rollback, get this \

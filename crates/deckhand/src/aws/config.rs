@@ -1,6 +1,7 @@
 //! Builds the one SDK configuration every AWS client shares: the standard credential and
 //! endpoint chain, the region, retries and timeouts.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -36,6 +37,9 @@ pub async fn load(region: Option<&str>) -> Result<SdkConfig> {
         loader = loader.region(Region::new(region.to_string()));
     }
     let config = loader.load().await;
+    if let Some(region) = config.region() {
+        let _ = REGION.set(region.to_string());
+    }
     if config.region().is_none() {
         return Err(Error::usage(
             "no AWS region is configured. Pass --region, or set AWS_REGION (or DECKHAND_REGION).",
@@ -47,4 +51,55 @@ pub async fn load(region: Option<&str>) -> Result<SdkConfig> {
 /// The region of a loaded configuration.
 pub fn region(config: &SdkConfig) -> String {
     config.region().map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// The region the process's configuration was loaded with, for naming endpoints in errors.
+static REGION: OnceLock<String> = OnceLock::new();
+
+/// The endpoint a client of `service` ("ECS", "ECR", "STS", "CloudWatch") talks to, as the
+/// SDK chooses it: `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then AWS's own.
+pub fn endpoint(service: &str) -> String {
+    let region = REGION.get().map(String::as_str).unwrap_or("<region>");
+    endpoint_in(service, region, |k| std::env::var(k).ok())
+}
+
+/// [`endpoint`] for `region` in an environment read through `env` (pure).
+pub fn endpoint_in(service: &str, region: &str, env: impl Fn(&str) -> Option<String>) -> String {
+    let (env_name, host) = match service {
+        "ECR" => ("ECR", "api.ecr"),
+        "STS" => ("STS", "sts"),
+        "CloudWatch" => ("CLOUDWATCH_LOGS", "logs"),
+        _ => ("ECS", "ecs"),
+    };
+    env(&format!("AWS_ENDPOINT_URL_{env_name}"))
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("https://{host}.{region}.amazonaws.com"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_follow_the_sdk_variables() {
+        let none = |_: &str| None;
+        assert_eq!(
+            endpoint_in("ECS", "eu-west-1", none),
+            "https://ecs.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            endpoint_in("CloudWatch", "us-east-1", none),
+            "https://logs.us-east-1.amazonaws.com"
+        );
+        let global = |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5002".into());
+        assert_eq!(endpoint_in("ECR", "x", global), "http://127.0.0.1:5002");
+        let both = |k: &str| match k {
+            "AWS_ENDPOINT_URL_ECS" => Some("http://ecs.local".into()),
+            "AWS_ENDPOINT_URL" => Some("http://all.local".into()),
+            _ => None,
+        };
+        assert_eq!(endpoint_in("ECS", "x", both), "http://ecs.local");
+        assert_eq!(endpoint_in("STS", "x", both), "http://all.local");
+    }
 }

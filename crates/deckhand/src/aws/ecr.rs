@@ -1,9 +1,10 @@
 //! ECR calls: repositories, image lookups and the registry login.
 
 use aws_config::SdkConfig;
-use aws_sdk_ecr::error::SdkError;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
 use aws_sdk_ecr::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
@@ -233,11 +234,11 @@ fn to_repository(r: &aws_sdk_ecr::types::Repository) -> Repository {
     }
 }
 
-fn call_failed<E: std::error::Error>(op: &str, e: &E) -> Error {
-    Error::failed(format!(
-        "ECR {op} failed: {}. Check the AWS credentials and region, and AWS_ENDPOINT_URL if you set one.",
-        super::describe(e)
-    ))
+fn call_failed<E>(op: &str, e: &SdkError<E, HttpResponse>) -> Error
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    super::failure(&format!("ECR {op}"), e)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod rollback;
 pub mod rollout;
 pub mod shape;
 pub mod taskdef;
+pub mod tasklogs;
 pub mod verdict;
 pub mod watch;
 

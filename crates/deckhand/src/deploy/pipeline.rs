@@ -36,6 +36,10 @@ pub struct DeployResult {
     pub reason: String,
     /// Each service's part.
     pub services: Vec<ServiceResult>,
+    /// Tasks of the new revisions (and of a rollback's) that stopped as failures, with their
+    /// containers' last log lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_tasks: Vec<super::watch::FailedTask>,
 }
 
 /// One service's part of a deploy.
@@ -127,7 +131,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
         s,
         config: &config,
         client: &client,
-        watcher: Watcher::new(r, &client, &s.cluster, &s.watch),
+        watcher: Watcher::new(r, &config, &client, &s.cluster, &s.watch),
         services: s.service_names(),
     };
     let found = d.preflight().await?;

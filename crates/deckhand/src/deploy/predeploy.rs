@@ -12,27 +12,22 @@ use crate::config::PreDeploy;
 use crate::error::{Error, Result};
 use crate::signals::Interrupts;
 
-use super::taskdef;
+use super::{taskdef, tasklogs};
 
 /// Where one container's `awslogs` output goes: (container, log group, log stream).
 pub fn log_streams(body: &Value, task_id: &str) -> Vec<(String, String, String)> {
-    body["containerDefinitions"]
-        .as_array()
+    tasklogs::containers(body)
         .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            let name = c["name"].as_str()?;
-            let logs = &c["logConfiguration"];
-            if logs["logDriver"].as_str() != Some("awslogs") {
-                return None;
+        .filter_map(|c| match c.source {
+            tasklogs::Source::CloudWatch {
+                group,
+                prefix: Some(prefix),
+                ..
+            } => {
+                let stream = tasklogs::stream(&prefix, &c.name, task_id);
+                Some((c.name, group, stream))
             }
-            let group = logs["options"]["awslogs-group"].as_str()?;
-            let prefix = logs["options"]["awslogs-stream-prefix"].as_str()?;
-            Some((
-                name.to_string(),
-                group.to_string(),
-                format!("{prefix}/{name}/{task_id}"),
-            ))
+            _ => None,
         })
         .collect()
 }
@@ -124,10 +119,13 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
             token: None,
         })
         .collect();
-    if streams.is_empty() {
-        cx.reporter.warn(format!(
-            "{family} has no awslogs log configuration: its output cannot be shown"
-        ));
+    for c in tasklogs::containers(&body) {
+        if let Some(note) = tasklogs::unreadable(&c.source) {
+            cx.reporter.warn(format!(
+                "{family} {}: {note}: its output cannot be shown",
+                c.name
+            ));
+        }
     }
     let deadline = Instant::now() + cx.timeout;
     loop {

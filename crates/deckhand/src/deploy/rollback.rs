@@ -24,6 +24,10 @@ pub struct RollbackResult {
     pub previous_task_definition_arn: String,
     pub deployment_id: String,
     pub reason: String,
+    /// Tasks of the revision rolled back to that stopped as failures, with their containers'
+    /// last log lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_tasks: Vec<super::watch::FailedTask>,
 }
 
 /// How a rollback that was started (or found unnecessary) ended.
@@ -89,7 +93,7 @@ pub async fn rollback(
         ));
     }
 
-    let watcher = Watcher::new(r, &client, cluster, &args.watch);
+    let watcher = Watcher::new(r, &config, &client, cluster, &args.watch);
     let mut interrupted = crate::signals::Interrupts::new();
     r.stage(format!("rolling back to {target}"));
     let deployment = watcher.start(service, &target).await?;
@@ -103,7 +107,11 @@ pub async fn rollback(
     let deadline = Instant::now() + args.watch.timeout;
     let back = vec![Watched::new(service, &deployment, &target)];
     let mut seen = Seen::after(std::slice::from_ref(&view));
-    let why = match confirm(&watcher, back, deadline, &mut seen, &mut interrupted).await {
+    let confirmed = confirm(&watcher, back, deadline, &mut seen, &mut interrupted).await;
+    if let Ok(c) = &confirmed {
+        result.failed_tasks = c.failed_tasks.clone();
+    }
+    let why = match confirmed {
         Ok(confirmation) if confirmation.all_back() => {
             confirmation.tell_rolled_back(r);
             result.result = "rolled-back".into();

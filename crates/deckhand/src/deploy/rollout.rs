@@ -130,6 +130,7 @@ impl Rollout<'_> {
                 let task = format!("task {}: {}", watch::short(&t.arn), watch::describe_stop(t));
                 r.error(format!("  {}", labelled(&w.service, &task, &watched)));
             }
+            result.failed_tasks.extend(w.failed_tasks());
         }
 
         // Every changed service goes back to its own target, all or nothing. From here each
@@ -230,6 +231,9 @@ impl Rollout<'_> {
     ) -> Result<Outcome> {
         let confirmation =
             confirm(self.watcher, back, deadline, &mut self.seen, interrupted).await?;
+        result
+            .failed_tasks
+            .extend(confirmation.failed_tasks.iter().cloned());
         let ending = decide::after_failure(confirmation.all_back(), left);
         let services: Vec<String> = self.units.iter().map(|u| u.service.clone()).collect();
         let views = if ending == Ending::RolledBack {
@@ -321,7 +325,10 @@ pub async fn confirm(
             .watch(&mut back, deadline, seen, interrupted, false)
             .await?
     };
-    let mut confirmation = Confirmation::default();
+    let mut confirmation = Confirmation {
+        failed_tasks: back.iter().flat_map(Watched::failed_tasks).collect(),
+        ..Confirmation::default()
+    };
     for w in &back {
         let why = match (&w.verdict, ended) {
             (Some(Verdict::Stable { .. }), Ended::Decided) => {
@@ -350,6 +357,8 @@ pub struct Confirmation {
     pub stable: Vec<(String, String)>,
     /// Why each of the others is not confirmed.
     pub unconfirmed: Vec<String>,
+    /// Tasks of the rollbacks' revisions that stopped as failures.
+    pub failed_tasks: Vec<watch::FailedTask>,
 }
 
 impl Confirmation {

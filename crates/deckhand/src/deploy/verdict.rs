@@ -68,6 +68,12 @@ pub enum Failure {
         by: String,
     },
     TimedOut,
+    /// ECS could not be read up to the deadline (the endpoint gone, or failing): the state
+    /// last seen, and the last error.
+    NoAnswer {
+        error: String,
+        last_seen: Option<String>,
+    },
     /// SIGINT or SIGTERM (a person's Ctrl-C, a cancelled CI job) stopped the watch first.
     Interrupted,
 }
@@ -90,6 +96,13 @@ impl Failure {
             }
             Failure::Replaced { by } => format!("another deployment ({by}) replaced ours"),
             Failure::TimedOut => "the deployment did not become stable in time".to_string(),
+            Failure::NoAnswer { error, last_seen } => format!(
+                "ECS could not be read up to the deadline, so the deployment is not verified \
+                 ({error}); last seen: {}",
+                last_seen
+                    .as_deref()
+                    .unwrap_or("nothing (it was never read)")
+            ),
             Failure::Interrupted => {
                 "deckhand was interrupted (SIGINT/SIGTERM) before the deployment was verified"
                     .to_string()

@@ -3,12 +3,14 @@
 //! throttles and keeps within a budget of calls ([`next_poll`]); each new service event and
 //! each failed task is printed once, and the verdict function decides.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_ecs::Client;
+use serde::Serialize;
 use tokio::time::Instant;
 
+use super::tasklogs::{self, ContainerLog};
 use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
 use crate::aws::types::{DeploymentStatus, RolloutState};
@@ -47,6 +49,10 @@ pub fn lookups(pending: &[(usize, i32, usize)], turn: usize, budget: usize) -> V
     chosen
 }
 
+/// The most failed tasks of one deployment whose logs are read: a crash loop's first few say
+/// what the rest would.
+pub const LOGGED_TASKS: usize = 3;
+
 /// Where and how to watch.
 pub struct Watcher<'a> {
     pub reporter: &'a Reporter,
@@ -54,6 +60,9 @@ pub struct Watcher<'a> {
     pub cluster: &'a str,
     pub poll: Duration,
     pub limits: Limits,
+    /// Reads failed tasks' last log lines (none when `--log-lines 0`).
+    pub logs: Option<aws_sdk_cloudwatchlogs::Client>,
+    pub log_lines: usize,
 }
 
 /// What has been printed already, across a deploy and its rollback.
@@ -61,6 +70,19 @@ pub struct Watcher<'a> {
 pub struct Seen {
     events: HashSet<String>,
     tasks: HashSet<String>,
+    /// Task definitions' containers and where they log, read once each.
+    containers: HashMap<String, Vec<tasklogs::Container>>,
+}
+
+/// A task of the watched revision that stopped as a failure, with its containers' last log
+/// lines (for the first few of each deployment): the result's `failed_tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedTask {
+    pub service: String,
+    pub task: String,
+    pub task_definition_arn: String,
+    pub reason: String,
+    pub logs: Vec<ContainerLog>,
 }
 
 impl Seen {
@@ -71,7 +93,7 @@ impl Seen {
                 .iter()
                 .flat_map(|v| v.events.iter().map(|e| e.id.clone()))
                 .collect(),
-            tasks: HashSet::new(),
+            ..Seen::default()
         }
     }
 }
@@ -87,9 +109,15 @@ pub struct Watched {
     pub verdict: Option<Verdict>,
     /// Its failed tasks, for the summary.
     pub failures: Vec<StoppedTask>,
+    /// Their containers' last log lines, by task ARN (for the first [`LOGGED_TASKS`]).
+    pub logs: HashMap<String, Vec<ContainerLog>>,
+    /// Whether the reader was told that later failed tasks' logs are not read.
+    logs_capped: bool,
     placement: u32,
     ours_seen: bool,
     last_progress: String,
+    /// The service as last read, in a line, for a verdict reached without ECS's answer.
+    last_seen: Option<String>,
 }
 
 impl Watched {
@@ -100,9 +128,12 @@ impl Watched {
             task_definition: task_definition.to_string(),
             verdict: None,
             failures: Vec::new(),
+            logs: HashMap::new(),
+            logs_capped: false,
             placement: 0,
             ours_seen: false,
             last_progress: String::new(),
+            last_seen: None,
         }
     }
 
@@ -115,6 +146,20 @@ impl Watched {
 
     pub fn stable(&self) -> bool {
         matches!(self.verdict, Some(Verdict::Stable { .. }))
+    }
+
+    /// Its failed tasks as the result reports them.
+    pub fn failed_tasks(&self) -> Vec<FailedTask> {
+        self.failures
+            .iter()
+            .map(|t| FailedTask {
+                service: self.service.clone(),
+                task: short(&t.arn).to_string(),
+                task_definition_arn: self.task_definition.clone(),
+                reason: describe_stop(t),
+                logs: self.logs.get(&t.arn).cloned().unwrap_or_default(),
+            })
+            .collect()
     }
 }
 
@@ -131,6 +176,7 @@ impl<'a> Watcher<'a> {
     /// A watcher with the command line's settings.
     pub fn new(
         reporter: &'a Reporter,
+        config: &aws_config::SdkConfig,
         client: &'a Client,
         cluster: &'a str,
         args: &crate::settings::WatchSettings,
@@ -144,6 +190,8 @@ impl<'a> Watcher<'a> {
                 failed_tasks: args.max_failed_tasks,
                 ..Limits::default()
             },
+            logs: (args.log_lines > 0).then(|| aws_sdk_cloudwatchlogs::Client::new(config)),
+            log_lines: args.log_lines,
         }
     }
 
@@ -268,6 +316,8 @@ impl<'a> Watcher<'a> {
         let mut looked = vec![began; watched.len()];
         let mut ran: Vec<Option<i32>> = vec![None; watched.len()];
         let mut others_peak = vec![0i32; watched.len()];
+        // Since when every look has failed (the endpoint gone, ECS failing), if it has.
+        let mut failing_since: Option<Instant> = None;
         // The caller has just looked (UpdateService's answer, or the DescribeServices that chose
         // a rollback): the first look of the watch waits a moment rather than repeat it.
         tokio::select! {
@@ -287,6 +337,7 @@ impl<'a> Watcher<'a> {
             calls += pending.len().div_ceil(ecs::DESCRIBE_BATCH) as u64;
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
+                    failing_since = None;
                     let now = Instant::now();
                     let timed_out = now >= deadline;
                     // The watched entry each view is about.
@@ -324,6 +375,7 @@ impl<'a> Watcher<'a> {
                             looked[k] = now;
                         }
                         let w = &mut watched[k];
+                        w.last_seen = Some(last_seen(view, &w.deployment));
                         match self.observe(w, view, seen, several, list).await {
                             Ok(made) => calls += made,
                             Err(e) => {
@@ -376,8 +428,11 @@ impl<'a> Watcher<'a> {
                 // until the deadline (later, if ECS asked to slow down).
                 Err(e) if Instant::now() < deadline => {
                     slowed |= e.kind == Kind::Throttled;
+                    let since = *failing_since.get_or_insert_with(Instant::now);
                     self.reporter.warn(format!(
-                        "could not read the deployments' state ({e}); trying again"
+                        "could not read the deployments' state ({e}); trying again until the \
+                         deadline (failing for {:.0}s)",
+                        since.elapsed().as_secs_f64()
                     ))
                 }
                 Err(e) => {
@@ -385,7 +440,10 @@ impl<'a> Watcher<'a> {
                         "could not read the deployments' state ({e}) and the time is up"
                     ));
                     for w in watched.iter_mut().filter(|w| w.verdict.is_none()) {
-                        w.verdict = Some(Verdict::Failed(Failure::TimedOut));
+                        w.verdict = Some(Verdict::Failed(Failure::NoAnswer {
+                            error: e.message.clone(),
+                            last_seen: w.last_seen.clone(),
+                        }));
                     }
                 }
             }
@@ -457,7 +515,7 @@ impl<'a> Watcher<'a> {
         }
         let stopped = ecs::stopped_tasks(self.client, self.cluster, &w.deployment).await?;
         // ListTasks, and DescribeTasks for every hundred it listed.
-        let made = 1 + stopped.len().div_ceil(100) as u64;
+        let mut made = 1 + stopped.len().div_ceil(100) as u64;
         for t in stopped {
             if !verdict::task_failed(&t.reason, &t.stop_code) {
                 continue;
@@ -468,12 +526,69 @@ impl<'a> Watcher<'a> {
                     task: short(&t.arn).to_string(),
                     reason: describe_stop(&t),
                 });
+                made += self.show_logs(w, &t, seen, label).await;
             }
             if !w.failures.iter().any(|f| f.arn == t.arn) {
                 w.failures.push(t);
             }
         }
         Ok(made)
+    }
+
+    /// Reads and shows the last log lines of a failed task's essential containers (the first
+    /// [`LOGGED_TASKS`] of a deployment); returns the ECS calls it made.
+    async fn show_logs(
+        &self,
+        w: &mut Watched,
+        t: &StoppedTask,
+        seen: &mut Seen,
+        label: bool,
+    ) -> u64 {
+        let Some(logs) = &self.logs else { return 0 };
+        if w.logs.len() >= LOGGED_TASKS {
+            if !std::mem::replace(&mut w.logs_capped, true) {
+                self.reporter.step(format!(
+                    "{}logs are shown for the first {LOGGED_TASKS} failed tasks only",
+                    if label {
+                        format!("{}: ", w.service)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            return 0;
+        }
+        let mut made = 0;
+        if !seen.containers.contains_key(&w.task_definition) {
+            made += 1;
+            let ecs = ecs::Ecs::from_client(self.client.clone());
+            match ecs::describe_task_definition(&ecs, &w.task_definition).await {
+                Ok(v) => {
+                    let body = v.get("taskDefinition").cloned().unwrap_or(v);
+                    seen.containers
+                        .insert(w.task_definition.clone(), tasklogs::containers(&body));
+                }
+                Err(e) => {
+                    self.reporter
+                        .warn(format!("cannot tell where the task's containers log: {e}"));
+                    return made;
+                }
+            }
+        }
+        let containers = &seen.containers[&w.task_definition];
+        let task = short(&t.arn).to_string();
+        let got = tasklogs::last_lines(logs, containers, &task, self.log_lines).await;
+        for c in &got {
+            self.reporter.emit(Event::TaskLog {
+                service: label.then(|| w.service.clone()),
+                task: task.clone(),
+                container: c.container.clone(),
+                lines: c.lines.clone(),
+                note: c.note.clone(),
+            });
+        }
+        w.logs.insert(t.arn.clone(), got);
+        made
     }
 
     /// Prints how a pending deployment is doing, when that changed since the last poll.
@@ -499,6 +614,23 @@ impl<'a> Watcher<'a> {
             w.last_progress = progress;
         }
     }
+}
+
+/// The service in a line, as read: "web on web:2; ours: PRIMARY ecs-svc/1 web:3 IN_PROGRESS,
+/// 1 of 2 running".
+pub fn last_seen(view: &ecs::ServiceView, ours: &str) -> String {
+    let deployment = view
+        .deployments
+        .iter()
+        .find(|d| d.id == ours)
+        .map_or_else(|| "not listed".to_string(), describe_deployment);
+    format!(
+        "{} on {}, {} of {} running; ours: {deployment}",
+        view.name,
+        short(&view.task_definition),
+        view.running,
+        view.desired
+    )
 }
 
 /// One deployment in a line: "PRIMARY ecs-svc/1 web:3 IN_PROGRESS, 1 of 2 running".

@@ -21,6 +21,16 @@ pub enum Event {
         task: String,
         reason: String,
     },
+    /// The last log lines of one container of a failed task (or why there are none), shown
+    /// under the stopped-task line.
+    TaskLog {
+        service: Option<String>,
+        task: String,
+        container: String,
+        lines: Vec<String>,
+        /// Why there are no lines, when there are none.
+        note: String,
+    },
     /// The run reached a verdict for a service ("web is stable on web:3").
     Verdict(String),
     /// Something a person should know; the run goes on.
@@ -41,7 +51,7 @@ impl Event {
     pub fn level(&self) -> Level {
         match self {
             Event::Error(_) => Level::Error,
-            Event::Warning(_) | Event::TaskStopped { .. } => Level::Warning,
+            Event::Warning(_) | Event::TaskStopped { .. } | Event::TaskLog { .. } => Level::Warning,
             _ => Level::Info,
         }
     }
@@ -67,7 +77,46 @@ impl Event {
                     .map(|s| format!("{s}: "))
                     .unwrap_or_default()
             ),
+            Event::TaskLog {
+                container,
+                lines,
+                note,
+                ..
+            } => {
+                if lines.is_empty() {
+                    format!("  {container}: {note}")
+                } else {
+                    lines
+                        .iter()
+                        .map(|l| format!("  {container} | {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            }
         }
+    }
+
+    /// A heading for a [`Event::TaskLog`]: "web: task abc, container app: last 2 log lines".
+    pub fn log_heading(&self) -> Option<String> {
+        let Event::TaskLog {
+            service,
+            task,
+            container,
+            lines,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(format!(
+            "{}task {task}, container {container}: last {} log line{}",
+            service
+                .as_deref()
+                .map(|s| format!("{s}: "))
+                .unwrap_or_default(),
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        ))
     }
 
     /// The event with `f` applied to every text in it (to mask secrets before any renderer
@@ -89,6 +138,19 @@ impl Event {
                 service: service.map(|s| f(&s)),
                 task: f(&task),
                 reason: f(&reason),
+            },
+            Event::TaskLog {
+                service,
+                task,
+                container,
+                lines,
+                note,
+            } => Event::TaskLog {
+                service: service.map(|s| f(&s)),
+                task: f(&task),
+                container: f(&container),
+                lines: lines.iter().map(|l| f(l)).collect(),
+                note: f(&note),
             },
         }
     }

@@ -50,6 +50,8 @@ impl Render for Github {
             }
             // The verdict stands outside the groups, where it is seen without opening one.
             Event::Verdict(_) => format!("{}{}", self.close(), super::text::line(event, false)),
+            // An application's own words, under the annotation of the task that stopped.
+            Event::TaskLog { .. } => super::text::line(event, false),
             e if e.level() <= Level::Warning => annotation(e.level(), &e.message()),
             e => super::text::line(e, false),
         }
@@ -95,7 +97,8 @@ pub fn summary(command: &str, result: &Value, timeline: &[Entry]) -> String {
     }
     md.push_str("| | |\n|---|---|\n");
     for (name, value) in super::fields(result) {
-        if name == "result" || name == "reason" || value.is_empty() {
+        // Failed tasks and their logs have a section of their own below.
+        if name == "result" || name == "reason" || name == "failed_tasks" || value.is_empty() {
             continue;
         }
         md.push_str(&format!(
@@ -122,6 +125,7 @@ pub fn summary(command: &str, result: &Value, timeline: &[Entry]) -> String {
     let problems: Vec<&Entry> = timeline
         .iter()
         .filter(|e| e.event.level() <= Level::Warning)
+        .filter(|e| !matches!(e.event, Event::TaskLog { .. }))
         .collect();
     if !problems.is_empty() {
         md.push_str("\n### Warnings and errors\n\n");
@@ -134,8 +138,46 @@ pub fn summary(command: &str, result: &Value, timeline: &[Entry]) -> String {
             md.push_str(&format!("- {word} {}\n", cell(&e.event.message())));
         }
     }
+    let logs: Vec<&Event> = timeline
+        .iter()
+        .map(|e| &e.event)
+        .filter(|e| matches!(e, Event::TaskLog { .. }))
+        .collect();
+    if !logs.is_empty() {
+        md.push_str("\n### Failed tasks' last log lines\n\n");
+        for e in logs {
+            md.push_str(&log_block(e));
+        }
+    }
     md.push('\n');
     md
+}
+
+/// A failed task's container log as a collapsed block (its lines verbatim in a code fence
+/// longer than any backtick run in them), or a line saying why there is none.
+fn log_block(event: &Event) -> String {
+    let (Some(heading), Event::TaskLog { lines, note, .. }) = (event.log_heading(), event) else {
+        return String::new();
+    };
+    if lines.is_empty() {
+        let heading = heading.split(": last").next().unwrap_or_default();
+        return format!("- {}: {}\n", cell(heading), cell(note));
+    }
+    let longest = lines
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let heading = heading
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<details><summary>{heading}</summary>\n\n{fence}text\n{}\n{fence}\n\n</details>\n",
+        lines.join("\n")
+    )
 }
 
 /// Text made safe for one Markdown table cell.

@@ -20,6 +20,8 @@ pub fn section_end(name: &str, unix: u64) -> String {
 pub fn dotenv(result: &Value) -> String {
     super::fields(result)
         .into_iter()
+        // Log lines are no variable's value: they are in the log and the JSON report.
+        .filter(|(k, _)| k != "failed_tasks")
         .map(|(k, v)| {
             format!(
                 "DECKHAND_{}={}\n",

@@ -338,7 +338,20 @@ async fn the_endpoint_going_away_mid_watch_is_exit_4_and_the_state_unknown() {
     run.expect_code(4);
     let out = run.json();
     assert_eq!(out["result"], "failed");
-    assert_ne!(out["reason"], "", "{out:#}");
+    // Said as what it is, with the state last seen: not "did not become stable in time".
+    let reason = out["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("ECS could not be read up to the deadline")
+            && reason.contains("ECS DescribeServices: ")
+            && reason.contains(&sandbox.endpoint())
+            && reason.contains("last seen: web on web:2"),
+        "{reason}"
+    );
+    assert!(
+        !run.stderr.contains("did not become stable in time"),
+        "{}",
+        run.stderr
+    );
     let new = registered(&out, "web").to_string();
     assert!(new.ends_with("web:2"), "{new}");
     assert_eq!(

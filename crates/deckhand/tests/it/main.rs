@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod context;
 mod deploy;
+mod explain;
 mod faults;
 mod fleet;
 mod image;

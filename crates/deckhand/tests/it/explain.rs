@@ -1,0 +1,196 @@
+//! Why a deploy failed, told without the AWS console: a crashed container's own last log
+//! lines (log, job summary, JSON result) and AWS errors in one line.
+
+use serde_json::json;
+
+use crate::bed::Bed;
+use crate::deploy::command::{deploy, deploy_args, good_image, run_with_env, stable_service};
+use crate::rollout::write_json;
+use crate::sandbox::control;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_result() {
+    let bed = Bed::get();
+    let (sandbox, _client, good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let crash = json!({
+        "family": "web",
+        "containerDefinitions": [
+            {
+                "name": "app",
+                "image": bed.base_image,
+                "essential": true,
+                "memory": 32,
+                "command": ["sh", "-c",
+                    "echo 'booting: out-line-4711'; echo 'fatal: err-line-4712 `db` <down>' >&2; exit 1"],
+                "logConfiguration": {"logDriver": "awslogs", "options": {
+                    "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1",
+                    "awslogs-stream-prefix": "web"}}
+            },
+            {
+                "name": "proxy",
+                "image": bed.base_image,
+                "essential": true,
+                "memory": 32,
+                "command": ["sleep", "600"],
+                "logConfiguration": {"logDriver": "json-file"}
+            }
+        ]
+    });
+    let file = write_json(&dir, "crash.json", &crash);
+    let summary = dir.path().join("summary.md");
+    let outputs = dir.path().join("outputs");
+    let report = dir.path().join("report.json");
+    let args = deploy_args(
+        &["--image", &image],
+        &[
+            "--task-definition",
+            &file,
+            "--output",
+            "json",
+            "--ci",
+            "github",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let run = run_with_env(
+        &sandbox,
+        None,
+        &args,
+        &[
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+            ("GITHUB_OUTPUT", outputs.to_str().unwrap()),
+        ],
+    )
+    .await;
+    run.expect_code(3);
+    // Under the stopped-task annotation, each line as the application printed it.
+    for line in [
+        "  app | booting: out-line-4711",
+        "  app | fatal: err-line-4712 `db` <down>",
+        "  proxy: logs not in CloudWatch (log driver json-file)",
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "{line:?} in the log:\n{}",
+            run.stderr
+        );
+    }
+    let stopped = run
+        .stderr
+        .find("::warning::task ")
+        .expect("the stopped task is annotated");
+    let shown = run.stderr.find("  app | booting").unwrap();
+    assert!(stopped < shown, "the lines follow the stopped task");
+
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("### Failed tasks' last log lines"), "{md}");
+    assert!(
+        md.contains("<details><summary>task ")
+            && md.contains("container app: last 2 log lines</summary>"),
+        "{md}"
+    );
+    // Docker reads stdout and stderr apart: the two lines may come in either order.
+    assert!(
+        md.contains("```text\nbooting: out-line-4711\nfatal: err-line-4712 `db` <down>\n```")
+            || md
+                .contains("```text\nfatal: err-line-4712 `db` <down>\nbooting: out-line-4711\n```"),
+        "the lines verbatim, in a fence longer than their backticks:\n{md}"
+    );
+    assert!(
+        md.contains("container proxy: logs not in CloudWatch (log driver json-file)"),
+        "{md}"
+    );
+
+    let out = run.json();
+    let from_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(out, from_file);
+    assert_eq!(out["result"], "rolled-back");
+    let failed = out["failed_tasks"].as_array().expect("failed_tasks");
+    assert!(!failed.is_empty(), "{out:#}");
+    let first = &failed[0];
+    assert_eq!(first["service"], "web");
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app exit code 1"),
+        "{first:#}"
+    );
+    let mut logs = first["logs"].clone();
+    logs[0]["lines"]
+        .as_array_mut()
+        .unwrap()
+        .sort_by_key(|l| l.to_string());
+    assert_eq!(
+        logs,
+        json!([
+            {"container": "app", "lines": ["booting: out-line-4711",
+                "fatal: err-line-4712 `db` <down>"], "note": ""},
+            {"container": "proxy", "lines": [],
+                "note": "logs not in CloudWatch (log driver json-file)"}
+        ])
+    );
+    assert_ne!(first["task_definition_arn"], good);
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    assert!(
+        outputs.contains("failed-tasks=[{"),
+        "a step output for scripts:\n{outputs}"
+    );
+
+    // `--log-lines 0` reads no log at all.
+    control(&sandbox, "calls", "");
+    let quiet = deploy(
+        &sandbox,
+        &image,
+        &["--task-definition", &file, "--log-lines", "0"],
+    )
+    .await;
+    quiet.expect_code(3);
+    assert!(!quiet.stderr.contains("  app | "), "{}", quiet.stderr);
+    assert!(
+        !sandbox.calls().contains_key("GetLogEvents"),
+        "{:?}",
+        sandbox.calls()
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_api_is_one_line_naming_the_operation_and_the_request() {
+    let bed = Bed::get();
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    control(&sandbox, "faults", r#"{"throttle_rate": 1}"#);
+    let run = deploy(&sandbox, &image, &["--report", report.to_str().unwrap()]).await;
+    control(&sandbox, "faults", "{}");
+    run.expect_code(1);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line:\n{}", run.stderr));
+    assert!(
+        error.contains("ECS DescribeServices: ThrottlingException: ")
+            && error.contains("(request "),
+        "service, operation, code, message and request id: {error}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let reason = report["reason"].as_str().unwrap();
+    for text in [run.stderr.as_str(), reason] {
+        for dump in ["ServiceError {", "raw: Response", "headers:", "Error {"] {
+            assert!(!text.contains(dump), "no SDK dump ({dump}):\n{text}");
+        }
+    }
+    assert!(
+        reason.starts_with("ECS DescribeServices: ThrottlingException: ") && !reason.contains('\n'),
+        "{reason}"
+    );
+    sandbox.stop().await;
+}
