@@ -96,8 +96,12 @@ pub fn segments(name: &str) -> Vec<String> {
 /// True when a segment of `name` is a secret word (PASSWORD, TOKEN, KEY, AUTH, SK, DSN, …;
 /// AUTH only whole, so AUTHOR is not), or `name` is one of `extra`: an extra of one word also
 /// matches as a segment (HMAC matches APP_HMAC), a longer one matches the whole name in any
-/// spelling (MY_VAR matches my-var and myVar).
+/// spelling (MY_VAR matches my-var and myVar). The shell's `PWD` and `OLDPWD` (directories)
+/// are not secrets; `MYSQL_PWD` is.
 pub fn looks_secret(name: &str, extra: &[String]) -> bool {
+    if name == "PWD" || name == "OLDPWD" {
+        return false;
+    }
     let words = segments(name);
     if words.iter().any(|w| {
         SECRET_SEGMENTS.contains(&w.as_str()) || SECRET_ENDINGS.iter().any(|e| w.ends_with(e))
@@ -186,7 +190,8 @@ fn is_name_char(c: u8) -> bool {
 /// `text` (log lines) with the value after each secret name replaced by `mask`: `NAME=value`,
 /// `export NAME=value`, `NAME: value`, `"NAME": "value"`, where `is_name(NAME)`. A quoted value
 /// ends at its closing quote; an unquoted one runs to the end of the line. Values that are
-/// plainly settings ([`worth_masking`]) and ARNs (`arn:…`, e.g. a secret's `valueFrom`) stay.
+/// plainly settings ([`worth_masking`]), ARNs (`arn:…`, e.g. a secret's `valueFrom`) and
+/// values masked already stay.
 pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -240,7 +245,7 @@ pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) 
             }
         };
         let shown = &text[value.clone()];
-        if worth_masking(shown) && !shown.starts_with("arn:") && shown != mask {
+        if worth_masking(shown) && !shown.starts_with("arn:") && !shown.starts_with(mask) {
             out.push_str(&text[copied..value.start]);
             out.push_str(mask);
             copied = value.end;
@@ -311,6 +316,8 @@ mod tests {
             "PORT",
             "RAILS_ENV",
             "valueFrom",
+            "PWD",
+            "OLDPWD",
         ];
         for name in plain {
             assert!(!looks_secret(name, &[]), "{name} should not be secret");
@@ -439,6 +446,12 @@ mod tests {
                 "MONKEY=banana PASSENGER_COUNT=3",
             ),
             ("DB_PASS = spaced", "DB_PASS = spaced"),
+            ("PWD=/app", "PWD=/app"),
+            ("MYSQL_PWD=root", "MYSQL_PWD=***"),
+            (
+                "| **run FROM_SECRETS=*** x** |",
+                "| **run FROM_SECRETS=*** x** |",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(mask_assignments(text, "***", is), want, "{text}");

@@ -425,7 +425,16 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
         "the task's log is shown, with what is not secret:\n{}",
         run.stderr
     );
-    assert!(run.stderr.contains("FROM_SSM=***"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("web app | FROM_SSM=***"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("web app | PWD=/\n"),
+        "the shell's PWD is a directory:\n{}",
+        run.stderr
+    );
     let mut texts = vec![
         ("stdout".to_string(), run.stdout.clone()),
         ("stderr".to_string(), run.stderr.clone()),
