@@ -207,6 +207,8 @@ pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) 
             i += 1;
         }
         let name = &text[start..i];
+        // `<KEY=VALUE>`: a placeholder in a usage text.
+        let placeholder = start > 0 && b[start - 1] == b'<';
         let quote = (start > 0 && (b[start - 1] == b'"' || b[start - 1] == b'\''))
             .then(|| b[start - 1])
             .filter(|q| b.get(i) == Some(q));
@@ -223,7 +225,7 @@ pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) 
             Some(b':') if matches!(b.get(j + 1), Some(b' ' | b'\t')) => Some(skip_blanks(j + 1)),
             _ => None,
         };
-        let Some(v) = value_at.filter(|_| is_name(name)) else {
+        let Some(v) = value_at.filter(|_| !placeholder && is_name(name)) else {
             continue;
         };
         j = v;
@@ -447,6 +449,7 @@ mod tests {
             ),
             ("DB_PASS = spaced", "DB_PASS = spaced"),
             ("PWD=/app", "PWD=/app"),
+            ("'--build-arg <KEY=VALUE>'", "'--build-arg <KEY=VALUE>'"),
             ("MYSQL_PWD=root", "MYSQL_PWD=***"),
             (
                 "| **run FROM_SECRETS=*** x** |",

@@ -278,7 +278,7 @@ impl PushSettings {
                     Some(v) => (raw.clone(), v),
                     None => {
                         return Err(Error::usage(format!(
-                            "--build-arg {raw}: expected KEY=VALUE, or the name of a set environment variable"
+                            "--build-arg {raw}: expected NAME=VALUE, or the name of a set environment variable"
                         )))
                     }
                 },
