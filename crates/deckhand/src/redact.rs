@@ -100,7 +100,7 @@ fn replace(text: &str, secret: &str) -> String {
     let mut last = 0;
     for (at, _) in text.match_indices(secret) {
         let end = at + secret.len();
-        if at < last || alnum(text[..at].chars().next_back()) || alnum(text[end..].chars().next()) {
+        if alnum(text[..at].chars().next_back()) || alnum(text[end..].chars().next()) {
             continue;
         }
         out.push_str(&text[last..at]);
