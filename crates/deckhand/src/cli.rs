@@ -59,6 +59,18 @@ pub struct GlobalArgs {
         help_heading = "CI reporting"
     )]
     pub dotenv: Option<PathBuf>,
+
+    /// Also mask the values of variables and build args with this name (repeatable, or
+    /// comma-separated); one word (e.g. HMAC) also matches as part of a name (APP_HMAC).
+    #[arg(
+        long = "secret-name",
+        value_name = "NAME",
+        global = true,
+        env = "DECKHAND_SECRET_NAMES",
+        value_delimiter = ',',
+        help_heading = "Global"
+    )]
+    pub secret_names: Vec<String>,
 }
 
 impl Command {
@@ -554,7 +566,10 @@ mod tests {
                 "Pre-deploy",
             ),
             (&["ci", "report", "dotenv", "output"][..], "CI reporting"),
-            (&["region", "verbose", "quiet", "config"][..], "Global"),
+            (
+                &["region", "verbose", "quiet", "config", "secret_names"][..],
+                "Global",
+            ),
         ] {
             for id in ids {
                 assert_eq!(heading(id), Some(want), "--{id}");

@@ -35,6 +35,9 @@ pub struct File {
     pub take_over: Option<bool>,
     pub max_failed_tasks: Option<usize>,
     pub log_lines: Option<usize>,
+    /// Extra names whose values are masked, besides the secret-looking ones.
+    #[serde(default)]
+    pub secret_names: Vec<String>,
     #[serde(default)]
     pub build: Build,
     /// In the order their updates start.
@@ -186,6 +189,7 @@ region = "eu-west-1"
 repository = "team/app"
 timeout = "15m"
 keep-revisions = 5
+secret-names = ["HMAC", "LICENSE_BLOB"]
 
 [build]
 context = "app"
@@ -216,6 +220,7 @@ mod tests {
         assert_eq!(file.repository.as_deref(), Some("team/app"));
         assert_eq!(file.timeout, Some(std::time::Duration::from_secs(900)));
         assert_eq!(file.keep_revisions, Some(5));
+        assert_eq!(file.secret_names, vec!["HMAC", "LICENSE_BLOB"]);
         assert_eq!(file.build.context, Some(PathBuf::from("app")));
         assert_eq!(file.build.args["RAILS_ENV"], "production");
         assert_eq!(file.build.tags, vec!["latest"]);

@@ -13,5 +13,6 @@ pub mod logging;
 pub mod output;
 pub mod redact;
 pub mod report;
+pub mod secrets;
 pub mod settings;
 pub mod signals;

@@ -295,7 +295,7 @@ impl PushSettings {
                     Some(v) => (raw.clone(), v),
                     None => {
                         return Err(Error::usage(format!(
-                            "--build-arg {raw}: expected KEY=VALUE, or the name of a set environment variable"
+                            "--build-arg {raw}: expected NAME=VALUE, or the name of a set environment variable"
                         )))
                     }
                 },
@@ -363,6 +363,22 @@ impl StatusSettings {
             events: args.events,
         })
     }
+}
+
+/// The extra secret names: `--secret-name` (and DECKHAND_SECRET_NAMES) together with the
+/// file's `secret-names`, since masking more is never wrong; each entry may list several,
+/// split on commas and whitespace.
+pub fn secret_names(flags: &[String], file: Option<&config::File>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let listed = flags
+        .iter()
+        .chain(file.into_iter().flat_map(|f| &f.secret_names));
+    for name in listed.flat_map(|s| s.split(|c: char| c == ',' || c.is_whitespace())) {
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
 }
 
 /// `--cluster`, else the file's.
@@ -1111,5 +1127,31 @@ mod tests {
         );
         a.tags = vec!["v1".into()];
         assert_eq!(merge_build(&a, &file.build, false).tags, vec!["v1"]);
+    }
+
+    #[test]
+    fn secret_names_add_up_from_the_flags_the_variable_and_the_file() {
+        let file = config::parse("secret-names = [\"HMAC\", \"A\"]", Path::new("f")).unwrap();
+        let cases: [(&[&str], Option<&config::File>, &[&str]); 4] = [
+            (&[], None, &[]),
+            (&["X", "Y,Z"], None, &["X", "Y", "Z"]),
+            (&["X", ""], Some(&file), &["X", "HMAC", "A"]),
+            (&["A\nB", "HMAC"], Some(&file), &["A", "B", "HMAC"]),
+        ];
+        for (flags, file, want) in cases {
+            let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+            assert_eq!(secret_names(&flags, file), want, "{flags:?}");
+        }
+        // DECKHAND_SECRET_NAMES is comma-separated, like the repeated flag.
+        let cli = crate::cli::Cli::try_parse_from([
+            "deckhand",
+            "status",
+            "--secret-name",
+            "A,B",
+            "--secret-name",
+            "C",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.secret_names, vec!["A", "B", "C"]);
     }
 }

@@ -15,6 +15,8 @@ use crate::settings::{DeploySettings, PushSettings, RollbackSettings, StatusSett
 pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let region = cli.global.region.as_deref();
+    let secret_names = |file| crate::settings::secret_names(&cli.global.secret_names, file);
+    crate::secrets::set_extra_names(secret_names(None));
     match cli.command {
         Command::Push(args) => {
             let settings = PushSettings::resolve(&args.repository, &args.build, env)?;
@@ -23,6 +25,7 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
         Command::Deploy(args) => {
             let cwd = std::env::current_dir().unwrap_or_default();
             let file = crate::config::load(args.config.as_deref(), &cwd)?;
+            crate::secrets::set_extra_names(secret_names(file.as_ref().map(|(_, f)| f)));
             let settings = DeploySettings::resolve(
                 &args,
                 cli.global.region.as_deref(),

@@ -329,13 +329,8 @@ impl Deploy<'_> {
                     (base.clone(), base)
                 }
             };
-            for value in source
-                .secret_values()
-                .into_iter()
-                .chain(base.secret_values())
-            {
-                crate::redact::register(&value);
-            }
+            source.register_secrets();
+            base.register_secrets();
             let containers = self.s.containers_for(&before.name);
             let mut new = render(r, &before.name, &source, containers, image)?;
             // What `deckhand rollback` goes back to from this revision, on any runner.

@@ -86,9 +86,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         .stage(format!("pre-deploy: {family}: {}", command.join(" ")));
     let source = taskdef::from_value(ecs::describe_task_definition(cx.client, family).await?)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
-    for value in source.secret_values() {
-        crate::redact::register(&value);
-    }
+    source.register_secrets();
     let wanted: Vec<String> = task.container.iter().cloned().collect();
     let (new, chosen) = source
         .with_new_image(&wanted, cx.image, cx.sha)

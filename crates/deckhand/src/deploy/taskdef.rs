@@ -226,16 +226,32 @@ impl TaskDef {
         out
     }
 
-    /// The values of secret-looking environment variables, to be masked in all output.
-    pub fn secret_values(&self) -> Vec<String> {
-        self.body["containerDefinitions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c["environment"].as_array().into_iter().flatten())
-            .filter(|e| e["name"].as_str().is_some_and(looks_secret))
-            .filter_map(|e| e["value"].as_str().map(str::to_string))
-            .collect()
+    /// What of this task definition must be masked in all output: the values of
+    /// secret-looking environment variables and URL passwords in any of them, of every
+    /// container; and the names in `secrets`, whose values ECS resolves at run time.
+    pub fn secrets(&self) -> (Vec<String>, Vec<String>) {
+        let containers = self.body["containerDefinitions"].as_array();
+        let entries = |field: &'static str| {
+            containers
+                .into_iter()
+                .flatten()
+                .flat_map(move |c| c[field].as_array().into_iter().flatten())
+        };
+        let values =
+            crate::secrets::values_to_mask(entries("environment").filter_map(|e| {
+                Some((e["name"].as_str().unwrap_or_default(), e["value"].as_str()?))
+            }));
+        let names = entries("secrets")
+            .filter_map(|e| e["name"].as_str().map(str::to_string))
+            .collect();
+        (values, names)
+    }
+
+    /// Registers [`TaskDef::secrets`] for masking.
+    pub fn register_secrets(&self) {
+        let (values, names) = self.secrets();
+        values.iter().for_each(|v| crate::redact::register(v));
+        names.iter().for_each(|n| crate::redact::register_name(n));
     }
 
     /// A copy with `image` in `containers` (by default, those whose image is from the same
@@ -291,26 +307,8 @@ fn image_repository(image: &str) -> Option<String> {
     ImageRef::parse(image).ok().map(|r| r.repository_uri())
 }
 
-/// True for environment variable names whose values must not be printed.
-pub fn looks_secret(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    [
-        "SECRET",
-        "TOKEN",
-        "PASSWORD",
-        "PASSWD",
-        "PRIVATE",
-        "CREDENTIAL",
-        "API_KEY",
-        "APIKEY",
-        "ACCESS_KEY",
-        "AUTH",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
-/// A copy with the values of secret-looking environment variables replaced by `***`.
+/// A copy with the values of secret-looking environment variables replaced by `***` (URL
+/// passwords in the others are masked when the diff is printed).
 pub fn masked(body: &Value) -> Value {
     let mut v = body.clone();
     if let Some(defs) = v
@@ -320,7 +318,10 @@ pub fn masked(body: &Value) -> Value {
         for d in defs {
             if let Some(env) = d.get_mut("environment").and_then(|e| e.as_array_mut()) {
                 for e in env {
-                    if e["name"].as_str().is_some_and(looks_secret) {
+                    if e["name"]
+                        .as_str()
+                        .is_some_and(crate::secrets::is_secret_name)
+                    {
                         e["value"] = Value::String(crate::redact::MASK.into());
                     }
                 }
@@ -527,5 +528,30 @@ mod tests {
         assert!(!d.contains("hunter2"));
         let whole = serde_json::to_string(&masked(&td.request())).unwrap();
         assert!(!whole.contains("hunter2") && whole.contains("prod"));
+    }
+
+    #[test]
+    fn secrets_come_from_every_container() {
+        let td = from_value(json!({
+            "family": "web",
+            "containerDefinitions": [
+                {"name": "web", "image": "web:1", "environment": [
+                    {"name": "DB_PASS", "value": "pw"},
+                    {"name": "DATABASE_URL", "value": "postgres://app:in-url@db/x"},
+                    {"name": "AUTHOR", "value": "someone-visible"},
+                    {"name": "AUTH_ENABLED", "value": "true"}
+                ]},
+                {"name": "side", "image": "side:1",
+                 "environment": [{"name": "stripeSk", "value": "sk_test_1"}],
+                 "secrets": [{"name": "FROM_SSM", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/x"}]}
+            ]
+        }))
+        .unwrap();
+        let (values, names) = td.secrets();
+        assert_eq!(values, vec!["pw", "in-url", "sk_test_1"]);
+        assert_eq!(names, vec!["FROM_SSM"]);
+        let shown = serde_json::to_string(&masked(&td.request())).unwrap();
+        assert!(!shown.contains("sk_test_1") && shown.contains("someone-visible"));
+        assert!(shown.contains("arn:aws:ssm"), "ARNs are shown: {shown}");
     }
 }

@@ -63,6 +63,11 @@ pub fn sha_tag(sha: &str, dirty: bool) -> String {
 
 /// Runs the push pipeline.
 pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<PushOutcome> {
+    // Masked from now on: secret-looking build args, and URL passwords in any.
+    let args = s.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for value in crate::secrets::values_to_mask(args) {
+        crate::redact::register(&value);
+    }
     let context = Context::prepare(&s.context, s.file.as_deref())?;
 
     r.stage("commit");

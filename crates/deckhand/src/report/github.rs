@@ -62,7 +62,8 @@ impl Render for Github {
     }
 
     fn mask(&mut self, secret: &str) -> String {
-        // The runner masks it in every later line of the job, this step's or not.
+        // The runner masks it in every later line of the job, this step's or not. It takes one
+        // line at a time: the lines of a longer value are registered, and announced, one by one.
         if secret.contains('\n') {
             String::new()
         } else {

@@ -186,7 +186,7 @@ impl Reporter {
     pub fn emit(&self, event: Event) {
         // Masked first: renderers escape text (`%0A`, `\|`), which would hide a secret from
         // the masking of what they wrote.
-        let event = event.map_text(crate::redact::redact);
+        let event = event.map_text(crate::redact::redact_log);
         let mut inner = self.lock();
         if event.summarised() {
             if inner.timeline.len() == KEEP {
@@ -226,7 +226,7 @@ impl Reporter {
             }
         }
         if !text.is_empty() {
-            out.push_str(&crate::redact::redact(text));
+            out.push_str(&crate::redact::redact_log(text));
             if !out.ends_with('\n') {
                 out.push('\n');
             }
@@ -267,11 +267,14 @@ impl Reporter {
             return;
         }
         self.publish(&value);
-        let line = match self.output {
-            OutputFormat::Text => text.to_string(),
-            OutputFormat::Json => json::line(&value),
-        };
-        crate::redact::println_stdout(&line);
+        match self.output {
+            // For people: masked as log text.
+            OutputFormat::Text => crate::redact::println_stdout(text),
+            // For scripts: identifiers whole, free text masked.
+            OutputFormat::Json => crate::redact::println_stdout_as_is(&json::line(
+                &crate::redact::redact_result(&value),
+            )),
+        }
     }
 
     /// Ends a run that failed with `error` (exit `code`): the error in the log, outside any
@@ -306,25 +309,27 @@ impl Reporter {
     }
 
     /// Writes the result object to every sink. A sink that cannot be written is a warning; the
-    /// result is still on stdout, so the run's outcome does not change.
+    /// result is still on stdout, so the run's outcome does not change. Files for machines
+    /// mask the result's free text only, so identifiers reach scripts whole; the job summary,
+    /// for people, is masked throughout.
     fn publish(&self, result: &Value) {
         let sinks = &self.sinks;
-        let redacted = |text: String| crate::redact::redact(&text);
+        let masked = crate::redact::redact_result(result);
         let mut writes: Vec<(&PathBuf, String, bool)> = Vec::new();
         if let Some(p) = &sinks.report {
-            writes.push((p, redacted(json::file(result)), false));
+            writes.push((p, json::file(&masked), false));
         }
         if let Some(p) = &sinks.dotenv {
-            writes.push((p, redacted(gitlab::dotenv(result)), false));
+            writes.push((p, gitlab::dotenv(&masked), false));
         }
         if self.mode == Mode::Github {
             if let Some(p) = &sinks.github_output {
-                writes.push((p, redacted(github::outputs(result)), true));
+                writes.push((p, github::outputs(&masked), true));
             }
             if let Some(p) = &sinks.github_summary {
                 let timeline = self.lock().timeline.clone();
                 let summary = github::summary(&sinks.command, result, &timeline);
-                writes.push((p, redacted(summary), true));
+                writes.push((p, crate::redact::redact_log(&summary), true));
             }
         }
         for (path, text, append) in writes {
@@ -510,7 +515,13 @@ mod tests {
         r.warn(format!("bad value {secret} here"));
         r.stage(format!("stage {secret}"));
         r.result(&serde_json::json!({"result": "failed"}), "failed");
-        let log = log.text();
+        // The masks the runner is told are the one place a secret is written.
+        let log: String = log
+            .text()
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let md = std::fs::read_to_string(&summary).unwrap();
         for (what, text) in [("log", &log), ("summary", &md)] {
             for part in ["p%ss", "p%25ss", "rd-secret", "w%0Ard"] {
@@ -534,5 +545,49 @@ mod tests {
         let log = log.text();
         assert!(log.contains("::warning::saw ***\n"), "{log}");
         assert!(!log.contains("token"), "quiet drops steps: {log}");
+    }
+
+    #[test]
+    fn result_files_keep_identifiers_and_mask_free_text() {
+        // A registered value that equals the image's host and tag.
+        crate::redact::register("imagehost.example");
+        crate::redact::register("rel-2024-tag");
+        let dir = tempfile::tempdir().unwrap();
+        let (report, dotenv) = (dir.path().join("r.json"), dir.path().join("d.env"));
+        let (output, summary) = (dir.path().join("out"), dir.path().join("s.md"));
+        let sinks = Sinks {
+            report: Some(report.clone()),
+            dotenv: Some(dotenv.clone()),
+            github_output: Some(output.clone()),
+            github_summary: Some(summary.clone()),
+            command: "deploy".into(),
+        };
+        let (r, _) = reporter(Mode::Github, false, sinks);
+        let image = "imagehost.example/web:rel-2024-tag";
+        r.result(
+            &serde_json::json!({
+                "result": "failed",
+                "image": image,
+                "reason": format!("cannot pull {image}: DB_PASS=hunter2 rejected"),
+            }),
+            "failed",
+        );
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(written["image"], image);
+        assert_eq!(written["reason"], "cannot pull ***/web:***: DB_PASS=***");
+        let env = std::fs::read_to_string(&dotenv).unwrap();
+        assert!(env.contains(&format!("DECKHAND_IMAGE={image}\n")), "{env}");
+        assert!(
+            env.contains("DECKHAND_REASON=cannot pull ***/web:***"),
+            "{env}"
+        );
+        let out = std::fs::read_to_string(&output).unwrap();
+        assert!(out.contains(&format!("image={image}\n")), "{out}");
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert!(
+            !md.contains("imagehost.example") && !md.contains("hunter2"),
+            "the summary, for people, is masked throughout:\n{md}"
+        );
     }
 }

@@ -329,3 +329,146 @@ async fn a_failure_before_any_change_still_writes_every_result_file() {
     assert!(env_file.contains("DECKHAND_RESULT=failed\n"), "{env_file}");
     sandbox.stop().await;
 }
+
+/// Whether `text` shows `value` as masking would see it: a short value only as a token of its
+/// own (not next to a letter or digit), a longer one anywhere.
+fn shows(text: &str, value: &str) -> bool {
+    if value.len() >= deckhand::redact::SHORT {
+        return text.contains(value);
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    text.match_indices(value).any(|(at, _)| {
+        !alnum(text[..at].chars().next_back()) && !alnum(text[at + value.len()..].chars().next())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output() {
+    use aws_sdk_ecs::types::{KeyValuePair, LogConfiguration, LogDriver, Secret};
+    let bed = Bed::get();
+    let (sandbox, client) = crate::sandbox::sandbox(8192).await;
+    let secrets = [
+        ("DB_PASS", "Zq7"),
+        ("DATABASE_URL", "postgres://app:pw-in-url@db/x"),
+        ("SIGNING_KEY", "signing-key-long-value-1"),
+        ("STRIPE_SK", "xK9w"),
+        ("API_KEY", "api-key-long-value-77"),
+        ("SENTRY_DSN", "https://dsn-key-value@sentry.example/1"),
+        ("NPM_AUTH_TOKEN", "Tk4"),
+    ];
+    let masked_values = [
+        "Zq7",
+        "pw-in-url",
+        "signing-key-long-value-1",
+        "xK9w",
+        "api-key-long-value-77",
+        "dsn-key-value",
+        "Tk4",
+        // Resolved by ECS from `secrets` at run time: deckhand never sees it, only its name.
+        "resolved-at-run-time",
+    ];
+    let mut c = crate::sandbox::container(&bed, &["sleep", "600"]);
+    c.environment = Some(
+        secrets
+            .iter()
+            .chain(&[("AUTHOR", "someone-visible")])
+            .map(|(k, v)| KeyValuePair::builder().name(*k).value(*v).build())
+            .collect(),
+    );
+    c.secrets = Some(vec![Secret::builder()
+        .name("FROM_SSM")
+        .value_from("arn:aws:ssm:us-east-1:123456789012:parameter/from-ssm")
+        .build()
+        .unwrap()]);
+    c.log_configuration = Some(
+        LogConfiguration::builder()
+            .log_driver(LogDriver::Awslogs)
+            .options("awslogs-group", "/ecs/web")
+            .options("awslogs-stream-prefix", "web")
+            .build()
+            .unwrap(),
+    );
+    let good = crate::sandbox::register(&client, "web", c).await;
+    crate::sandbox::create_service(&client, "web", &good, 1, false).await;
+    crate::sandbox::wait_until(&client, "web", "initial rollout", |s| {
+        crate::sandbox::completed_on(s, &good)
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<std::path::PathBuf> = ["output", "summary.md", "report.json", "result.env"]
+        .iter()
+        .map(|f| dir.path().join(f))
+        .collect();
+    let image = good_image(&bed).await;
+    let path = |i: usize| files[i].to_str().unwrap();
+    let args = image_args(
+        &image,
+        &[
+            "--ci",
+            "github",
+            "--output",
+            "json",
+            "--report",
+            path(2),
+            "--dotenv",
+            path(3),
+            "--pre-deploy",
+            "sh -c 'env; echo FROM_SSM=resolved-at-run-time'",
+        ],
+    );
+    let env = [("GITHUB_OUTPUT", path(0)), ("GITHUB_STEP_SUMMARY", path(1))];
+    let run = run_with_env(&sandbox, None, &args, &env).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("web app | AUTHOR=someone-visible"),
+        "the task's log is shown, with what is not secret:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("web app | FROM_SSM=***"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("web app | PWD=/\n"),
+        "the shell's PWD is a directory:\n{}",
+        run.stderr
+    );
+    let mut texts = vec![
+        ("stdout".to_string(), run.stdout.clone()),
+        ("stderr".to_string(), run.stderr.clone()),
+    ];
+    for f in &files {
+        texts.push((f.display().to_string(), std::fs::read_to_string(f).unwrap()));
+    }
+    for (what, text) in &texts {
+        let shown: String = text
+            .lines()
+            // GitHub's own masking command carries the value to the runner, which hides it.
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for value in masked_values {
+            assert!(!shows(&shown, value), "{what} shows {value:?}:\n{shown}");
+        }
+    }
+    let announced = [
+        "Zq7",
+        "pw-in-url",
+        "signing-key-long-value-1",
+        "xK9w",
+        "api-key-long-value-77",
+        "https://dsn-key-value@sentry.example/1",
+        "Tk4",
+    ];
+    for value in announced {
+        assert!(
+            run.stderr.contains(&format!("::add-mask::{value}\n")),
+            "{value} is masked for the runner too:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(run.json()["image"], image.as_str());
+    sandbox.stop().await;
+}
