@@ -187,6 +187,14 @@ fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"_.-".contains(&c)
 }
 
+/// Whether `name` has a lower-case letter followed by an upper-case one (`GetToken`,
+/// `apiKey`): an identifier of code, not a variable as logs write them.
+fn mixed_case(name: &str) -> bool {
+    name.as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+}
+
 /// `text` (log lines) with the value after each secret name replaced by `mask`: `NAME=value`,
 /// `export NAME=value`, `NAME: value`, `"NAME": "value"`, where `is_name(NAME)`. A quoted value
 /// ends at its closing quote; an unquoted one runs to the end of the line. Values that are
@@ -222,7 +230,11 @@ pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) 
         let value_at = match b.get(j) {
             Some(b'=') if quote.is_none() => Some(j + 1),
             Some(b':') if quote.is_some() => Some(skip_blanks(j + 1)),
-            Some(b':') if matches!(b.get(j + 1), Some(b' ' | b'\t')) => Some(skip_blanks(j + 1)),
+            // Not after an API operation's name ("ECR GetAuthorizationToken: AccessDenied…"):
+            // a variable or setting in a log is written in one case, `db_pass: …`.
+            Some(b':') if matches!(b.get(j + 1), Some(b' ' | b'\t')) && !mixed_case(name) => {
+                Some(skip_blanks(j + 1))
+            }
             _ => None,
         };
         let Some(v) = value_at.filter(|_| !placeholder && is_name(name)) else {
@@ -451,6 +463,11 @@ mod tests {
             ("PWD=/app", "PWD=/app"),
             ("'--build-arg <KEY=VALUE>'", "'--build-arg <KEY=VALUE>'"),
             ("MYSQL_PWD=root", "MYSQL_PWD=***"),
+            (
+                "ECR GetAuthorizationToken: AccessDeniedException: not authorized",
+                "ECR GetAuthorizationToken: AccessDeniedException: not authorized",
+            ),
+            ("api_token: t-1", "api_token: ***"),
             (
                 "| **run FROM_SECRETS=*** x** |",
                 "| **run FROM_SECRETS=*** x** |",

@@ -355,6 +355,13 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
         ("API_KEY", "api-key-long-value-77"),
         ("SENTRY_DSN", "https://dsn-key-value@sentry.example/1"),
         ("NPM_AUTH_TOKEN", "Tk4"),
+        ("SMTP_PASSWD", "smtp-passwd-value-5"),
+        ("MYSQL_PWD", "my-pwd-6"),
+        ("SESSION_SECRET", "session-secret-value"),
+        ("AWS_ACCESS_KEY", "AKIAEXAMPLEKEY7"),
+        ("PRIVATE_KEY", "private-key-value-8"),
+        ("GCP_CREDENTIALS", "gcp-credentials-9"),
+        ("AUTH", "auth-value-10"),
     ];
     let masked_values = [
         "Zq7",
@@ -364,6 +371,13 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
         "api-key-long-value-77",
         "dsn-key-value",
         "Tk4",
+        "smtp-passwd-value-5",
+        "my-pwd-6",
+        "session-secret-value",
+        "AKIAEXAMPLEKEY7",
+        "private-key-value-8",
+        "gcp-credentials-9",
+        "auth-value-10",
         // Resolved by ECS from `secrets` at run time: deckhand never sees it, only its name.
         "resolved-at-run-time",
     ];

@@ -23,7 +23,9 @@ async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_resu
                 "essential": true,
                 "memory": 32,
                 "command": ["sh", "-c",
-                    "echo 'booting: out-line-4711'; echo 'fatal: err-line-4712 `db` <down>' >&2; exit 1"],
+                    "echo 'booting: out-line-4711'; echo 'fatal: err-line-4712 `db` <down>' >&2; \
+                     echo \"login with $DB_PASSWORD\" >&2; exit 1"],
+                "environment": [{"name": "DB_PASSWORD", "value": "crash-pass-5521"}],
                 "logConfiguration": {"logDriver": "awslogs", "options": {
                     "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1",
                     "awslogs-stream-prefix": "web"}}
@@ -70,6 +72,7 @@ async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_resu
     for line in [
         "  app | booting: out-line-4711",
         "  app | fatal: err-line-4712 `db` <down>",
+        "  app | login with ***",
         "  proxy: logs not in CloudWatch (log driver json-file)",
     ] {
         assert!(
@@ -89,15 +92,25 @@ async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_resu
     assert!(md.contains("### Failed tasks' last log lines"), "{md}");
     assert!(
         md.contains("<details><summary>task ")
-            && md.contains("container app: last 2 log lines</summary>"),
+            && md.contains("container app: last 3 log lines</summary>"),
         "{md}"
     );
-    // Docker reads stdout and stderr apart: the two lines may come in either order.
-    assert!(
-        md.contains("```text\nbooting: out-line-4711\nfatal: err-line-4712 `db` <down>\n```")
-            || md
-                .contains("```text\nfatal: err-line-4712 `db` <down>\nbooting: out-line-4711\n```"),
-        "the lines verbatim, in a fence longer than their backticks:\n{md}"
+    // Docker reads stdout and stderr apart: the lines may come in any order.
+    let fenced = md
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```\n").next())
+        .unwrap_or_else(|| panic!("a fence longer than the lines' backticks:\n{md}"));
+    let mut fenced: Vec<&str> = fenced.lines().collect();
+    fenced.sort();
+    assert_eq!(
+        fenced,
+        [
+            "booting: out-line-4711",
+            "fatal: err-line-4712 `db` <down>",
+            "login with ***"
+        ],
+        "the lines verbatim, masked:\n{md}"
     );
     assert!(
         md.contains("container proxy: logs not in CloudWatch (log driver json-file)"),
@@ -129,12 +142,24 @@ async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_resu
         logs,
         json!([
             {"container": "app", "lines": ["booting: out-line-4711",
-                "fatal: err-line-4712 `db` <down>"], "note": ""},
+                "fatal: err-line-4712 `db` <down>", "login with ***"], "note": ""},
             {"container": "proxy", "lines": [],
                 "note": "logs not in CloudWatch (log driver json-file)"}
         ])
     );
     assert_ne!(first["task_definition_arn"], good);
+    for (what, text) in [
+        ("log", run.all()),
+        ("summary", md.clone()),
+        ("outputs", std::fs::read_to_string(&outputs).unwrap()),
+        ("report", std::fs::read_to_string(&report).unwrap()),
+    ] {
+        let shown: String = text
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect();
+        assert!(!shown.contains("crash-pass-5521"), "{what}:\n{text}");
+    }
     let outputs = std::fs::read_to_string(&outputs).unwrap();
     assert!(
         outputs.contains("failed-tasks=[{"),
