@@ -439,22 +439,25 @@ mod tests {
         )
     }
 
+    /// Every result file, in `dir`: the sinks and (report, dotenv, outputs, summary).
+    fn every_sink(dir: &tempfile::TempDir) -> (Sinks, [PathBuf; 4]) {
+        let paths = ["r.json", "d.env", "out", "summary.md"].map(|f| dir.path().join(f));
+        let sinks = Sinks {
+            report: Some(paths[0].clone()),
+            dotenv: Some(paths[1].clone()),
+            github_output: Some(paths[2].clone()),
+            github_summary: Some(paths[3].clone()),
+            command: "deploy".into(),
+        };
+        (sinks, paths)
+    }
+
     #[test]
     fn a_failure_before_any_result_writes_every_file_and_replaces_stale_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let report = dir.path().join("r.json");
-        let dotenv = dir.path().join("d.env");
-        let output = dir.path().join("out");
-        let summary = dir.path().join("summary.md");
+        let (sinks, [report, dotenv, output, summary]) = every_sink(&dir);
         std::fs::write(&report, r#"{"result":"deployed"}"#).unwrap();
         std::fs::write(&dotenv, "DECKHAND_RESULT=deployed\n").unwrap();
-        let sinks = Sinks {
-            report: Some(report.clone()),
-            dotenv: Some(dotenv.clone()),
-            github_output: Some(output.clone()),
-            github_summary: Some(summary.clone()),
-            command: "deploy".into(),
-        };
         let (r, log) = reporter(Mode::Github, false, sinks);
         assert!(!report.exists(), "a stale report is gone at the start");
         r.stage("service nope in demo");
@@ -553,15 +556,7 @@ mod tests {
         crate::redact::register("imagehost.example");
         crate::redact::register("rel-2024-tag");
         let dir = tempfile::tempdir().unwrap();
-        let (report, dotenv) = (dir.path().join("r.json"), dir.path().join("d.env"));
-        let (output, summary) = (dir.path().join("out"), dir.path().join("s.md"));
-        let sinks = Sinks {
-            report: Some(report.clone()),
-            dotenv: Some(dotenv.clone()),
-            github_output: Some(output.clone()),
-            github_summary: Some(summary.clone()),
-            command: "deploy".into(),
-        };
+        let (sinks, [report, dotenv, output, summary]) = every_sink(&dir);
         let (r, _) = reporter(Mode::Github, false, sinks);
         let image = "imagehost.example/web:rel-2024-tag";
         r.result(
