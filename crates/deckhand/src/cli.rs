@@ -81,6 +81,7 @@ impl Command {
             Command::Deploy(_) => "deploy",
             Command::Rollback(_) => "rollback",
             Command::Status(_) => "status",
+            Command::Continue(_) => "continue",
             Command::Sandbox(_) => "sandbox",
         }
     }
@@ -98,6 +99,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Show a service's deployments, task counts, recent events and the image it runs.
     Status(StatusArgs),
+    /// Go on with a service deployment paused at a PAUSE lifecycle hook (or roll it back).
+    Continue(ContinueArgs),
     /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
     Sandbox(SandboxArgs),
 }
@@ -222,6 +225,17 @@ pub struct DeployArgs {
     /// finishes), replacing it instead of waiting; the log says whose deployment is replaced.
     #[arg(long, env = "DECKHAND_TAKE_OVER", help_heading = "Watch and rollback")]
     pub take_over: bool,
+
+    /// `stable` (the deployment's end), or a lifecycle stage (e.g. BAKE_TIME,
+    /// PRODUCTION_TRAFFIC_SHIFT): exit 0 once the service deployment reaches it, unfinished
+    /// [default: stable].
+    #[arg(
+        long,
+        value_name = "STAGE",
+        env = "DECKHAND_WAIT_UNTIL",
+        help_heading = "Watch and rollback"
+    )]
+    pub wait_until: Option<String>,
 }
 
 /// Which service(s).
@@ -294,6 +308,17 @@ pub struct StatusArgs {
     /// How many recent service events to show.
     #[arg(long, default_value_t = 5, env = "DECKHAND_EVENTS", help_heading = None)]
     pub events: usize,
+}
+
+/// `deckhand continue`: a paused service deployment goes on, or back.
+#[derive(Debug, Args, Clone)]
+pub struct ContinueArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// Roll the paused deployment back to the previous service revision instead.
+    #[arg(long, help_heading = None)]
+    pub rollback: bool,
 }
 
 /// What a failed deploy does (`--rollback`, `rollback` in deckhand.toml).
@@ -554,7 +579,12 @@ mod tests {
                 "Watch and rollback",
             ),
             (
-                &["keep_revisions", "wait_for_others", "take_over"][..],
+                &[
+                    "keep_revisions",
+                    "wait_for_others",
+                    "take_over",
+                    "wait_until",
+                ][..],
                 "Watch and rollback",
             ),
             (

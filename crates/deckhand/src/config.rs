@@ -33,6 +33,7 @@ pub struct File {
     #[serde(default, deserialize_with = "typed::wait_for_others")]
     pub wait_for_others: Option<Duration>,
     pub take_over: Option<bool>,
+    pub wait_until: Option<String>,
     pub max_failed_tasks: Option<usize>,
     pub log_lines: Option<usize>,
     /// Extra names whose values are masked, besides the secret-looking ones.

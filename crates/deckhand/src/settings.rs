@@ -50,6 +50,9 @@ pub struct DeploySettings {
     pub wait_for_others: Duration,
     /// `--take-over`: replace a deployment in progress instead of waiting for it.
     pub take_over: bool,
+    /// `--wait-until STAGE`: where in [`crate::deploy::verdict::STAGES`] a deploy may end,
+    /// unfinished; `None`: at the deployment's final status.
+    pub wait_until: Option<String>,
     /// The settings file that was applied.
     pub config_path: Option<PathBuf>,
 }
@@ -210,6 +213,7 @@ impl DeploySettings {
                 .or(f.wait_for_others)
                 .unwrap_or(DEFAULT_WAIT_FOR_OTHERS),
             take_over: args.take_over || f.take_over.unwrap_or(false),
+            wait_until: wait_until(args.wait_until.as_deref().or(f.wait_until.as_deref()))?,
             config_path,
         })
     }
@@ -350,6 +354,41 @@ impl RollbackSettings {
             to: args.to.clone(),
             watch: WatchSettings::resolve(&args.watch, None)?,
             no_wait: args.no_wait,
+        })
+    }
+}
+
+/// `deckhand continue`, validated.
+#[derive(Debug, Clone)]
+pub struct ContinueSettings {
+    pub cluster: String,
+    pub service: String,
+    /// ROLLBACK instead of CONTINUE.
+    pub rollback: bool,
+}
+
+/// `--wait-until`: `stable` (or nothing) is the deployment's end; else a lifecycle stage ECS
+/// names, in any case.
+fn wait_until(given: Option<&str>) -> Result<Option<String>> {
+    use crate::deploy::verdict::{stage_order, STAGES};
+    match given.map(|g| g.trim().to_ascii_uppercase()) {
+        None => Ok(None),
+        Some(g) if g == "STABLE" || g.is_empty() => Ok(None),
+        Some(g) if stage_order(&g).is_some() => Ok(Some(g)),
+        Some(g) => Err(Error::usage(format!(
+            "--wait-until {g:?} is not a lifecycle stage; use stable or one of {}",
+            STAGES.join(", ")
+        ))),
+    }
+}
+
+impl ContinueSettings {
+    /// One service.
+    pub fn resolve(args: &crate::cli::ContinueArgs) -> Result<Self> {
+        Ok(ContinueSettings {
+            cluster: cluster(&args.target, None)?,
+            service: one_service(&args.target, "continue one --service at a time")?,
+            rollback: args.rollback,
         })
     }
 }
@@ -952,6 +991,23 @@ mod tests {
                 && err.message.contains("`networkMode`")
                 && err.message.contains("`containerPort`")
                 && err.message.contains("without them"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn wait_until_is_stable_or_a_lifecycle_stage() {
+        assert_eq!(wait_until(None).unwrap(), None);
+        assert_eq!(wait_until(Some("stable")).unwrap(), None);
+        assert_eq!(
+            wait_until(Some("bake_time")).unwrap().as_deref(),
+            Some("BAKE_TIME")
+        );
+        let err = wait_until(Some("baking")).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains("PRODUCTION_TRAFFIC_SHIFT"),
             "{}",
             err.message
         );

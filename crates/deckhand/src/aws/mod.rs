@@ -4,6 +4,7 @@ pub mod config;
 pub mod ecr;
 pub mod ecs;
 pub mod logs;
+pub mod sdeploy;
 pub mod sts;
 pub mod types;
 

@@ -3,6 +3,7 @@
 
 pub mod deploy;
 pub mod push;
+pub mod resume;
 pub mod rollback;
 pub mod sandbox;
 pub mod status;
@@ -41,6 +42,10 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
             rollback::run(r, region, &RollbackSettings::resolve(&args)?).await
         }
         Command::Status(args) => status::run(r, region, &StatusSettings::resolve(&args)?).await,
+        Command::Continue(args) => {
+            let settings = crate::settings::ContinueSettings::resolve(&args)?;
+            resume::run(r, region, &settings).await
+        }
         Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }
 }

@@ -30,6 +30,48 @@ pub struct Status {
     pub containers: Vec<Container>,
     /// Newest first.
     pub events: Vec<Event>,
+    /// The service deployment still going, where ECS has the API: its stage and alarms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_deployment: Option<Current>,
+}
+
+/// The service deployment in progress, as `deckhand status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Current {
+    pub arn: String,
+    pub status: String,
+    pub stage: Option<String>,
+    pub strategy: Option<String>,
+    /// The line `deckhand deploy` prints for it.
+    pub summary: String,
+    /// The alarms' status (MONITORING, TRIGGERED…) and those that went off.
+    pub alarms: Option<String>,
+    pub triggered_alarms: Vec<String>,
+    /// A PAUSE hook awaiting action (`deckhand continue`).
+    pub paused_hook: Option<String>,
+}
+
+impl Current {
+    fn of(sd: &crate::aws::sdeploy::ServiceDeployment) -> Self {
+        Current {
+            arn: sd.arn.clone(),
+            status: sd.status.clone(),
+            stage: sd.stage.clone(),
+            strategy: sd.strategy.clone(),
+            summary: crate::deploy::verdict::describe_service_deployment(sd),
+            alarms: sd.alarms.as_ref().map(|(s, _)| s.clone()),
+            triggered_alarms: sd
+                .alarms
+                .as_ref()
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default(),
+            paused_hook: sd
+                .hooks
+                .iter()
+                .find(|h| h.status == "AWAITING_ACTION")
+                .map(|h| h.id.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -59,7 +101,11 @@ pub async fn run(
     let client = ecs::Ecs::new(&config);
     let view = ecs::describe_service(&client, cluster, service).await?;
     let td = ecs::describe_task_definition(&client, &view.task_definition).await?;
-    let status = assemble(service, cluster, &view, &td, args.events);
+    let mut status = assemble(service, cluster, &view, &td, args.events);
+    status.service_deployment = crate::aws::sdeploy::current(&client, cluster, service)
+        .await?
+        .as_ref()
+        .map(Current::of);
     r.result(&status, &text(&status));
     Ok(())
 }
@@ -115,6 +161,7 @@ pub fn assemble(
                 message: e.message.clone(),
             })
             .collect(),
+        service_deployment: None,
     }
 }
 
@@ -162,6 +209,23 @@ pub fn text(s: &Status) -> String {
     });
     for d in &s.deployments {
         out.push_str(&format!("  {}\n", watch::describe_deployment(d)));
+    }
+    if let Some(c) = &s.service_deployment {
+        out.push_str(&format!("{}\n  {}\n", c.summary, c.arn));
+        if let Some(alarms) = &c.alarms {
+            out.push_str(&format!("  alarms {alarms}"));
+            if !c.triggered_alarms.is_empty() {
+                out.push_str(&format!(": {} went off", c.triggered_alarms.join(", ")));
+            }
+            out.push('\n');
+        }
+        if let Some(hook) = &c.paused_hook {
+            out.push_str(&format!(
+                "  paused at hook {hook}: `deckhand continue --cluster {} --service {}` (or \
+                 --rollback)\n",
+                s.cluster, s.service
+            ));
+        }
     }
     if !s.events.is_empty() {
         out.push_str("recent events (newest first):\n");

@@ -72,6 +72,9 @@ pub enum Ending {
     /// The deployments completed, but at least one service has desiredCount 0: no task ran, so
     /// nothing was verified. Exit 0, said loudly.
     Unverified,
+    /// `--wait-until STAGE`: every service deployment reached that stage and goes on in ECS;
+    /// nothing is verified yet. Exit 0.
+    ReachedStage,
     /// It failed and every changed service is back on its target, stable.
     RolledBack,
     /// It failed and at least one service is not confirmed healthy.
@@ -84,6 +87,7 @@ impl Ending {
         match self {
             Ending::Deployed => "deployed",
             Ending::Unverified => "unverified",
+            Ending::ReachedStage => "reached-stage",
             Ending::RolledBack => "rolled-back",
             Ending::Failed => "failed",
         }
@@ -92,7 +96,7 @@ impl Ending {
     /// The exit code the README promises for it.
     pub fn exit(self) -> Exit {
         match self {
-            Ending::Deployed | Ending::Unverified => Exit::Success,
+            Ending::Deployed | Ending::Unverified | Ending::ReachedStage => Exit::Success,
             Ending::RolledBack => Exit::RolledBack,
             Ending::Failed => Exit::NeedsPerson,
         }
@@ -101,8 +105,10 @@ impl Ending {
 
 /// How a deploy whose deployments all completed ends (pure): deployed only when every service
 /// ran tasks of its new revision.
-pub fn after_success(any_without_tasks: bool) -> Ending {
-    if any_without_tasks {
+pub fn after_success(any_without_tasks: bool, any_at_a_stage: bool) -> Ending {
+    if any_at_a_stage {
+        Ending::ReachedStage
+    } else if any_without_tasks {
         Ending::Unverified
     } else {
         Ending::Deployed
@@ -330,8 +336,11 @@ mod tests {
             .collect();
         assert_eq!(codes, vec![0, 3, 4]);
         assert_eq!(Ending::RolledBack.result(), "rolled-back");
-        assert_eq!(after_success(false), Ending::Deployed);
-        assert_eq!(after_success(true), Ending::Unverified);
+        assert_eq!(after_success(false, false), Ending::Deployed);
+        assert_eq!(after_success(true, false), Ending::Unverified);
+        assert_eq!(after_success(true, true), Ending::ReachedStage);
+        assert_eq!(Ending::ReachedStage.result(), "reached-stage");
+        assert_eq!(Ending::ReachedStage.exit().code(), 0);
         assert_eq!(Ending::Unverified.result(), "unverified");
         assert_eq!(
             Ending::Unverified.exit().code(),

@@ -131,7 +131,10 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
         s,
         config: &config,
         client: &client,
-        watcher: Watcher::new(r, &config, &client, &s.cluster, &s.watch),
+        watcher: Watcher {
+            wait_until: s.wait_until.clone(),
+            ..Watcher::new(r, &config, &client, &s.cluster, &s.watch)
+        },
         services: s.service_names(),
     };
     let found = d.preflight().await?;

@@ -55,6 +55,13 @@ impl Rollout<'_> {
             let mut without_tasks = false;
             for w in &watched {
                 let short = watch::short(&w.task_definition);
+                if let Some(stage) = &w.reached {
+                    r.verdict(format!(
+                        "reached {stage}: {} is going to {short}; the deployment goes on in ECS",
+                        w.service
+                    ));
+                    continue;
+                }
                 if let Some(Verdict::Stable {
                     nothing_running: true,
                 }) = w.verdict
@@ -71,8 +78,23 @@ impl Rollout<'_> {
                     r.verdict(format!("deployed: {} is stable on {short}", w.service));
                 }
             }
-            let ending = decide::after_success(without_tasks);
+            let at_stage = watched.iter().any(|w| w.reached.is_some());
+            let ending = decide::after_success(without_tasks, at_stage);
             for w in &watched {
+                if w.reached.is_some() {
+                    let action = format!(
+                        "its deployment goes on in ECS: watch it with `deckhand status {}`",
+                        self.at(&w.service)
+                    );
+                    set_standing(
+                        &mut result,
+                        &w.service,
+                        &w.task_definition,
+                        "reached-stage",
+                        action,
+                    );
+                    continue;
+                }
                 let verified = matches!(
                     w.verdict,
                     Some(Verdict::Stable {
@@ -92,8 +114,8 @@ impl Rollout<'_> {
                 set_standing(&mut result, &w.service, &w.task_definition, state, action);
             }
             match args.keep_revisions {
-                Some(_) if ending == Ending::Unverified => {
-                    r.step("--keep-revisions: nothing is deregistered after an unverified deploy")
+                Some(_) if ending != Ending::Deployed => {
+                    r.step("--keep-revisions: nothing is deregistered before a verified deploy")
                 }
                 Some(keep) => {
                     for u in self.units {
@@ -155,6 +177,27 @@ impl Rollout<'_> {
         };
         for w in &watched {
             let target = &self.unit(&w.service).target;
+            // ECS has judged its own rollback of our service deployment: nothing to start.
+            match w.failed() {
+                Some(Failure::EcsRolledBack { reason }) => {
+                    r.step(format!(
+                        "{}: ECS rolled it back to {target} ({reason})",
+                        w.service
+                    ));
+                    let mut done = Watched::new(&w.service, &w.deployment, target);
+                    done.verdict = Some(Verdict::Stable {
+                        nothing_running: false,
+                    });
+                    back.push(done);
+                    continue;
+                }
+                Some(Failure::EcsRollbackFailed { reason }) => {
+                    r.error(format!("{}: ECS's rollback failed: {reason}", w.service));
+                    left = true;
+                    continue;
+                }
+                _ => {}
+            }
             let Some(view) = views.iter().find(|v| v.name == w.service) else {
                 left = true;
                 continue;
@@ -179,7 +222,10 @@ impl Rollout<'_> {
                         "{}: going back to {target} ({deployment}); watching it",
                         w.service
                     ));
-                    back.push(Watched::new(&w.service, &deployment, target));
+                    let mut follow = Watched::new(&w.service, &deployment, target);
+                    // Seen in the service's deployments: judged by them, as it was found.
+                    follow.service_deployment = watch::Lookup::Unavailable;
+                    back.push(follow);
                 }
                 Undo::HandsOff { by } => {
                     // `by` is the primary's id: describe it whole.
@@ -199,6 +245,27 @@ impl Rollout<'_> {
                 }
                 Undo::RollBack => {
                     r.stage(format!("rolling back {} to {target}", w.service));
+                    if let Some(arn) = stoppable(w) {
+                        // ECS sends the traffic straight back to the source revision.
+                        let stop = persist::until(r, deadline, "StopServiceDeployment", || {
+                            crate::aws::sdeploy::stop_with_rollback(watcher.client, arn)
+                        });
+                        match stop.await {
+                            Ok(()) => {
+                                r.step(format!(
+                                    "{}: StopServiceDeployment (ROLLBACK) of {arn}",
+                                    w.service
+                                ));
+                                back.push(Watched::ecs_rollback(&w.service, arn, target, arn));
+                                continue;
+                            }
+                            Err(e) => r.warn(format!(
+                                "{}: ECS would not roll the service deployment back ({e}); \
+                                 updating the service to {target} instead",
+                                w.service
+                            )),
+                        }
+                    }
                     match watcher.start_until(&w.service, target, deadline).await {
                         Ok(id) => {
                             r.step(format!("{}: rollback deployment {id} started", w.service));
@@ -318,6 +385,7 @@ pub async fn confirm(
     interrupted: &mut Interrupts,
 ) -> Result<Confirmation> {
     let r = watcher.reporter;
+    let watcher = &watcher.to_the_end();
     let ended = if back.is_empty() {
         Ended::Decided
     } else {
@@ -373,6 +441,19 @@ impl Confirmation {
                 "rolled back: {service} is stable on {task_definition}"
             ));
         }
+    }
+}
+
+/// Our service deployment, when ECS can roll it back itself (StopServiceDeployment): found,
+/// and last seen going.
+fn stoppable(w: &Watched) -> Option<&str> {
+    match (&w.service_deployment, &w.service_deployment_view) {
+        (watch::Lookup::Found(arn), Some(sd))
+            if matches!(sd.status.as_str(), "PENDING" | "IN_PROGRESS") =>
+        {
+            Some(arn)
+        }
+        _ => None,
     }
 }
 

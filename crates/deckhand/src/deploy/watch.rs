@@ -11,8 +11,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::tasklogs::{self, ContainerLog};
-use super::verdict::{self, Failure, Limits, Snapshot, Verdict};
+use super::verdict::{self, Failure, Limits, Role, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
+use crate::aws::sdeploy::{self, ServiceDeployment};
 use crate::aws::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Kind, Result};
 use crate::report::{Event, Reporter};
@@ -49,6 +50,16 @@ pub fn lookups(pending: &[(usize, i32, usize)], turn: usize, budget: usize) -> V
     chosen
 }
 
+/// How far the clocks of deckhand's machine and ECS may disagree, in seconds: a service
+/// deployment created up to this long before the watch began can be ours (an older one of
+/// the same revision, a rollback's, must not be).
+const CLOCK_SKEW: f64 = 2.0;
+
+/// Looks that find no service deployment of ours, once ECS lists our deployment, before the
+/// service's `deployments[]` is judged alone (our UpdateService applied on an earlier try
+/// whose answer was lost, before the watch began).
+const LOOKS_FOR_SERVICE_DEPLOYMENT: u32 = 5;
+
 /// The most failed tasks of one deployment whose logs are read: a crash loop's first few say
 /// what the rest would.
 pub const LOGGED_TASKS: usize = 3;
@@ -63,6 +74,8 @@ pub struct Watcher<'a> {
     /// Reads failed tasks' last log lines (none when `--log-lines 0`).
     pub logs: Option<aws_sdk_cloudwatchlogs::Client>,
     pub log_lines: usize,
+    /// `--wait-until STAGE`: a deploy's watch ends once its service deployment reaches it.
+    pub wait_until: Option<String>,
 }
 
 /// What has been printed already, across a deploy and its rollback.
@@ -118,6 +131,30 @@ pub struct Watched {
     last_progress: String,
     /// The service as last read, in a line, for a verdict reached without ECS's answer.
     last_seen: Option<String>,
+    /// Our service deployment: being looked for, found, or not to be had here.
+    pub service_deployment: Lookup,
+    /// It as last read.
+    pub service_deployment_view: Option<ServiceDeployment>,
+    /// A deploy, or ECS rolling ours back.
+    pub role: Role,
+    /// The `--wait-until` stage its service deployment reached, when the watch ended there.
+    pub reached: Option<String>,
+    /// When the watch began (seconds since the epoch), less a margin for clock skew: our
+    /// service deployment was created after it.
+    since: f64,
+    /// The progress line of its service deployment last printed, and the paused hooks told.
+    last_stage: String,
+    hooks_told: HashSet<String>,
+}
+
+/// Where the search for a watched deployment's service deployment stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Not found yet, after this many looks.
+    Looking(u32),
+    /// No ServiceDeployments API here, or ours not found: `deployments[]` is the source.
+    Unavailable,
+    Found(String),
 }
 
 impl Watched {
@@ -134,7 +171,23 @@ impl Watched {
             ours_seen: false,
             last_progress: String::new(),
             last_seen: None,
+            service_deployment: Lookup::Looking(0),
+            service_deployment_view: None,
+            role: Role::Deploy,
+            reached: None,
+            since: crate::clock::now() - CLOCK_SKEW,
+            last_stage: String::new(),
+            hooks_told: HashSet::new(),
         }
+    }
+
+    /// ECS rolling back the service deployment `arn` (StopServiceDeployment, a hook's
+    /// ROLLBACK) to `target`, watched to ROLLBACK_SUCCESSFUL.
+    pub fn ecs_rollback(service: &str, deployment: &str, target: &str, arn: &str) -> Self {
+        let mut w = Watched::new(service, deployment, target);
+        w.service_deployment = Lookup::Found(arn.to_string());
+        w.role = Role::Rollback;
+        w
     }
 
     pub fn failed(&self) -> Option<&Failure> {
@@ -192,6 +245,21 @@ impl<'a> Watcher<'a> {
             },
             logs: (args.log_lines > 0).then(|| aws_sdk_cloudwatchlogs::Client::new(config)),
             log_lines: args.log_lines,
+            wait_until: None,
+        }
+    }
+
+    /// The same watcher for rollbacks: they are watched to their end, whatever `--wait-until`.
+    pub fn to_the_end(&self) -> Watcher<'a> {
+        Watcher {
+            reporter: self.reporter,
+            client: self.client,
+            cluster: self.cluster,
+            poll: self.poll,
+            limits: self.limits,
+            logs: self.logs.clone(),
+            log_lines: self.log_lines,
+            wait_until: None,
         }
     }
 
@@ -338,6 +406,9 @@ impl<'a> Watcher<'a> {
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
                     failing_since = None;
+                    let (made, slow) = self.read_service_deployments(watched).await;
+                    calls += made;
+                    slowed |= slow;
                     let now = Instant::now();
                     let timed_out = now >= deadline;
                     // The watched entry each view is about.
@@ -393,6 +464,8 @@ impl<'a> Watcher<'a> {
                             }
                         }
                         let snapshot = Snapshot {
+                            service_deployment: w.service_deployment_view.clone(),
+                            role: w.role,
                             ours_seen: w.ours_seen,
                             task_definition: view.task_definition.clone(),
                             desired: view.desired,
@@ -408,7 +481,18 @@ impl<'a> Watcher<'a> {
                             &w.task_definition,
                             self.limits,
                         );
-                        if v == Verdict::Pending {
+                        let at_stage = match (&self.wait_until, &w.service_deployment_view) {
+                            (Some(until), Some(sd)) if w.role == Role::Deploy => {
+                                verdict::reached(until, sd).then(|| until.clone())
+                            }
+                            _ => None,
+                        };
+                        if v == Verdict::Pending && at_stage.is_some() {
+                            w.reached = at_stage;
+                            w.verdict = Some(Verdict::Stable {
+                                nothing_running: false,
+                            });
+                        } else if v == Verdict::Pending {
                             let others: i32 = view
                                 .deployments
                                 .iter()
@@ -488,6 +572,114 @@ impl<'a> Watcher<'a> {
                 _ = interrupted.recv() => return Ok(Ended::Interrupted),
             }
         }
+    }
+
+    /// Finds and reads the pending deployments' service deployments (one
+    /// DescribeServiceDeployments for all that are found), printing stage changes and paused
+    /// hooks once; returns the ECS calls made and whether ECS throttled. A failed read keeps
+    /// what was read before: one missed look is not a verdict.
+    async fn read_service_deployments(&self, watched: &mut [Watched]) -> (u64, bool) {
+        let (mut calls, mut throttled) = (0u64, false);
+        for w in watched
+            .iter_mut()
+            .filter(|w| w.verdict.is_none() && matches!(w.service_deployment, Lookup::Looking(_)))
+        {
+            calls += 1;
+            match sdeploy::find(
+                self.client,
+                self.cluster,
+                &w.service,
+                &w.task_definition,
+                w.since,
+            )
+            .await
+            {
+                Ok(sdeploy::Found::Ours(arn)) => {
+                    calls += 1;
+                    self.reporter
+                        .step(format!("{}: service deployment {arn}", w.service));
+                    w.service_deployment = Lookup::Found(arn);
+                }
+                Ok(sdeploy::Found::Unavailable) => {
+                    self.reporter.step(format!(
+                        "{}: ECS has no ServiceDeployments API here; judging by the service's \
+                         deployments",
+                        w.service
+                    ));
+                    w.service_deployment = Lookup::Unavailable;
+                }
+                Ok(sdeploy::Found::NotYet) => {
+                    if let Lookup::Looking(n) = &mut w.service_deployment {
+                        *n += u32::from(w.ours_seen);
+                        if *n >= LOOKS_FOR_SERVICE_DEPLOYMENT {
+                            w.service_deployment = Lookup::Unavailable;
+                        }
+                    }
+                }
+                Err(e) => {
+                    throttled |= e.kind == Kind::Throttled;
+                    self.reporter.warn(format!(
+                        "{}: could not look up its service deployment ({e})",
+                        w.service
+                    ));
+                }
+            }
+        }
+        let arns: Vec<String> = watched
+            .iter()
+            .filter(|w| w.verdict.is_none())
+            .filter_map(|w| match &w.service_deployment {
+                Lookup::Found(arn) => Some(arn.clone()),
+                _ => None,
+            })
+            .collect();
+        if arns.is_empty() {
+            return (calls, throttled);
+        }
+        calls += arns.len().div_ceil(20) as u64;
+        let read = match sdeploy::describe(self.client, &arns).await {
+            Ok(read) => read,
+            Err(e) => {
+                self.reporter
+                    .warn(format!("could not read the service deployments ({e})"));
+                return (calls, throttled || e.kind == Kind::Throttled);
+            }
+        };
+        let several = watched.len() > 1;
+        for w in watched.iter_mut().filter(|w| w.verdict.is_none()) {
+            let Lookup::Found(arn) = &w.service_deployment else {
+                continue;
+            };
+            let Some(sd) = read.iter().find(|d| &d.arn == arn) else {
+                continue;
+            };
+            let label = if several {
+                format!("{}: ", w.service)
+            } else {
+                String::new()
+            };
+            let line = verdict::describe_service_deployment(sd);
+            if line != w.last_stage {
+                self.reporter.step(format!("{label}{line}"));
+                w.last_stage = line;
+            }
+            for h in sd.hooks.iter().filter(|h| h.status == "AWAITING_ACTION") {
+                if w.hooks_told.insert(h.id.clone()) {
+                    self.reporter.warn(format!(
+                        "{label}the deployment is paused at {} awaiting action (hook {}{}); go \
+                         on with `deckhand continue --cluster {} --service {}`, or add \
+                         `--rollback` to roll it back",
+                        sd.stage.as_deref().unwrap_or("a lifecycle stage"),
+                        h.id,
+                        verdict::hook_timeout(h, crate::clock::now()),
+                        self.cluster,
+                        w.service
+                    ));
+                }
+            }
+            w.service_deployment_view = Some(sd.clone());
+        }
+        (calls, throttled)
     }
 
     /// One look at one service: prints its new events and failed tasks and progress, counts

@@ -302,6 +302,14 @@ pub mod command {
             "events are printed:\n{}",
             run.stderr
         );
+        // Judged by the service deployment the UpdateService started.
+        assert!(
+            run.stderr
+                .contains("web: service deployment arn:aws:ecs:us-east-1:123456789012:service-deployment/c/web/")
+                && run.stderr.contains("service deployment SUCCESSFUL"),
+            "{}",
+            run.stderr
+        );
         sandbox.stop().await;
     }
 
