@@ -20,7 +20,7 @@ use crate::signals::Interrupts;
 /// The result object (stdout with `--output json`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeployResult {
-    /// deployed | unverified | rolled-back | failed | dry-run | started
+    /// deployed | unverified | reached-stage | rolled-back | failed | dry-run | started
     pub result: String,
     /// The image reference put in the task definitions (pinned by digest when deckhand pushed it).
     pub image: String,
@@ -52,8 +52,8 @@ pub struct ServiceResult {
     pub rollback_target: String,
     /// The revision it runs at the end, as last seen (empty if it could not be read).
     pub running_task_definition_arn: String,
-    /// deployed | unverified | rolled-back | on-new-revision | not-confirmed | taken-over |
-    /// unknown
+    /// deployed | unverified | reached-stage | rolled-back | on-new-revision |
+    /// not-confirmed | taken-over | unknown
     pub state: String,
     /// What a person should do about it; empty when nothing.
     pub action: String,

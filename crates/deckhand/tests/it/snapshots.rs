@@ -23,6 +23,7 @@ fn help_texts() {
         ("deploy_help", &["deploy", "--help"][..]),
         ("rollback_help", &["rollback", "--help"][..]),
         ("status_help", &["status", "--help"][..]),
+        ("continue_help", &["continue", "--help"][..]),
         ("push_help", &["push", "--help"][..]),
     ] {
         let run = deckhand(dir.path(), args, &[]);
