@@ -320,7 +320,17 @@ pub enum Verdict {
 pub fn verdict(snap: &Snapshot, ours: &str, our_task_definition: &str, limits: Limits) -> Verdict {
     if let Some(sd) = &snap.service_deployment {
         if let Some(v) = by_service_deployment(sd, snap.role) {
-            return v;
+            // Replaced: named by the deployment that replaced ours, where the service shows it.
+            let newer = snap
+                .deployments
+                .iter()
+                .find(|d| d.status == DeploymentStatus::Primary && d.id != ours);
+            return match (v, newer) {
+                (Verdict::Failed(Failure::Replaced { .. }), Some(p)) => {
+                    Verdict::Failed(Failure::Replaced { by: p.id.clone() })
+                }
+                (v, _) => v,
+            };
         }
         // Going, by ECS's word: deckhand's own fail-fast, unless ECS is rolling it back
         // already (a rollback is ECS's to judge, up to the timeout).
@@ -560,6 +570,26 @@ mod tests {
             verdict(&late, OURS, NEW_TD, limits),
             Verdict::Failed(Failure::TimedOut)
         );
+    }
+
+    #[test]
+    fn a_stopped_service_deployment_is_named_by_the_deployment_that_replaced_it() {
+        let mut snap = Snapshot {
+            service_deployment: Some(sd("STOPPED", None)),
+            ours_seen: true,
+            ..Snapshot::default()
+        };
+        let limits = Limits::default();
+        let replaced = |by: &str| Verdict::Failed(Failure::Replaced { by: by.to_string() });
+        assert_eq!(
+            verdict(&snap, OURS, NEW_TD, limits),
+            replaced("its service deployment is STOPPED")
+        );
+        snap.deployments = vec![
+            dep("ecs-svc/9", "PRIMARY", "td:3", Some("IN_PROGRESS"), 1, 0),
+            dep(OURS, "ACTIVE", NEW_TD, Some("IN_PROGRESS"), 1, 0),
+        ];
+        assert_eq!(verdict(&snap, OURS, NEW_TD, limits), replaced("ecs-svc/9"));
     }
 
     #[test]
