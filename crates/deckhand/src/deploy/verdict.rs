@@ -61,13 +61,14 @@ pub enum Role {
 
 /// The lifecycle stages of a service deployment, in the order ECS goes through them: stages
 /// are compared by this order, as a poll can miss the short ones.
-pub const STAGES: [&str; 10] = [
+pub const STAGES: [&str; 11] = [
     "RECONCILE_SERVICE",
     "PRE_SCALE_UP",
     "SCALE_UP",
     "POST_SCALE_UP",
     "TEST_TRAFFIC_SHIFT",
     "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
     "PRODUCTION_TRAFFIC_SHIFT",
     "POST_PRODUCTION_TRAFFIC_SHIFT",
     "BAKE_TIME",

@@ -78,7 +78,7 @@ async fn read_until(mut running: Running, line: &str) -> Running {
 }
 
 /// Waits for `running` to exit and collects its output (off the runtime's workers).
-async fn finished(running: Running) -> Run {
+pub async fn finished(running: Running) -> Run {
     tokio::task::spawn_blocking(move || running.finish())
         .await
         .unwrap()

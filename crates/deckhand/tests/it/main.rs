@@ -18,3 +18,4 @@ mod rollback;
 mod rollout;
 mod sandbox;
 mod snapshots;
+mod strategies;

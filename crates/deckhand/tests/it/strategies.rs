@@ -1,0 +1,347 @@
+//! `deckhand deploy` for every way ECS deploys, on the sandbox: blue/green, linear and canary
+//! judged by the service deployment (stages, alarms, the circuit breaker, PAUSE hooks),
+//! rollbacks through StopServiceDeployment, `deckhand continue`, `--wait-until`, and the
+//! fallback to `deployments[]` where ECS has no ServiceDeployments API.
+
+use aws_sdk_ecs::types::{
+    CanaryConfiguration, DeploymentAlarms, DeploymentCircuitBreaker, DeploymentConfiguration,
+    DeploymentLifecycleHook, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
+    DeploymentStrategy, LinearConfiguration,
+};
+use aws_sdk_ecs::Client;
+use deckhand_sandbox::{Options, Sandbox};
+
+use crate::bed::{Bed, Run};
+use crate::deploy::command::{broken_image, deploy, deploy_args, good_image, run, service_td};
+use crate::faults::{expect_service, finished};
+use crate::rollout::start_until;
+use crate::sandbox::{
+    completed_on, container, control, register, sandbox_with, test_options, wait_until,
+};
+
+/// A sandbox whose minutes pass quickly (a bake of 1 minute lasts 1.2 s), with service `web`
+/// of a good revision deployed with `config`; returns the good revision.
+async fn service_with(config: DeploymentConfiguration) -> (Sandbox, Client, String) {
+    let bed = Bed::get();
+    let (sandbox, client) = sandbox_with(Options {
+        time_scale: 0.02,
+        ..test_options()
+    })
+    .await;
+    let good = register(&client, "web", container(&bed, &["sleep", "600"])).await;
+    client
+        .create_cluster()
+        .cluster_name("c")
+        .send()
+        .await
+        .unwrap();
+    client
+        .create_service()
+        .cluster("c")
+        .service_name("web")
+        .task_definition(&good)
+        .desired_count(1)
+        .deployment_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    wait_until(&client, "web", "initial rollout", |s| {
+        completed_on(s, &good)
+    })
+    .await;
+    (sandbox, client, good)
+}
+
+/// `strategy` with a bake of `bake` minutes and the circuit breaker as `breaker` says.
+fn strategy(strategy: DeploymentStrategy, bake: i32, breaker: bool) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .strategy(strategy)
+        .bake_time_in_minutes(bake)
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(breaker)
+                .rollback(breaker)
+                .build(),
+        )
+        .build()
+}
+
+/// The deploy's arguments for `image`, quick polling, JSON, then `extra`.
+fn args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut more = vec!["--output", "json", "--poll", "1s"];
+    more.extend_from_slice(extra);
+    deploy_args(&["--image", image], &more)
+}
+
+/// How many times the sandbox was asked `operation`.
+fn calls(sandbox: &Sandbox, operation: &str) -> u64 {
+    sandbox.calls().get(operation).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_green_deploy_shows_its_stages_and_is_deployed() {
+    let bed = Bed::get();
+    let (sandbox, client, good) =
+        service_with(strategy(DeploymentStrategy::BlueGreen, 1, false)).await;
+    let image = good_image(&bed).await;
+    let run = run(&sandbox, None, &args(&image, &[])).await;
+    run.expect_code(0);
+    let out = run.json();
+    assert_eq!(out["result"], "deployed");
+    let new = out["task_definition_arn"].as_str().unwrap().to_string();
+    assert_eq!(service_td(&client).await, new);
+    expect_service(&out, "web", "deployed", Some(&new), &good);
+    for line in [
+        "(BLUE_GREEN, production traffic 100% to the new revision, bake time 1 min",
+        "service deployment SUCCESSFUL",
+    ] {
+        assert!(run.stderr.contains(line), "{line:?}:\n{}", run.stderr);
+    }
+    let at = |stage: &str| run.stderr.find(&format!("at {stage} ("));
+    assert!(
+        at("SCALE_UP") < at("BAKE_TIME"),
+        "stages in order:\n{}",
+        run.stderr
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_during_a_blue_green_bake_is_exit_3_naming_it_with_no_update_of_deckhands() {
+    let bed = Bed::get();
+    let mut config = strategy(DeploymentStrategy::BlueGreen, 60, false);
+    config.alarms = Some(
+        DeploymentAlarms::builder()
+            .alarm_names("api-errors")
+            .enable(true)
+            .rollback(true)
+            .build()
+            .unwrap(),
+    );
+    let (sandbox, client, good) = service_with(config).await;
+    let image = good_image(&bed).await;
+    let running = start_until(&sandbox, &args(&image, &[]), "at BAKE_TIME").await;
+    control(
+        &sandbox,
+        "alarms",
+        r#"{"name": "api-errors", "state": "ALARM"}"#,
+    );
+    let run = finished(running).await;
+    run.expect_code(3);
+    let out = run.json();
+    assert_eq!(out["result"], "rolled-back");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("ECS rolled the deployment back: alarm api-errors went off"),
+        "{reason}"
+    );
+    assert!(!reason.contains("replaced ours"), "{reason}");
+    assert_eq!(
+        calls(&sandbox, "UpdateService"),
+        1,
+        "deckhand's own update only"
+    );
+    assert_eq!(calls(&sandbox, "StopServiceDeployment"), 0);
+    assert_eq!(service_td(&client).await, good);
+    expect_service(&out, "web", "rolled-back", Some(&good), &good);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_canary_goes_back_through_stop_service_deployment_and_exits_3() {
+    let mut config = strategy(DeploymentStrategy::Canary, 0, false);
+    config.canary_configuration = Some(
+        CanaryConfiguration::builder()
+            .canary_percent(10.0)
+            .canary_bake_time_in_minutes(30)
+            .build(),
+    );
+    let (sandbox, client, good) = service_with(config).await;
+    let image = broken_image().await;
+    let run = run(&sandbox, None, &args(&image, &[])).await;
+    run.expect_code(3);
+    let out = run.json();
+    assert_eq!(out["result"], "rolled-back");
+    assert!(
+        run.stderr.contains("StopServiceDeployment (ROLLBACK)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(calls(&sandbox, "StopServiceDeployment"), 1);
+    assert_eq!(
+        calls(&sandbox, "UpdateService"),
+        1,
+        "no second UpdateService: the canary's lifecycle does not run again"
+    );
+    wait_until(&client, "web", "back on the good revision", |s| {
+        completed_on(s, &good)
+    })
+    .await;
+    expect_service(&out, "web", "rolled-back", Some(&good), &good);
+    sandbox.stop().await;
+}
+
+/// A blue/green service that pauses after scaling up, and a deploy waiting at the pause.
+async fn paused() -> (Sandbox, Client, String, crate::bed::Running) {
+    let bed = Bed::get();
+    let mut config = strategy(DeploymentStrategy::BlueGreen, 0, false);
+    config.lifecycle_hooks = Some(vec![DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::Pause)
+        .lifecycle_stages(DeploymentLifecycleHookStage::PostScaleUp)
+        .build()]);
+    let (sandbox, client, good) = service_with(config).await;
+    let image = good_image(&bed).await;
+    let running = start_until(
+        &sandbox,
+        &args(&image, &["--ci", "github"]),
+        "awaiting action",
+    )
+    .await;
+    (sandbox, client, good, running)
+}
+
+/// `deckhand continue` for service `web`, with `extra`.
+async fn resume(sandbox: &Sandbox, extra: &[&str]) -> Run {
+    let mut argv = vec![
+        "continue",
+        "--cluster",
+        "c",
+        "--service",
+        "web",
+        "--output",
+        "json",
+    ];
+    argv.extend_from_slice(extra);
+    run(sandbox, None, &argv).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deploy_is_told_at_once_and_finishes_after_deckhand_continue() {
+    let (sandbox, client, _good, running) = paused().await;
+    let go = resume(&sandbox, &[]).await;
+    go.expect_code(0);
+    let went = go.json();
+    assert_eq!(went["result"], "continued");
+    assert_eq!(went["stage"], "POST_SCALE_UP");
+    assert!(
+        went["hook_id"].as_str().unwrap().starts_with("ecs-pause-"),
+        "{went:#}"
+    );
+    let run = finished(running).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "::warning::the deployment is paused at POST_SCALE_UP awaiting action (hook ecs-pause-"
+        ) && run
+            .stderr
+            .contains("`deckhand continue --cluster c --service web`"),
+        "told as an annotation, with what to run:\n{}",
+        run.stderr
+    );
+    let out = run.json();
+    assert_eq!(out["result"], "deployed");
+    assert_eq!(
+        service_td(&client).await,
+        out["task_definition_arn"].as_str().unwrap()
+    );
+    // Nothing is paused any more: continue changes nothing.
+    let again = resume(&sandbox, &[]).await;
+    again.expect_code(1);
+    assert!(
+        again.stderr.contains("nothing was changed"),
+        "{}",
+        again.stderr
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deploy_rolled_back_with_continue_is_exit_3() {
+    let (sandbox, client, good, running) = paused().await;
+    let back = resume(&sandbox, &["--rollback"]).await;
+    back.expect_code(0);
+    assert_eq!(back.json()["result"], "rolling-back");
+    let run = finished(running).await;
+    run.expect_code(3);
+    let out = run.json();
+    assert_eq!(out["result"], "rolled-back");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("ECS rolled the deployment back"),
+        "{out:#}"
+    );
+    assert_eq!(service_td(&client).await, good);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_until_a_stage_ends_the_deploy_there_unfinished() {
+    let bed = Bed::get();
+    let (sandbox, _client, good) =
+        service_with(strategy(DeploymentStrategy::BlueGreen, 600, false)).await;
+    let image = good_image(&bed).await;
+    let deploy = run(
+        &sandbox,
+        None,
+        &args(&image, &["--wait-until", "bake_time"]),
+    )
+    .await;
+    deploy.expect_code(0);
+    let out = deploy.json();
+    assert_eq!(out["result"], "reached-stage");
+    let new = out["task_definition_arn"].as_str().unwrap().to_string();
+    let e = expect_service(&out, "web", "reached-stage", Some(&new), &good);
+    assert!(
+        e["action"].as_str().unwrap().contains("deckhand status"),
+        "{e:#}"
+    );
+    assert!(
+        deploy.stderr.contains("reached BAKE_TIME"),
+        "{}",
+        deploy.stderr
+    );
+    let status = run(
+        &sandbox,
+        None,
+        &[
+            "status",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    status.expect_code(0);
+    let current = &status.json()["service_deployment"];
+    assert_eq!(current["status"], "IN_PROGRESS", "{current:#}");
+    assert_eq!(current["stage"], "BAKE_TIME");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linear_deploy_shows_its_traffic_steps() {
+    let bed = Bed::get();
+    let mut config = strategy(DeploymentStrategy::Linear, 0, false);
+    config.linear_configuration = Some(
+        LinearConfiguration::builder()
+            .step_percent(50.0)
+            .step_bake_time_in_minutes(1)
+            .build(),
+    );
+    let (sandbox, _client, _good) = service_with(config).await;
+    let image = good_image(&bed).await;
+    let run = deploy(&sandbox, &image, &["--poll", "1s"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("(LINEAR, production traffic 50% to the new revision"),
+        "{}",
+        run.stderr
+    );
+    sandbox.stop().await;
+}
