@@ -10,6 +10,7 @@ use super::model::{
     CircuitBreaker, Cluster, Deployment, DeploymentStatus, Rollout, Service, State, Task,
     TaskDefinition, Time,
 };
+use super::strategy;
 
 /// An error as ECS sends it: `__type` and `message`, HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "ListServiceDeployments" => list_service_deployments(state, input),
         "DescribeServiceDeployments" => describe_service_deployments(state, input),
         "DescribeServiceRevisions" => describe_service_revisions(state, input),
+        "StopServiceDeployment" => stop_service_deployment(state, input, now),
+        "ContinueServiceDeployment" => continue_service_deployment(state, input, now),
         "TagResource" => tag_resource(state, input),
         "UntagResource" => untag_resource(state, input),
         "ListTagsForResource" => list_tags_for_resource(state, input),
@@ -418,13 +421,20 @@ fn new_deployment(id: String, task_definition: &str, desired: u32, now: Time) ->
         created_at: now,
         updated_at: now,
         rollback_of: None,
+        config: Default::default(),
+        progress: None,
+        triggered_alarms: Vec::new(),
     }
 }
+
+/// What `deploymentConfiguration` sets: maximumPercent, minimumHealthyPercent, the breaker and
+/// the strategy.
+type DeploymentConfig = (u32, u32, CircuitBreaker, strategy::Config);
 
 fn read_deployment_config(
     input: &Value,
     service: Option<&Service>,
-) -> Result<(u32, u32, CircuitBreaker), ApiError> {
+) -> Result<DeploymentConfig, ApiError> {
     let cfg = &input["deploymentConfiguration"];
     let (mut max, mut min, mut breaker) = match service {
         Some(s) => (s.maximum_percent, s.minimum_healthy_percent, s.breaker),
@@ -458,7 +468,13 @@ fn read_deployment_config(
             "maximumPercent ({max}) must be at least 100 and above minimumHealthyPercent ({min}), which is at most 100"
         )));
     }
-    Ok((max, min, breaker))
+    let current = service.map(|s| s.strategy.clone()).unwrap_or_default();
+    let strategy = if cfg.is_object() {
+        strategy::read(cfg, &current).map_err(ApiError::invalid)?
+    } else {
+        current
+    };
+    Ok((max, min, breaker, strategy))
 }
 
 /// `desiredCount`, if given, within what one sandbox can run.
@@ -485,7 +501,7 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
     }
     let td_arn = td.arn.clone();
     let desired = desired_count(input)?.unwrap_or(0);
-    let (max, min, breaker) = read_deployment_config(input, None)?;
+    let (max, min, breaker, strategy) = read_deployment_config(input, None)?;
     let place = state.place.clone();
     let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
@@ -501,15 +517,18 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
         maximum_percent: max,
         minimum_healthy_percent: min,
         breaker,
-        deployments: vec![new_deployment(deployment_id(), &td_arn, desired, now)],
+        strategy,
+        deployments: Vec::new(),
         events: VecDeque::new(),
         created_at: now,
         active: true,
         tags: input.get("tags").cloned().unwrap_or_else(|| json!([])),
         history: Vec::new(),
     };
+    start_deployment(&mut service, &td_arn, now, None);
     if desired == 0 {
         // Nothing to roll out: ECS marks such a deployment complete at once.
+        service.deployments[0].progress = None;
         service.deployments[0].rollout = Rollout::Completed;
         service.deployments[0].rollout_reason = "ECS deployment completed.".into();
     }
@@ -546,10 +565,11 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
     let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
     let service = service_mut(&mut cluster.services, &name)?;
-    let (max, min, breaker) = read_deployment_config(input, Some(service))?;
+    let (max, min, breaker, strategy) = read_deployment_config(input, Some(service))?;
     service.maximum_percent = max;
     service.minimum_healthy_percent = min;
     service.breaker = breaker;
+    service.strategy = strategy;
     if let Some(d) = desired_count(input)? {
         service.desired_count = d;
         for dep in service
@@ -580,13 +600,33 @@ pub fn start_deployment(
     now: Time,
     rollback_of: Option<&str>,
 ) -> String {
+    // More than one revision active: a BLUE_GREEN, LINEAR or CANARY deployment reconciles
+    // first, and one still in progress is superseded.
+    let reconcile = service.deployments.len() > 1;
+    let source = service
+        .deployments
+        .iter()
+        .filter(|d| d.rollout == Rollout::Completed)
+        .max_by(|a, b| a.updated_at.total_cmp(&b.updated_at))
+        .map(|d| d.id.clone());
     for d in service.deployments.iter_mut() {
         d.status = DeploymentStatus::Active;
         d.updated_at = now;
+        if let Some(p) = d.progress.as_mut().filter(|p| p.active()) {
+            p.stopped = Some("Superseded by a newer deployment.".into());
+        }
     }
     let id = deployment_id();
     let mut d = new_deployment(id.clone(), task_definition, service.desired_count, now);
     d.rollback_of = rollback_of.map(str::to_string);
+    d.config = service.strategy.clone();
+    if d.config.kind != strategy::Kind::Rolling && rollback_of.is_none() {
+        d.progress = Some(strategy::Progress::new(
+            strategy::steps(&d.config, reconcile),
+            source,
+            now,
+        ));
+    }
     service.deployments.insert(0, d);
     service.task_definition = task_definition.to_string();
     id
@@ -671,6 +711,218 @@ fn per_service_arn(
         }
     }
     (found, failures)
+}
+
+/// The service and deployment id a service deployment ARN names (`…/<cluster>/<service>/<n>`).
+fn service_deployment_mut<'a>(
+    state: &'a mut State,
+    arn: &str,
+) -> Result<(&'a mut Service, String), ApiError> {
+    let missing = || {
+        ApiError::new(
+            "ServiceDeploymentNotFoundException",
+            format!("The service deployment {arn} does not exist."),
+        )
+    };
+    let parts: Vec<&str> = arn.rsplit('/').collect();
+    let [_, service, cluster, ..] = parts.as_slice() else {
+        return Err(missing());
+    };
+    let service = state
+        .clusters
+        .get_mut(*cluster)
+        .and_then(|c| c.services.get_mut(*service))
+        .ok_or_else(missing)?;
+    let id = service
+        .deployments
+        .iter()
+        .chain(service.history.iter())
+        .filter(|d| d.rollback_of.is_none())
+        .find(|d| service.deployment_arn(&d.id) == arn)
+        .map(|d| d.id.clone())
+        .ok_or_else(missing)?;
+    Ok((service, id))
+}
+
+/// The service deployment status of deployment `id`.
+fn deployment_status(service: &Service, id: &str) -> &'static str {
+    service
+        .service_deployments_brief(&[])
+        .iter()
+        .find(|v| v["serviceDeploymentArn"] == service.deployment_arn(id).as_str())
+        .and_then(|v| v["status"].as_str())
+        .map(|s| match s {
+            "ROLLBACK_REQUESTED" => "ROLLBACK_REQUESTED",
+            "ROLLBACK_IN_PROGRESS" => "ROLLBACK_IN_PROGRESS",
+            "IN_PROGRESS" => "IN_PROGRESS",
+            _ => "OVER",
+        })
+        .unwrap_or("OVER")
+}
+
+/// StopServiceDeployment: `ROLLBACK` (the default and the one valid stop type) sends an
+/// in-progress deployment back to the source revision.
+fn stop_service_deployment(state: &mut State, input: &Value, now: Time) -> Reply {
+    let arn = str_field(input, "serviceDeploymentArn")?.to_string();
+    match input["stopType"].as_str().unwrap_or("ROLLBACK") {
+        "ROLLBACK" => {}
+        other => {
+            return Err(ApiError::invalid(format!(
+                "stopType {other} is not supported: the valid value is ROLLBACK"
+            )))
+        }
+    }
+    let (service, id) = service_deployment_mut(state, &arn)?;
+    match deployment_status(service, &id) {
+        "IN_PROGRESS" => {}
+        "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" => {
+            return Ok(json!({"serviceDeploymentArn": arn}))
+        }
+        _ => {
+            return Err(ApiError::new(
+                "ConflictException",
+                format!("The service deployment {arn} is not in progress and cannot be stopped."),
+            ))
+        }
+    }
+    let reason = "Service deployment rolled back because of a stop request.";
+    let has_progress = service
+        .deployments
+        .iter()
+        .any(|d| d.id == id && d.progress.is_some());
+    if has_progress {
+        if !roll_back(service, &id, reason, now, true) {
+            return Err(ApiError::new(
+                "ConflictException",
+                format!("The service deployment {arn} has no source revision to roll back to."),
+            ));
+        }
+    } else {
+        let Some(target) = crate::scheduler::rollback_target(service, &id).map(str::to_string)
+        else {
+            return Err(ApiError::new(
+                "ConflictException",
+                format!("The service deployment {arn} has no source revision to roll back to."),
+            ));
+        };
+        if let Some(d) = service.deployments.iter_mut().find(|d| d.id == id) {
+            d.rollout = Rollout::Failed;
+            d.rollout_reason = reason.into();
+            d.updated_at = now;
+        }
+        let new = start_deployment(service, &target, now, Some(&id));
+        let msg = format!(
+            "(service {}) rolling back to deployment {new}.",
+            service.name
+        );
+        service.push_event(super::random_hex(8) + "-sandbox", now, msg);
+    }
+    Ok(json!({"serviceDeploymentArn": arn}))
+}
+
+/// Rolls a BLUE_GREEN, LINEAR or CANARY deployment back: production traffic returns to the
+/// source revision at once (it becomes PRIMARY again) and the green tasks are stopped on the
+/// next ticks. `requested` (StopServiceDeployment, ContinueServiceDeployment) shows
+/// ROLLBACK_REQUESTED until then. Without a source revision the deployment just stops; false
+/// then.
+pub fn roll_back(
+    service: &mut Service,
+    id: &str,
+    reason: &str,
+    now: Time,
+    requested: bool,
+) -> bool {
+    let Some(pos) = service.deployments.iter().position(|d| d.id == id) else {
+        return false;
+    };
+    if !service.deployments[pos]
+        .progress
+        .as_ref()
+        .is_some_and(|p| p.active())
+    {
+        return false;
+    }
+    let d = &mut service.deployments[pos];
+    d.rollout = Rollout::Failed;
+    d.rollout_reason = reason.to_string();
+    d.updated_at = now;
+    let p = d.progress.as_ref().expect("checked");
+    let source = p
+        .source
+        .clone()
+        .and_then(|src| service.deployments.iter().position(|o| o.id == src));
+    let d = &mut service.deployments[pos];
+    let p = d.progress.as_mut().expect("checked");
+    let Some(src) = source else {
+        p.stopped = Some(reason.to_string());
+        return false;
+    };
+    p.rollback = Some(strategy::Rollback {
+        reason: reason.to_string(),
+        started_at: now,
+        started: !requested,
+        done: false,
+    });
+    let gone = service.deployments.remove(pos);
+    service.history.push(gone);
+    let src = if src > pos { src - 1 } else { src };
+    let source = &mut service.deployments[src];
+    source.status = DeploymentStatus::Primary;
+    source.updated_at = now;
+    service.task_definition = source.task_definition.clone();
+    let msg = format!(
+        "(service {}) (deployment {id}) rolling back to (deployment {}): {reason}",
+        service.name, service.deployments[src].id
+    );
+    service.push_event(super::random_hex(8) + "-sandbox", now, msg);
+    true
+}
+
+/// ContinueServiceDeployment: resolves a PAUSE hook awaiting action, `CONTINUE` (the default)
+/// or `ROLLBACK`.
+fn continue_service_deployment(state: &mut State, input: &Value, now: Time) -> Reply {
+    let arn = str_field(input, "serviceDeploymentArn")?.to_string();
+    let hook_id = str_field(input, "hookId")?.to_string();
+    let action = match input["action"].as_str() {
+        None => strategy::HookAction::Continue,
+        Some(a) => strategy::HookAction::parse(a).ok_or_else(|| {
+            ApiError::invalid(format!("action must be CONTINUE or ROLLBACK, not {a}"))
+        })?,
+    };
+    let (service, id) = service_deployment_mut(state, &arn)?;
+    if deployment_status(service, &id) != "IN_PROGRESS" {
+        return Err(ApiError::invalid(format!(
+            "The service deployment {arn} is not IN_PROGRESS."
+        )));
+    }
+    let d = service
+        .deployments
+        .iter_mut()
+        .find(|d| d.id == id)
+        .ok_or_else(|| ApiError::invalid("The service deployment is not IN_PROGRESS."))?;
+    let stage = d
+        .progress
+        .as_ref()
+        .map(|p| p.stage().as_str())
+        .unwrap_or_default();
+    let hook = d
+        .progress
+        .as_mut()
+        .and_then(|p| p.awaiting(&hook_id))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "The lifecycle hook {hook_id} is not awaiting action in service deployment {arn}."
+            ))
+        })?;
+    match action {
+        strategy::HookAction::Continue => hook.status = strategy::HookStatus::Succeeded,
+        strategy::HookAction::Rollback => {
+            hook.status = strategy::HookStatus::Failed;
+            let reason = format!("Rolled back at {stage} by the lifecycle hook {hook_id}.");
+            roll_back(service, &id, &reason, now, true);
+        }
+    }
+    Ok(json!({"serviceDeploymentArn": arn}))
 }
 
 fn list_services(state: &State, input: &Value) -> Reply {

@@ -12,6 +12,7 @@ pub mod model;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;
+pub mod strategy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

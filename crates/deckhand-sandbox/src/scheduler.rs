@@ -133,6 +133,70 @@ pub fn plan(
     actions
 }
 
+/// Decides this tick's actions for a service whose primary deployment is a BLUE_GREEN,
+/// LINEAR or CANARY one still moving forward, and what its tasks show: from SCALE_UP the green
+/// (primary) deployment runs its full desired count beside the blue (source) tasks, which go
+/// in CLEAN_UP; tasks of any other deployment (a superseded one) stop at once.
+pub fn plan_strategy(
+    service: &Service,
+    live: &[&Task],
+    stable: f64,
+    mut fits: impl FnMut(&str) -> bool,
+) -> (Vec<Action>, crate::strategy::Facts) {
+    let mut actions = Vec::new();
+    let mut facts = crate::strategy::Facts {
+        green_ready: false,
+        others_gone: false,
+    };
+    let Some(primary) = service.primary() else {
+        return (actions, facts);
+    };
+    let Some(progress) = primary.progress.as_ref().filter(|p| p.active()) else {
+        return (actions, facts);
+    };
+    let desired = service.desired_count;
+    let mine: Vec<&&Task> = live
+        .iter()
+        .filter(|t| t.started_by == primary.id && t.desired_status != "STOPPED")
+        .collect();
+    if progress.scaled_up() {
+        for _ in mine.len() as u32..desired {
+            if fits(&primary.task_definition) {
+                actions.push(Action::Start {
+                    deployment: primary.id.clone(),
+                    task_definition: primary.task_definition.clone(),
+                });
+            } else {
+                actions.push(Action::Unplaceable {
+                    task_definition: primary.task_definition.clone(),
+                });
+                break;
+            }
+        }
+        for t in mine.iter().skip(desired as usize) {
+            actions.push(Action::Stop {
+                task: t.id.clone(),
+                reason: format!("Scaling activity initiated by (deployment {})", primary.id),
+            });
+        }
+    }
+    for t in live
+        .iter()
+        .filter(|t| t.started_by != primary.id && t.desired_status != "STOPPED")
+    {
+        if progress.source.as_deref() != Some(t.started_by.as_str()) || progress.cleaning_up() {
+            actions.push(Action::Stop {
+                task: t.id.clone(),
+                reason: format!("Scaling activity initiated by (deployment {})", primary.id),
+            });
+        }
+    }
+    let healthy = mine.iter().filter(|t| t.is_healthy(stable)).count() as u32;
+    facts.green_ready = mine.len() as u32 == desired && healthy == desired;
+    facts.others_gone = live.iter().all(|t| t.started_by == primary.id);
+    (actions, facts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +219,9 @@ mod tests {
             created_at: 0.0,
             updated_at: 0.0,
             rollback_of: None,
+            config: Default::default(),
+            progress: None,
+            triggered_alarms: Vec::new(),
         }
     }
 
@@ -171,6 +238,7 @@ mod tests {
                 enable: true,
                 rollback: true,
             },
+            strategy: Default::default(),
             deployments,
             events: VecDeque::new(),
             created_at: 0.0,

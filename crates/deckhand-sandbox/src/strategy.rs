@@ -1,0 +1,924 @@
+//! ECS deployment strategies (ROLLING, BLUE_GREEN, LINEAR, CANARY) as the API reference
+//! documents them: the configuration, its validation, and the lifecycle stages a deployment
+//! walks through, as pure functions of time and what the tasks show.
+
+use serde_json::{json, Value};
+
+use crate::Time;
+
+/// `deploymentConfiguration.strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Rolling,
+    BlueGreen,
+    Linear,
+    Canary,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rolling => "ROLLING",
+            Kind::BlueGreen => "BLUE_GREEN",
+            Kind::Linear => "LINEAR",
+            Kind::Canary => "CANARY",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "ROLLING" => Kind::Rolling,
+            "BLUE_GREEN" => Kind::BlueGreen,
+            "LINEAR" => Kind::Linear,
+            "CANARY" => Kind::Canary,
+            _ => return None,
+        })
+    }
+}
+
+/// What a hook does when it times out, or what ContinueServiceDeployment asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookAction {
+    Continue,
+    Rollback,
+}
+
+impl HookAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookAction::Continue => "CONTINUE",
+            HookAction::Rollback => "ROLLBACK",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HookAction> {
+        match s {
+            "CONTINUE" => Some(HookAction::Continue),
+            "ROLLBACK" => Some(HookAction::Rollback),
+            _ => None,
+        }
+    }
+}
+
+/// One `lifecycleHooks[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    /// `PAUSE` or `AWS_LAMBDA` (the default; the sandbox treats a Lambda hook as succeeding).
+    pub pause: bool,
+    pub target_arn: Option<String>,
+    pub role_arn: Option<String>,
+    pub stages: Vec<Stage>,
+    pub timeout_minutes: u32,
+    pub timeout_action: HookAction,
+}
+
+/// `alarms`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Alarms {
+    pub names: Vec<String>,
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+/// The strategy part of a deployment configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub kind: Kind,
+    pub bake_minutes: u32,
+    /// `linearConfiguration` (stepPercent, stepBakeTimeInMinutes), LINEAR only.
+    pub linear: Option<(f64, u32)>,
+    /// `canaryConfiguration` (canaryPercent, canaryBakeTimeInMinutes), CANARY only.
+    pub canary: Option<(f64, u32)>,
+    pub hooks: Vec<Hook>,
+    pub alarms: Option<Alarms>,
+}
+
+/// The lifecycle stages of a service deployment, in the order the API reference lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    ReconcileService,
+    PreScaleUp,
+    ScaleUp,
+    PostScaleUp,
+    TestTrafficShift,
+    PostTestTrafficShift,
+    PreProductionTrafficShift,
+    ProductionTrafficShift,
+    PostProductionTrafficShift,
+    BakeTime,
+    CleanUp,
+}
+
+const STAGES: [(Stage, &str); 11] = [
+    (Stage::ReconcileService, "RECONCILE_SERVICE"),
+    (Stage::PreScaleUp, "PRE_SCALE_UP"),
+    (Stage::ScaleUp, "SCALE_UP"),
+    (Stage::PostScaleUp, "POST_SCALE_UP"),
+    (Stage::TestTrafficShift, "TEST_TRAFFIC_SHIFT"),
+    (Stage::PostTestTrafficShift, "POST_TEST_TRAFFIC_SHIFT"),
+    (
+        Stage::PreProductionTrafficShift,
+        "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    ),
+    (Stage::ProductionTrafficShift, "PRODUCTION_TRAFFIC_SHIFT"),
+    (
+        Stage::PostProductionTrafficShift,
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+    ),
+    (Stage::BakeTime, "BAKE_TIME"),
+    (Stage::CleanUp, "CLEAN_UP"),
+];
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        STAGES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, n)| *n)
+            .unwrap_or_default()
+    }
+
+    fn parse(s: &str) -> Option<Stage> {
+        STAGES.iter().find(|(_, n)| *n == s).map(|(st, _)| *st)
+    }
+
+    /// Stages a lifecycle hook may name (`DeploymentLifecycleHookStage`).
+    fn hookable(self) -> bool {
+        !matches!(self, Stage::ScaleUp | Stage::BakeTime | Stage::CleanUp)
+    }
+}
+
+fn minutes(v: &Value, name: &str, default: u32) -> Result<u32, String> {
+    match v {
+        Value::Null => Ok(default),
+        v => match v.as_u64() {
+            Some(n) if n <= 1440 => Ok(n as u32),
+            _ => Err(format!(
+                "{name} must be a whole number of minutes from 0 to 1440, not {v}"
+            )),
+        },
+    }
+}
+
+fn percent(v: &Value, name: &str, default: f64, low: f64) -> Result<f64, String> {
+    match v {
+        Value::Null => Ok(default),
+        v => match v.as_f64() {
+            Some(p)
+                if (low..=100.0).contains(&p) && ((p * 10.0).round() - p * 10.0).abs() < 1e-6 =>
+            {
+                Ok(p)
+            }
+            _ => Err(format!(
+                "{name} must be a multiple of 0.1 from {low:.1} to 100.0, not {v}"
+            )),
+        },
+    }
+}
+
+/// Reads the strategy members of `deploymentConfiguration` over `current` (what the service
+/// had; members not given are kept). Errors are InvalidParameterException messages.
+pub fn read(cfg: &Value, current: &Config) -> Result<Config, String> {
+    let mut c = current.clone();
+    if let Some(s) = cfg.get("strategy").filter(|v| !v.is_null()) {
+        c.kind = s.as_str().and_then(Kind::parse).ok_or_else(|| {
+            format!("strategy must be ROLLING, BLUE_GREEN, LINEAR or CANARY, not {s}")
+        })?;
+    }
+    if !cfg["bakeTimeInMinutes"].is_null() {
+        c.bake_minutes = minutes(&cfg["bakeTimeInMinutes"], "bakeTimeInMinutes", 0)?;
+    }
+    let linear = &cfg["linearConfiguration"];
+    if linear.is_object() {
+        if c.kind != Kind::Linear {
+            return Err("linearConfiguration is only valid with the LINEAR strategy".into());
+        }
+        c.linear = Some((
+            percent(
+                &linear["stepPercent"],
+                "linearConfiguration.stepPercent",
+                10.0,
+                3.0,
+            )?,
+            minutes(
+                &linear["stepBakeTimeInMinutes"],
+                "linearConfiguration.stepBakeTimeInMinutes",
+                6,
+            )?,
+        ));
+    }
+    let canary = &cfg["canaryConfiguration"];
+    if canary.is_object() {
+        if c.kind != Kind::Canary {
+            return Err("canaryConfiguration is only valid with the CANARY strategy".into());
+        }
+        c.canary = Some((
+            percent(
+                &canary["canaryPercent"],
+                "canaryConfiguration.canaryPercent",
+                5.0,
+                0.1,
+            )?,
+            minutes(
+                &canary["canaryBakeTimeInMinutes"],
+                "canaryConfiguration.canaryBakeTimeInMinutes",
+                10,
+            )?,
+        ));
+    }
+    if c.kind != Kind::Linear {
+        c.linear = None;
+    } else if c.linear.is_none() {
+        c.linear = Some((10.0, 6));
+    }
+    if c.kind != Kind::Canary {
+        c.canary = None;
+    } else if c.canary.is_none() {
+        c.canary = Some((5.0, 10));
+    }
+    if let Some(hooks) = cfg.get("lifecycleHooks").filter(|v| !v.is_null()) {
+        let hooks = hooks.as_array().ok_or("lifecycleHooks must be a list")?;
+        c.hooks = hooks.iter().map(read_hook).collect::<Result<_, _>>()?;
+    }
+    if c.kind == Kind::Rolling && !c.hooks.is_empty() {
+        return Err(
+            "lifecycleHooks are only valid with the BLUE_GREEN, LINEAR or CANARY strategy".into(),
+        );
+    }
+    let alarms = &cfg["alarms"];
+    if alarms.is_object() {
+        let names = alarms["alarmNames"]
+            .as_array()
+            .ok_or("alarms.alarmNames is required")?
+            .iter()
+            .map(|n| {
+                n.as_str()
+                    .map(str::to_string)
+                    .ok_or("alarms.alarmNames are strings")
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let flag = |name: &str| {
+            alarms[name]
+                .as_bool()
+                .ok_or_else(|| format!("alarms.{name} is required"))
+        };
+        c.alarms = Some(Alarms {
+            names,
+            enable: flag("enable")?,
+            rollback: flag("rollback")?,
+        });
+    }
+    Ok(c)
+}
+
+fn read_hook(h: &Value) -> Result<Hook, String> {
+    let pause = match h["targetType"].as_str().unwrap_or("AWS_LAMBDA") {
+        "PAUSE" => true,
+        "AWS_LAMBDA" => false,
+        other => {
+            return Err(format!(
+                "lifecycleHooks.targetType must be AWS_LAMBDA or PAUSE, not {other}"
+            ))
+        }
+    };
+    let target_arn = h["hookTargetArn"].as_str().map(str::to_string);
+    if !pause && target_arn.is_none() {
+        return Err("lifecycleHooks.hookTargetArn is required for an AWS_LAMBDA hook".into());
+    }
+    let stages: Vec<Stage> = h["lifecycleStages"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or("lifecycleHooks.lifecycleStages is required")?
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .and_then(Stage::parse)
+                .filter(|s| s.hookable())
+                .ok_or_else(|| {
+                    format!("lifecycleHooks.lifecycleStages: {s} is not a lifecycle hook stage")
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    if pause
+        && stages
+            .iter()
+            .any(|s| matches!(s, Stage::TestTrafficShift | Stage::ProductionTrafficShift))
+    {
+        return Err(
+            "PAUSE hooks cannot be configured at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT"
+                .into(),
+        );
+    }
+    let timeout = &h["timeoutConfiguration"];
+    let timeout_minutes = match &timeout["timeoutInMinutes"] {
+        Value::Null => 1440,
+        v => v
+            .as_u64()
+            .filter(|n| (1..=1440).contains(n))
+            .ok_or_else(|| {
+                format!("timeoutConfiguration.timeoutInMinutes must be 1 to 1440, not {v}")
+            })? as u32,
+    };
+    let timeout_action = match timeout["action"].as_str() {
+        None => HookAction::Rollback,
+        Some(a) => HookAction::parse(a).ok_or_else(|| {
+            format!("timeoutConfiguration.action must be CONTINUE or ROLLBACK, not {a}")
+        })?,
+    };
+    Ok(Hook {
+        pause,
+        target_arn,
+        role_arn: h["roleArn"].as_str().map(str::to_string),
+        stages,
+        timeout_minutes,
+        timeout_action,
+    })
+}
+
+/// Adds the strategy members to a `deploymentConfiguration` JSON object.
+pub fn write(c: &Config, out: &mut Value) {
+    out["strategy"] = json!(c.kind.as_str());
+    if c.kind != Kind::Rolling {
+        out["bakeTimeInMinutes"] = json!(c.bake_minutes);
+    }
+    if let Some((p, b)) = c.linear {
+        out["linearConfiguration"] = json!({"stepPercent": p, "stepBakeTimeInMinutes": b});
+    }
+    if let Some((p, b)) = c.canary {
+        out["canaryConfiguration"] = json!({"canaryPercent": p, "canaryBakeTimeInMinutes": b});
+    }
+    if !c.hooks.is_empty() {
+        out["lifecycleHooks"] = c
+            .hooks
+            .iter()
+            .map(|h| {
+                let mut v = json!({
+                    "targetType": if h.pause { "PAUSE" } else { "AWS_LAMBDA" },
+                    "lifecycleStages": h.stages.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                    "timeoutConfiguration": {"timeoutInMinutes": h.timeout_minutes, "action": h.timeout_action.as_str()},
+                });
+                if let Some(a) = &h.target_arn {
+                    v["hookTargetArn"] = json!(a);
+                }
+                if let Some(a) = &h.role_arn {
+                    v["roleArn"] = json!(a);
+                }
+                v
+            })
+            .collect();
+    }
+    if let Some(a) = &c.alarms {
+        out["alarms"] = json!({"alarmNames": a.names, "enable": a.enable, "rollback": a.rollback});
+    }
+}
+
+/// One step of a deployment's walk: a stage, the traffic it sets, and how long it lasts at
+/// least (minutes, before the time scale).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub stage: Stage,
+    pub production_weight: Option<f64>,
+    pub test_weight: Option<f64>,
+    pub wait_minutes: u32,
+}
+
+fn step(stage: Stage) -> Step {
+    Step {
+        stage,
+        production_weight: None,
+        test_weight: None,
+        wait_minutes: 0,
+    }
+}
+
+/// The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through, in order;
+/// `reconcile` when more than one service revision was active as it started.
+pub fn steps(c: &Config, reconcile: bool) -> Vec<Step> {
+    let mut out = Vec::new();
+    if reconcile {
+        out.push(step(Stage::ReconcileService));
+    }
+    out.push(step(Stage::PreScaleUp));
+    out.push(step(Stage::ScaleUp));
+    out.push(step(Stage::PostScaleUp));
+    out.push(Step {
+        test_weight: Some(100.0),
+        ..step(Stage::TestTrafficShift)
+    });
+    out.push(step(Stage::PostTestTrafficShift));
+    let shifts: Vec<(f64, u32)> = match (c.kind, c.linear, c.canary) {
+        (Kind::Linear, Some((p, bake)), _) => {
+            let mut w = Vec::new();
+            let mut k = 1.0;
+            loop {
+                let weight = ((p * k) * 10.0).round() / 10.0;
+                if weight >= 100.0 {
+                    w.push((100.0, 0));
+                    break;
+                }
+                w.push((weight, bake));
+                k += 1.0;
+            }
+            w
+        }
+        (Kind::Canary, _, Some((p, bake))) if p < 100.0 => vec![(p, bake), (100.0, 0)],
+        _ => vec![(100.0, 0)],
+    };
+    for (weight, bake) in shifts {
+        out.push(step(Stage::PreProductionTrafficShift));
+        out.push(Step {
+            production_weight: Some(weight),
+            wait_minutes: bake,
+            ..step(Stage::ProductionTrafficShift)
+        });
+    }
+    out.push(step(Stage::PostProductionTrafficShift));
+    out.push(Step {
+        wait_minutes: c.bake_minutes,
+        ..step(Stage::BakeTime)
+    });
+    out.push(step(Stage::CleanUp));
+    out
+}
+
+/// `lifecycleHookDetails[].status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookStatus {
+    AwaitingAction,
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+impl HookStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookStatus::AwaitingAction => "AWAITING_ACTION",
+            HookStatus::Succeeded => "SUCCEEDED",
+            HookStatus::Failed => "FAILED",
+            HookStatus::TimedOut => "TIMED_OUT",
+        }
+    }
+}
+
+/// One run of a lifecycle hook at a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRun {
+    pub id: String,
+    /// The step it belongs to.
+    pub step: usize,
+    pub pause: bool,
+    pub target_arn: Option<String>,
+    pub status: HookStatus,
+    pub expires_at: Time,
+    pub timeout_action: HookAction,
+}
+
+impl HookRun {
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "hookId": self.id,
+            "targetType": if self.pause { "PAUSE" } else { "AWS_LAMBDA" },
+            "status": self.status.as_str(),
+            "expiresAt": self.expires_at,
+            "timeoutAction": self.timeout_action.as_str(),
+        });
+        if let Some(a) = &self.target_arn {
+            v["targetArn"] = json!(a);
+        }
+        v
+    }
+}
+
+/// A rollback of a strategy deployment: traffic goes back to the source revision at once,
+/// then the green tasks stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollback {
+    pub reason: String,
+    pub started_at: Time,
+    /// False while ROLLBACK_REQUESTED (StopServiceDeployment), until the next tick starts it.
+    pub started: bool,
+    /// Every green task has stopped.
+    pub done: bool,
+}
+
+/// Where a BLUE_GREEN, LINEAR or CANARY deployment is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub steps: Vec<Step>,
+    pub index: usize,
+    pub entered_at: Time,
+    pub hooks: Vec<HookRun>,
+    pub production_weight: f64,
+    pub test_weight: f64,
+    /// The deployment whose tasks serve production until the shift (the blue one).
+    pub source: Option<String>,
+    pub rollback: Option<Rollback>,
+    /// Why it stopped without a rollback (superseded, or failed with rollback off).
+    pub stopped: Option<String>,
+    pub finished: bool,
+}
+
+impl Progress {
+    pub fn new(steps: Vec<Step>, source: Option<String>, now: Time) -> Progress {
+        Progress {
+            steps,
+            index: 0,
+            entered_at: now,
+            hooks: Vec::new(),
+            production_weight: 0.0,
+            test_weight: 0.0,
+            source,
+            rollback: None,
+            stopped: None,
+            finished: false,
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.steps
+            .get(self.index)
+            .map(|s| s.stage)
+            .unwrap_or(Stage::CleanUp)
+    }
+
+    /// Still moving forward: no rollback, not stopped, not finished.
+    pub fn active(&self) -> bool {
+        self.rollback.is_none() && self.stopped.is_none() && !self.finished
+    }
+
+    /// Green tasks are wanted from SCALE_UP on.
+    pub fn scaled_up(&self) -> bool {
+        self.active() && self.stage() >= Stage::ScaleUp
+    }
+
+    /// The blue tasks go in CLEAN_UP.
+    pub fn cleaning_up(&self) -> bool {
+        self.active() && self.stage() == Stage::CleanUp
+    }
+
+    /// The PAUSE hook awaiting action with this id.
+    pub fn awaiting(&mut self, hook_id: &str) -> Option<&mut HookRun> {
+        self.hooks
+            .iter_mut()
+            .find(|h| h.id == hook_id && h.status == HookStatus::AwaitingAction)
+    }
+
+    /// `(status, statusReason)` for DescribeServiceDeployments.
+    pub fn status(&self) -> (&'static str, String) {
+        if let Some(r) = &self.rollback {
+            return match (r.started, r.done) {
+                (false, _) => ("ROLLBACK_REQUESTED", r.reason.clone()),
+                (true, false) => ("ROLLBACK_IN_PROGRESS", r.reason.clone()),
+                (true, true) => ("ROLLBACK_SUCCESSFUL", r.reason.clone()),
+            };
+        }
+        if let Some(why) = &self.stopped {
+            return ("STOPPED", why.clone());
+        }
+        if self.finished {
+            return ("SUCCESSFUL", "Service deployment completed.".into());
+        }
+        (
+            "IN_PROGRESS",
+            format!("Service deployment is in {}.", self.stage().as_str()),
+        )
+    }
+}
+
+/// What the tasks show this tick, for [`advance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// Every green task wanted is running and healthy.
+    pub green_ready: bool,
+    /// No task of another deployment is left.
+    pub others_gone: bool,
+}
+
+/// What [`advance`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Move {
+    Stay,
+    /// Entered the stage at this index.
+    Entered(Stage),
+    /// Past CLEAN_UP: the deployment succeeded.
+    Finished,
+    /// A hook timed out with ROLLBACK.
+    Rollback(String),
+}
+
+/// Moves an active deployment along by at most one stage. `minute` is how many seconds a
+/// minute lasts under the time scale; `hooks` the configuration's; `new_id` names hook runs.
+pub fn advance(
+    p: &mut Progress,
+    hooks: &[Hook],
+    facts: Facts,
+    now: Time,
+    minute: f64,
+    mut new_id: impl FnMut() -> String,
+) -> Move {
+    if !p.active() {
+        return Move::Stay;
+    }
+    // Hooks of this stage: a timed-out one takes its timeout action.
+    let mut waiting = false;
+    for h in p.hooks.iter_mut().filter(|h| h.step == p.index) {
+        if h.status != HookStatus::AwaitingAction {
+            continue;
+        }
+        if now >= h.expires_at {
+            h.status = HookStatus::TimedOut;
+            if h.timeout_action == HookAction::Rollback {
+                return Move::Rollback(format!(
+                    "The lifecycle hook {} timed out at {}.",
+                    h.id,
+                    p.steps[p.index].stage.as_str()
+                ));
+            }
+        } else {
+            waiting = true;
+        }
+    }
+    if waiting {
+        return Move::Stay;
+    }
+    let step = &p.steps[p.index];
+    let ready = match step.stage {
+        Stage::ScaleUp => facts.green_ready,
+        Stage::CleanUp => facts.others_gone,
+        _ => true,
+    };
+    if !ready || now - p.entered_at < f64::from(step.wait_minutes) * minute {
+        return Move::Stay;
+    }
+    if p.index + 1 >= p.steps.len() {
+        p.finished = true;
+        return Move::Finished;
+    }
+    p.index += 1;
+    p.entered_at = now;
+    let step = &p.steps[p.index];
+    if let Some(w) = step.production_weight {
+        p.production_weight = w;
+    }
+    if let Some(w) = step.test_weight {
+        p.test_weight = w;
+    }
+    for h in hooks.iter().filter(|h| h.stages.contains(&step.stage)) {
+        p.hooks.push(HookRun {
+            id: if h.pause {
+                format!("ecs-pause-{}", new_id())
+            } else {
+                format!("ecs-lambda-{}", new_id())
+            },
+            step: p.index,
+            pause: h.pause,
+            target_arn: h.target_arn.clone(),
+            status: if h.pause {
+                HookStatus::AwaitingAction
+            } else {
+                HookStatus::Succeeded
+            },
+            expires_at: now + f64::from(h.timeout_minutes) * minute,
+            timeout_action: h.timeout_action,
+        });
+    }
+    Move::Entered(step.stage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(v: Value) -> Result<Config, String> {
+        read(&v, &Config::default())
+    }
+
+    fn names(steps: &[Step]) -> Vec<&'static str> {
+        steps.iter().map(|s| s.stage.as_str()).collect()
+    }
+
+    #[test]
+    fn blue_green_walks_the_documented_stages_in_order() {
+        let c = config(json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 2})).unwrap();
+        assert_eq!(
+            names(&steps(&c, false)),
+            [
+                "PRE_SCALE_UP",
+                "SCALE_UP",
+                "POST_SCALE_UP",
+                "TEST_TRAFFIC_SHIFT",
+                "POST_TEST_TRAFFIC_SHIFT",
+                "PRE_PRODUCTION_TRAFFIC_SHIFT",
+                "PRODUCTION_TRAFFIC_SHIFT",
+                "POST_PRODUCTION_TRAFFIC_SHIFT",
+                "BAKE_TIME",
+                "CLEAN_UP"
+            ]
+        );
+        assert_eq!(steps(&c, true)[0].stage, Stage::ReconcileService);
+        let bake = steps(&c, false)
+            .into_iter()
+            .find(|s| s.stage == Stage::BakeTime);
+        assert_eq!(bake.unwrap().wait_minutes, 2);
+    }
+
+    #[test]
+    fn linear_and_canary_shift_production_traffic_in_steps() {
+        let weights = |c: &Config| -> Vec<(f64, u32)> {
+            steps(c, false)
+                .iter()
+                .filter_map(|s| s.production_weight.map(|w| (w, s.wait_minutes)))
+                .collect()
+        };
+        let cases = [
+            (
+                json!({"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 30.0, "stepBakeTimeInMinutes": 1}}),
+                vec![(30.0, 1), (60.0, 1), (90.0, 1), (100.0, 0)],
+            ),
+            (
+                json!({"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 50.0, "stepBakeTimeInMinutes": 2}}),
+                vec![(50.0, 2), (100.0, 0)],
+            ),
+            (
+                json!({"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 3}}),
+                vec![(10.0, 3), (100.0, 0)],
+            ),
+            (json!({"strategy": "CANARY"}), vec![(5.0, 10), (100.0, 0)]),
+            (json!({"strategy": "BLUE_GREEN"}), vec![(100.0, 0)]),
+        ];
+        for (cfg, want) in cases {
+            assert_eq!(weights(&config(cfg.clone()).unwrap()), want, "{cfg}");
+        }
+    }
+
+    #[test]
+    fn configurations_are_validated_as_the_reference_says() {
+        let bad = [
+            json!({"strategy": "FAST"}),
+            json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1441}),
+            json!({"strategy": "BLUE_GREEN", "linearConfiguration": {"stepPercent": 10.0}}),
+            json!({"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 2.0}}),
+            json!({"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 10.05}}),
+            json!({"strategy": "CANARY", "canaryConfiguration": {"canaryBakeTimeInMinutes": -1}}),
+            json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [{"targetType": "PAUSE", "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"]}]}),
+            json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [{"targetType": "PAUSE", "lifecycleStages": ["BAKE_TIME"]}]}),
+            json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [{"lifecycleStages": ["POST_SCALE_UP"]}]}),
+            json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [{"targetType": "PAUSE", "lifecycleStages": []}]}),
+            json!({"lifecycleHooks": [{"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}]}),
+            json!({"alarms": {"alarmNames": ["a"], "enable": true}}),
+        ];
+        for cfg in bad {
+            assert!(config(cfg.clone()).is_err(), "{cfg} was accepted");
+        }
+        let c = config(json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [
+            {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"], "timeoutConfiguration": {"timeoutInMinutes": 5, "action": "CONTINUE"}},
+            {"hookTargetArn": "arn:aws:lambda:us-east-1:1:function:f", "lifecycleStages": ["PRE_SCALE_UP"]}
+        ], "alarms": {"alarmNames": ["errors"], "enable": true, "rollback": true}}))
+        .unwrap();
+        assert_eq!(c.hooks[0].timeout_action, HookAction::Continue);
+        assert_eq!(
+            c.hooks[1].timeout_action,
+            HookAction::Rollback,
+            "the default"
+        );
+        assert_eq!(c.hooks[1].timeout_minutes, 1440);
+        let mut out = json!({});
+        write(&c, &mut out);
+        assert_eq!(out["strategy"], "BLUE_GREEN");
+        assert_eq!(out["lifecycleHooks"][0]["targetType"], "PAUSE");
+        assert_eq!(out["lifecycleHooks"][1]["targetType"], "AWS_LAMBDA");
+        assert_eq!(out["alarms"]["alarmNames"][0], "errors");
+        assert_eq!(
+            read(&json!({}), &c).unwrap(),
+            c,
+            "members not given are kept"
+        );
+    }
+
+    fn ids() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            n.to_string()
+        }
+    }
+
+    #[test]
+    fn scale_up_waits_for_healthy_green_tasks_and_bake_time_for_the_clock() {
+        let c = config(json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1})).unwrap();
+        let mut p = Progress::new(steps(&c, false), Some("blue".into()), 0.0);
+        let not_ready = Facts {
+            green_ready: false,
+            others_gone: false,
+        };
+        let ready = Facts {
+            green_ready: true,
+            others_gone: false,
+        };
+        let mut ids = ids();
+        assert_eq!(
+            advance(&mut p, &[], not_ready, 0.0, 6.0, &mut ids),
+            Move::Entered(Stage::ScaleUp)
+        );
+        assert!(p.scaled_up());
+        assert_eq!(
+            advance(&mut p, &[], not_ready, 1.0, 6.0, &mut ids),
+            Move::Stay
+        );
+        let mut t = 2.0;
+        while p.stage() != Stage::BakeTime {
+            assert_ne!(advance(&mut p, &[], ready, t, 6.0, &mut ids), Move::Stay);
+            t += 0.1;
+        }
+        assert_eq!(p.production_weight, 100.0);
+        assert_eq!(p.test_weight, 100.0);
+        let entered = p.entered_at;
+        assert_eq!(
+            advance(&mut p, &[], ready, entered + 5.9, 6.0, &mut ids),
+            Move::Stay
+        );
+        assert_eq!(
+            advance(&mut p, &[], ready, entered + 6.0, 6.0, &mut ids),
+            Move::Entered(Stage::CleanUp)
+        );
+        assert!(p.cleaning_up());
+        assert_eq!(
+            advance(&mut p, &[], ready, 100.0, 6.0, &mut ids),
+            Move::Stay,
+            "blue tasks left"
+        );
+        let gone = Facts {
+            green_ready: true,
+            others_gone: true,
+        };
+        assert_eq!(
+            advance(&mut p, &[], gone, 100.0, 6.0, &mut ids),
+            Move::Finished
+        );
+        assert_eq!(p.status().0, "SUCCESSFUL");
+    }
+
+    #[test]
+    fn a_pause_hook_holds_its_stage_until_acted_on_or_timed_out() {
+        let c = config(json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [
+            {"targetType": "PAUSE", "lifecycleStages": ["PRE_SCALE_UP"], "timeoutConfiguration": {"timeoutInMinutes": 1}}
+        ]}))
+        .unwrap();
+        let facts = Facts {
+            green_ready: true,
+            others_gone: true,
+        };
+        let mut p = Progress::new(steps(&c, true), None, 0.0);
+        let mut ids = ids();
+        assert_eq!(
+            advance(&mut p, &c.hooks, facts, 0.0, 6.0, &mut ids),
+            Move::Entered(Stage::PreScaleUp)
+        );
+        assert_eq!(p.hooks.len(), 1);
+        assert_eq!(p.hooks[0].status, HookStatus::AwaitingAction);
+        assert!(p.hooks[0].id.starts_with("ecs-pause-"));
+        assert_eq!(p.hooks[0].expires_at, 6.0);
+        assert_eq!(
+            advance(&mut p, &c.hooks, facts, 3.0, 6.0, &mut ids),
+            Move::Stay
+        );
+        let id = p.hooks[0].id.clone();
+        p.awaiting(&id).unwrap().status = HookStatus::Succeeded;
+        assert_eq!(
+            advance(&mut p, &c.hooks, facts, 3.0, 6.0, &mut ids),
+            Move::Entered(Stage::ScaleUp)
+        );
+
+        // Unanswered, the default timeout action rolls back.
+        let mut p = Progress::new(steps(&c, true), None, 0.0);
+        advance(&mut p, &c.hooks, facts, 0.0, 6.0, &mut ids);
+        assert!(matches!(
+            advance(&mut p, &c.hooks, facts, 6.0, 6.0, &mut ids),
+            Move::Rollback(_)
+        ));
+        assert_eq!(p.hooks[0].status, HookStatus::TimedOut);
+    }
+
+    #[test]
+    fn statuses_follow_rollbacks_and_stops() {
+        let mut p = Progress::new(vec![step(Stage::PreScaleUp)], None, 0.0);
+        assert_eq!(p.status().0, "IN_PROGRESS");
+        p.rollback = Some(Rollback {
+            reason: "r".into(),
+            started_at: 0.0,
+            started: false,
+            done: false,
+        });
+        assert_eq!(p.status().0, "ROLLBACK_REQUESTED");
+        p.rollback.as_mut().unwrap().started = true;
+        assert_eq!(p.status().0, "ROLLBACK_IN_PROGRESS");
+        p.rollback.as_mut().unwrap().done = true;
+        assert_eq!(p.status().0, "ROLLBACK_SUCCESSFUL");
+        let mut p = Progress::new(vec![step(Stage::PreScaleUp)], None, 0.0);
+        p.stopped = Some("Superseded".into());
+        assert_eq!(p.status(), ("STOPPED", "Superseded".into()));
+        assert!(!p.active());
+    }
+}
