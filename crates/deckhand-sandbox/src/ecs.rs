@@ -863,9 +863,18 @@ pub fn roll_back(
         started: !requested,
         done: false,
     });
-    let gone = service.deployments.remove(pos);
-    service.history.push(gone);
-    let src = if src > pos { src - 1 } else { src };
+    // Only the source stays: the rolled-back deployment and any it superseded are over.
+    let source_id = service.deployments[src].id.clone();
+    let mut over = Vec::new();
+    service.deployments.retain(|d| {
+        let keep = d.id == source_id;
+        if !keep {
+            over.push(d.clone());
+        }
+        keep
+    });
+    service.history.extend(over);
+    let src = 0;
     let source = &mut service.deployments[src];
     source.status = DeploymentStatus::Primary;
     source.updated_at = now;
@@ -1294,6 +1303,162 @@ mod tests {
         assert_eq!(deps[0]["rolloutState"], "IN_PROGRESS");
         assert_eq!(deps[1]["status"], "ACTIVE");
         assert!(deps[0]["id"].as_str().unwrap().starts_with("ecs-svc/"));
+    }
+
+    /// A service `web` on web:1 (rolled out), web:2 and web:3 registered.
+    fn rolled_out(config: Value) -> State {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        for _ in 0..3 {
+            handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        }
+        let create = json!({"cluster": "c", "serviceName": "web", "taskDefinition": "web:1",
+                            "desiredCount": 1, "deploymentConfiguration": config});
+        handle(&mut s, "CreateService", &create, 0.0).unwrap();
+        let svc = s
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("web")
+            .unwrap();
+        svc.deployments[0].rollout = Rollout::Completed;
+        svc.deployments[0].progress = None;
+        s
+    }
+
+    fn update(s: &mut State, td: &str, now: Time) {
+        let input = json!({"cluster": "c", "service": "web", "taskDefinition": td});
+        handle(s, "UpdateService", &input, now).unwrap();
+    }
+
+    /// (ARN, status, statusReason) of the service's deployments, newest first.
+    fn listed(s: &mut State) -> Vec<(String, String, String)> {
+        let out = handle(
+            s,
+            "ListServiceDeployments",
+            &json!({"cluster": "c", "service": "web"}),
+            0.0,
+        )
+        .unwrap();
+        out["serviceDeployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["serviceDeploymentArn"].as_str().unwrap().to_string(),
+                    d["status"].as_str().unwrap().to_string(),
+                    d["statusReason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn error_kind(r: Reply) -> &'static str {
+        r.unwrap_err().kind
+    }
+
+    #[test]
+    fn stop_service_deployment_rolls_back_in_progress_deployments_only() {
+        let mut s = rolled_out(json!({}));
+        update(&mut s, "web:2", 1.0);
+        let list = listed(&mut s);
+        let (arn, status, _) = &list[0];
+        assert_eq!(status, "IN_PROGRESS");
+        let stop = |s: &mut State, body: Value| handle(s, "StopServiceDeployment", &body, 2.0);
+        let abort = json!({"serviceDeploymentArn": arn, "stopType": "ABORT"});
+        assert_eq!(error_kind(stop(&mut s, abort)), "InvalidParameterException");
+        let missing = json!({"serviceDeploymentArn": format!("{arn}9")});
+        assert_eq!(
+            error_kind(stop(&mut s, missing)),
+            "ServiceDeploymentNotFoundException"
+        );
+        let done = json!({"serviceDeploymentArn": list[1].0});
+        assert_eq!(error_kind(stop(&mut s, done)), "ConflictException");
+
+        let out = stop(&mut s, json!({"serviceDeploymentArn": arn})).unwrap();
+        assert_eq!(out["serviceDeploymentArn"], arn.as_str());
+        let (_, status, reason) = &listed(&mut s)[0];
+        assert_eq!(status, "ROLLBACK_IN_PROGRESS");
+        assert!(reason.contains("stop request"), "{reason}");
+        let svc = &s.clusters["c"].services["web"];
+        assert!(
+            svc.task_definition.ends_with("web:1"),
+            "{}",
+            svc.task_definition
+        );
+        // Asked again while it rolls back: it goes on rolling back.
+        stop(&mut s, json!({"serviceDeploymentArn": arn})).unwrap();
+    }
+
+    #[test]
+    fn a_strategy_deployment_rolls_back_to_its_source_and_is_superseded_by_a_newer_one() {
+        let bg = json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5});
+        let mut s = rolled_out(bg.clone());
+        let described = handle(
+            &mut s,
+            "DescribeServices",
+            &json!({"cluster": "c", "services": ["web"]}),
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(
+            described["services"][0]["deploymentConfiguration"]["strategy"],
+            "BLUE_GREEN"
+        );
+        assert_eq!(
+            described["services"][0]["deploymentConfiguration"]["bakeTimeInMinutes"],
+            5
+        );
+
+        update(&mut s, "web:2", 1.0);
+        let first = listed(&mut s)[0].0.clone();
+        update(&mut s, "web:3", 2.0);
+        let list = listed(&mut s);
+        assert_eq!(list[1].0, first);
+        assert_eq!(list[1].1, "STOPPED");
+        assert!(list[1].2.contains("Superseded"), "{:?}", list[1]);
+        let newest = handle(
+            &mut s,
+            "DescribeServiceDeployments",
+            &json!({"serviceDeploymentArns": [list[0].0]}),
+            0.0,
+        )
+        .unwrap();
+        let d = &newest["serviceDeployments"][0];
+        assert_eq!(d["status"], "IN_PROGRESS");
+        assert_eq!(
+            d["lifecycleStage"], "RECONCILE_SERVICE",
+            "two revisions were active"
+        );
+        assert_eq!(d["deploymentConfiguration"]["strategy"], "BLUE_GREEN");
+        assert_eq!(
+            d["targetServiceRevision"]["requestedProductionTrafficWeight"],
+            0.0
+        );
+        assert_eq!(
+            d["sourceServiceRevisions"][0]["requestedProductionTrafficWeight"],
+            100.0
+        );
+
+        let cont = json!({"serviceDeploymentArn": list[0].0, "hookId": "ecs-pause-nope"});
+        assert_eq!(
+            error_kind(handle(&mut s, "ContinueServiceDeployment", &cont, 3.0)),
+            "InvalidParameterException"
+        );
+        handle(
+            &mut s,
+            "StopServiceDeployment",
+            &json!({"serviceDeploymentArn": list[0].0}),
+            3.0,
+        )
+        .unwrap();
+        assert_eq!(listed(&mut s)[0].1, "ROLLBACK_REQUESTED");
+        let svc = &s.clusters["c"].services["web"];
+        assert_eq!(svc.deployments.len(), 1, "only the source is left");
+        assert!(svc.task_definition.ends_with("web:1"));
+        assert_eq!(svc.deployments[0].status, DeploymentStatus::Primary);
     }
 
     #[test]

@@ -186,6 +186,12 @@ pub fn read(cfg: &Value, current: &Config) -> Result<Config, String> {
             format!("strategy must be ROLLING, BLUE_GREEN, LINEAR or CANARY, not {s}")
         })?;
     }
+    if c.kind == Kind::BlueGreen
+        && current.kind != Kind::BlueGreen
+        && cfg["bakeTimeInMinutes"].is_null()
+    {
+        return Err("bakeTimeInMinutes is required with the BLUE_GREEN strategy".into());
+    }
     if !cfg["bakeTimeInMinutes"].is_null() {
         c.bake_minutes = minutes(&cfg["bakeTimeInMinutes"], "bakeTimeInMinutes", 0)?;
     }
@@ -746,7 +752,10 @@ mod tests {
                 vec![(10.0, 3), (100.0, 0)],
             ),
             (json!({"strategy": "CANARY"}), vec![(5.0, 10), (100.0, 0)]),
-            (json!({"strategy": "BLUE_GREEN"}), vec![(100.0, 0)]),
+            (
+                json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}),
+                vec![(100.0, 0)],
+            ),
         ];
         for (cfg, want) in cases {
             assert_eq!(weights(&config(cfg.clone()).unwrap()), want, "{cfg}");
@@ -757,6 +766,7 @@ mod tests {
     fn configurations_are_validated_as_the_reference_says() {
         let bad = [
             json!({"strategy": "FAST"}),
+            json!({"strategy": "BLUE_GREEN"}),
             json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1441}),
             json!({"strategy": "BLUE_GREEN", "linearConfiguration": {"stepPercent": 10.0}}),
             json!({"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 2.0}}),
@@ -772,7 +782,7 @@ mod tests {
         for cfg in bad {
             assert!(config(cfg.clone()).is_err(), "{cfg} was accepted");
         }
-        let c = config(json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [
+        let c = config(json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0, "lifecycleHooks": [
             {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"], "timeoutConfiguration": {"timeoutInMinutes": 5, "action": "CONTINUE"}},
             {"hookTargetArn": "arn:aws:lambda:us-east-1:1:function:f", "lifecycleStages": ["PRE_SCALE_UP"]}
         ], "alarms": {"alarmNames": ["errors"], "enable": true, "rollback": true}}))
@@ -862,7 +872,7 @@ mod tests {
 
     #[test]
     fn a_pause_hook_holds_its_stage_until_acted_on_or_timed_out() {
-        let c = config(json!({"strategy": "BLUE_GREEN", "lifecycleHooks": [
+        let c = config(json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0, "lifecycleHooks": [
             {"targetType": "PAUSE", "lifecycleStages": ["PRE_SCALE_UP"], "timeoutConfiguration": {"timeoutInMinutes": 1}}
         ]}))
         .unwrap();
