@@ -147,6 +147,7 @@ pub fn plan_strategy(
     let mut facts = crate::strategy::Facts {
         green_ready: false,
         others_gone: false,
+        strays_gone: false,
     };
     let Some(primary) = service.primary() else {
         return (actions, facts);
@@ -194,6 +195,9 @@ pub fn plan_strategy(
     let healthy = mine.iter().filter(|t| t.is_healthy(stable)).count() as u32;
     facts.green_ready = mine.len() as u32 == desired && healthy == desired;
     facts.others_gone = live.iter().all(|t| t.started_by == primary.id);
+    facts.strays_gone = live.iter().all(|t| {
+        t.started_by == primary.id || progress.source.as_deref() == Some(t.started_by.as_str())
+    });
     (actions, facts)
 }
 

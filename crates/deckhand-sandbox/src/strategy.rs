@@ -600,6 +600,8 @@ pub struct Facts {
     pub green_ready: bool,
     /// No task of another deployment is left.
     pub others_gone: bool,
+    /// No task is left but the green and the blue ones (a superseded deployment's are gone).
+    pub strays_gone: bool,
 }
 
 /// What [`advance`] decided.
@@ -651,6 +653,7 @@ pub fn advance(
     }
     let step = &p.steps[p.index];
     let ready = match step.stage {
+        Stage::ReconcileService => facts.strays_gone,
         Stage::ScaleUp => facts.green_ready,
         Stage::CleanUp => facts.others_gone,
         _ => true,
@@ -822,10 +825,12 @@ mod tests {
         let not_ready = Facts {
             green_ready: false,
             others_gone: false,
+            strays_gone: true,
         };
         let ready = Facts {
             green_ready: true,
             others_gone: false,
+            strays_gone: true,
         };
         let mut ids = ids();
         assert_eq!(
@@ -862,6 +867,7 @@ mod tests {
         let gone = Facts {
             green_ready: true,
             others_gone: true,
+            strays_gone: true,
         };
         assert_eq!(
             advance(&mut p, &[], gone, 100.0, 6.0, &mut ids),
@@ -879,6 +885,7 @@ mod tests {
         let facts = Facts {
             green_ready: true,
             others_gone: true,
+            strays_gone: true,
         };
         let mut p = Progress::new(steps(&c, true), None, 0.0);
         let mut ids = ids();

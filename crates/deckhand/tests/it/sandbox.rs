@@ -1337,3 +1337,59 @@ async fn a_linear_deployment_shifts_traffic_in_steps() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_during_a_blue_green_deployment_supersedes_it() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "super", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "super", container(&bed, &["sleep", "601"])).await;
+    let v3 = register(&client, "super", container(&bed, &["sleep", "602"])).await;
+    let config = strategy_config(DeploymentStrategy::BlueGreen, 600, false);
+    let first = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    deployment_until(
+        &client,
+        &first,
+        "baking",
+        |_| {},
+        |d| stage(d) == "BAKE_TIME",
+    )
+    .await;
+    client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .task_definition(&v3)
+        .deployment_configuration(strategy_config(DeploymentStrategy::BlueGreen, 0, false))
+        .send()
+        .await
+        .unwrap();
+    let old = describe_deployment(&client, &first).await;
+    assert_eq!(status(&old), "STOPPED");
+    assert!(
+        old.status_reason()
+            .unwrap_or_default()
+            .contains("Superseded"),
+        "{old:#?}"
+    );
+    let newest = newest_deployment(&client, "web").await;
+    let arn = newest.service_deployment_arn().unwrap().to_string();
+    assert_ne!(arn, first);
+    let mut stages = Vec::new();
+    deployment_until(
+        &client,
+        &arn,
+        "the newer one succeeds",
+        |d| stages.push(stage(d).to_string()),
+        |d| status(d) == "SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(stages[0], "RECONCILE_SERVICE", "{stages:?}");
+    wait_until(&client, "web", "on v3", |s| completed_on(s, &v3)).await;
+    assert_eq!(
+        sandbox_containers(&sandbox).await,
+        1,
+        "v1's and v2's tasks are gone"
+    );
+    sandbox.stop().await;
+}
