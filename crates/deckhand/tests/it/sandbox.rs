@@ -1393,3 +1393,81 @@ async fn an_update_during_a_blue_green_deployment_supersedes_it() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_pause_hook_times_out_into_a_rollback() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "timeout", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "timeout", container(&bed, &["sleep", "601"])).await;
+    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 0, false);
+    config.lifecycle_hooks = Some(vec![DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::Pause)
+        .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
+        .timeout_configuration(
+            aws_sdk_ecs::types::DeploymentLifecycleHookTimeoutConfiguration::builder()
+                .timeout_in_minutes(1)
+                .build(),
+        )
+        .build()]);
+    let arn = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    let d = deployment_until(
+        &client,
+        &arn,
+        "timed out",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(
+        d.lifecycle_hook_details()[0].status().map(|s| s.as_str()),
+        Some("TIMED_OUT")
+    );
+    assert!(d
+        .rollback()
+        .unwrap()
+        .reason()
+        .unwrap()
+        .contains("timed out"));
+    wait_until(&client, "web", "back on v1", |s| completed_on(s, &v1)).await;
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_rolls_a_rolling_deployment_back() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "rolling", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "rolling", container(&bed, &["sleep", "601"])).await;
+    control(
+        &sandbox,
+        "alarms",
+        r#"{"name": "latency", "state": "ALARM"}"#,
+    );
+    let config = DeploymentConfiguration::builder()
+        .alarms(
+            DeploymentAlarms::builder()
+                .alarm_names("latency")
+                .enable(true)
+                .rollback(true)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let arn = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    let d = deployment_until(
+        &client,
+        &arn,
+        "alarm rollback",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(d.alarms().unwrap().triggered_alarm_names(), ["latency"]);
+    assert!(
+        d.lifecycle_stage().is_none(),
+        "rolling deployments have no stages"
+    );
+    wait_until(&client, "web", "back on v1", |s| completed_on(s, &v1)).await;
+    sandbox.stop().await;
+}
