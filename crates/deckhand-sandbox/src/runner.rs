@@ -1028,6 +1028,85 @@ mod tests {
         assert_eq!(s.deployments[0].rollout, Rollout::Failed);
     }
 
+    /// A BLUE_GREEN deployment of f:2 in progress over a completed one of f:1, its tasks
+    /// failed past the threshold; the breaker rolls back or not.
+    fn strategy_failing(rollback: bool) -> State {
+        let mut state = state_with_failing(None);
+        let s = state
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("s")
+            .unwrap();
+        s.breaker.rollback = rollback;
+        s.deployments.remove(0);
+        s.strategy = crate::strategy::read(
+            &json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}),
+            &Default::default(),
+        )
+        .unwrap();
+        ecs::start_deployment(s, "arn:aws:ecs:us-east-1:1:task-definition/f:2", 1.0, None);
+        s.deployments[0].failed_tasks = 3;
+        state
+    }
+
+    fn status_of_newest(state: &State) -> String {
+        let s = &state.clusters["c"].services["s"];
+        s.service_deployments_brief(&[])[0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_breaker_rolls_a_strategy_deployment_back_to_its_source_or_stops_it() {
+        let mut state = strategy_failing(true);
+        trip_breaker(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "ROLLBACK_IN_PROGRESS");
+        let s = &state.clusters["c"].services["s"];
+        assert_eq!(s.deployments.len(), 1, "only the source is left");
+        assert!(s.task_definition.ends_with("f:1"));
+        finish_rollbacks(&mut state, "c", "s", 3.0);
+        assert_eq!(
+            status_of_newest(&state),
+            "ROLLBACK_SUCCESSFUL",
+            "no green task left"
+        );
+
+        let mut state = strategy_failing(false);
+        trip_breaker(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "STOPPED");
+        let s = &state.clusters["c"].services["s"];
+        assert!(s.task_definition.ends_with("f:2"), "not rolled back");
+    }
+
+    #[test]
+    fn an_alarm_in_alarm_fails_the_deployment_that_watches_it() {
+        let mut state = strategy_failing(true);
+        let s = state
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("s")
+            .unwrap();
+        s.deployments[0].failed_tasks = 0;
+        s.deployments[0].config.alarms = Some(crate::strategy::Alarms {
+            names: vec!["errors".into()],
+            enable: true,
+            rollback: true,
+        });
+        state.alarms.insert("other".into(), "ALARM".into());
+        watch_alarms(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "IN_PROGRESS", "not its alarm");
+        state.alarms.insert("errors".into(), "ALARM".into());
+        watch_alarms(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "ROLLBACK_IN_PROGRESS");
+        let s = &state.clusters["c"].services["s"];
+        assert_eq!(s.history.last().unwrap().triggered_alarms, ["errors"]);
+    }
+
     #[test]
     fn memory_reservation_is_a_soft_limit() {
         let td = crate::model::TaskDefinition {

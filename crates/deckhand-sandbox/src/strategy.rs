@@ -524,6 +524,8 @@ pub struct Progress {
     /// Why it stopped without a rollback (superseded, or failed with rollback off).
     pub stopped: Option<String>,
     pub finished: bool,
+    /// The first stage has been entered (its hooks started) by [`advance`].
+    pub entered: bool,
 }
 
 impl Progress {
@@ -539,6 +541,7 @@ impl Progress {
             rollback: None,
             stopped: None,
             finished: false,
+            entered: false,
         }
     }
 
@@ -629,6 +632,10 @@ pub fn advance(
     if !p.active() {
         return Move::Stay;
     }
+    if !p.entered {
+        p.entered = true;
+        return enter(p, hooks, now, minute, &mut new_id);
+    }
     // Hooks of this stage: a timed-out one takes its timeout action.
     let mut waiting = false;
     for h in p.hooks.iter_mut().filter(|h| h.step == p.index) {
@@ -666,6 +673,17 @@ pub fn advance(
         return Move::Finished;
     }
     p.index += 1;
+    enter(p, hooks, now, minute, &mut new_id)
+}
+
+/// Enters the stage at `p.index`: its traffic weights, and a run of each hook it has.
+fn enter(
+    p: &mut Progress,
+    hooks: &[Hook],
+    now: Time,
+    minute: f64,
+    new_id: &mut impl FnMut() -> String,
+) -> Move {
     p.entered_at = now;
     let step = &p.steps[p.index];
     if let Some(w) = step.production_weight {
@@ -835,6 +853,11 @@ mod tests {
         let mut ids = ids();
         assert_eq!(
             advance(&mut p, &[], not_ready, 0.0, 6.0, &mut ids),
+            Move::Entered(Stage::PreScaleUp)
+        );
+        assert!(!p.scaled_up(), "no green task before SCALE_UP");
+        assert_eq!(
+            advance(&mut p, &[], not_ready, 0.0, 6.0, &mut ids),
             Move::Entered(Stage::ScaleUp)
         );
         assert!(p.scaled_up());
@@ -891,6 +914,11 @@ mod tests {
         let mut ids = ids();
         assert_eq!(
             advance(&mut p, &c.hooks, facts, 0.0, 6.0, &mut ids),
+            Move::Entered(Stage::ReconcileService)
+        );
+        assert!(p.hooks.is_empty());
+        assert_eq!(
+            advance(&mut p, &c.hooks, facts, 0.0, 6.0, &mut ids),
             Move::Entered(Stage::PreScaleUp)
         );
         assert_eq!(p.hooks.len(), 1);
@@ -908,8 +936,28 @@ mod tests {
             Move::Entered(Stage::ScaleUp)
         );
 
+        // A CONTINUE timeout moves on by itself.
+        let mut on = c.clone();
+        on.hooks[0].timeout_action = HookAction::Continue;
+        let mut p = Progress::new(steps(&on, false), None, 0.0);
+        assert_eq!(
+            advance(&mut p, &on.hooks, facts, 0.0, 6.0, &mut ids),
+            Move::Entered(Stage::PreScaleUp),
+            "a hook at the first stage runs too"
+        );
+        assert_eq!(p.hooks.len(), 1);
+        assert_eq!(
+            advance(&mut p, &on.hooks, facts, 5.0, 6.0, &mut ids),
+            Move::Stay
+        );
+        assert_eq!(
+            advance(&mut p, &on.hooks, facts, 6.0, 6.0, &mut ids),
+            Move::Entered(Stage::ScaleUp)
+        );
+        assert_eq!(p.hooks[0].status, HookStatus::TimedOut);
+
         // Unanswered, the default timeout action rolls back.
-        let mut p = Progress::new(steps(&c, true), None, 0.0);
+        let mut p = Progress::new(steps(&c, false), None, 0.0);
         advance(&mut p, &c.hooks, facts, 0.0, 6.0, &mut ids);
         assert!(matches!(
             advance(&mut p, &c.hooks, facts, 6.0, 6.0, &mut ids),
