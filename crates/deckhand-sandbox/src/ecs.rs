@@ -791,12 +791,18 @@ fn stop_service_deployment(state: &mut State, input: &Value, now: Time) -> Reply
         .iter()
         .any(|d| d.id == id && d.progress.is_some());
     if has_progress {
-        if !roll_back(service, &id, reason, now, true) {
+        let source = service
+            .deployments
+            .iter()
+            .find(|d| d.id == id)
+            .and_then(|d| d.progress.as_ref()?.source.clone());
+        if !source.is_some_and(|src| service.deployments.iter().any(|d| d.id == src)) {
             return Err(ApiError::new(
                 "ConflictException",
                 format!("The service deployment {arn} has no source revision to roll back to."),
             ));
         }
+        roll_back(service, &id, reason, now, true);
     } else {
         let Some(target) = crate::scheduler::rollback_target(service, &id).map(str::to_string)
         else {
@@ -1390,6 +1396,23 @@ mod tests {
         );
         // Asked again while it rolls back: it goes on rolling back.
         stop(&mut s, json!({"serviceDeploymentArn": arn})).unwrap();
+    }
+
+    #[test]
+    fn a_first_strategy_deployment_cannot_be_rolled_back_and_is_left_as_it_is() {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        let create = json!({"cluster": "c", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1,
+                            "deploymentConfiguration": {"strategy": "CANARY"}});
+        handle(&mut s, "CreateService", &create, 0.0).unwrap();
+        let arn = listed(&mut s)[0].0.clone();
+        let stop = json!({"serviceDeploymentArn": arn});
+        assert_eq!(
+            error_kind(handle(&mut s, "StopServiceDeployment", &stop, 1.0)),
+            "ConflictException"
+        );
+        assert_eq!(listed(&mut s)[0].1, "IN_PROGRESS", "unchanged");
     }
 
     #[test]
