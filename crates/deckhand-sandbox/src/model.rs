@@ -228,7 +228,7 @@ pub struct Deployment {
     /// The service's strategy configuration as this deployment started.
     pub config: crate::strategy::Config,
     /// Where a BLUE_GREEN, LINEAR or CANARY deployment is in its lifecycle (None: ROLLING).
-    pub progress: Option<crate::strategy::Progress>,
+    pub progress: Option<crate::lifecycle::Progress>,
     /// Alarms of `config.alarms` seen in ALARM while this deployment was watched.
     pub triggered_alarms: Vec<String>,
 }

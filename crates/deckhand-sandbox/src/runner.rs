@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 
 use super::ecs;
 use super::model::{ContainerDef, Rollout, State, Task, Time};
+use super::progress;
 use super::scheduler::{self, Action};
 use super::{Options, Shared};
 
@@ -507,139 +508,10 @@ fn reconcile_services(options: &Options, state: &mut State, cluster: &str) {
     let names: Vec<String> = state.clusters[cluster].services.keys().cloned().collect();
     for name in names {
         count_failures(state, cluster, &name, now);
-        watch_alarms(state, cluster, &name, now);
+        progress::watch_alarms(state, cluster, &name, now);
         trip_breaker(state, cluster, &name, now);
         apply_plan(options, state, cluster, &name, now);
-        finish_rollbacks(state, cluster, &name, now);
-    }
-}
-
-/// A deployment in progress whose alarms are enabled fails when one of its alarms is in
-/// ALARM: rolled back with `rollback`, else stopped. Rollbacks are not watched.
-fn watch_alarms(state: &mut State, cluster: &str, service: &str, now: Time) {
-    let in_alarm: Vec<String> = state
-        .alarms
-        .iter()
-        .filter(|(_, v)| v.as_str() == "ALARM")
-        .map(|(k, _)| k.clone())
-        .collect();
-    let s = state
-        .clusters
-        .get_mut(cluster)
-        .and_then(|c| c.services.get_mut(service))
-        .expect("service");
-    let Some(d) = s.primary() else { return };
-    let watched = d.rollback_of.is_none()
-        && match &d.progress {
-            Some(p) => p.active() && p.stage() != crate::strategy::Stage::CleanUp,
-            None => d.rollout == Rollout::InProgress,
-        };
-    let Some(alarms) = d.config.alarms.clone().filter(|a| a.enable && watched) else {
-        return;
-    };
-    let triggered: Vec<String> = alarms
-        .names
-        .iter()
-        .filter(|n| in_alarm.contains(n))
-        .cloned()
-        .collect();
-    if triggered.is_empty() {
-        return;
-    }
-    let id = d.id.clone();
-    let strategy = d.progress.is_some();
-    let reason = format!(
-        "ECS deployment {id} failed: alarm(s) detected: {}.",
-        triggered.join(", ")
-    );
-    if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
-        d.triggered_alarms = triggered;
-        d.updated_at = now;
-    }
-    let msg = format!("(service {service}) (deployment {id}) deployment failed: alarm detected.");
-    s.push_event(event_id(), now, msg);
-    fail(s, &id, &reason, alarms.rollback, strategy, now);
-}
-
-/// Fails deployment `id` of `s`: rolled back (`rollback`) or left stopped.
-fn fail(
-    s: &mut crate::model::Service,
-    id: &str,
-    reason: &str,
-    rollback: bool,
-    strategy: bool,
-    now: Time,
-) {
-    if strategy {
-        let rolled = rollback && ecs::roll_back(s, id, reason, now, false);
-        if !rolled {
-            if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
-                d.rollout = Rollout::Failed;
-                d.rollout_reason = reason.to_string();
-                d.updated_at = now;
-                if let Some(p) = d.progress.as_mut().filter(|p| p.active()) {
-                    p.stopped = Some(reason.to_string());
-                }
-            }
-        }
-        return;
-    }
-    let target = scheduler::rollback_target(s, id).map(str::to_string);
-    if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
-        d.rollout = Rollout::Failed;
-        d.rollout_reason = reason.to_string();
-        d.updated_at = now;
-    }
-    if let (true, Some(target)) = (rollback, target) {
-        let new = ecs::start_deployment(s, &target, now, Some(id));
-        let msg = format!("(service {}) rolling back to deployment {new}.", s.name);
-        s.push_event(event_id(), now, msg);
-    }
-}
-
-/// Strategy rollbacks: a requested one starts (ROLLBACK_IN_PROGRESS) and stops the green
-/// tasks; it has succeeded once none is left.
-fn finish_rollbacks(state: &mut State, cluster: &str, service: &str, now: Time) {
-    let c = state.clusters.get_mut(cluster).expect("cluster");
-    let s = c.services.get_mut(service).expect("service");
-    let mut events = Vec::new();
-    for d in s.history.iter_mut() {
-        let Some(r) = d.progress.as_mut().and_then(|p| p.rollback.as_mut()) else {
-            continue;
-        };
-        if r.done {
-            continue;
-        }
-        r.started = true;
-        let mut left = 0;
-        for t in c
-            .tasks
-            .values_mut()
-            .filter(|t| t.started_by == d.id && t.is_live())
-        {
-            left += 1;
-            if t.desired_status != "STOPPED" {
-                t.desired_status = "STOPPED".into();
-                t.stopped_reason.get_or_insert(format!(
-                    "Scaling activity initiated by (deployment {})",
-                    d.id
-                ));
-                t.stop_code
-                    .get_or_insert("ServiceSchedulerInitiated".into());
-                t.failure_counted = true;
-            }
-        }
-        if left == 0 {
-            r.done = true;
-            d.updated_at = now;
-            events.push(format!(
-                "(service {service}) (deployment {}) rollback completed.",
-                d.id
-            ));
-        }
-    }
-    for e in events {
-        s.push_event(event_id(), now, e);
+        progress::finish_rollbacks(state, cluster, &name, now);
     }
 }
 
@@ -692,7 +564,7 @@ fn trip_breaker(state: &mut State, cluster: &str, service: &str, now: Time) {
         );
         s.push_event(event_id(), now, msg);
         let reason = "ECS deployment circuit breaker: tasks failed to start.";
-        fail(s, &primary.id, reason, s.breaker.rollback, true, now);
+        progress::fail(s, &primary.id, reason, s.breaker.rollback, true, now);
         return;
     }
     if primary.progress.is_some() {
@@ -873,76 +745,7 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
         );
     }
     if let Some(facts) = facts {
-        advance_strategy(options, s, facts, now);
-    }
-}
-
-/// Moves a BLUE_GREEN, LINEAR or CANARY deployment through its lifecycle stages.
-fn advance_strategy(
-    options: &Options,
-    s: &mut crate::model::Service,
-    facts: crate::strategy::Facts,
-    now: Time,
-) {
-    use crate::strategy::{advance, HookStatus, Move};
-    let service = s.name.clone();
-    let minute = 60.0 * options.time_scale;
-    let Some(d) = s
-        .deployments
-        .iter_mut()
-        .find(|d| d.status == crate::model::DeploymentStatus::Primary)
-    else {
-        return;
-    };
-    let id = d.id.clone();
-    let hooks = d.config.hooks.clone();
-    let Some(p) = d.progress.as_mut() else { return };
-    let before = p.hooks.len();
-    let step = advance(p, &hooks, facts, now, minute, || super::random_hex(16));
-    let paused: Vec<String> = p.hooks[before..]
-        .iter()
-        .filter(|h| h.status == HookStatus::AwaitingAction)
-        .map(|h| h.id.clone())
-        .collect();
-    let stage = p.stage().as_str();
-    if step != Move::Stay {
-        d.updated_at = now;
-    }
-    for hook in paused {
-        let msg = format!(
-            "(service {service}) (deployment {id}) is paused at {stage}: lifecycle hook {hook} is awaiting action."
-        );
-        s.push_event(event_id(), now, msg);
-    }
-    match step {
-        Move::Stay | Move::Entered(_) => {}
-        Move::Rollback(reason) => fail(s, &id, &reason, true, true, now),
-        Move::Finished => {
-            let mut done = Vec::new();
-            s.deployments.retain(|d| {
-                let keep = d.id == id;
-                if !keep {
-                    done.push(d.clone());
-                }
-                keep
-            });
-            s.history.extend(done);
-            if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
-                d.rollout = Rollout::Completed;
-                d.rollout_reason = format!("ECS deployment {id} completed.");
-                d.updated_at = now;
-            }
-            s.push_event(
-                event_id(),
-                now,
-                format!("(service {service}) (deployment {id}) deployment completed."),
-            );
-            s.push_event(
-                event_id(),
-                now,
-                format!("(service {service}) has reached a steady state."),
-            );
-        }
+        progress::advance_strategy(options, s, facts, now);
     }
 }
 
@@ -962,7 +765,7 @@ fn prune_stopped(state: &mut State, cluster: &str) {
     }
 }
 
-fn event_id() -> String {
+pub(crate) fn event_id() -> String {
     super::random_hex(8) + "-sandbox"
 }
 
@@ -975,6 +778,7 @@ mod tests {
 
     use crate::ecs;
     use crate::model::{Place, Rollout};
+    use crate::progress::{finish_rollbacks, watch_alarms};
     use serde_json::json;
 
     fn state_with_failing(rollback_of: Option<&str>) -> State {

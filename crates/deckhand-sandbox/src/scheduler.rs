@@ -142,9 +142,9 @@ pub fn plan_strategy(
     live: &[&Task],
     stable: f64,
     mut fits: impl FnMut(&str) -> bool,
-) -> (Vec<Action>, crate::strategy::Facts) {
+) -> (Vec<Action>, crate::lifecycle::Facts) {
     let mut actions = Vec::new();
-    let mut facts = crate::strategy::Facts {
+    let mut facts = crate::lifecycle::Facts {
         green_ready: false,
         others_gone: false,
         strays_gone: false,
