@@ -430,6 +430,69 @@ mod tests {
     }
 
     #[test]
+    fn a_strategy_deployment_runs_green_beside_blue_from_scale_up_and_stops_blue_in_clean_up() {
+        use crate::lifecycle::{steps, Progress};
+        use crate::strategy::{read, Config};
+        let config = read(
+            &serde_json::json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}),
+            &Config::default(),
+        )
+        .unwrap();
+        let mut green = deployment("green", true, Rollout::InProgress, 2);
+        green.progress = Some(Progress::new(
+            steps(&config, true),
+            Some("blue".into()),
+            0.0,
+        ));
+        let mut s = service(
+            2,
+            vec![
+                green,
+                deployment("super", false, Rollout::InProgress, 2),
+                deployment("blue", false, Rollout::Completed, 2),
+            ],
+        );
+        let (b1, b2) = (
+            task("b1", "blue", "RUNNING", "HEALTHY"),
+            task("b2", "blue", "RUNNING", "HEALTHY"),
+        );
+        let stray = task("x", "super", "RUNNING", "HEALTHY");
+        let at = |s: &mut Service, stage| {
+            let p = s.deployments[0].progress.as_mut().unwrap();
+            p.index = p.steps.iter().position(|st| st.stage == stage).unwrap();
+        };
+        use crate::strategy::Stage;
+        let (actions, facts) = plan_strategy(&s, &[&b1, &b2, &stray], 1.0, |_| true);
+        assert_eq!(starts(&actions), 0, "no green task before SCALE_UP");
+        assert_eq!(
+            stops(&actions),
+            vec!["x"],
+            "the superseded deployment's task goes"
+        );
+        assert!(!facts.strays_gone);
+
+        at(&mut s, Stage::ScaleUp);
+        let (actions, facts) = plan_strategy(&s, &[&b1, &b2], 1.0, |_| true);
+        assert_eq!(starts(&actions), 2, "the full desired count, beside blue");
+        assert!(stops(&actions).is_empty());
+        assert!(facts.strays_gone && !facts.green_ready);
+
+        let (g1, g2) = (
+            task("g1", "green", "RUNNING", "HEALTHY"),
+            task("g2", "green", "RUNNING", "HEALTHY"),
+        );
+        let (actions, facts) = plan_strategy(&s, &[&b1, &b2, &g1, &g2], 1.0, |_| true);
+        assert!(actions.is_empty(), "{actions:?}");
+        assert!(facts.green_ready && !facts.others_gone);
+
+        at(&mut s, Stage::CleanUp);
+        let (actions, _) = plan_strategy(&s, &[&b1, &b2, &g1, &g2], 1.0, |_| true);
+        assert_eq!(stops(&actions), vec!["b1", "b2"]);
+        let (_, facts) = plan_strategy(&s, &[&g1, &g2], 1.0, |_| true);
+        assert!(facts.others_gone);
+    }
+
+    #[test]
     fn the_breaker_trips_at_the_threshold() {
         let mut d = deployment("x", true, Rollout::InProgress, 1);
         d.failed_tasks = 2;
