@@ -50,6 +50,7 @@ fn deployment_status(service: &Service, id: &str) -> &'static str {
             "ROLLBACK_REQUESTED" => "ROLLBACK_REQUESTED",
             "ROLLBACK_IN_PROGRESS" => "ROLLBACK_IN_PROGRESS",
             "IN_PROGRESS" => "IN_PROGRESS",
+            "PENDING" => "PENDING",
             _ => "OVER",
         })
         .unwrap_or("OVER")
@@ -69,7 +70,7 @@ pub fn stop(state: &mut State, input: &Value, now: Time) -> Reply {
     }
     let (service, id) = service_deployment_mut(state, &arn)?;
     match deployment_status(service, &id) {
-        "IN_PROGRESS" => {}
+        "IN_PROGRESS" | "PENDING" => {}
         "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" => {
             return Ok(json!({"serviceDeploymentArn": arn}))
         }

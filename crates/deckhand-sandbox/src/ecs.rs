@@ -1187,7 +1187,7 @@ mod tests {
             error_kind(handle(&mut s, "StopServiceDeployment", &stop, 1.0)),
             "ConflictException"
         );
-        assert_eq!(listed(&mut s)[0].1, "IN_PROGRESS", "unchanged");
+        assert_eq!(listed(&mut s)[0].1, "PENDING", "unchanged");
     }
 
     #[test]
@@ -1225,7 +1225,7 @@ mod tests {
         )
         .unwrap();
         let d = &newest["serviceDeployments"][0];
-        assert_eq!(d["status"], "IN_PROGRESS");
+        assert_eq!(d["status"], "PENDING", "until the runner starts it");
         assert_eq!(
             d["lifecycleStage"], "RECONCILE_SERVICE",
             "two revisions were active"
@@ -1240,6 +1240,23 @@ mod tests {
             100.0
         );
 
+        let bad = json!({"cluster": "c", "service": "web", "deploymentConfiguration":
+                         {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 1.0}}});
+        assert_eq!(
+            error_kind(handle(&mut s, "UpdateService", &bad, 2.0)),
+            "InvalidParameterException"
+        );
+        s.clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("web")
+            .unwrap()
+            .deployments[0]
+            .progress
+            .as_mut()
+            .unwrap()
+            .entered = true;
         let cont = json!({"serviceDeploymentArn": list[0].0, "hookId": "ecs-pause-nope"});
         assert_eq!(
             error_kind(handle(&mut s, "ContinueServiceDeployment", &cont, 3.0)),

@@ -217,6 +217,9 @@ impl Progress {
         if self.finished {
             return ("SUCCESSFUL", "Service deployment completed.".into());
         }
+        if !self.entered {
+            return ("PENDING", "Service deployment has not started.".into());
+        }
         (
             "IN_PROGRESS",
             format!("Service deployment is in {}.", self.stage().as_str()),
@@ -553,6 +556,8 @@ mod tests {
     #[test]
     fn statuses_follow_rollbacks_and_stops() {
         let mut p = Progress::new(vec![step(Stage::PreScaleUp)], None, 0.0);
+        assert_eq!(p.status().0, "PENDING", "until its first stage is entered");
+        p.entered = true;
         assert_eq!(p.status().0, "IN_PROGRESS");
         p.rollback = Some(Rollback {
             reason: "r".into(),

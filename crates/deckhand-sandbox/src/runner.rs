@@ -903,7 +903,7 @@ mod tests {
         });
         state.alarms.insert("other".into(), "ALARM".into());
         watch_alarms(&mut state, "c", "s", 2.0);
-        assert_eq!(status_of_newest(&state), "IN_PROGRESS", "not its alarm");
+        assert_eq!(status_of_newest(&state), "PENDING", "not its alarm");
         state.alarms.insert("errors".into(), "ALARM".into());
         watch_alarms(&mut state, "c", "s", 2.0);
         assert_eq!(status_of_newest(&state), "ROLLBACK_IN_PROGRESS");
