@@ -6,10 +6,13 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::Rng;
 use serde_json::{json, Value};
 
+use super::deployments;
+use super::lifecycle;
 use super::model::{
     CircuitBreaker, Cluster, Deployment, DeploymentStatus, Rollout, Service, State, Task,
     TaskDefinition, Time,
 };
+use super::strategy;
 
 /// An error as ECS sends it: `__type` and `message`, HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +31,12 @@ impl ApiError {
     fn client(message: impl Into<String>) -> Self {
         Self::new("ClientException", message)
     }
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new("InvalidParameterException", message)
     }
 }
 
-type Reply = Result<Value, ApiError>;
+pub(crate) type Reply = Result<Value, ApiError>;
 
 /// Runs one ECS operation against the state.
 pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
@@ -62,6 +65,8 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "ListServiceDeployments" => list_service_deployments(state, input),
         "DescribeServiceDeployments" => describe_service_deployments(state, input),
         "DescribeServiceRevisions" => describe_service_revisions(state, input),
+        "StopServiceDeployment" => deployments::stop(state, input, now),
+        "ContinueServiceDeployment" => deployments::resume(state, input, now),
         "TagResource" => tag_resource(state, input),
         "UntagResource" => untag_resource(state, input),
         "ListTagsForResource" => list_tags_for_resource(state, input),
@@ -72,7 +77,7 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
     }
 }
 
-fn str_field<'a>(input: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn str_field<'a>(input: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     input[name]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -418,13 +423,20 @@ fn new_deployment(id: String, task_definition: &str, desired: u32, now: Time) ->
         created_at: now,
         updated_at: now,
         rollback_of: None,
+        config: Default::default(),
+        progress: None,
+        triggered_alarms: Vec::new(),
     }
 }
+
+/// What `deploymentConfiguration` sets: maximumPercent, minimumHealthyPercent, the breaker and
+/// the strategy.
+type DeploymentConfig = (u32, u32, CircuitBreaker, strategy::Config);
 
 fn read_deployment_config(
     input: &Value,
     service: Option<&Service>,
-) -> Result<(u32, u32, CircuitBreaker), ApiError> {
+) -> Result<DeploymentConfig, ApiError> {
     let cfg = &input["deploymentConfiguration"];
     let (mut max, mut min, mut breaker) = match service {
         Some(s) => (s.maximum_percent, s.minimum_healthy_percent, s.breaker),
@@ -458,7 +470,13 @@ fn read_deployment_config(
             "maximumPercent ({max}) must be at least 100 and above minimumHealthyPercent ({min}), which is at most 100"
         )));
     }
-    Ok((max, min, breaker))
+    let current = service.map(|s| s.strategy.clone()).unwrap_or_default();
+    let strategy = if cfg.is_object() {
+        strategy::read(cfg, &current).map_err(ApiError::invalid)?
+    } else {
+        current
+    };
+    Ok((max, min, breaker, strategy))
 }
 
 /// `desiredCount`, if given, within what one sandbox can run.
@@ -485,7 +503,7 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
     }
     let td_arn = td.arn.clone();
     let desired = desired_count(input)?.unwrap_or(0);
-    let (max, min, breaker) = read_deployment_config(input, None)?;
+    let (max, min, breaker, strategy) = read_deployment_config(input, None)?;
     let place = state.place.clone();
     let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
@@ -501,15 +519,18 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
         maximum_percent: max,
         minimum_healthy_percent: min,
         breaker,
-        deployments: vec![new_deployment(deployment_id(), &td_arn, desired, now)],
+        strategy,
+        deployments: Vec::new(),
         events: VecDeque::new(),
         created_at: now,
         active: true,
         tags: input.get("tags").cloned().unwrap_or_else(|| json!([])),
         history: Vec::new(),
     };
+    start_deployment(&mut service, &td_arn, now, None);
     if desired == 0 {
         // Nothing to roll out: ECS marks such a deployment complete at once.
+        service.deployments[0].progress = None;
         service.deployments[0].rollout = Rollout::Completed;
         service.deployments[0].rollout_reason = "ECS deployment completed.".into();
     }
@@ -546,10 +567,11 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
     let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
     let service = service_mut(&mut cluster.services, &name)?;
-    let (max, min, breaker) = read_deployment_config(input, Some(service))?;
+    let (max, min, breaker, strategy) = read_deployment_config(input, Some(service))?;
     service.maximum_percent = max;
     service.minimum_healthy_percent = min;
     service.breaker = breaker;
+    service.strategy = strategy;
     if let Some(d) = desired_count(input)? {
         service.desired_count = d;
         for dep in service
@@ -580,13 +602,33 @@ pub fn start_deployment(
     now: Time,
     rollback_of: Option<&str>,
 ) -> String {
+    // More than one revision active: a BLUE_GREEN, LINEAR or CANARY deployment reconciles
+    // first, and one still in progress is superseded.
+    let reconcile = service.deployments.len() > 1;
+    let source = service
+        .deployments
+        .iter()
+        .filter(|d| d.rollout == Rollout::Completed)
+        .max_by(|a, b| a.updated_at.total_cmp(&b.updated_at))
+        .map(|d| d.id.clone());
     for d in service.deployments.iter_mut() {
         d.status = DeploymentStatus::Active;
         d.updated_at = now;
+        if let Some(p) = d.progress.as_mut().filter(|p| p.active()) {
+            p.stopped = Some("Superseded by a newer deployment.".into());
+        }
     }
     let id = deployment_id();
     let mut d = new_deployment(id.clone(), task_definition, service.desired_count, now);
     d.rollback_of = rollback_of.map(str::to_string);
+    d.config = service.strategy.clone();
+    if d.config.kind != strategy::Kind::Rolling && rollback_of.is_none() {
+        d.progress = Some(lifecycle::Progress::new(
+            lifecycle::steps(&d.config, reconcile),
+            source,
+            now,
+        ));
+    }
     service.deployments.insert(0, d);
     service.task_definition = task_definition.to_string();
     id
@@ -1042,6 +1084,196 @@ mod tests {
         assert_eq!(deps[0]["rolloutState"], "IN_PROGRESS");
         assert_eq!(deps[1]["status"], "ACTIVE");
         assert!(deps[0]["id"].as_str().unwrap().starts_with("ecs-svc/"));
+    }
+
+    /// A service `web` on web:1 (rolled out), web:2 and web:3 registered.
+    fn rolled_out(config: Value) -> State {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        for _ in 0..3 {
+            handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        }
+        let create = json!({"cluster": "c", "serviceName": "web", "taskDefinition": "web:1",
+                            "desiredCount": 1, "deploymentConfiguration": config});
+        handle(&mut s, "CreateService", &create, 0.0).unwrap();
+        let svc = s
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("web")
+            .unwrap();
+        svc.deployments[0].rollout = Rollout::Completed;
+        svc.deployments[0].progress = None;
+        s
+    }
+
+    fn update(s: &mut State, td: &str, now: Time) {
+        let input = json!({"cluster": "c", "service": "web", "taskDefinition": td});
+        handle(s, "UpdateService", &input, now).unwrap();
+    }
+
+    /// (ARN, status, statusReason) of the service's deployments, newest first.
+    fn listed(s: &mut State) -> Vec<(String, String, String)> {
+        let out = handle(
+            s,
+            "ListServiceDeployments",
+            &json!({"cluster": "c", "service": "web"}),
+            0.0,
+        )
+        .unwrap();
+        out["serviceDeployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["serviceDeploymentArn"].as_str().unwrap().to_string(),
+                    d["status"].as_str().unwrap().to_string(),
+                    d["statusReason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn error_kind(r: Reply) -> &'static str {
+        r.unwrap_err().kind
+    }
+
+    #[test]
+    fn stop_service_deployment_rolls_back_in_progress_deployments_only() {
+        let mut s = rolled_out(json!({}));
+        update(&mut s, "web:2", 1.0);
+        let list = listed(&mut s);
+        let (arn, status, _) = &list[0];
+        assert_eq!(status, "IN_PROGRESS");
+        let stop = |s: &mut State, body: Value| handle(s, "StopServiceDeployment", &body, 2.0);
+        let abort = json!({"serviceDeploymentArn": arn, "stopType": "ABORT"});
+        assert_eq!(error_kind(stop(&mut s, abort)), "InvalidParameterException");
+        let missing = json!({"serviceDeploymentArn": format!("{arn}9")});
+        assert_eq!(
+            error_kind(stop(&mut s, missing)),
+            "ServiceDeploymentNotFoundException"
+        );
+        let done = json!({"serviceDeploymentArn": list[1].0});
+        assert_eq!(error_kind(stop(&mut s, done)), "ConflictException");
+
+        let out = stop(&mut s, json!({"serviceDeploymentArn": arn})).unwrap();
+        assert_eq!(out["serviceDeploymentArn"], arn.as_str());
+        let (_, status, reason) = &listed(&mut s)[0];
+        assert_eq!(status, "ROLLBACK_IN_PROGRESS");
+        assert!(reason.contains("stop request"), "{reason}");
+        let svc = &s.clusters["c"].services["web"];
+        assert!(
+            svc.task_definition.ends_with("web:1"),
+            "{}",
+            svc.task_definition
+        );
+        // Asked again while it rolls back: it goes on rolling back.
+        stop(&mut s, json!({"serviceDeploymentArn": arn})).unwrap();
+    }
+
+    #[test]
+    fn a_first_strategy_deployment_cannot_be_rolled_back_and_is_left_as_it_is() {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        let create = json!({"cluster": "c", "serviceName": "web", "taskDefinition": "web:1", "desiredCount": 1,
+                            "deploymentConfiguration": {"strategy": "CANARY"}});
+        handle(&mut s, "CreateService", &create, 0.0).unwrap();
+        let arn = listed(&mut s)[0].0.clone();
+        let stop = json!({"serviceDeploymentArn": arn});
+        assert_eq!(
+            error_kind(handle(&mut s, "StopServiceDeployment", &stop, 1.0)),
+            "ConflictException"
+        );
+        assert_eq!(listed(&mut s)[0].1, "PENDING", "unchanged");
+    }
+
+    #[test]
+    fn a_strategy_deployment_rolls_back_to_its_source_and_is_superseded_by_a_newer_one() {
+        let bg = json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5});
+        let mut s = rolled_out(bg.clone());
+        let described = handle(
+            &mut s,
+            "DescribeServices",
+            &json!({"cluster": "c", "services": ["web"]}),
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(
+            described["services"][0]["deploymentConfiguration"]["strategy"],
+            "BLUE_GREEN"
+        );
+        assert_eq!(
+            described["services"][0]["deploymentConfiguration"]["bakeTimeInMinutes"],
+            5
+        );
+
+        update(&mut s, "web:2", 1.0);
+        let first = listed(&mut s)[0].0.clone();
+        update(&mut s, "web:3", 2.0);
+        let list = listed(&mut s);
+        assert_eq!(list[1].0, first);
+        assert_eq!(list[1].1, "STOPPED");
+        assert!(list[1].2.contains("Superseded"), "{:?}", list[1]);
+        let newest = handle(
+            &mut s,
+            "DescribeServiceDeployments",
+            &json!({"serviceDeploymentArns": [list[0].0]}),
+            0.0,
+        )
+        .unwrap();
+        let d = &newest["serviceDeployments"][0];
+        assert_eq!(d["status"], "PENDING", "until the runner starts it");
+        assert_eq!(
+            d["lifecycleStage"], "RECONCILE_SERVICE",
+            "two revisions were active"
+        );
+        assert_eq!(d["deploymentConfiguration"]["strategy"], "BLUE_GREEN");
+        assert_eq!(
+            d["targetServiceRevision"]["requestedProductionTrafficWeight"],
+            0.0
+        );
+        assert_eq!(
+            d["sourceServiceRevisions"][0]["requestedProductionTrafficWeight"],
+            100.0
+        );
+
+        let bad = json!({"cluster": "c", "service": "web", "deploymentConfiguration":
+                         {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 1.0}}});
+        assert_eq!(
+            error_kind(handle(&mut s, "UpdateService", &bad, 2.0)),
+            "InvalidParameterException"
+        );
+        s.clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("web")
+            .unwrap()
+            .deployments[0]
+            .progress
+            .as_mut()
+            .unwrap()
+            .entered = true;
+        let cont = json!({"serviceDeploymentArn": list[0].0, "hookId": "ecs-pause-nope"});
+        assert_eq!(
+            error_kind(handle(&mut s, "ContinueServiceDeployment", &cont, 3.0)),
+            "InvalidParameterException"
+        );
+        handle(
+            &mut s,
+            "StopServiceDeployment",
+            &json!({"serviceDeploymentArn": list[0].0}),
+            3.0,
+        )
+        .unwrap();
+        assert_eq!(listed(&mut s)[0].1, "ROLLBACK_REQUESTED");
+        let svc = &s.clusters["c"].services["web"];
+        assert_eq!(svc.deployments.len(), 1, "only the source is left");
+        assert!(svc.task_definition.ends_with("web:1"));
+        assert_eq!(svc.deployments[0].status, DeploymentStatus::Primary);
     }
 
     #[test]

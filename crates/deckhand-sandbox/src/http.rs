@@ -115,7 +115,8 @@ fn query_action(body: &[u8]) -> String {
 /// `GET|POST /_sandbox/faults` reads or sets the faults; `GET|DELETE /_sandbox/calls` reads or
 /// clears the count of API calls answered, by operation (and `ECS.DescribeServices.services`,
 /// the services those calls named); `POST /_sandbox/reset` forgets all
-/// state and removes the sandbox's containers.
+/// state and removes the sandbox's containers; `GET|POST /_sandbox/alarms` reads or sets a
+/// CloudWatch alarm's state (`{"name": …, "state": "ALARM"}`).
 async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -186,6 +187,33 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
                     &serde_json::to_string(&mode).unwrap_or_default(),
                 )
             }
+            Err(e) => plain(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": e.to_string()}).to_string(),
+            ),
+        },
+        // CloudWatch alarm states that deployments with `alarms` watch.
+        ("GET", "/_sandbox/alarms") => {
+            let alarms = shared.state.lock().await.alarms.clone();
+            plain(StatusCode::OK, &json!(alarms).to_string())
+        }
+        ("POST", "/_sandbox/alarms") => match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => match (v["name"].as_str(), v["state"].as_str()) {
+                (Some(name), Some(state @ ("ALARM" | "OK" | "INSUFFICIENT_DATA")))
+                    if !name.is_empty() =>
+                {
+                    let mut s = shared.state.lock().await;
+                    s.alarms.insert(name.to_string(), state.to_string());
+                    let out = json!(s.alarms).to_string();
+                    drop(s);
+                    shared.wake.notify_one();
+                    plain(StatusCode::OK, &out)
+                }
+                _ => plain(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "expected {\"name\": NAME, \"state\": \"ALARM\" | \"OK\" | \"INSUFFICIENT_DATA\"}"}).to_string(),
+                ),
+            },
             Err(e) => plain(
                 StatusCode::BAD_REQUEST,
                 &json!({"error": e.to_string()}).to_string(),

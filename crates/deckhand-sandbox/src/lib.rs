@@ -3,15 +3,19 @@
 //! account. Written from the AWS API reference and developer guide; it shares no code or rules
 //! with deckhand, so a mistake in the client is not repeated here.
 
+pub mod deployments;
 pub mod ecr;
 pub mod ecs;
 pub mod faults;
 pub mod http;
+pub mod lifecycle;
 pub mod logs;
 pub mod model;
+pub mod progress;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;
+pub mod strategy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

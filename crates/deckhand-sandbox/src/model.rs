@@ -225,6 +225,12 @@ pub struct Deployment {
     pub updated_at: Time,
     /// Set on the deployment the circuit breaker started to undo the named one.
     pub rollback_of: Option<String>,
+    /// The service's strategy configuration as this deployment started.
+    pub config: crate::strategy::Config,
+    /// Where a BLUE_GREEN, LINEAR or CANARY deployment is in its lifecycle (None: ROLLING).
+    pub progress: Option<crate::lifecycle::Progress>,
+    /// Alarms of `config.alarms` seen in ALARM while this deployment was watched.
+    pub triggered_alarms: Vec<String>,
 }
 
 /// What ListServiceDeployments says of a deployment, and why (pure). `over` is true once the
@@ -234,6 +240,9 @@ pub fn service_deployment_status(
     rollback: Option<&Deployment>,
     over: bool,
 ) -> (&'static str, String) {
+    if let Some(p) = &d.progress {
+        return p.status();
+    }
     match (d.rollout, rollback) {
         (Rollout::Completed, _) => ("SUCCESSFUL", d.rollout_reason.clone()),
         (Rollout::Failed, Some(r)) => match r.rollout {
@@ -244,6 +253,32 @@ pub fn service_deployment_status(
         (Rollout::Failed, None) => ("STOPPED", d.rollout_reason.clone()),
         (Rollout::InProgress, _) if over => ("STOPPED", "Superseded by a newer deployment.".into()),
         (Rollout::InProgress, _) => ("IN_PROGRESS", d.rollout_reason.clone()),
+    }
+}
+
+/// True for the service deployment statuses the developer guide calls ongoing (or pending).
+pub fn is_ongoing(status: &str) -> bool {
+    matches!(
+        status,
+        "PENDING"
+            | "IN_PROGRESS"
+            | "STOP_REQUESTED"
+            | "ROLLBACK_REQUESTED"
+            | "ROLLBACK_IN_PROGRESS"
+    )
+}
+
+/// `deploymentCircuitBreaker.status` of a service deployment.
+fn breaker_status(enable: bool, d: &Deployment) -> &'static str {
+    let tripped = d.failed_tasks >= breaker_threshold(d.desired_count);
+    match &d.progress {
+        _ if !enable => "DISABLED",
+        Some(_) if tripped => "TRIGGERED",
+        Some(p) if p.active() => "MONITORING",
+        Some(_) => "MONITORING_COMPLETE",
+        None if d.rollout == Rollout::Failed && tripped => "TRIGGERED",
+        None if d.rollout == Rollout::InProgress => "MONITORING",
+        None => "MONITORING_COMPLETE",
     }
 }
 
@@ -263,6 +298,8 @@ pub struct Service {
     pub maximum_percent: u32,
     pub minimum_healthy_percent: u32,
     pub breaker: CircuitBreaker,
+    /// `strategy`, bake time, linear/canary steps, lifecycle hooks and alarms.
+    pub strategy: crate::strategy::Config,
     pub deployments: Vec<Deployment>,
     /// Newest first.
     pub events: VecDeque<ServiceEvent>,
@@ -369,7 +406,7 @@ impl Service {
                     "status": status,
                     "statusReason": reason,
                 });
-                if status != "IN_PROGRESS" && status != "ROLLBACK_IN_PROGRESS" {
+                if !is_ongoing(status) {
                     v["finishedAt"] = json!(d.updated_at);
                 }
                 Some(v)
@@ -403,18 +440,39 @@ impl Service {
             (running, mine.count() - running)
         };
         let (running, pending) = counts(d);
-        let sources: Vec<Value> = self
-            .deployments
-            .iter()
-            .chain(self.history.iter())
-            .filter(|o| {
-                o.id != d.id && o.created_at < d.created_at && o.rollout == Rollout::Completed
-            })
-            .max_by(|a, b| a.created_at.total_cmp(&b.created_at))
+        let progress = d.progress.as_ref();
+        // Traffic weights, for the strategies that shift traffic: back at 0 once rolled back.
+        let (production, test) = match progress {
+            Some(p) if p.rollback.is_some() => (Some(0.0), Some(0.0)),
+            Some(p) => (Some(p.production_weight), Some(p.test_weight)),
+            None => (None, None),
+        };
+        let source = match progress {
+            Some(p) => p.source.as_ref().and_then(|id| {
+                self.deployments
+                    .iter()
+                    .chain(self.history.iter())
+                    .find(|o| &o.id == id)
+            }),
+            None => self
+                .deployments
+                .iter()
+                .chain(self.history.iter())
+                .filter(|o| {
+                    o.id != d.id && o.created_at < d.created_at && o.rollout == Rollout::Completed
+                })
+                .max_by(|a, b| a.created_at.total_cmp(&b.created_at)),
+        };
+        let sources: Vec<Value> = source
             .map(|o| {
                 let (r, p) = counts(o);
-                json!({"arn": self.revision_arn(&o.id), "requestedTaskCount": o.desired_count,
-                       "runningTaskCount": r, "pendingTaskCount": p})
+                let mut v = json!({"arn": self.revision_arn(&o.id), "requestedTaskCount": o.desired_count,
+                       "runningTaskCount": r, "pendingTaskCount": p});
+                if let (Some(prod), Some(test)) = (production, test) {
+                    v["requestedProductionTrafficWeight"] = json!(100.0 - prod);
+                    v["requestedTestTrafficWeight"] = json!(100.0 - test);
+                }
+                v
             })
             .into_iter()
             .collect();
@@ -430,25 +488,58 @@ impl Service {
                                       "runningTaskCount": running, "pendingTaskCount": pending},
             "status": status,
             "statusReason": reason,
-            "deploymentConfiguration": {
-                "deploymentCircuitBreaker": {"enable": self.breaker.enable, "rollback": self.breaker.rollback},
-                "maximumPercent": self.maximum_percent,
-                "minimumHealthyPercent": self.minimum_healthy_percent,
-            },
+            "deploymentConfiguration": self.deployment_configuration(&d.config),
             "deploymentCircuitBreaker": {
-                "status": if !self.breaker.enable { "DISABLED" } else if d.rollout == Rollout::Failed { "TRIGGERED" } else if d.rollout == Rollout::InProgress { "MONITORING" } else { "MONITORING_COMPLETE" },
+                "status": breaker_status(self.breaker.enable, d),
                 "failureCount": d.failed_tasks,
                 "threshold": breaker_threshold(d.desired_count),
             },
         });
-        if status != "IN_PROGRESS" && status != "ROLLBACK_IN_PROGRESS" {
+        if let (Some(prod), Some(test)) = (production, test) {
+            v["targetServiceRevision"]["requestedProductionTrafficWeight"] = json!(prod);
+            v["targetServiceRevision"]["requestedTestTrafficWeight"] = json!(test);
+        }
+        if !is_ongoing(status) {
             v["finishedAt"] = json!(d.updated_at);
+        }
+        if status.starts_with("STOP") || status.starts_with("ROLLBACK") {
+            v["stoppedAt"] = json!(d.updated_at);
         }
         if let Some(r) = rollback {
             v["rollback"] = json!({"reason": d.rollout_reason, "startedAt": r.created_at,
                                    "serviceRevisionArn": self.revision_arn(&r.id)});
         }
+        if let Some(p) = progress {
+            v["lifecycleStage"] = json!(p.stage().as_str());
+            v["lifecycleHookDetails"] = Value::Array(p.hooks.iter().map(|h| h.to_json()).collect());
+            if let (Some(r), Some(src)) = (&p.rollback, source) {
+                v["rollback"] = json!({"reason": r.reason, "startedAt": r.started_at,
+                                       "serviceRevisionArn": self.revision_arn(&src.id)});
+            }
+        }
+        v["alarms"] = match &d.config.alarms {
+            Some(a) if a.enable => json!({
+                "status": if !d.triggered_alarms.is_empty() { "TRIGGERED" } else if is_ongoing(status) { "MONITORING" } else { "MONITORING_COMPLETE" },
+                "alarmNames": a.names,
+                "triggeredAlarmNames": d.triggered_alarms,
+            }),
+            Some(a) => {
+                json!({"status": "DISABLED", "alarmNames": a.names, "triggeredAlarmNames": []})
+            }
+            None => json!({"status": "DISABLED", "alarmNames": [], "triggeredAlarmNames": []}),
+        };
         Some(v)
+    }
+
+    /// `deploymentConfiguration` as DescribeServices and DescribeServiceDeployments show it.
+    fn deployment_configuration(&self, strategy: &crate::strategy::Config) -> Value {
+        let mut v = json!({
+            "deploymentCircuitBreaker": {"enable": self.breaker.enable, "rollback": self.breaker.rollback},
+            "maximumPercent": self.maximum_percent,
+            "minimumHealthyPercent": self.minimum_healthy_percent,
+        });
+        crate::strategy::write(strategy, &mut v);
+        v
     }
 
     /// A task's status as the service's counts report it under `mode`: RUNNING tasks of a
@@ -520,11 +611,7 @@ impl Service {
             "pendingCount": pending(None),
             "launchType": "EC2",
             "taskDefinition": self.task_definition,
-            "deploymentConfiguration": {
-                "deploymentCircuitBreaker": {"enable": self.breaker.enable, "rollback": self.breaker.rollback},
-                "maximumPercent": self.maximum_percent,
-                "minimumHealthyPercent": self.minimum_healthy_percent,
-            },
+            "deploymentConfiguration": self.deployment_configuration(&self.strategy),
             "deploymentController": {"type": "ECS"},
             "deployments": deployments,
             "events": self.events.iter().map(|e| json!({"id": e.id, "createdAt": e.created_at, "message": e.message})).collect::<Vec<_>>(),
@@ -704,6 +791,8 @@ pub struct State {
     pub ecr: super::ecr::Registry,
     /// How answers report what runs.
     pub mode: Mode,
+    /// CloudWatch alarm states by name (`ALARM`, `OK`), set through `/_sandbox/alarms`.
+    pub alarms: BTreeMap<String, String>,
 }
 
 impl State {
@@ -714,6 +803,7 @@ impl State {
             families: BTreeMap::new(),
             ecr: super::ecr::Registry::default(),
             mode: Mode::default(),
+            alarms: BTreeMap::new(),
         }
     }
 
@@ -752,6 +842,9 @@ mod tests {
             created_at: 0.0,
             updated_at: 0.0,
             rollback_of: None,
+            config: Default::default(),
+            progress: None,
+            triggered_alarms: Vec::new(),
         }
     }
 

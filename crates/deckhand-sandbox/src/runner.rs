@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 
 use super::ecs;
 use super::model::{ContainerDef, Rollout, State, Task, Time};
+use super::progress;
 use super::scheduler::{self, Action};
 use super::{Options, Shared};
 
@@ -507,8 +508,10 @@ fn reconcile_services(options: &Options, state: &mut State, cluster: &str) {
     let names: Vec<String> = state.clusters[cluster].services.keys().cloned().collect();
     for name in names {
         count_failures(state, cluster, &name, now);
+        progress::watch_alarms(state, cluster, &name, now);
         trip_breaker(state, cluster, &name, now);
         apply_plan(options, state, cluster, &name, now);
+        progress::finish_rollbacks(state, cluster, &name, now);
     }
 }
 
@@ -552,6 +555,19 @@ fn trip_breaker(state: &mut State, cluster: &str, service: &str, now: Time) {
         return;
     };
     if !s.breaker.enable || !scheduler::breaker_tripped(&primary) {
+        return;
+    }
+    if primary.progress.as_ref().is_some_and(|p| p.active()) {
+        let msg = format!(
+            "(service {service}) (deployment {}) deployment failed: tasks failed to start.",
+            primary.id
+        );
+        s.push_event(event_id(), now, msg);
+        let reason = "ECS deployment circuit breaker: tasks failed to start.";
+        progress::fail(s, &primary.id, reason, s.breaker.rollback, true, now);
+        return;
+    }
+    if primary.progress.is_some() {
         return;
     }
     // A rollback that fails is not rolled back again: the service needs a person.
@@ -601,7 +617,7 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
         .collect();
     let (mut memory, mut cpu) = (used_memory, used_cpu);
     let stable = options.stable_after.as_secs_f64();
-    let actions = scheduler::plan(s, &live, stable, |td| {
+    let fits = |td: &str| {
         let (m, u) = demands.get(td).copied().unwrap_or((0, 0));
         if memory.saturating_add(m) > options.memory_mib
             || cpu.saturating_add(u) > options.cpu_units
@@ -611,7 +627,17 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
         memory += m;
         cpu += u;
         true
-    });
+    };
+    let strategy = s
+        .primary()
+        .and_then(|d| d.progress.as_ref())
+        .is_some_and(|p| p.active());
+    let (actions, facts) = if strategy {
+        let (a, f) = scheduler::plan_strategy(s, &live, stable, fits);
+        (a, Some(f))
+    } else {
+        (scheduler::plan(s, &live, stable, fits), None)
+    };
 
     let mut started = Vec::new();
     let mut stopped = Vec::new();
@@ -718,6 +744,9 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
             ),
         );
     }
+    if let Some(facts) = facts {
+        progress::advance_strategy(options, s, facts, now);
+    }
 }
 
 fn prune_stopped(state: &mut State, cluster: &str) {
@@ -736,7 +765,7 @@ fn prune_stopped(state: &mut State, cluster: &str) {
     }
 }
 
-fn event_id() -> String {
+pub(crate) fn event_id() -> String {
     super::random_hex(8) + "-sandbox"
 }
 
@@ -749,6 +778,7 @@ mod tests {
 
     use crate::ecs;
     use crate::model::{Place, Rollout};
+    use crate::progress::{finish_rollbacks, watch_alarms};
     use serde_json::json;
 
     fn state_with_failing(rollback_of: Option<&str>) -> State {
@@ -800,6 +830,85 @@ mod tests {
         let s = &state.clusters["c"].services["s"];
         assert_eq!(s.deployments.len(), 2, "no rollback of a rollback");
         assert_eq!(s.deployments[0].rollout, Rollout::Failed);
+    }
+
+    /// A BLUE_GREEN deployment of f:2 in progress over a completed one of f:1, its tasks
+    /// failed past the threshold; the breaker rolls back or not.
+    fn strategy_failing(rollback: bool) -> State {
+        let mut state = state_with_failing(None);
+        let s = state
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("s")
+            .unwrap();
+        s.breaker.rollback = rollback;
+        s.deployments.remove(0);
+        s.strategy = crate::strategy::read(
+            &json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}),
+            &Default::default(),
+        )
+        .unwrap();
+        ecs::start_deployment(s, "arn:aws:ecs:us-east-1:1:task-definition/f:2", 1.0, None);
+        s.deployments[0].failed_tasks = 3;
+        state
+    }
+
+    fn status_of_newest(state: &State) -> String {
+        let s = &state.clusters["c"].services["s"];
+        s.service_deployments_brief(&[])[0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_breaker_rolls_a_strategy_deployment_back_to_its_source_or_stops_it() {
+        let mut state = strategy_failing(true);
+        trip_breaker(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "ROLLBACK_IN_PROGRESS");
+        let s = &state.clusters["c"].services["s"];
+        assert_eq!(s.deployments.len(), 1, "only the source is left");
+        assert!(s.task_definition.ends_with("f:1"));
+        finish_rollbacks(&mut state, "c", "s", 3.0);
+        assert_eq!(
+            status_of_newest(&state),
+            "ROLLBACK_SUCCESSFUL",
+            "no green task left"
+        );
+
+        let mut state = strategy_failing(false);
+        trip_breaker(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "STOPPED");
+        let s = &state.clusters["c"].services["s"];
+        assert!(s.task_definition.ends_with("f:2"), "not rolled back");
+    }
+
+    #[test]
+    fn an_alarm_in_alarm_fails_the_deployment_that_watches_it() {
+        let mut state = strategy_failing(true);
+        let s = state
+            .clusters
+            .get_mut("c")
+            .unwrap()
+            .services
+            .get_mut("s")
+            .unwrap();
+        s.deployments[0].failed_tasks = 0;
+        s.deployments[0].config.alarms = Some(crate::strategy::Alarms {
+            names: vec!["errors".into()],
+            enable: true,
+            rollback: true,
+        });
+        state.alarms.insert("other".into(), "ALARM".into());
+        watch_alarms(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "PENDING", "not its alarm");
+        state.alarms.insert("errors".into(), "ALARM".into());
+        watch_alarms(&mut state, "c", "s", 2.0);
+        assert_eq!(status_of_newest(&state), "ROLLBACK_IN_PROGRESS");
+        let s = &state.clusters["c"].services["s"];
+        assert_eq!(s.history.last().unwrap().triggered_alarms, ["errors"]);
     }
 
     #[test]

@@ -133,6 +133,74 @@ pub fn plan(
     actions
 }
 
+/// Decides this tick's actions for a service whose primary deployment is a BLUE_GREEN,
+/// LINEAR or CANARY one still moving forward, and what its tasks show: from SCALE_UP the green
+/// (primary) deployment runs its full desired count beside the blue (source) tasks, which go
+/// in CLEAN_UP; tasks of any other deployment (a superseded one) stop at once.
+pub fn plan_strategy(
+    service: &Service,
+    live: &[&Task],
+    stable: f64,
+    mut fits: impl FnMut(&str) -> bool,
+) -> (Vec<Action>, crate::lifecycle::Facts) {
+    let mut actions = Vec::new();
+    let mut facts = crate::lifecycle::Facts {
+        green_ready: false,
+        others_gone: false,
+        strays_gone: false,
+    };
+    let Some(primary) = service.primary() else {
+        return (actions, facts);
+    };
+    let Some(progress) = primary.progress.as_ref().filter(|p| p.active()) else {
+        return (actions, facts);
+    };
+    let desired = service.desired_count;
+    let mine: Vec<&&Task> = live
+        .iter()
+        .filter(|t| t.started_by == primary.id && t.desired_status != "STOPPED")
+        .collect();
+    if progress.scaled_up() {
+        for _ in mine.len() as u32..desired {
+            if fits(&primary.task_definition) {
+                actions.push(Action::Start {
+                    deployment: primary.id.clone(),
+                    task_definition: primary.task_definition.clone(),
+                });
+            } else {
+                actions.push(Action::Unplaceable {
+                    task_definition: primary.task_definition.clone(),
+                });
+                break;
+            }
+        }
+        for t in mine.iter().skip(desired as usize) {
+            actions.push(Action::Stop {
+                task: t.id.clone(),
+                reason: format!("Scaling activity initiated by (deployment {})", primary.id),
+            });
+        }
+    }
+    for t in live
+        .iter()
+        .filter(|t| t.started_by != primary.id && t.desired_status != "STOPPED")
+    {
+        if progress.source.as_deref() != Some(t.started_by.as_str()) || progress.cleaning_up() {
+            actions.push(Action::Stop {
+                task: t.id.clone(),
+                reason: format!("Scaling activity initiated by (deployment {})", primary.id),
+            });
+        }
+    }
+    let healthy = mine.iter().filter(|t| t.is_healthy(stable)).count() as u32;
+    facts.green_ready = mine.len() as u32 == desired && healthy == desired;
+    facts.others_gone = live.iter().all(|t| t.started_by == primary.id);
+    facts.strays_gone = live.iter().all(|t| {
+        t.started_by == primary.id || progress.source.as_deref() == Some(t.started_by.as_str())
+    });
+    (actions, facts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +223,9 @@ mod tests {
             created_at: 0.0,
             updated_at: 0.0,
             rollback_of: None,
+            config: Default::default(),
+            progress: None,
+            triggered_alarms: Vec::new(),
         }
     }
 
@@ -171,6 +242,7 @@ mod tests {
                 enable: true,
                 rollback: true,
             },
+            strategy: Default::default(),
             deployments,
             events: VecDeque::new(),
             created_at: 0.0,
@@ -355,6 +427,69 @@ mod tests {
         older.updated_at = 5.0;
         s.history.push(older);
         assert_eq!(rollback_target(&s, "bad"), Some("td-older"));
+    }
+
+    #[test]
+    fn a_strategy_deployment_runs_green_beside_blue_from_scale_up_and_stops_blue_in_clean_up() {
+        use crate::lifecycle::{steps, Progress};
+        use crate::strategy::{read, Config};
+        let config = read(
+            &serde_json::json!({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}),
+            &Config::default(),
+        )
+        .unwrap();
+        let mut green = deployment("green", true, Rollout::InProgress, 2);
+        green.progress = Some(Progress::new(
+            steps(&config, true),
+            Some("blue".into()),
+            0.0,
+        ));
+        let mut s = service(
+            2,
+            vec![
+                green,
+                deployment("super", false, Rollout::InProgress, 2),
+                deployment("blue", false, Rollout::Completed, 2),
+            ],
+        );
+        let (b1, b2) = (
+            task("b1", "blue", "RUNNING", "HEALTHY"),
+            task("b2", "blue", "RUNNING", "HEALTHY"),
+        );
+        let stray = task("x", "super", "RUNNING", "HEALTHY");
+        let at = |s: &mut Service, stage| {
+            let p = s.deployments[0].progress.as_mut().unwrap();
+            p.index = p.steps.iter().position(|st| st.stage == stage).unwrap();
+        };
+        use crate::strategy::Stage;
+        let (actions, facts) = plan_strategy(&s, &[&b1, &b2, &stray], 1.0, |_| true);
+        assert_eq!(starts(&actions), 0, "no green task before SCALE_UP");
+        assert_eq!(
+            stops(&actions),
+            vec!["x"],
+            "the superseded deployment's task goes"
+        );
+        assert!(!facts.strays_gone);
+
+        at(&mut s, Stage::ScaleUp);
+        let (actions, facts) = plan_strategy(&s, &[&b1, &b2], 1.0, |_| true);
+        assert_eq!(starts(&actions), 2, "the full desired count, beside blue");
+        assert!(stops(&actions).is_empty());
+        assert!(facts.strays_gone && !facts.green_ready);
+
+        let (g1, g2) = (
+            task("g1", "green", "RUNNING", "HEALTHY"),
+            task("g2", "green", "RUNNING", "HEALTHY"),
+        );
+        let (actions, facts) = plan_strategy(&s, &[&b1, &b2, &g1, &g2], 1.0, |_| true);
+        assert!(actions.is_empty(), "{actions:?}");
+        assert!(facts.green_ready && !facts.others_gone);
+
+        at(&mut s, Stage::CleanUp);
+        let (actions, _) = plan_strategy(&s, &[&b1, &b2, &g1, &g2], 1.0, |_| true);
+        assert_eq!(stops(&actions), vec!["b1", "b2"]);
+        let (_, facts) = plan_strategy(&s, &[&g1, &g2], 1.0, |_| true);
+        assert!(facts.others_gone);
     }
 
     #[test]

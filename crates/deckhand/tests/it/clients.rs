@@ -234,3 +234,195 @@ async fn ecs_deploy_deploys_a_new_revision() {
     assert_eq!(s["deployments"].as_array().unwrap().len(), 1);
     sandbox.stop().await;
 }
+
+/// Polls `aws ecs describe-service-deployments` for the newest deployment of service web
+/// until `done` holds.
+async fn newest_deployment_until(
+    bed: &Bed,
+    endpoint: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let list = aws(
+            bed,
+            endpoint,
+            &[
+                "list-service-deployments",
+                "--cluster",
+                "c",
+                "--service",
+                "web",
+            ],
+        )
+        .await;
+        let arn = list["serviceDeployments"][0]["serviceDeploymentArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = aws(
+            bed,
+            endpoint,
+            &[
+                "describe-service-deployments",
+                "--service-deployment-arns",
+                &arn,
+            ],
+        )
+        .await;
+        let d = out["serviceDeployments"][0].clone();
+        if done(&d) {
+            return d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached; last state: {d:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn awaiting(d: &Value) -> bool {
+    d["lifecycleHookDetails"]
+        .as_array()
+        .is_some_and(|h| h.iter().any(|h| h["status"] == "AWAITING_ACTION"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_continues_and_stops_a_blue_green_deployment() {
+    let bed = Bed::get();
+    let (sandbox, _) = crate::sandbox::sandbox_with(deckhand_sandbox::Options {
+        time_scale: 0.02,
+        ..crate::sandbox::test_options()
+    })
+    .await;
+    let ep = sandbox.endpoint();
+    aws(&bed, &ep, &["create-cluster", "--cluster-name", "c"]).await;
+    for command in ["sleep 600", "sleep 601"] {
+        aws(
+            &bed,
+            &ep,
+            &[
+                "register-task-definition",
+                "--family",
+                "web",
+                "--container-definitions",
+                &containers(&bed, command),
+            ],
+        )
+        .await;
+    }
+    let config = r#"{"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0,
+        "lifecycleHooks": [{"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"],
+                            "timeoutConfiguration": {"timeoutInMinutes": 60, "action": "ROLLBACK"}}]}"#;
+    let created = aws(
+        &bed,
+        &ep,
+        &[
+            "create-service",
+            "--cluster",
+            "c",
+            "--service-name",
+            "web",
+            "--task-definition",
+            "web:1",
+            "--desired-count",
+            "1",
+            "--deployment-configuration",
+            config,
+        ],
+    )
+    .await;
+    assert_eq!(
+        created["service"]["deploymentConfiguration"]["strategy"],
+        "BLUE_GREEN"
+    );
+    assert_eq!(
+        created["service"]["deploymentConfiguration"]["lifecycleHooks"][0]["targetType"],
+        "PAUSE"
+    );
+
+    // The first deployment pauses after scaling up; continue-service-deployment lets it finish.
+    let d = newest_deployment_until(&bed, &ep, "paused", awaiting).await;
+    assert_eq!(d["lifecycleStage"], "POST_SCALE_UP");
+    let arn = d["serviceDeploymentArn"].as_str().unwrap().to_string();
+    let hook = d["lifecycleHookDetails"][0]["hookId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = aws(
+        &bed,
+        &ep,
+        &[
+            "continue-service-deployment",
+            "--service-deployment-arn",
+            &arn,
+            "--hook-id",
+            &hook,
+            "--action",
+            "CONTINUE",
+        ],
+    )
+    .await;
+    assert_eq!(out["serviceDeploymentArn"], arn.as_str());
+    let d =
+        newest_deployment_until(&bed, &ep, "first success", |d| d["status"] == "SUCCESSFUL").await;
+    assert_eq!(d["lifecycleHookDetails"][0]["status"], "SUCCEEDED");
+
+    // The next one is stopped while it waits: back on web:1.
+    aws(
+        &bed,
+        &ep,
+        &[
+            "update-service",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--task-definition",
+            "web:2",
+        ],
+    )
+    .await;
+    let d = newest_deployment_until(&bed, &ep, "paused again", |d| {
+        d["serviceDeploymentArn"] != arn.as_str() && awaiting(d)
+    })
+    .await;
+    let second = d["serviceDeploymentArn"].as_str().unwrap().to_string();
+    aws(
+        &bed,
+        &ep,
+        &[
+            "stop-service-deployment",
+            "--service-deployment-arn",
+            &second,
+            "--stop-type",
+            "ROLLBACK",
+        ],
+    )
+    .await;
+    let d = newest_deployment_until(&bed, &ep, "rolled back", |d| {
+        d["status"] == "ROLLBACK_SUCCESSFUL"
+    })
+    .await;
+    assert_eq!(d["serviceDeploymentArn"], second.as_str());
+    assert!(
+        d["rollback"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stop request"),
+        "{d:#}"
+    );
+    let good = d["sourceServiceRevisions"][0]["arn"].clone();
+    assert_eq!(d["rollback"]["serviceRevisionArn"], good);
+    let s = service_until(&bed, &ep, "back on web:1", |s| {
+        s["deployments"][0]["taskDefinition"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("web:1"))
+            && s["deployments"].as_array().map(Vec::len) == Some(1)
+    })
+    .await;
+    assert_eq!(s["deploymentConfiguration"]["strategy"], "BLUE_GREEN");
+    sandbox.stop().await;
+}

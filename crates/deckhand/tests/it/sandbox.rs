@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, HealthCheck, Service,
+    CanaryConfiguration, ContainerDefinition, DeploymentAlarms, DeploymentCircuitBreaker,
+    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookAction,
+    DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType, DeploymentStrategy,
+    HealthCheck, LinearConfiguration, Service, ServiceDeployment, StopServiceDeploymentStopType,
 };
 use aws_sdk_ecs::Client;
 use bollard::query_parameters::ListContainersOptionsBuilder;
@@ -820,5 +823,651 @@ async fn deckhand_push_lands_in_the_sandbox_ecr_and_the_sandbox_runs_it() {
         completed_on(s, &td)
     })
     .await;
+    sandbox.stop().await;
+}
+
+/// A sandbox whose minutes pass quickly: a bake of 1 minute lasts 1.2 s.
+async fn quick_sandbox() -> (Sandbox, Client) {
+    sandbox_with(Options {
+        time_scale: 0.02,
+        ..test_options()
+    })
+    .await
+}
+
+/// The service's newest service deployment, described.
+async fn newest_deployment(client: &Client, service: &str) -> ServiceDeployment {
+    let list = client
+        .list_service_deployments()
+        .cluster("c")
+        .service(service)
+        .send()
+        .await
+        .unwrap();
+    let arn = list.service_deployments()[0]
+        .service_deployment_arn()
+        .unwrap()
+        .to_string();
+    describe_deployment(client, &arn).await
+}
+
+async fn describe_deployment(client: &Client, arn: &str) -> ServiceDeployment {
+    let out = client
+        .describe_service_deployments()
+        .service_deployment_arns(arn)
+        .send()
+        .await
+        .unwrap();
+    out.service_deployments()[0].clone()
+}
+
+/// Polls DescribeServiceDeployments until `done` holds, calling `seen` with each answer.
+async fn deployment_until(
+    client: &Client,
+    arn: &str,
+    what: &str,
+    mut seen: impl FnMut(&ServiceDeployment),
+    done: impl Fn(&ServiceDeployment) -> bool,
+) -> ServiceDeployment {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let d = describe_deployment(client, arn).await;
+        seen(&d);
+        if done(&d) {
+            return d;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: not reached in {PATIENCE:?}; last state: {d:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn status(d: &ServiceDeployment) -> &str {
+    d.status().map(|s| s.as_str()).unwrap_or_default()
+}
+
+fn stage(d: &ServiceDeployment) -> &str {
+    d.lifecycle_stage().map(|s| s.as_str()).unwrap_or_default()
+}
+
+/// A service of `good` (rolled out), then UpdateService to `next` with `config`; returns the
+/// new service deployment's ARN.
+async fn update_with(
+    client: &Client,
+    service: &str,
+    good: &str,
+    next: &str,
+    desired: i32,
+    breaker: bool,
+    config: DeploymentConfiguration,
+) -> String {
+    create_service(client, service, good, desired, breaker).await;
+    wait_until(client, service, "first rollout", |s| completed_on(s, good)).await;
+    client
+        .update_service()
+        .cluster("c")
+        .service(service)
+        .task_definition(next)
+        .deployment_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    let d = newest_deployment(client, service).await;
+    assert_eq!(
+        d.target_service_revision().and_then(|r| r.arn()),
+        d.service_deployment_arn()
+            .map(|a| a.replace(":service-deployment/", ":service-revision/"))
+            .as_deref()
+    );
+    d.service_deployment_arn().unwrap().to_string()
+}
+
+fn strategy_config(
+    strategy: DeploymentStrategy,
+    bake: i32,
+    breaker: bool,
+) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .strategy(strategy)
+        .bake_time_in_minutes(bake)
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(breaker)
+                .rollback(breaker)
+                .build(),
+        )
+        .build()
+}
+
+const ORDER: [&str; 11] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_green_deployment_walks_its_stages_and_cleans_up_after_the_bake() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let blue = register(&client, "bg", container(&bed, &["sleep", "600"])).await;
+    let green = register(&client, "bg", container(&bed, &["sleep", "601"])).await;
+    let config = strategy_config(DeploymentStrategy::BlueGreen, 1, false);
+    let arn = update_with(&client, "web", &blue, &green, 2, false, config).await;
+
+    let mut stages: Vec<String> = Vec::new();
+    let mut baking_with_blue = false;
+    let done = deployment_until(
+        &client,
+        &arn,
+        "blue/green success",
+        |d| {
+            let s = stage(d).to_string();
+            if stages.last() != Some(&s) {
+                stages.push(s.clone());
+            }
+            if s == "BAKE_TIME" {
+                let blue_running = d.source_service_revisions()[0].running_task_count();
+                let target = d.target_service_revision().unwrap();
+                baking_with_blue |= blue_running == 2
+                    && target.running_task_count() == 2
+                    && target.requested_production_traffic_weight() == Some(100.0);
+            }
+        },
+        |d| status(d) == "SUCCESSFUL",
+    )
+    .await;
+    let positions: Vec<usize> = stages
+        .iter()
+        .map(|s| {
+            ORDER
+                .iter()
+                .position(|o| o == s)
+                .unwrap_or_else(|| panic!("{s}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{stages:?}");
+    for must in ["SCALE_UP", "BAKE_TIME"] {
+        assert!(stages.iter().any(|s| s == must), "{stages:?}");
+    }
+    assert!(
+        baking_with_blue,
+        "blue and green both ran during the bake: {stages:?}"
+    );
+    assert_eq!(stage(&done), "CLEAN_UP");
+    assert!(done.finished_at().is_some());
+    let config = done.deployment_configuration().unwrap();
+    assert_eq!(config.strategy().map(|s| s.as_str()), Some("BLUE_GREEN"));
+    assert_eq!(config.bake_time_in_minutes(), Some(1));
+    let s = wait_until(&client, "web", "steady on green", |s| {
+        completed_on(s, &green)
+    })
+    .await;
+    assert_eq!(
+        s.deployment_configuration()
+            .and_then(|c| c.strategy())
+            .map(|s| s.as_str()),
+        Some("BLUE_GREEN")
+    );
+    assert_eq!(
+        sandbox_containers(&sandbox).await,
+        2,
+        "the blue tasks are gone"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_during_the_bake_rolls_a_blue_green_deployment_back() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let blue = register(&client, "alarm", container(&bed, &["sleep", "600"])).await;
+    let green = register(&client, "alarm", container(&bed, &["sleep", "601"])).await;
+    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 60, false);
+    config.alarms = Some(
+        DeploymentAlarms::builder()
+            .alarm_names("api-errors")
+            .enable(true)
+            .rollback(true)
+            .build()
+            .unwrap(),
+    );
+    let arn = update_with(&client, "web", &blue, &green, 1, false, config).await;
+    deployment_until(
+        &client,
+        &arn,
+        "bake time",
+        |_| {},
+        |d| stage(d) == "BAKE_TIME",
+    )
+    .await;
+    control(
+        &sandbox,
+        "alarms",
+        r#"{"name": "api-errors", "state": "ALARM"}"#,
+    );
+    let d = deployment_until(
+        &client,
+        &arn,
+        "alarm rollback",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    let alarms = d.alarms().unwrap();
+    assert_eq!(alarms.triggered_alarm_names(), ["api-errors"]);
+    assert_eq!(alarms.status().map(|s| s.as_str()), Some("TRIGGERED"));
+    let rollback = d.rollback().unwrap();
+    assert!(
+        rollback.reason().unwrap().contains("api-errors"),
+        "{rollback:?}"
+    );
+    assert_eq!(
+        rollback.service_revision_arn(),
+        d.source_service_revisions()[0].arn()
+    );
+    assert_eq!(
+        d.target_service_revision()
+            .unwrap()
+            .requested_production_traffic_weight(),
+        Some(0.0)
+    );
+    let s = wait_until(&client, "web", "back on blue", |s| completed_on(s, &blue)).await;
+    assert!(
+        events(&s)
+            .iter()
+            .any(|e| e.contains("deployment failed: alarm detected")),
+        "{:?}",
+        events(&s)
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_canary_trips_the_breaker_and_rolls_back() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let good = register(&client, "canary", container(&bed, &["sleep", "600"])).await;
+    let bad = register(&client, "canary", container(&bed, &["sh", "-c", "exit 4"])).await;
+    let mut config = strategy_config(DeploymentStrategy::Canary, 0, true);
+    config.canary_configuration = Some(
+        CanaryConfiguration::builder()
+            .canary_percent(10.0)
+            .canary_bake_time_in_minutes(1)
+            .build(),
+    );
+    let arn = update_with(&client, "api", &good, &bad, 1, true, config).await;
+    let d = deployment_until(
+        &client,
+        &arn,
+        "breaker rollback",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    let breaker = d.deployment_circuit_breaker().unwrap();
+    assert!(breaker.failure_count() >= 3, "{breaker:?}");
+    assert_eq!(breaker.threshold(), 3);
+    assert_eq!(breaker.status().map(|s| s.as_str()), Some("TRIGGERED"));
+    assert!(d
+        .rollback()
+        .unwrap()
+        .reason()
+        .unwrap()
+        .contains("circuit breaker"));
+    wait_until(&client, "api", "back on good", |s| completed_on(s, &good)).await;
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_service_deployment_rolls_an_in_progress_canary_back() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let good = register(&client, "stop", container(&bed, &["sleep", "600"])).await;
+    let next = register(&client, "stop", container(&bed, &["sleep", "601"])).await;
+    let mut config = strategy_config(DeploymentStrategy::Canary, 0, false);
+    config.canary_configuration = Some(
+        CanaryConfiguration::builder()
+            .canary_percent(20.0)
+            .canary_bake_time_in_minutes(600)
+            .build(),
+    );
+    let arn = update_with(&client, "web", &good, &next, 1, false, config).await;
+    let d = deployment_until(
+        &client,
+        &arn,
+        "canary traffic",
+        |_| {},
+        |d| stage(d) == "PRODUCTION_TRAFFIC_SHIFT",
+    )
+    .await;
+    let target = d.target_service_revision().unwrap();
+    assert_eq!(target.requested_production_traffic_weight(), Some(20.0));
+    assert_eq!(
+        d.source_service_revisions()[0].requested_production_traffic_weight(),
+        Some(80.0)
+    );
+    client
+        .stop_service_deployment()
+        .service_deployment_arn(&arn)
+        .stop_type(StopServiceDeploymentStopType::Rollback)
+        .send()
+        .await
+        .unwrap();
+    let d = deployment_until(
+        &client,
+        &arn,
+        "stop rollback",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    assert!(d
+        .rollback()
+        .unwrap()
+        .reason()
+        .unwrap()
+        .contains("stop request"));
+    wait_until(&client, "web", "back on good", |s| completed_on(s, &good)).await;
+    let err = client
+        .stop_service_deployment()
+        .service_deployment_arn(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_service_error()
+            .and_then(|e| aws_sdk_ecs::error::ProvideErrorMetadata::code(e)),
+        Some("ConflictException"),
+        "{err:?}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_hook_waits_for_continue_or_rollback() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "pause", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "pause", container(&bed, &["sleep", "601"])).await;
+    let v3 = register(&client, "pause", container(&bed, &["sleep", "602"])).await;
+    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 0, false);
+    config.lifecycle_hooks = Some(vec![DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::Pause)
+        .lifecycle_stages(DeploymentLifecycleHookStage::PostScaleUp)
+        .build()]);
+    let arn = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+
+    let paused = |d: &ServiceDeployment| {
+        d.lifecycle_hook_details()
+            .iter()
+            .any(|h| h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION"))
+    };
+    let d = deployment_until(&client, &arn, "paused", |_| {}, paused).await;
+    assert_eq!(stage(&d), "POST_SCALE_UP");
+    assert_eq!(status(&d), "IN_PROGRESS");
+    let hook = d.lifecycle_hook_details()[0].clone();
+    let id = hook.hook_id().unwrap().to_string();
+    assert!(id.starts_with("ecs-pause-"), "{hook:?}");
+    assert_eq!(hook.target_type().map(|t| t.as_str()), Some("PAUSE"));
+    assert_eq!(hook.timeout_action().map(|t| t.as_str()), Some("ROLLBACK"));
+    assert!(hook.expires_at().is_some());
+    client
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let d = deployment_until(
+        &client,
+        &arn,
+        "continued",
+        |_| {},
+        |d| status(d) == "SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(
+        d.lifecycle_hook_details()[0].status().map(|s| s.as_str()),
+        Some("SUCCEEDED")
+    );
+    let err = client
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_service_error()
+            .and_then(|e| aws_sdk_ecs::error::ProvideErrorMetadata::code(e)),
+        Some("InvalidParameterException"),
+        "{err:?}"
+    );
+    wait_until(&client, "web", "on v2", |s| completed_on(s, &v2)).await;
+
+    // The next one is rolled back at the hook.
+    client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .task_definition(&v3)
+        .send()
+        .await
+        .unwrap();
+    let arn = newest_deployment(&client, "web")
+        .await
+        .service_deployment_arn()
+        .unwrap()
+        .to_string();
+    let d = deployment_until(&client, &arn, "paused again", |_| {}, paused).await;
+    let id = d.lifecycle_hook_details()[0].hook_id().unwrap().to_string();
+    client
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&id)
+        .action(DeploymentLifecycleHookAction::Rollback)
+        .send()
+        .await
+        .unwrap();
+    deployment_until(
+        &client,
+        &arn,
+        "rolled back at the hook",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    wait_until(&client, "web", "back on v2", |s| completed_on(s, &v2)).await;
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linear_deployment_shifts_traffic_in_steps() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "linear", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "linear", container(&bed, &["sleep", "601"])).await;
+    let mut config = strategy_config(DeploymentStrategy::Linear, 0, false);
+    config.linear_configuration = Some(
+        LinearConfiguration::builder()
+            .step_percent(40.0)
+            .step_bake_time_in_minutes(1)
+            .build(),
+    );
+    let arn = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    let mut weights: Vec<f64> = Vec::new();
+    deployment_until(
+        &client,
+        &arn,
+        "linear success",
+        |d| {
+            if stage(d) == "PRODUCTION_TRAFFIC_SHIFT" || stage(d) == "PRE_PRODUCTION_TRAFFIC_SHIFT"
+            {
+                if let Some(w) = d
+                    .target_service_revision()
+                    .and_then(|t| t.requested_production_traffic_weight())
+                {
+                    if weights.last() != Some(&w) {
+                        weights.push(w);
+                    }
+                }
+            }
+        },
+        |d| status(d) == "SUCCESSFUL",
+    )
+    .await;
+    let shifted: Vec<f64> = weights.into_iter().filter(|w| *w > 0.0).collect();
+    assert_eq!(
+        shifted,
+        [40.0, 80.0, 100.0][..shifted.len()].to_vec(),
+        "{shifted:?}"
+    );
+    assert!(
+        shifted.len() >= 2,
+        "the 40% and 80% steps each bake a minute: {shifted:?}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_during_a_blue_green_deployment_supersedes_it() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "super", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "super", container(&bed, &["sleep", "601"])).await;
+    let v3 = register(&client, "super", container(&bed, &["sleep", "602"])).await;
+    let config = strategy_config(DeploymentStrategy::BlueGreen, 600, false);
+    let first = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    deployment_until(
+        &client,
+        &first,
+        "baking",
+        |_| {},
+        |d| stage(d) == "BAKE_TIME",
+    )
+    .await;
+    client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .task_definition(&v3)
+        .deployment_configuration(strategy_config(DeploymentStrategy::BlueGreen, 0, false))
+        .send()
+        .await
+        .unwrap();
+    let old = describe_deployment(&client, &first).await;
+    assert_eq!(status(&old), "STOPPED");
+    assert!(
+        old.status_reason()
+            .unwrap_or_default()
+            .contains("Superseded"),
+        "{old:#?}"
+    );
+    let newest = newest_deployment(&client, "web").await;
+    let arn = newest.service_deployment_arn().unwrap().to_string();
+    assert_ne!(arn, first);
+    let mut stages = Vec::new();
+    deployment_until(
+        &client,
+        &arn,
+        "the newer one succeeds",
+        |d| stages.push(stage(d).to_string()),
+        |d| status(d) == "SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(stages[0], "RECONCILE_SERVICE", "{stages:?}");
+    wait_until(&client, "web", "on v3", |s| completed_on(s, &v3)).await;
+    assert_eq!(
+        sandbox_containers(&sandbox).await,
+        1,
+        "v1's and v2's tasks are gone"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_pause_hook_times_out_into_a_rollback() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "timeout", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "timeout", container(&bed, &["sleep", "601"])).await;
+    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 0, false);
+    config.lifecycle_hooks = Some(vec![DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::Pause)
+        .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
+        .timeout_configuration(
+            aws_sdk_ecs::types::DeploymentLifecycleHookTimeoutConfiguration::builder()
+                .timeout_in_minutes(1)
+                .build(),
+        )
+        .build()]);
+    let arn = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    let d = deployment_until(
+        &client,
+        &arn,
+        "timed out",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(
+        d.lifecycle_hook_details()[0].status().map(|s| s.as_str()),
+        Some("TIMED_OUT")
+    );
+    assert!(d
+        .rollback()
+        .unwrap()
+        .reason()
+        .unwrap()
+        .contains("timed out"));
+    wait_until(&client, "web", "back on v1", |s| completed_on(s, &v1)).await;
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_rolls_a_rolling_deployment_back() {
+    let bed = Bed::get();
+    let (sandbox, client) = quick_sandbox().await;
+    let v1 = register(&client, "rolling", container(&bed, &["sleep", "600"])).await;
+    let v2 = register(&client, "rolling", container(&bed, &["sleep", "601"])).await;
+    control(
+        &sandbox,
+        "alarms",
+        r#"{"name": "latency", "state": "ALARM"}"#,
+    );
+    let config = DeploymentConfiguration::builder()
+        .alarms(
+            DeploymentAlarms::builder()
+                .alarm_names("latency")
+                .enable(true)
+                .rollback(true)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let arn = update_with(&client, "web", &v1, &v2, 1, false, config).await;
+    let d = deployment_until(
+        &client,
+        &arn,
+        "alarm rollback",
+        |_| {},
+        |d| status(d) == "ROLLBACK_SUCCESSFUL",
+    )
+    .await;
+    assert_eq!(d.alarms().unwrap().triggered_alarm_names(), ["latency"]);
+    assert!(
+        d.lifecycle_stage().is_none(),
+        "rolling deployments have no stages"
+    );
+    wait_until(&client, "web", "back on v1", |s| completed_on(s, &v1)).await;
     sandbox.stop().await;
 }
