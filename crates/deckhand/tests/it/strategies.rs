@@ -20,7 +20,7 @@ use crate::sandbox::{
 };
 
 /// A sandbox whose minutes pass quickly (a bake of 1 minute lasts 1.2 s), with service `web`
-/// of a good revision deployed with `config`; returns the good revision.
+/// of a good revision, to be deployed with `config`; returns the good revision.
 async fn service_with(config: DeploymentConfiguration) -> (Sandbox, Client, String) {
     let bed = Bed::get();
     let (sandbox, client) = sandbox_with(Options {
@@ -41,7 +41,6 @@ async fn service_with(config: DeploymentConfiguration) -> (Sandbox, Client, Stri
         .service_name("web")
         .task_definition(&good)
         .desired_count(1)
-        .deployment_configuration(config)
         .send()
         .await
         .unwrap();
@@ -49,6 +48,17 @@ async fn service_with(config: DeploymentConfiguration) -> (Sandbox, Client, Stri
         completed_on(s, &good)
     })
     .await;
+    // The strategy from here on (a change of configuration alone starts no deployment): the
+    // first rollout neither bakes nor pauses.
+    client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .deployment_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    control(&sandbox, "calls", "");
     (sandbox, client, good)
 }
 
@@ -75,7 +85,8 @@ fn args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 /// How many times the sandbox was asked `operation`.
 fn calls(sandbox: &Sandbox, operation: &str) -> u64 {
-    sandbox.calls().get(operation).copied().unwrap_or(0)
+    let key = format!("ECS.{operation}");
+    sandbox.calls().get(&key).copied().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +103,8 @@ async fn a_blue_green_deploy_shows_its_stages_and_is_deployed() {
     assert_eq!(service_td(&client).await, new);
     expect_service(&out, "web", "deployed", Some(&new), &good);
     for line in [
-        "(BLUE_GREEN, production traffic 100% to the new revision, bake time 1 min",
+        "at BAKE_TIME (BLUE_GREEN, production traffic 100% to the new revision, test traffic \
+         100%, bake time 1 min, 1 of 1 new tasks running)",
         "service deployment SUCCESSFUL",
     ] {
         assert!(run.stderr.contains(line), "{line:?}:\n{}", run.stderr);
