@@ -40,6 +40,11 @@ pub(crate) type Reply = Result<Value, ApiError>;
 
 /// Runs one ECS operation against the state.
 pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
+    if state.mode.without_service_deployments
+        && super::model::SERVICE_DEPLOYMENT_OPERATIONS.contains(&op)
+    {
+        return Err(unknown(op));
+    }
     match op {
         "CreateCluster" => create_cluster(state, input),
         "DescribeClusters" => describe_clusters(state, input),
@@ -70,11 +75,16 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "TagResource" => tag_resource(state, input),
         "UntagResource" => untag_resource(state, input),
         "ListTagsForResource" => list_tags_for_resource(state, input),
-        _ => Err(ApiError::new(
-            "UnknownOperationException",
-            format!("the sandbox does not implement ECS {op}"),
-        )),
+        _ => Err(unknown(op)),
     }
+}
+
+/// What an endpoint without operation `op` answers.
+fn unknown(op: &str) -> ApiError {
+    ApiError::new(
+        "UnknownOperationException",
+        format!("the sandbox does not implement ECS {op}"),
+    )
 }
 
 pub(crate) fn str_field<'a>(input: &'a Value, name: &str) -> Result<&'a str, ApiError> {
@@ -1428,6 +1438,16 @@ mod tests {
         let m: crate::model::Mode =
             serde_json::from_str(r#"{"late_running_count": true}"#).unwrap();
         assert!(m.late_running_count);
+        let mut s = state();
+        s.mode = serde_json::from_str(r#"{"without_service_deployments": true}"#).unwrap();
+        for op in crate::model::SERVICE_DEPLOYMENT_OPERATIONS {
+            assert_eq!(
+                error_kind(handle(&mut s, op, &json!({}), 1.0)),
+                "UnknownOperationException",
+                "{op}"
+            );
+        }
+        assert!(handle(&mut s, "ListClusters", &json!({}), 1.0).is_ok());
         assert_eq!(
             serde_json::from_str::<crate::model::Mode>("{}").unwrap(),
             crate::model::Mode::default()

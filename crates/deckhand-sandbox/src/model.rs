@@ -21,7 +21,21 @@ pub struct Mode {
     /// deployment's counts and the service's) and DescribeServiceDeployments, until the
     /// rollout ends (COMPLETED or FAILED). DescribeTasks still shows each task as it is.
     pub late_running_count: bool,
+    /// An ECS from before the ServiceDeployments API (an older region or emulator): List and
+    /// DescribeServiceDeployments, DescribeServiceRevisions, Stop and
+    /// ContinueServiceDeployment answer UnknownOperationException, as an endpoint without an
+    /// operation does.
+    pub without_service_deployments: bool,
 }
+
+/// The operations [`Mode::without_service_deployments`] takes away.
+pub const SERVICE_DEPLOYMENT_OPERATIONS: [&str; 5] = [
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
+    "DescribeServiceRevisions",
+    "StopServiceDeployment",
+    "ContinueServiceDeployment",
+];
 
 /// The circuit breaker's failed-task threshold for `desired` tasks, as AWS documents it:
 /// half the desired count, rounded up, at least 3 and at most 200.

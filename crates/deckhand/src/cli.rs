@@ -353,6 +353,11 @@ pub struct SandboxArgs {
     #[arg(long, env = "DECKHAND_LATE_RUNNING_COUNT")]
     pub late_running_count: bool,
 
+    /// Answer as an ECS without the ServiceDeployments API (an older region or emulator):
+    /// those operations are UnknownOperationException.
+    #[arg(long, env = "DECKHAND_WITHOUT_SERVICE_DEPLOYMENTS")]
+    pub without_service_deployments: bool,
+
     /// Memory (MiB) the sandbox's one container instance offers; larger tasks cannot be placed.
     #[arg(long, default_value_t = 8192, env = "DECKHAND_MEMORY")]
     pub memory: u64,

@@ -21,6 +21,7 @@ pub async fn run(
         stable_after: args.stable_after,
         mode: Mode {
             late_running_count: args.late_running_count,
+            without_service_deployments: args.without_service_deployments,
         },
         memory_mib: args.memory,
         cpu_units: args.cpu,

@@ -357,3 +357,37 @@ async fn a_linear_deploy_shows_its_traffic_steps() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_service_deployments_api_the_services_deployments_decide() {
+    let bed = Bed::get();
+    let (sandbox, client, _good) = crate::deploy::command::stable_service(false).await;
+    control(&sandbox, "mode", r#"{"without_service_deployments": true}"#);
+    let image = good_image(&bed).await;
+    let good = deploy(&sandbox, &image, &[]).await;
+    good.expect_code(0);
+    assert!(
+        good.stderr.contains(
+            "web: ECS has no ServiceDeployments API here; judging by the service's deployments"
+        ),
+        "{}",
+        good.stderr
+    );
+    assert!(
+        !good.stderr.contains("service deployment arn:"),
+        "{}",
+        good.stderr
+    );
+    let live = good.json()["task_definition_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(service_td(&client).await, live);
+    let bad = deploy(&sandbox, &broken_image().await, &[]).await;
+    bad.expect_code(3);
+    let out = bad.json();
+    assert_eq!(out["result"], "rolled-back");
+    assert_eq!(service_td(&client).await, live);
+    expect_service(&out, "web", "rolled-back", Some(&live), &live);
+    sandbox.stop().await;
+}
