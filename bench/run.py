@@ -5,7 +5,8 @@ Runs on the local bed (Docker engine, registry, moto, the aws CLI and ecs-deploy
 venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RUNS runs (default
 5). Timing is measured here and reported, never asserted. Usage:
 
-    bench/run.py [overhead late slow failure context rerun fleet startup]...   (default: all)
+    bench/run.py [overhead late slow failure strategies context rerun fleet startup]...
+                                                                              (default: all)
 
 It brings up the local bed (scripts/bed up) unless one is running already (DECKHAND_BED_DIR
 names another checkout's, as scripts/bed reads it), and builds the release binary if there is
@@ -467,6 +468,73 @@ def rollback_reaction(sb, name):
     return min(later) - first_stop if later else None
 
 
+def service_deployment_end(sb, cluster, name):
+    """When the service's newest service deployment finished (epoch seconds), and its status."""
+    listed = sb.call("ListServiceDeployments", {"cluster": cluster, "service": name})
+    newest = max(listed["serviceDeployments"], key=lambda d: d["createdAt"])
+    return newest.get("finishedAt"), newest["status"]
+
+
+def strategy_rows(sb, deckhand, env, bed, prefix, config, image_of, runs):
+    """Each tool deploys to its own fresh service that uses `config` from its second
+    deployment on, `runs` times: a table's rows (verdict latency from ECS's finishedAt)."""
+    print("| tool | exit | ECS's end | verdict latency | wall | ECS API calls "
+          "| calls a minute watching |")
+    print("|---|---|---|---|---|---|---|")
+    for label, run in deploy_tools(deckhand, env, bed):
+        rows = []
+        for i in range(runs):
+            name = f"{prefix}-{label.split()[0].replace(':', '')}-{i}"
+            sb.create_service("bench", name, sb.register(name, bed["DECKHAND_TEST_BASE_IMAGE"]),
+                              breaker=False)
+            sb.wait_stable("bench", [name])
+            sb.call("UpdateService", {"cluster": "bench", "service": name,
+                                      "deploymentConfiguration": config})
+            image = image_of(name)
+            sb.calls(reset=True)
+            sb.recorder.clear()
+            r = run(sb, name, image, None)
+            r["calls"] = sb.ecs_calls()
+            r["rate"] = watch_rate(sb.recorder.calls(), r["ended"])
+            finished, r["status"] = service_deployment_end(sb, "bench", name)
+            r["latency"] = r["ended"] - finished if finished else None
+            rows.append(r)
+            sb.scale_to_zero("bench", name)
+        print(f"| {label} | {sorted(set(r['code'] for r in rows))} "
+              f"| {', '.join(sorted(set(r['status'] for r in rows)))} "
+              f"| {fmt(median(r['latency'] for r in rows), ' s')} "
+              f"| {fmt(median(r['wall'] for r in rows), ' s')} "
+              f"| {fmt(median(r['calls'] for r in rows), '', 0)} "
+              f"| {fmt(median(r['rate'] for r in rows), '', 0)} |")
+
+
+def scenario_strategies(sb, deckhand, env, bed):
+    runs = min(RUNS, 3)
+    print(f"\n## A blue/green deploy (bake 1 min, 6 s at the sandbox's time scale; {runs} runs "
+          "each)\n")
+    blue_green = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1}
+
+    def good(name):
+        image = f"deckhand-bench/app:{name}"
+        tag_image(env, bed["DECKHAND_TEST_BASE_IMAGE"], image)
+        return image
+
+    strategy_rows(sb, deckhand, env, bed, "bg", blue_green, good, runs)
+    print(f"\n## A crashing canary (10 %, canary bake 10 min, circuit breaker on; {runs} runs "
+          "each)\n")
+    canary = {"strategy": "CANARY",
+              "canaryConfiguration": {"canaryPercent": 10, "canaryBakeTimeInMinutes": 10},
+              "deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    broken = broken_image(env)
+
+    def crashing(name):
+        image = f"deckhand-bench/broken:{name}"
+        tag_image(env, broken, image)
+        return image
+
+    strategy_rows(sb, deckhand, env, bed, "canary", canary, crashing, runs)
+
+
 def scenario_context(deckhand, env, bed):
     print("\n## Build context: time to the first build step, and the client's peak RSS\n")
     print("(a source tree of N files of 1 KiB, and a `node_modules` of 2N files excluded by "
@@ -586,8 +654,8 @@ def scenario_startup(deckhand, env, bed):
 
 
 def main():
-    wanted = sys.argv[1:] or ["overhead", "late", "slow", "failure", "context", "rerun", "fleet",
-                              "startup"]
+    wanted = sys.argv[1:] or ["overhead", "late", "slow", "failure", "strategies", "context",
+                              "rerun", "fleet", "startup"]
     # One command: the bed (left as it is when it runs) and a release build when there is none.
     if not bed_running():
         subprocess.run([os.path.join(ROOT, "scripts/bed"), "up"], check=True,
@@ -602,7 +670,7 @@ def main():
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
           f"deckhand: {subprocess.run([deckhand, '--version'], capture_output=True, text=True).stdout.strip()}")
     sb = None
-    if any(w in wanted for w in ("overhead", "late", "slow", "failure", "fleet")):
+    if any(w in wanted for w in ("overhead", "late", "slow", "failure", "strategies", "fleet")):
         sb = Sandbox(deckhand, env)
         env = dict(env, AWS_ENDPOINT_URL=sb.api)
     try:
@@ -615,6 +683,8 @@ def main():
                 scenario_slow(sb, deckhand, env, bed)
             elif w == "failure":
                 scenario_failure(sb, deckhand, env, bed)
+            elif w == "strategies":
+                scenario_strategies(sb, deckhand, env, bed)
             elif w == "context":
                 scenario_context(deckhand, env, bed)
             elif w == "rerun":

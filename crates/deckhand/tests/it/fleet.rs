@@ -103,6 +103,49 @@ async fn web_and_worker_roll_out_together_from_one_image() {
     sandbox.stop().await;
 }
 
+/// All or nothing across strategies: `web` deploys blue/green with a long bake, `worker`
+/// rolling; when the worker fails, web's service deployment (still baking) is rolled back by
+/// ECS through StopServiceDeployment, and both are confirmed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mixed_strategies_a_failing_worker_takes_a_baking_blue_green_web_back_too() {
+    let bed = Bed::get();
+    let (sandbox, client, web, worker) = web_and_worker().await;
+    client
+        .update_service()
+        .cluster("c")
+        .service("web")
+        .deployment_configuration(
+            aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+                .bake_time_in_minutes(600)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let image = image_without_sleep(&bed).await;
+    let failed = deploy_both(&sandbox, &image).await;
+    failed.expect_code(3);
+    let out = failed.json();
+    assert_eq!(out["result"], "rolled-back");
+    assert!(
+        failed
+            .stderr
+            .contains("web: StopServiceDeployment (ROLLBACK)"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("rolled back: web is stable on")
+            && failed.stderr.contains("rolled back: worker is stable on"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(service_td_of(&client, "web").await, web, "web is back too");
+    assert_eq!(service_td_of(&client, "worker").await, worker);
+    sandbox.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_worker_fails_both_go_back_and_exit_3() {
     let bed = Bed::get();
