@@ -923,7 +923,7 @@ async fn update_with(
     d.service_deployment_arn().unwrap().to_string()
 }
 
-fn strategy_config(
+pub fn strategy_config(
     strategy: DeploymentStrategy,
     bake: i32,
     breaker: bool,

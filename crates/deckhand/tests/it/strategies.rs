@@ -4,9 +4,9 @@
 //! fallback to `deployments[]` where ECS has no ServiceDeployments API.
 
 use aws_sdk_ecs::types::{
-    CanaryConfiguration, DeploymentAlarms, DeploymentCircuitBreaker, DeploymentConfiguration,
-    DeploymentLifecycleHook, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
-    DeploymentStrategy, LinearConfiguration,
+    CanaryConfiguration, DeploymentAlarms, DeploymentConfiguration, DeploymentLifecycleHook,
+    DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType, DeploymentStrategy,
+    LinearConfiguration,
 };
 use aws_sdk_ecs::Client;
 use deckhand_sandbox::{Options, Sandbox};
@@ -16,7 +16,8 @@ use crate::deploy::command::{broken_image, deploy, deploy_args, good_image, run,
 use crate::faults::{expect_service, finished};
 use crate::rollout::start_until;
 use crate::sandbox::{
-    completed_on, container, control, register, sandbox_with, test_options, wait_until,
+    completed_on, container, control, register, sandbox_with, strategy_config, test_options,
+    wait_until,
 };
 
 /// A sandbox whose minutes pass quickly (a bake of 1 minute lasts 1.2 s), with service `web`
@@ -62,20 +63,6 @@ async fn service_with(config: DeploymentConfiguration) -> (Sandbox, Client, Stri
     (sandbox, client, good)
 }
 
-/// `strategy` with a bake of `bake` minutes and the circuit breaker as `breaker` says.
-fn strategy(strategy: DeploymentStrategy, bake: i32, breaker: bool) -> DeploymentConfiguration {
-    DeploymentConfiguration::builder()
-        .strategy(strategy)
-        .bake_time_in_minutes(bake)
-        .deployment_circuit_breaker(
-            DeploymentCircuitBreaker::builder()
-                .enable(breaker)
-                .rollback(breaker)
-                .build(),
-        )
-        .build()
-}
-
 /// The deploy's arguments for `image`, quick polling, JSON, then `extra`.
 fn args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut more = vec!["--output", "json", "--poll", "1s"];
@@ -93,7 +80,7 @@ fn calls(sandbox: &Sandbox, operation: &str) -> u64 {
 async fn a_blue_green_deploy_shows_its_stages_and_is_deployed() {
     let bed = Bed::get();
     let (sandbox, client, good) =
-        service_with(strategy(DeploymentStrategy::BlueGreen, 1, false)).await;
+        service_with(strategy_config(DeploymentStrategy::BlueGreen, 1, false)).await;
     let image = good_image(&bed).await;
     let run = run(&sandbox, None, &args(&image, &[])).await;
     run.expect_code(0);
@@ -121,7 +108,7 @@ async fn a_blue_green_deploy_shows_its_stages_and_is_deployed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_during_a_blue_green_bake_is_exit_3_naming_it_with_no_update_of_deckhands() {
     let bed = Bed::get();
-    let mut config = strategy(DeploymentStrategy::BlueGreen, 60, false);
+    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 60, false);
     config.alarms = Some(
         DeploymentAlarms::builder()
             .alarm_names("api-errors")
@@ -161,7 +148,7 @@ async fn an_alarm_during_a_blue_green_bake_is_exit_3_naming_it_with_no_update_of
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_canary_goes_back_through_stop_service_deployment_and_exits_3() {
-    let mut config = strategy(DeploymentStrategy::Canary, 0, false);
+    let mut config = strategy_config(DeploymentStrategy::Canary, 0, false);
     config.canary_configuration = Some(
         CanaryConfiguration::builder()
             .canary_percent(10.0)
@@ -196,7 +183,7 @@ async fn a_crashing_canary_goes_back_through_stop_service_deployment_and_exits_3
 /// A blue/green service that pauses after scaling up, and a deploy waiting at the pause.
 async fn paused() -> (Sandbox, Client, String, crate::bed::Running) {
     let bed = Bed::get();
-    let mut config = strategy(DeploymentStrategy::BlueGreen, 0, false);
+    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 0, false);
     config.lifecycle_hooks = Some(vec![DeploymentLifecycleHook::builder()
         .target_type(DeploymentLifecycleHookTargetType::Pause)
         .lifecycle_stages(DeploymentLifecycleHookStage::PostScaleUp)
@@ -292,7 +279,7 @@ async fn a_paused_deploy_rolled_back_with_continue_is_exit_3() {
 async fn wait_until_a_stage_ends_the_deploy_there_unfinished() {
     let bed = Bed::get();
     let (sandbox, _client, good) =
-        service_with(strategy(DeploymentStrategy::BlueGreen, 600, false)).await;
+        service_with(strategy_config(DeploymentStrategy::BlueGreen, 600, false)).await;
     let image = good_image(&bed).await;
     let deploy = run(
         &sandbox,
@@ -338,7 +325,7 @@ async fn wait_until_a_stage_ends_the_deploy_there_unfinished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_linear_deploy_shows_its_traffic_steps() {
     let bed = Bed::get();
-    let mut config = strategy(DeploymentStrategy::Linear, 0, false);
+    let mut config = strategy_config(DeploymentStrategy::Linear, 0, false);
     config.linear_configuration = Some(
         LinearConfiguration::builder()
             .step_percent(50.0)
