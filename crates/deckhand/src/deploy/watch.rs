@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_ecs::Client;
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -59,6 +60,9 @@ const CLOCK_SKEW: f64 = 2.0;
 /// service's `deployments[]` is judged alone (our UpdateService applied on an earlier try
 /// whose answer was lost, before the watch began).
 const LOOKS_FOR_SERVICE_DEPLOYMENT: u32 = 5;
+
+/// Service-deployment lookups in flight at once.
+const LOOKUPS_AT_ONCE: usize = 5;
 
 /// The most failed tasks of one deployment whose logs are read: a crash loop's first few say
 /// what the rest would.
@@ -403,6 +407,9 @@ impl<'a> Watcher<'a> {
                 .map(|w| w.service.clone())
                 .collect();
             calls += pending.len().div_ceil(ecs::DESCRIBE_BATCH) as u64;
+            // The views are as of the round's start: whether they are past the deadline is
+            // judged from then, however long the round's other reads take.
+            let round = Instant::now();
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
                     failing_since = None;
@@ -410,7 +417,7 @@ impl<'a> Watcher<'a> {
                     calls += made;
                     slowed |= slow;
                     let now = Instant::now();
-                    let timed_out = now >= deadline;
+                    let timed_out = round >= deadline;
                     // The watched entry each view is about.
                     let of: Vec<usize> = views
                         .iter()
@@ -580,20 +587,34 @@ impl<'a> Watcher<'a> {
     /// what was read before: one missed look is not a verdict.
     async fn read_service_deployments(&self, watched: &mut [Watched]) -> (u64, bool) {
         let (mut calls, mut throttled) = (0u64, false);
-        for w in watched
-            .iter_mut()
-            .filter(|w| w.verdict.is_none() && matches!(w.service_deployment, Lookup::Looking(_)))
-        {
-            calls += 1;
-            match sdeploy::find(
-                self.client,
-                self.cluster,
-                &w.service,
-                &w.task_definition,
-                w.since,
-            )
+        // The lookups run side by side: one after another, each retried through throttling,
+        // they made a round of a large fleet last longer than the watch's deadline.
+        let looking: Vec<usize> = (0..watched.len())
+            .filter(|&i| {
+                let w = &watched[i];
+                w.verdict.is_none() && matches!(w.service_deployment, Lookup::Looking(_))
+            })
+            .collect();
+        let found: Vec<Result<sdeploy::Found>> = {
+            let ws = &*watched;
+            futures_util::stream::iter(looking.iter().map(|&i| {
+                let w = &ws[i];
+                sdeploy::find(
+                    self.client,
+                    self.cluster,
+                    &w.service,
+                    &w.task_definition,
+                    w.since,
+                )
+            }))
+            .buffered(LOOKUPS_AT_ONCE)
+            .collect()
             .await
-            {
+        };
+        for (&i, answer) in looking.iter().zip(found) {
+            let w = &mut watched[i];
+            calls += 1;
+            match answer {
                 Ok(sdeploy::Found::Ours(arn)) => {
                     calls += 1;
                     self.reporter
