@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod context;
 mod deploy;
+mod differential;
 mod explain;
 mod faults;
 mod fleet;
