@@ -236,8 +236,7 @@ impl Pattern {
                     Err(e) => Test::Invalid(format!("it cannot be compiled ({e})")),
                 },
                 Err(why) => Test::Invalid(format!(
-                    "Docker turns it into a regular expression Go rejects ({why}); \
-                     escape the character with `\\` differently or remove the line"
+                    "Docker turns it into a Go regular expression that does not compile ({why})"
                 )),
             },
         };
