@@ -90,7 +90,10 @@ impl Context {
             Err(_) => (OUTSIDE_DOCKERFILE.to_string(), Some(file_abs.clone())),
         };
 
-        let specific = PathBuf::from(format!("{}.dockerignore", file_abs.display()));
+        // Built from the name's bytes, so a Dockerfile name that is not UTF-8 still finds it.
+        let mut specific = file_abs.clone().into_os_string();
+        specific.push(".dockerignore");
+        let specific = PathBuf::from(specific);
         let ignore_file = [specific, root_abs.join(".dockerignore")]
             .into_iter()
             .find(|p| p.is_file());
@@ -103,9 +106,7 @@ impl Context {
             }
             None => Patterns::default(),
         };
-        if let Some(keep) = &dockerfile_bytes {
-            patterns.keep_build_files(keep);
-        }
+        patterns.keep_build_files(dockerfile_bytes.as_deref());
         Ok(Self {
             root: root_abs,
             patterns,

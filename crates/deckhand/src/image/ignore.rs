@@ -168,10 +168,10 @@ impl Patterns {
     }
 
     /// Makes sure the build files are sent: `.dockerignore` itself and the Dockerfile (given
-    /// relative to the context, `/`-separated), each re-included by its exact name when the
-    /// walk would leave it out.
-    pub fn keep_build_files(&mut self, dockerfile: &[u8]) {
-        for keep in [&b".dockerignore"[..], dockerfile] {
+    /// relative to the context, `/`-separated; None when it lives outside the context), each
+    /// re-included by its exact name when the walk would leave it out.
+    pub fn keep_build_files(&mut self, dockerfile: Option<&[u8]>) {
+        for keep in std::iter::once(&b".dockerignore"[..]).chain(dockerfile) {
             // A pattern that fails to compile is reported by the walk; keep the file anyway.
             if self.leaves_out(keep).unwrap_or(true) {
                 self.patterns.push(Pattern {

@@ -144,6 +144,33 @@ fn a_dockerfile_specific_ignore_file_wins() {
 }
 
 #[test]
+fn the_ignore_file_is_sent_with_a_dockerfile_from_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ctx");
+    write(&root, b".dockerignore", b"*\n");
+    write(&root, b"src/main.rs", b"x");
+    write(dir.path(), b"Dockerfile", b"FROM scratch\n");
+    let sent = listed(&root, Some(&dir.path().join("Dockerfile")));
+    assert!(sent.contains(&b".dockerignore"[..]), "{sent:?}");
+    assert!(!sent.contains(&b"src"[..]), "{sent:?}");
+}
+
+#[test]
+fn an_ignore_file_beside_a_dockerfile_with_a_non_utf8_name_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, b"d\xE9.Dockerfile", b"FROM scratch\n");
+    write(root, b"d\xE9.Dockerfile.dockerignore", b"secret\n");
+    write(root, b"secret", b"x");
+    let sent = listed(
+        root,
+        Some(&root.join(OsStr::from_bytes(b"d\xE9.Dockerfile"))),
+    );
+    assert!(!sent.contains(&b"secret"[..]), "{sent:?}");
+    assert!(sent.contains(&b"d\xE9.Dockerfile"[..]), "{sent:?}");
+}
+
+#[test]
 fn a_pattern_go_cannot_compile_fails_the_walk_naming_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -164,7 +164,7 @@ fn parent_results_are_carried() {
 #[test]
 fn build_files_are_always_sent() {
     let mut p = Patterns::parse(b"*\n").unwrap();
-    p.keep_build_files(b"docker/app.Dockerfile");
+    p.keep_build_files(Some(b"docker/app.Dockerfile"));
     assert_eq!(p.leaves_out(b".dockerignore"), Ok(false));
     assert_eq!(p.leaves_out(b"docker/app.Dockerfile"), Ok(false));
     assert_eq!(p.leaves_out(b"docker/other"), Ok(true));
@@ -179,12 +179,12 @@ fn build_files_are_sent_where_docker_loses_them() {
     // but its walk leaves it out; deckhand keeps it.
     let mut p = Patterns::parse(b"**/Dockerfile\n!docs\n").unwrap();
     assert_eq!(p.leaves_out(b"docs/Dockerfile"), Ok(true));
-    p.keep_build_files(b"docs/Dockerfile");
+    p.keep_build_files(Some(b"docs/Dockerfile"));
     assert_eq!(p.leaves_out(b"docs/Dockerfile"), Ok(false));
     assert_eq!(p.leaves_out(b"src/Dockerfile"), Ok(true));
     // deep under an excluded directory, past the depth Docker's check looks at
     let mut p = Patterns::parse(b"**/x\n").unwrap();
-    p.keep_build_files(b"a/b/x/Dockerfile");
+    p.keep_build_files(Some(b"a/b/x/Dockerfile"));
     assert_eq!(p.leaves_out(b"a/b/x/Dockerfile"), Ok(false));
     assert_eq!(p.leaves_out(b"a/b/x/other"), Ok(true));
 }
@@ -192,15 +192,20 @@ fn build_files_are_sent_where_docker_loses_them() {
 #[test]
 fn build_files_are_kept_by_exact_name() {
     let mut p = Patterns::parse(b"*\n").unwrap();
-    p.keep_build_files(b"Dockerfile[");
+    p.keep_build_files(Some(b"Dockerfile["));
     assert_eq!(p.leaves_out(b"Dockerfile["), Ok(false));
     let mut p = Patterns::parse(b"*\n").unwrap();
-    p.keep_build_files(b"D*");
+    p.keep_build_files(Some(b"D*"));
     assert_eq!(p.leaves_out(b"D*"), Ok(false));
     assert_eq!(p.leaves_out(b"Dx"), Ok(true));
+    // `.dockerignore` is kept even when the Dockerfile lives outside the context
+    let mut p = Patterns::parse(b"*\n").unwrap();
+    p.keep_build_files(None);
+    assert_eq!(p.leaves_out(b".dockerignore"), Ok(false));
+    assert_eq!(p.patterns.len(), 2);
     // nothing is added when nothing is excluded
     let mut p = Patterns::parse(b"tmp\n").unwrap();
-    p.keep_build_files(b"Dockerfile");
+    p.keep_build_files(Some(b"Dockerfile"));
     assert_eq!(p.patterns.len(), 1);
 }
 
