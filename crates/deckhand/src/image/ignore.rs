@@ -3,12 +3,12 @@
 //!
 //! The rules, from Docker's ignore-file reader, its pattern matcher and its archive walker:
 //!
-//! - Reading ([`read`]): the file is bytes; a UTF-8 BOM is dropped from the first line; a line
+//! - Reading (`read`): the file is bytes; a UTF-8 BOM is dropped from the first line; a line
 //!   whose first byte is `#` is a comment; lines are trimmed of Unicode white space; a leading
 //!   `!` is taken off and the rest trimmed again; the pattern is cleaned like Go's
 //!   `filepath.Clean` and a leading `/` dropped when more follows. So `/!keep` becomes `!keep`,
 //!   which the matcher then reads as an exception.
-//! - Syntax ([`glob`]): every pattern must pass Go's `filepath.Match` check (a `[` class must
+//! - Syntax (`glob`): every pattern must pass Go's `filepath.Match` check (a `[` class must
 //!   close, may not start with `]` or `-`, nor hold bytes that are not UTF-8; a pattern may not
 //!   end in `\`); a lone `!` is refused. These errors name the line.
 //! - Matching: a pattern without wildcards is compared as bytes (`a.b`, `a^b` are plain
@@ -17,7 +17,7 @@
 //!   is `(.*/)?` (or `.*` at the end), `\x` passes `\x` to Go, `[` and `]` pass through, so a
 //!   class is read by Go's regexp: `[^a]` negates, `[!a]` does not, `[[:alpha:]]` and `\d` are
 //!   ASCII classes, and `[*]` turns into `[[^/]*]` (any run of `[`, `^`, `/` then `]`), all as
-//!   in Docker ([`goregex`] rewrites Go's syntax for Rust's engine).
+//!   in Docker (`goregex` rewrites Go's syntax for Rust's engine).
 //! - Bytes: paths are matched as bytes. Go's regexp reads text as UTF-8 runes, a byte that is
 //!   not UTF-8 being one U+FFFD; the regular expressions here see the path decoded the same
 //!   way, so `?` is one character (`?.txt` matches `é.txt`), and a pattern's own invalid bytes

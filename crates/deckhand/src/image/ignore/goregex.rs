@@ -64,9 +64,9 @@ pub fn translate(go: &[char]) -> Result<String, String> {
                 continue;
             }
             '\\' => {
-                let start = out.len();
-                i = escape(go, i, &mut out)?;
-                last = if out.len() > start { Some(start) } else { last };
+                let (next, operand) = escape(go, i, &mut out)?;
+                last = operand.or(last);
+                i = next;
                 continue;
             }
             _ => {
@@ -82,8 +82,10 @@ pub fn translate(go: &[char]) -> Result<String, String> {
     Ok(out)
 }
 
-/// An escape outside a class, starting at the `\` at `i`; returns where the next token starts.
-fn escape(go: &[char], i: usize, out: &mut String) -> Result<usize, String> {
+/// An escape outside a class, starting at the `\` at `i`; returns where the next token starts
+/// and where in `out` the last thing it wrote that a repetition applies to begins.
+fn escape(go: &[char], i: usize, out: &mut String) -> Result<(usize, Option<usize>), String> {
+    let start = out.len();
     let Some(&next) = go.get(i + 1) else {
         return Err("trailing `\\`".to_string());
     };
@@ -97,15 +99,17 @@ fn escape(go: &[char], i: usize, out: &mut String) -> Result<usize, String> {
             let end = body.windows(2).position(|w| w == ['\\', 'E']);
             let lit = &body[..end.unwrap_or(body.len())];
             // Each literal is its own operand, as in Go.
+            let mut operand = None;
             for &c in lit {
+                operand = Some(out.len());
                 push_char(out, c);
             }
-            return Ok(i + 2 + end.map_or(body.len(), |e| e + 2));
+            return Ok((i + 2 + end.map_or(body.len(), |e| e + 2), operand));
         }
         'p' | 'P' => {
             let (item, next) = unicode_class(go, i)?;
             out.push_str(&format!("[{item}]"));
-            return Ok(next);
+            return Ok((next, Some(start)));
         }
         'd' | 'D' | 's' | 'S' | 'w' | 'W' => {
             let (ranges, negated) = perl_class(next);
@@ -117,10 +121,10 @@ fn escape(go: &[char], i: usize, out: &mut String) -> Result<usize, String> {
                 Some(c) => push_char(out, c),
                 None => out.push_str(NOTHING),
             }
-            return Ok(next);
+            return Ok((next, Some(start)));
         }
     }
-    Ok(i + 2)
+    Ok((i + 2, Some(start)))
 }
 
 /// Go's `parseEscape`: the character an escape stands for (None for a surrogate, which no
@@ -471,6 +475,8 @@ mod tests {
             ("^\\t$", "\t", true),
             ("^\\QA*B$", "A*B$", true),
             ("^\\Qa\\E[^/]*$", "abc", true),
+            ("^\\Qab\\E*$", "abbb", true),
+            ("^\\Qab\\E*$", "abab", false),
             ("^\\pL$", "é", true),
             ("^\\p{Greek}$", "λ", true),
             ("^\\P{Greek}$", "λ", false),
