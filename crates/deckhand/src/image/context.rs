@@ -225,6 +225,9 @@ impl Context {
 /// What is wrong with a pattern, where, and what to do.
 fn describe_pattern_error(file: Option<&Path>, e: &PatternError) -> String {
     let file = file.map_or_else(|| ".dockerignore".to_string(), |p| p.display().to_string());
+    if e.pattern.is_empty() {
+        return format!("{file}:{}: {}.", e.line, e.reason);
+    }
     format!(
         "{file}:{}: the pattern {:?} is invalid: {}. Fix or remove that line.",
         e.line, e.pattern, e.reason

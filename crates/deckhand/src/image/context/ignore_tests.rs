@@ -192,3 +192,15 @@ fn a_pattern_docker_refuses_is_an_error_before_the_walk() {
     assert!(err.contains(".dockerignore:2:"), "{err}");
     assert!(err.contains("Fix or remove that line"), "{err}");
 }
+
+#[test]
+fn a_line_too_long_for_docker_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, b"Dockerfile", b"FROM scratch\n");
+    let mut ignore = b"ok\n".to_vec();
+    ignore.extend(std::iter::repeat_n(b'a', 70_000));
+    write(root, b".dockerignore", &ignore);
+    let err = Context::prepare(root, None).unwrap_err().to_string();
+    assert!(err.contains(".dockerignore:2: the line is longer"), "{err}");
+}
