@@ -4,7 +4,9 @@
 //! Every literal is written as `\x{..}` and every class as explicit ranges, so Rust's extra
 //! syntax (nested classes, `&&`, Unicode-aware `\d`) never comes into play. Go's `\d`, `\s`,
 //! `\w`, `\b` and POSIX classes are ASCII; Go's `[^...]` also matches a newline, as Rust's
-//! does; `.` matches anything but a newline in both.
+//! does; `.` matches anything but a newline in both. `\p{..}` is the one approximation: Go's
+//! general categories and `Any` are taken as Go spells them, a script name when it is
+//! capitalised and Rust's Unicode tables know it (Go's tables may be a Unicode version apart).
 
 /// What a Go expression parses to, or why Go rejects it.
 pub fn translate(go: &[char]) -> Result<String, String> {
