@@ -3,6 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::ignore::Patterns;
+use super::ignore::{MatchInfo, PatternError, Patterns};
 use crate::error::{Error, Result};
 
 /// Bytes per chunk handed to the engine, and how many chunks may wait in flight: together the
@@ -79,33 +80,33 @@ impl Context {
         let root_abs = fs::canonicalize(root).map_err(|e| io_error(root, e))?;
         let file_abs =
             fs::canonicalize(&dockerfile_path).map_err(|e| io_error(&dockerfile_path, e))?;
+        // The Dockerfile's exact bytes inside the context, for the ignore rules.
+        let dockerfile_bytes = file_abs
+            .strip_prefix(&root_abs)
+            .map(|rel| rel.as_os_str().as_bytes().to_vec())
+            .ok();
         let (dockerfile, outside_dockerfile) = match file_abs.strip_prefix(&root_abs) {
             Ok(rel) => (slash_path(rel), None),
             Err(_) => (OUTSIDE_DOCKERFILE.to_string(), Some(file_abs.clone())),
         };
 
-        let specific = PathBuf::from(format!("{}.dockerignore", file_abs.display()));
+        // Built from the name's bytes, so a Dockerfile name that is not UTF-8 still finds it.
+        let mut specific = file_abs.clone().into_os_string();
+        specific.push(".dockerignore");
+        let specific = PathBuf::from(specific);
         let ignore_file = [specific, root_abs.join(".dockerignore")]
             .into_iter()
             .find(|p| p.is_file());
         let mut patterns = match &ignore_file {
             Some(path) => {
-                let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-                Patterns::parse(&text).map_err(|e| {
-                    Error::failed(format!(
-                        "{}:{}: the pattern {:?} is invalid: {}. Fix or remove that line.",
-                        path.display(),
-                        e.line,
-                        e.pattern,
-                        e.reason
-                    ))
-                })?
+                // Bytes, not text: Docker reads an ignore file that is not UTF-8 as it is.
+                let text = fs::read(path).map_err(|e| io_error(path, e))?;
+                Patterns::parse(&text)
+                    .map_err(|e| Error::failed(describe_pattern_error(Some(path), &e)))?
             }
             None => Patterns::default(),
         };
-        if outside_dockerfile.is_none() {
-            patterns.keep_build_files(&dockerfile);
-        }
+        patterns.keep_build_files(dockerfile_bytes.as_deref());
         Ok(Self {
             root: root_abs,
             patterns,
@@ -144,7 +145,7 @@ impl Context {
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
         let mut stats = Stats::default();
-        self.walk(&mut tar, &self.root, "", &mut stats)?;
+        self.walk(&mut tar, &self.root, b"", &MatchInfo::default(), &mut stats)?;
         if let Some(path) = &self.outside_dockerfile {
             let meta = fs::metadata(path)?;
             append_file(&mut tar, path, OUTSIDE_DOCKERFILE, &meta, &mut stats)?;
@@ -154,11 +155,15 @@ impl Context {
         Ok(stats)
     }
 
+    /// Sends `dir` (at `rel_dir` in the context) and what is beneath it; `parent` is what the
+    /// ignore rules said about `dir`, handed down so each pattern is tested once per level as
+    /// Docker does.
     fn walk<W: Write>(
         &self,
         tar: &mut tar::Builder<W>,
         dir: &Path,
-        rel_dir: &str,
+        rel_dir: &[u8],
+        parent: &MatchInfo,
         stats: &mut Stats,
     ) -> io::Result<()> {
         let mut entries = fs::read_dir(dir)
@@ -168,27 +173,29 @@ impl Context {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let raw_name = entry.file_name();
-            let name = raw_name.to_string_lossy();
-            // `rel` (text) is for matching; `tar_path` keeps the name's exact bytes.
-            let rel = if rel_dir.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel_dir}/{name}")
-            };
+            // `rel` is the name's exact bytes, matched as Docker matches them.
+            let mut rel = rel_dir.to_vec();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(raw_name.as_bytes());
             let path = entry.path();
             let tar_path = path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf();
             let meta = fs::symlink_metadata(&path).map_err(|e| annotate(&path, e))?;
-            let excluded = self.patterns.excludes(&rel);
+            let (excluded, info) = self
+                .patterns
+                .matches(&rel, parent)
+                .map_err(|e| self.pattern_error(&e))?;
             if meta.is_dir() {
                 if excluded {
                     if !self.patterns.can_skip_dir(&rel) {
-                        self.walk(tar, &path, &rel, stats)?;
+                        self.walk(tar, &path, &rel, &info, stats)?;
                     }
                     continue;
                 }
                 let mut header = header_for(&meta);
                 tar.append_data(&mut header, &tar_path, io::empty())?;
-                self.walk(tar, &path, &rel, stats)?;
+                self.walk(tar, &path, &rel, &info, stats)?;
             } else if excluded {
                 continue;
             } else if meta.file_type().is_symlink() {
@@ -203,6 +210,28 @@ impl Context {
         }
         Ok(())
     }
+}
+
+impl Context {
+    /// A pattern that failed while the walk tested it, as an error that ends the archive.
+    fn pattern_error(&self, e: &PatternError) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            describe_pattern_error(self.ignore_file.as_deref(), e),
+        )
+    }
+}
+
+/// What is wrong with a pattern, where, and what to do.
+fn describe_pattern_error(file: Option<&Path>, e: &PatternError) -> String {
+    let file = file.map_or_else(|| ".dockerignore".to_string(), |p| p.display().to_string());
+    if e.pattern.is_empty() {
+        return format!("{file}:{}: {}.", e.line, e.reason);
+    }
+    format!(
+        "{file}:{}: the pattern {:?} is invalid: {}. Fix or remove that line.",
+        e.line, e.pattern, e.reason
+    )
 }
 
 fn append_file<W: Write>(
@@ -311,3 +340,6 @@ impl Write for ChannelWriter {
         self.send_buffered()
     }
 }
+
+#[cfg(test)]
+mod ignore_tests;

@@ -1,47 +1,78 @@
-//! `.dockerignore` semantics exactly as the Docker CLI applies them, so users get the context
-//! they would get from `docker build`.
+//! `.dockerignore` matching exactly as the Docker CLI applies it when it sends a build
+//! context, so users get the files `docker build` would send.
 //!
-//! Rules (from Docker's pattern matcher): lines starting with `#` are comments; patterns are
-//! trimmed, cleaned like Go's `filepath.Clean`, and a leading `/` is dropped; `*` and `?`
-//! never cross `/`; `**` matches any number of directories (even none); `!` re-includes; the
-//! last matching pattern wins; a path is excluded when it or any parent directory matches.
+//! The rules, from Docker's ignore-file reader, its pattern matcher and its archive walker:
+//!
+//! - Reading (`read`): the file is bytes; a UTF-8 BOM is dropped from the first line; a line
+//!   whose first byte is `#` is a comment; lines are trimmed of Unicode white space; a leading
+//!   `!` is taken off and the rest trimmed again; the pattern is cleaned like Go's
+//!   `filepath.Clean` and a leading `/` dropped when more follows. So `/!keep` becomes `!keep`,
+//!   which the matcher then reads as an exception.
+//! - Syntax (`glob`): every pattern must pass Go's `filepath.Match` check (a `[` class must
+//!   close, may not start with `]` or `-`, nor hold bytes that are not UTF-8; a pattern may not
+//!   end in `\`); a lone `!` is refused. These errors name the line.
+//! - Matching: a pattern without wildcards is compared as bytes (`a.b`, `a^b` are plain
+//!   names), `lit**` is a prefix test, `**lit` a suffix test (`**/x` also matches `x`), any
+//!   other pattern becomes Docker's Go regular expression: `*` is `[^/]*`, `?` is `[^/]`, `**`
+//!   is `(.*/)?` (or `.*` at the end), `\x` passes `\x` to Go, `[` and `]` pass through, so a
+//!   class is read by Go's regexp: `[^a]` negates, `[!a]` does not, `[[:alpha:]]` and `\d` are
+//!   ASCII classes, and `[*]` turns into `[[^/]*]` (any run of `[`, `^`, `/` then `]`), all as
+//!   in Docker (`goregex` rewrites Go's syntax for Rust's engine).
+//! - Bytes: paths are matched as bytes. Go's regexp reads text as UTF-8 runes, a byte that is
+//!   not UTF-8 being one U+FFFD; the regular expressions here see the path decoded the same
+//!   way, so `?` is one character (`?.txt` matches `é.txt`), and a pattern's own invalid bytes
+//!   (which Go's scanner turns into U+FFFD) match any invalid byte. Literal patterns compare
+//!   raw bytes.
+//! - A regular expression Go cannot compile (`\m`, `[z-a]`, `[[:nope:]]`) passes the syntax
+//!   check; Docker fails the build only when that pattern is first tested against a path, and
+//!   so does deckhand, naming the line.
+//! - Deciding ([`Patterns::matches`]): patterns are tried in order; a plain pattern is only
+//!   tried while the path is not excluded and an exception only while it is; the last match
+//!   wins. The walk carries, per pattern, whether it matched the parent directory: a pattern
+//!   that matched the parent matches the child without a test, any other is tested against
+//!   the child's own path only. So with `**/*.md` then `!docs`, `docs/guide.md` stays out
+//!   (`!docs` was never tried on `docs`, nothing being excluded yet), and with `build`,
+//!   `!build/keep.txt`, `**/build` the file `build/keep.txt` is sent (`**/build` was skipped
+//!   for the already excluded `build`).
+//! - Skipping ([`Patterns::can_skip_dir`]): an excluded directory is not entered unless an
+//!   exception's text plus `/` starts with the directory plus `/`; so `!*/keep` does not
+//!   reopen an excluded `dir/`.
+//! - Build files ([`Patterns::keep_build_files`]): `.dockerignore` and the Dockerfile are
+//!   always sent; an exception for each is added when the walk would leave it out. The Docker
+//!   CLI decides this with its older one-level test (the parent path cut to the pattern's
+//!   depth), which misses some exclusions, for example `**/Dockerfile` then `!docs` with
+//!   `-f docs/Dockerfile`: Docker then sends no Dockerfile and the build fails. deckhand asks
+//!   the walk's own question, and adds the exception as an exact name (Docker adds it as a
+//!   pattern, so a Dockerfile named `Dockerfile[` breaks Docker's build and one named
+//!   `a*` would re-include `ab` too).
 
-use regex::Regex;
+mod glob;
+mod goregex;
+mod read;
 
-/// One compiled line of a `.dockerignore` file.
+use glob::Plan;
+
+/// One line of a `.dockerignore` file, ready to test.
 #[derive(Debug, Clone)]
 struct Pattern {
     /// The cleaned pattern text, without the leading `!`.
-    text: String,
+    text: Vec<u8>,
     /// True for `!pattern` (re-include).
     exception: bool,
-    matcher: Matcher,
+    /// 1-based line in the ignore file (0 for the build files added by deckhand).
+    line: usize,
+    test: Test,
 }
 
-/// How a pattern is tested, as Docker decides it: literal patterns are compared as text (so
-/// `**.pyc` is a suffix test and `a^b` a plain name), only wildcard patterns use a regex.
+/// How a pattern is tested.
 #[derive(Debug, Clone)]
-enum Matcher {
-    Exact(String),
-    /// `literal**`: the path starts with the literal.
-    Prefix(String),
-    /// `**literal`: the path ends with the literal (`**/x` also matches `x` itself).
-    Suffix(String),
-    Regex(Regex),
-}
-
-impl Matcher {
-    fn is_match(&self, path: &str) -> bool {
-        match self {
-            Matcher::Exact(text) => path == text,
-            Matcher::Prefix(prefix) => path.starts_with(prefix.as_str()),
-            Matcher::Suffix(suffix) => {
-                path.ends_with(suffix.as_str())
-                    || suffix.strip_prefix('/').is_some_and(|bare| path == bare)
-            }
-            Matcher::Regex(re) => re.is_match(path),
-        }
-    }
+enum Test {
+    Exact,
+    Prefix(Vec<u8>),
+    Suffix(Vec<u8>),
+    Regex(regex::Regex),
+    /// Go's regexp rejects this one: an error when it is first tested, as in Docker.
+    Invalid(String),
 }
 
 /// The patterns of one `.dockerignore`, in file order.
@@ -50,113 +81,119 @@ pub struct Patterns {
     patterns: Vec<Pattern>,
 }
 
-/// A pattern that cannot be compiled, with its 1-based line number.
+/// Which patterns matched a directory (or one of its parents), handed to its children.
+/// The default is the answer for the context root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchInfo {
+    matched: Vec<bool>,
+}
+
+/// A pattern Docker refuses, with its 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
     pub line: usize,
+    /// The pattern as read (lossy UTF-8, for messages).
     pub pattern: String,
     pub reason: String,
 }
 
 impl Patterns {
-    /// Parses the text of a `.dockerignore` file.
-    pub fn parse(text: &str) -> Result<Self, PatternError> {
+    /// Reads a `.dockerignore` file's bytes.
+    pub fn parse(file: &[u8]) -> Result<Self, PatternError> {
+        let lines = read::read_all(file).map_err(|line| PatternError {
+            line,
+            pattern: String::new(),
+            reason: "the line is longer than Docker reads (64 KiB); shorten or split it".into(),
+        })?;
         let mut patterns = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let raw = if i == 0 {
-                raw.trim_start_matches('\u{feff}')
-            } else {
-                raw
-            };
-            if raw.starts_with('#') {
-                continue;
+        for line in lines {
+            if let Some(p) = Pattern::new(&line.text, line.number)? {
+                patterns.push(p);
             }
-            let line = raw.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let (exception, body) = match line.strip_prefix('!') {
-                Some(rest) => (true, rest.trim()),
-                None => (false, line),
-            };
-            let err = |reason: &str| PatternError {
-                line: i + 1,
-                pattern: raw.to_string(),
-                reason: reason.to_string(),
-            };
-            if body.is_empty() {
-                return Err(err("an exception `!` needs a pattern after it"));
-            }
-            let mut text = clean(body);
-            if text.len() > 1 && text.starts_with('/') {
-                text.remove(0);
-            }
-            let matcher = compile(&text).map_err(|e| err(&e))?;
-            patterns.push(Pattern {
-                text,
-                exception,
-                matcher,
-            });
         }
         Ok(Self { patterns })
     }
 
-    /// Adds the re-includes Docker adds so the build files are always sent: `.dockerignore`
-    /// itself and the Dockerfile (given relative to the context, `/`-separated).
-    pub fn keep_build_files(&mut self, dockerfile: &str) {
-        for keep in [".dockerignore", dockerfile] {
-            if self.excludes(keep) {
-                let text = clean(keep);
-                // A file name that is not a valid pattern is still kept, by its exact name.
-                let matcher = compile(&text).unwrap_or_else(|_| Matcher::Exact(text.clone()));
+    /// Docker's decision for one path (relative to the context, `/`-separated, as bytes),
+    /// given what its parent directory's test returned: whether the path is excluded, and
+    /// what to hand to its children if it is a directory.
+    pub fn matches(
+        &self,
+        path: &[u8],
+        parent: &MatchInfo,
+    ) -> Result<(bool, MatchInfo), PatternError> {
+        let mut text = None;
+        let mut matched = false;
+        let mut info = MatchInfo {
+            matched: vec![false; self.patterns.len()],
+        };
+        for (i, p) in self.patterns.iter().enumerate() {
+            let mut hit = parent.matched.get(i).copied().unwrap_or(false);
+            if !hit {
+                if p.exception != matched {
+                    continue;
+                }
+                hit = p.test(path, &mut text)?;
+                // Without the parent's results every parent directory is tested.
+                if !hit && parent.matched.is_empty() {
+                    for end in parent_ends(path) {
+                        if p.test(&path[..end], &mut None).unwrap_or(false) {
+                            hit = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            info.matched[i] = hit;
+            if hit {
+                matched = !p.exception;
+            }
+        }
+        Ok((matched, info))
+    }
+
+    /// True if the walk leaves `path` out: an ancestor directory is excluded and skipped, or
+    /// the path itself is excluded.
+    pub fn leaves_out(&self, path: &[u8]) -> Result<bool, PatternError> {
+        let mut info = MatchInfo::default();
+        for end in parent_ends(path) {
+            let dir = &path[..end];
+            let (excluded, next) = self.matches(dir, &info)?;
+            if excluded && self.can_skip_dir(dir) {
+                return Ok(true);
+            }
+            info = next;
+        }
+        Ok(self.matches(path, &info)?.0)
+    }
+
+    /// Makes sure the build files are sent: `.dockerignore` itself and the Dockerfile (given
+    /// relative to the context, `/`-separated; None when it lives outside the context), each
+    /// re-included by its exact name when the walk would leave it out.
+    pub fn keep_build_files(&mut self, dockerfile: Option<&[u8]>) {
+        for keep in std::iter::once(&b".dockerignore"[..]).chain(dockerfile) {
+            // A pattern that fails to compile is reported by the walk; keep the file anyway.
+            if self.leaves_out(keep).unwrap_or(true) {
                 self.patterns.push(Pattern {
-                    text,
+                    text: keep.to_vec(),
                     exception: true,
-                    matcher,
+                    line: 0,
+                    test: Test::Exact,
                 });
             }
         }
     }
 
-    /// True if `path` (relative to the context, `/`-separated) is left out of the context,
-    /// because it or one of its parent directories matches.
-    pub fn excludes(&self, path: &str) -> bool {
-        let parents: Vec<&str> = match path.rfind('/') {
-            Some(i) => path[..i].split('/').collect(),
-            None => Vec::new(),
-        };
-        let mut matched = false;
-        for p in &self.patterns {
-            // An include cannot change an already excluded path, nor an exception an
-            // included one.
-            if p.exception != matched {
-                continue;
-            }
-            let mut hit = p.matcher.is_match(path);
-            if !hit {
-                for i in 1..=parents.len() {
-                    if p.matcher.is_match(&parents[..i].join("/")) {
-                        hit = true;
-                        break;
-                    }
-                }
-            }
-            if hit {
-                matched = !p.exception;
-            }
-        }
-        matched
-    }
-
-    /// True if an excluded directory can be skipped whole: no exception pattern starts inside
-    /// it. This mirrors Docker, which compares the exception's literal text with the
-    /// directory's path, so `!*/keep` does not reopen an excluded `dir/`.
-    pub fn can_skip_dir(&self, dir: &str) -> bool {
-        let dir_slash = format!("{dir}/");
-        !self
-            .patterns
-            .iter()
-            .any(|p| p.exception && format!("{}/", p.text).starts_with(&dir_slash))
+    /// True if an excluded directory can be skipped whole: no exception's text plus `/` starts
+    /// with the directory's path plus `/` (Docker compares the text, not the pattern, so
+    /// `!*/keep` does not reopen an excluded `dir/`).
+    pub fn can_skip_dir(&self, dir: &[u8]) -> bool {
+        !self.patterns.iter().any(|p| {
+            p.exception
+                && p.text.len() >= dir.len()
+                && p.text.starts_with(dir)
+                && p.text.get(dir.len()).is_none_or(|&b| b == b'/')
+        })
     }
 
     /// True if there are no patterns at all.
@@ -165,247 +202,83 @@ impl Patterns {
     }
 }
 
-/// Go's `filepath.Clean` on a `/`-separated path.
-pub fn clean(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_string();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            s => parts.push(s),
+impl Pattern {
+    /// What Docker's matcher makes of one line the reader produced (None for a line it
+    /// skips).
+    fn new(text: &[u8], line: usize) -> Result<Option<Self>, PatternError> {
+        let err = |reason: String| PatternError {
+            line,
+            pattern: String::from_utf8_lossy(text).into_owned(),
+            reason,
+        };
+        let trimmed = read::trim_space(text);
+        if trimmed.is_empty() {
+            return Ok(None);
         }
+        let cleaned = read::clean(trimmed);
+        let (exception, body) = match cleaned.strip_prefix(b"!") {
+            Some(body) => (true, body.to_vec()),
+            None => (false, cleaned),
+        };
+        if exception && body.is_empty() {
+            return Err(err(
+                "an exception `!` needs a pattern after it; add one or remove the line".into(),
+            ));
+        }
+        glob::check(&body).map_err(|why| err(format!("{why}; Docker refuses it")))?;
+        let test = match glob::plan(&body) {
+            Plan::Exact => Test::Exact,
+            Plan::Prefix => Test::Prefix(body[..body.len() - 2].to_vec()),
+            Plan::Suffix => Test::Suffix(body[2..].to_vec()),
+            Plan::Regex(go) => match goregex::translate(&go) {
+                Ok(rust) => match regex::Regex::new(&rust) {
+                    Ok(re) => Test::Regex(re),
+                    Err(e) => Test::Invalid(format!("it cannot be compiled ({e})")),
+                },
+                Err(why) => Test::Invalid(format!(
+                    "Docker turns it into a Go regular expression that does not compile ({why})"
+                )),
+            },
+        };
+        Ok(Some(Self {
+            text: body,
+            exception,
+            line,
+            test,
+        }))
     }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
+
+    /// Tests one path; `text` caches the path as Go's regexp reads it.
+    fn test(&self, path: &[u8], text: &mut Option<String>) -> Result<bool, PatternError> {
+        Ok(match &self.test {
+            Test::Exact => path == self.text,
+            Test::Prefix(prefix) => path.starts_with(prefix),
+            Test::Suffix(suffix) => {
+                path.ends_with(suffix) || suffix.strip_prefix(b"/").is_some_and(|bare| path == bare)
+            }
+            Test::Regex(re) => re.is_match(text.get_or_insert_with(|| glob::go_string(path))),
+            Test::Invalid(reason) => {
+                return Err(PatternError {
+                    line: self.line,
+                    pattern: format!(
+                        "{}{}",
+                        if self.exception { "!" } else { "" },
+                        String::from_utf8_lossy(&self.text)
+                    ),
+                    reason: reason.clone(),
+                })
+            }
+        })
     }
 }
 
-/// What kind of test a pattern needs, tracked while it is compiled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Exact,
-    Prefix,
-    Suffix,
-    Regex,
-}
-
-/// Compiles a cleaned pattern the way Docker's matcher does: a regex where wildcards need one,
-/// a plain text test otherwise.
-fn compile(pattern: &str) -> Result<Matcher, String> {
-    let mut re = String::from("^");
-    let mut kind = Kind::Exact;
-    let mut chars = pattern.chars().peekable();
-    let mut first = true;
-    while let Some(ch) = chars.next() {
-        match ch {
-            '*' if chars.peek() == Some(&'*') => {
-                chars.next();
-                // `**/` is treated as `**`.
-                if chars.peek() == Some(&'/') {
-                    chars.next();
-                }
-                if chars.peek().is_none() {
-                    if kind == Kind::Exact {
-                        kind = Kind::Prefix;
-                    } else {
-                        re.push_str(".*");
-                        kind = Kind::Regex;
-                    }
-                } else {
-                    re.push_str("(.*/)?");
-                    kind = Kind::Regex;
-                }
-                if first {
-                    kind = Kind::Suffix;
-                }
-            }
-            '*' => {
-                re.push_str("[^/]*");
-                kind = Kind::Regex;
-            }
-            '?' => {
-                re.push_str("[^/]");
-                kind = Kind::Regex;
-            }
-            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
-                re.push('\\');
-                re.push(ch);
-            }
-            '\\' => match chars.next() {
-                Some(next) => {
-                    re.push('\\');
-                    re.push(next);
-                    kind = Kind::Regex;
-                }
-                None => return Err("a pattern cannot end with `\\`".to_string()),
-            },
-            '[' | ']' => {
-                re.push(ch);
-                kind = Kind::Regex;
-            }
-            _ => re.push(ch),
-        }
-        first = false;
-    }
-    match kind {
-        Kind::Exact => Ok(Matcher::Exact(pattern.to_string())),
-        Kind::Prefix => Ok(Matcher::Prefix(pattern[..pattern.len() - 2].to_string())),
-        Kind::Suffix => Ok(Matcher::Suffix(pattern[2..].to_string())),
-        Kind::Regex => {
-            re.push('$');
-            Regex::new(&re)
-                .map(Matcher::Regex)
-                .map_err(|e| format!("not a valid pattern ({e})"))
-        }
-    }
+/// The ends of each parent directory in a `/`-separated path (`a/b/c` gives `a`, `a/b`).
+fn parent_ends(path: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    path.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// (dockerignore text, path, excluded?)
-    const CASES: &[(&str, &str, bool)] = &[
-        // plain names match at the root and exclude everything beneath
-        ("node_modules", "node_modules", true),
-        ("node_modules", "node_modules/a/b.js", true),
-        ("node_modules", "src/node_modules", false),
-        // `*` does not cross directories; there is no implicit `**/` as in .gitignore
-        ("*.log", "a.log", true),
-        ("*.log", "logs/a.log", false),
-        ("*/*.log", "logs/a.log", true),
-        ("*/*.log", "a/b/c.log", false),
-        // `**` matches any number of directories, including none
-        ("**/*.log", "a.log", true),
-        ("**/*.log", "a/b/c.log", true),
-        ("a/**/z", "a/z", true),
-        ("a/**/z", "a/b/c/z", true),
-        ("a/**", "a/b/c", true),
-        ("a/**", "b/a/c", false),
-        ("**", "anything/at/all", true),
-        // `?` is one character, never `/`
-        ("?.txt", "a.txt", true),
-        ("?.txt", "ab.txt", false),
-        ("a?b", "a/b", false),
-        // character classes
-        ("[abc].txt", "b.txt", true),
-        ("[^abc].txt", "b.txt", false),
-        ("[a-c]/x", "c/x", true),
-        // regex metacharacters are literal
-        ("a.b", "axb", false),
-        ("a+b", "a+b", true),
-        ("(x)", "(x)", true),
-        ("{a,b}", "a", false),
-        // escapes
-        ("\\*", "*", true),
-        ("\\*", "x", false),
-        // cleaning: leading slash, ./, trailing slash, `..`
-        ("/secret", "secret", true),
-        ("./secret", "secret", true),
-        ("build/", "build/out.o", true),
-        ("a/../b", "b", true),
-        ("a//b", "a/b", true),
-        // comments and blank lines
-        ("# comment\n\n  tmp  ", "tmp", true),
-        ("# tmp", "# tmp", false),
-        // `!` re-includes; the last matching pattern wins
-        ("*.md\n!README.md", "README.md", false),
-        ("*.md\n!README.md", "CHANGES.md", true),
-        ("!README.md\n*.md", "README.md", true),
-        ("docs\n!docs/keep.txt", "docs/keep.txt", false),
-        ("docs\n!docs/keep.txt", "docs/other.txt", true),
-        ("**/*.tmp\n!keep/**\n", "keep/a/b.tmp", false),
-        ("**/*.tmp\n!keep/**\n", "other/b.tmp", true),
-        ("*\n!src\nsrc/*.bak", "src/a.rs", false),
-        ("*\n!src\nsrc/*.bak", "src/a.bak", true),
-        ("*\n!src\nsrc/*.bak", "target", true),
-        // patterns starting with `**` and otherwise literal are suffix tests
-        ("**.pyc", "app/x.pyc", true),
-        ("**.pyc", "x.pyc", true),
-        ("**/foo", "foo", true),
-        ("**/foo", "a/b/foo", true),
-        ("**/foo", "afoo", false),
-        ("**_test.go", "pkg/a_test.go", true),
-        // literal patterns are compared as text, so regex anchors mean nothing
-        ("a^b", "a^b", true),
-        ("a**", "abc/d", true),
-        // whitespace around `!`
-        ("*.md\n! README.md", "README.md", false),
-    ];
-
-    #[test]
-    fn matches_like_docker() {
-        for (text, path, want) in CASES {
-            let p = Patterns::parse(text).unwrap();
-            assert_eq!(p.excludes(path), *want, "patterns {text:?} on {path:?}");
-        }
-    }
-
-    #[test]
-    fn build_files_are_always_sent() {
-        let mut p = Patterns::parse("*\n").unwrap();
-        p.keep_build_files("docker/app.Dockerfile");
-        assert!(!p.excludes(".dockerignore"));
-        assert!(!p.excludes("docker/app.Dockerfile"));
-        assert!(p.excludes("docker/other"));
-        // the re-include opens the excluded directory for the walk
-        assert!(!p.can_skip_dir("docker"));
-        assert!(p.can_skip_dir("src"));
-    }
-
-    #[test]
-    fn excluded_dirs_are_skipped_unless_an_exception_starts_inside() {
-        let p = Patterns::parse("vendor\nlogs\n!logs/keep/**\n!*/x").unwrap();
-        assert!(p.can_skip_dir("vendor"));
-        assert!(!p.can_skip_dir("logs"));
-        assert!(!p.can_skip_dir("logs/keep"));
-        // Docker compares literal text, so a wildcard exception does not reopen `vendor/`.
-        assert!(p.can_skip_dir("vendor"));
-    }
-
-    #[test]
-    fn odd_dockerfile_names_are_still_kept() {
-        let mut p = Patterns::parse("*\n").unwrap();
-        p.keep_build_files("Dockerfile[");
-        assert!(!p.excludes("Dockerfile["));
-    }
-
-    #[test]
-    fn bad_patterns_name_their_line() {
-        let err = Patterns::parse("ok\n[unclosed").unwrap_err();
-        assert_eq!(err.line, 2);
-        assert_eq!(err.pattern, "[unclosed");
-        let err = Patterns::parse("!").unwrap_err();
-        assert_eq!(err.line, 1);
-        assert!(Patterns::parse("trailing\\").is_err());
-    }
-
-    #[test]
-    fn clean_matches_go() {
-        for (input, want) in [
-            ("", "."),
-            ("a/b/", "a/b"),
-            ("./a", "a"),
-            ("a/../..", ".."),
-            ("/../a", "/a"),
-            ("//a//b", "/a/b"),
-            ("/", "/"),
-            ("a/./b/../c", "a/c"),
-        ] {
-            assert_eq!(clean(input), want, "clean({input:?})");
-        }
-    }
-}
+mod tests;
