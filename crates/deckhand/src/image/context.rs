@@ -639,6 +639,97 @@ mod tests {
         assert_eq!(stats.bytes, 13 + 6 + 10 + 4 + 4);
     }
 
+    /// Sets a path's mtime without following a symlink, by the `touch` tool (std cannot set
+    /// a symlink's or a fifo's time without opening it).
+    fn touch(path: &Path, seconds: i64) {
+        let done = std::process::Command::new("touch")
+            .arg("-h")
+            .arg("-d")
+            .arg(format!("@{seconds}"))
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(done.success(), "touch {}", path.display());
+    }
+
+    /// A context with one of each thing `docker build` treats specially, every mode and time
+    /// fixed, so that its archive can be compared byte for byte with the Docker CLI's.
+    fn docker_cli_tree(root: &Path) {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let long_dir = "l".repeat(120);
+        let long_file = format!("{long_dir}/{}.txt", "n".repeat(60));
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::create_dir_all(root.join(&long_dir)).unwrap();
+        let files = [
+            ("Dockerfile", "FROM scratch\nCOPY . /\n", 0o644),
+            ("a.txt", "shared\n", 0o644),
+            ("exec.sh", "#!/bin/sh\n", 0o4755),
+            ("old.txt", "1960\n", 0o600),
+            ("future.txt", "2300\n", 0o644),
+            ("caf\u{e9}.txt", "caf\n", 0o644),
+            (long_file.as_str(), "long\n", 0o644),
+        ];
+        for (name, text, mode) in files {
+            fs::write(root.join(name), text).unwrap();
+            fs::set_permissions(root.join(name), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        fs::hard_link(root.join("a.txt"), root.join("d/b.txt")).unwrap();
+        fs::hard_link(root.join("a.txt"), root.join("z.txt")).unwrap();
+        symlink("a.txt", root.join("link")).unwrap();
+        symlink("t".repeat(150), root.join("longlink")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .args(["-m", "640"])
+            .arg(root.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        drop(std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap());
+        fs::set_permissions(root.join("d"), fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::set_permissions(root.join(&long_dir), fs::Permissions::from_mode(0o755)).unwrap();
+        let times = [
+            ("Dockerfile", 1_600_000_000),
+            ("a.txt", 981_173_106),
+            ("exec.sh", 1_600_000_001),
+            ("old.txt", Y1960),
+            ("future.txt", Y2300),
+            ("caf\u{e9}.txt", 1_600_000_002),
+            (long_file.as_str(), 1_600_000_003),
+            ("link", 1_600_000_004),
+            ("longlink", 1_600_000_005),
+            ("pipe", 1_600_000_006),
+            ("sock", 1_600_000_007),
+            ("d", 1_600_000_008),
+            (long_dir.as_str(), 1_600_000_009),
+        ];
+        for (name, seconds) in times {
+            touch(&root.join(name), seconds);
+        }
+    }
+
+    /// What `DOCKER_BUILDKIT=0 docker build` (CLI 28.2.2) sent to the engine for
+    /// [`docker_cli_tree`], recorded from the request body.
+    const DOCKER_CLI_ARCHIVE: &[u8] = include_bytes!("testdata/docker-cli-context.tar");
+
+    #[test]
+    fn the_archive_is_the_docker_clis_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        docker_cli_tree(dir.path());
+        let (_, bytes, _) = archive(dir.path(), None);
+        if bytes != DOCKER_CLI_ARCHIVE {
+            let ours: Vec<String> = members(&bytes).iter().map(|m| format!("{m:?}")).collect();
+            let theirs: Vec<String> = members(DOCKER_CLI_ARCHIVE)
+                .iter()
+                .map(|m| format!("{m:?}"))
+                .collect();
+            assert_eq!(ours, theirs, "the entries differ");
+            let at = bytes
+                .iter()
+                .zip(DOCKER_CLI_ARCHIVE)
+                .position(|(a, b)| a != b);
+            panic!("same entries, different bytes from offset {at:?}");
+        }
+    }
+
     #[test]
     fn a_hard_link_whose_first_path_is_ignored_is_sent_whole() {
         let dir = tempfile::tempdir().unwrap();
