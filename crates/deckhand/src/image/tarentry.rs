@@ -624,6 +624,17 @@ mod tests {
     }
 
     #[test]
+    fn sizes_of_8_gib_and_more_go_in_a_pax_size_record() {
+        let mut e = entry("big", Kind::Regular);
+        e.size = (1 << 33) - 1;
+        assert_eq!(encode(&e).unwrap().len(), BLOCK);
+        e.size = 1 << 33;
+        let out = encode(&e).unwrap();
+        assert_eq!(&out[BLOCK..BLOCK + 19], b"19 size=8589934592\n");
+        assert_eq!(field(&out[2 * BLOCK..], 124..136), b"00000000000\0");
+    }
+
+    #[test]
     fn device_numbers_beyond_ustar_cannot_be_sent() {
         let mut e = entry("dev", Kind::CharDevice);
         e.dev_major = 1 << 21;
