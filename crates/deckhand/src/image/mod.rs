@@ -7,3 +7,4 @@ pub mod ignore;
 pub mod publish;
 pub mod push;
 pub mod reference;
+pub mod tarentry;

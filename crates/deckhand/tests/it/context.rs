@@ -167,3 +167,79 @@ fn the_engine_builds_from_the_filtered_context() {
     assert!(line.contains("0.0 MiB"), "{line}");
     assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
 }
+
+/// Sets `path`'s mtime to `seconds` since the epoch, negative for before 1970.
+fn set_mtime(path: &Path, seconds: i64) {
+    use std::time::{Duration, UNIX_EPOCH};
+    let t = if seconds < 0 {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        UNIX_EPOCH + Duration::from_secs(seconds as u64)
+    };
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[test]
+fn the_engine_builds_a_context_with_every_kind_of_entry() {
+    let bed = Bed::get();
+    let checks = [
+        "test -p pipe",
+        "test \"$(readlink link)\" = a.txt",
+        "test \"$(stat -c %i a.txt)\" = \"$(stat -c %i d/b.txt)\"",
+        "test \"$(cat old.txt)$(cat future.txt)\" = 19602300",
+        "test ! -e sock",
+    ];
+    let dockerfile = format!(
+        "FROM {}\nCOPY . /ctx\nRUN cd /ctx && {}\n",
+        bed.base_image,
+        checks.join(" && ")
+    );
+    let repo = Repo::new(&[
+        ("Dockerfile", &dockerfile),
+        ("a.txt", "shared"),
+        ("old.txt", "1960"),
+        ("future.txt", "2300"),
+    ]);
+    let root = repo.path();
+    fs::create_dir(root.join("d")).unwrap();
+    fs::hard_link(root.join("a.txt"), root.join("d/b.txt")).unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(root.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+    // 1960 and 2300: before, a pre-1970 file made the engine reject the whole archive.
+    set_mtime(&root.join("old.txt"), -315_619_200);
+    set_mtime(&root.join("future.txt"), 10_413_792_000);
+    fs::write(root.join(".git/info/exclude"), "d/\nlink\npipe\nsock\n").unwrap();
+
+    let name = format!("it/{}", unique("entries"));
+    bed.push(root, &name, &["--create-repository"])
+        .expect_code(0);
+    assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
+}
+
+#[test]
+fn an_outside_dockerfile_does_not_land_in_the_image() {
+    let bed = Bed::get();
+    let dockerfile = format!(
+        "FROM {}\nCOPY . /app\nRUN test \"$(ls -A /app)\" = app.txt\n",
+        bed.base_image
+    );
+    let repo = Repo::new(&[("ctx/app.txt", "hi"), ("build/Dockerfile", &dockerfile)]);
+    let name = format!("it/{}", unique("outside-copy"));
+    bed.push(
+        &repo.path().join("ctx"),
+        &name,
+        &["--create-repository", "--file", "../build/Dockerfile"],
+    )
+    .expect_code(0);
+    assert_eq!(bed.registry_tags(&name), vec![repo.sha.clone()]);
+}
