@@ -413,7 +413,7 @@ impl<'a> Watcher<'a> {
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
                     failing_since = None;
-                    let (made, slow) = self.read_service_deployments(watched).await;
+                    let (made, slow) = self.read_service_deployments(watched, &views).await;
                     calls += made;
                     slowed |= slow;
                     let now = Instant::now();
@@ -585,7 +585,11 @@ impl<'a> Watcher<'a> {
     /// DescribeServiceDeployments for all that are found), printing stage changes and paused
     /// hooks once; returns the ECS calls made and whether ECS throttled. A failed read keeps
     /// what was read before: one missed look is not a verdict.
-    async fn read_service_deployments(&self, watched: &mut [Watched]) -> (u64, bool) {
+    async fn read_service_deployments(
+        &self,
+        watched: &mut [Watched],
+        views: &[ecs::ServiceView],
+    ) -> (u64, bool) {
         let (mut calls, mut throttled) = (0u64, false);
         // The lookups run side by side: one after another, each retried through throttling,
         // they made a round of a large fleet last longer than the watch's deadline.
@@ -649,6 +653,13 @@ impl<'a> Watcher<'a> {
         let arns: Vec<String> = watched
             .iter()
             .filter(|w| w.verdict.is_none())
+            .filter(|w| {
+                let ours = views
+                    .iter()
+                    .find(|v| v.name == w.service)
+                    .and_then(|v| v.deployments.iter().find(|d| d.id == w.deployment));
+                read_due(w.service_deployment_view.as_ref(), w.role, ours)
+            })
             .filter_map(|w| match &w.service_deployment {
                 Lookup::Found(arn) => Some(arn.clone()),
                 _ => None,
@@ -904,6 +915,28 @@ pub struct Pace {
     pub services: usize,
 }
 
+/// Whether this poll reads a found service deployment again (pure). Always, but for a rolling
+/// update that ECS still shows as our PRIMARY deployment IN_PROGRESS: there `deployments[]`
+/// tells first when anything changes (completed, failed, rolled back, replaced), and the service
+/// deployment is read in that same poll for the verdict. This keeps a rolling watch at about the
+/// calls it made before ServiceDeployments.
+pub fn read_due(
+    seen: Option<&ServiceDeployment>,
+    role: Role,
+    ours: Option<&crate::aws::types::DeploymentView>,
+) -> bool {
+    let Some(sd) = seen else {
+        return true;
+    };
+    let rolling_in_progress = sd.strategy.as_deref() == Some("ROLLING")
+        && matches!(sd.status.as_str(), "PENDING" | "IN_PROGRESS");
+    let unchanged = ours.is_some_and(|d| {
+        d.status == DeploymentStatus::Primary
+            && matches!(d.rollout_state, Some(RolloutState::InProgress))
+    });
+    !(role == Role::Deploy && rolling_in_progress && unchanged)
+}
+
 /// The interval before the next look (pure; `draw` is uniform in [0, 1) and gives the ±20 %
 /// jitter, so many pipelines do not poll in step): `poll`, or [`NEAR_POLL`] when a verdict is
 /// near; doubled for each throttled poll in a row ([`backoff`]); and never so soon that the
@@ -1017,6 +1050,101 @@ mod tests {
             calls,
             elapsed: Duration::from_millis(elapsed_ms),
             services: 1,
+        }
+    }
+
+    #[test]
+    fn a_rolling_deployment_in_progress_is_read_again_only_once_deployments_show_a_change() {
+        let sd = |strategy: &str, status: &str| ServiceDeployment {
+            strategy: Some(strategy.into()),
+            status: status.into(),
+            ..Default::default()
+        };
+        let dep = |status, rollout| crate::aws::types::DeploymentView {
+            id: "ecs-svc/1".into(),
+            status,
+            task_definition: "td:2".into(),
+            rollout_state: rollout,
+            rollout_reason: None,
+            desired: 1,
+            running: 0,
+            pending: 1,
+            failed: 0,
+        };
+        use DeploymentStatus::{Active, Primary};
+        use RolloutState::{Completed, Failed, InProgress};
+        let going = dep(Primary, Some(InProgress));
+        // (service deployment seen, role, ours in deployments[], read again)
+        let cases = [
+            (None, Role::Deploy, Some(going.clone()), true),
+            (
+                Some(sd("ROLLING", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(going.clone()),
+                false,
+            ),
+            (
+                Some(sd("ROLLING", "PENDING")),
+                Role::Deploy,
+                Some(going.clone()),
+                false,
+            ),
+            (
+                Some(sd("ROLLING", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(dep(Primary, Some(Completed))),
+                true,
+            ),
+            (
+                Some(sd("ROLLING", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(dep(Primary, Some(Failed))),
+                true,
+            ),
+            (
+                Some(sd("ROLLING", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(dep(Active, Some(InProgress))),
+                true,
+            ),
+            (
+                Some(sd("ROLLING", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(dep(Primary, None)),
+                true,
+            ),
+            (Some(sd("ROLLING", "IN_PROGRESS")), Role::Deploy, None, true),
+            (
+                Some(sd("ROLLING", "ROLLBACK_IN_PROGRESS")),
+                Role::Deploy,
+                Some(going.clone()),
+                true,
+            ),
+            (
+                Some(sd("ROLLING", "IN_PROGRESS")),
+                Role::Rollback,
+                Some(going.clone()),
+                true,
+            ),
+            (
+                Some(sd("BLUE_GREEN", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(going.clone()),
+                true,
+            ),
+            (
+                Some(sd("CANARY", "IN_PROGRESS")),
+                Role::Deploy,
+                Some(going.clone()),
+                true,
+            ),
+        ];
+        for (i, (seen, role, ours, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                read_due(seen.as_ref(), role, ours.as_ref()),
+                want,
+                "case {i}"
+            );
         }
     }
 

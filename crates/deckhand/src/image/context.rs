@@ -502,6 +502,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A fifo with mode 640: the crate forbids `unsafe` and std has no mkfifo, so the mkfifo
+    /// tool makes it.
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo")
+            .args(["-m", "640"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+
     /// What the test reads back from one archive member.
     #[derive(Debug)]
     struct Member {
@@ -598,13 +609,7 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
-        // The crate forbids `unsafe` and std has no mkfifo: the mkfifo tool makes it.
-        let made = std::process::Command::new("mkfifo")
-            .args(["-m", "640"])
-            .arg(root.join("pipe"))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        mkfifo(&root.join("pipe"));
         let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
         fs::write(root.join("old.txt"), "1960").unwrap();
         set_mtime(&root.join("old.txt"), Y1960);
@@ -706,12 +711,7 @@ mod tests {
         fs::hard_link(root.join("a.txt"), root.join("z.txt")).unwrap();
         symlink("a.txt", root.join("link")).unwrap();
         symlink("t".repeat(150), root.join("longlink")).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .args(["-m", "640"])
-            .arg(root.join("pipe"))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        mkfifo(&root.join("pipe"));
         drop(std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap());
         fs::set_permissions(root.join("d"), fs::Permissions::from_mode(0o1777)).unwrap();
         fs::set_permissions(root.join(&long_dir), fs::Permissions::from_mode(0o755)).unwrap();
