@@ -378,3 +378,124 @@ async fn without_the_service_deployments_api_the_services_deployments_decide() {
     expect_service(&out, "web", "rolled-back", Some(&live), &live);
     sandbox.stop().await;
 }
+
+/// The strategies a service deployment walks stages for.
+const STRATEGIES: [DeploymentStrategy; 3] = [
+    DeploymentStrategy::BlueGreen,
+    DeploymentStrategy::Linear,
+    DeploymentStrategy::Canary,
+];
+
+/// `strategy` with a final bake of `bake` minutes; linear steps of 50 % and a 10 % canary, each
+/// baking a minute.
+fn config_for(strategy: &DeploymentStrategy, bake: i32) -> DeploymentConfiguration {
+    let mut config = strategy_config(strategy.clone(), bake, false);
+    match strategy {
+        DeploymentStrategy::Linear => {
+            config.linear_configuration = Some(
+                LinearConfiguration::builder()
+                    .step_percent(50.0)
+                    .step_bake_time_in_minutes(1)
+                    .build(),
+            )
+        }
+        DeploymentStrategy::Canary => {
+            config.canary_configuration = Some(
+                CanaryConfiguration::builder()
+                    .canary_percent(10.0)
+                    .canary_bake_time_in_minutes(1)
+                    .build(),
+            )
+        }
+        _ => {}
+    }
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_strategy_is_deployed_on_its_service_deployments_success() {
+    let bed = Bed::get();
+    let image = good_image(&bed).await;
+    for strategy in STRATEGIES {
+        let (sandbox, client, good) = service_with(config_for(&strategy, 1)).await;
+        let run = run(&sandbox, None, &args(&image, &[])).await;
+        run.expect_code(0);
+        let out = run.json();
+        assert_eq!(out["result"], "deployed", "{strategy:?}");
+        let new = out["task_definition_arn"].as_str().unwrap().to_string();
+        assert_eq!(service_td(&client).await, new, "{strategy:?}");
+        expect_service(&out, "web", "deployed", Some(&new), &good);
+        assert!(
+            run.stderr.contains(&format!("({}, ", strategy.as_str()))
+                && run.stderr.contains("service deployment SUCCESSFUL"),
+            "{strategy:?}:\n{}",
+            run.stderr
+        );
+        sandbox.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_rolls_every_strategy_back_exit_3_naming_it() {
+    let bed = Bed::get();
+    let image = good_image(&bed).await;
+    for strategy in STRATEGIES {
+        let mut config = config_for(&strategy, 60);
+        config.alarms = Some(
+            DeploymentAlarms::builder()
+                .alarm_names("latency-high")
+                .enable(true)
+                .rollback(true)
+                .build()
+                .unwrap(),
+        );
+        let (sandbox, client, good) = service_with(config).await;
+        let running = start_until(&sandbox, &args(&image, &[]), "at BAKE_TIME").await;
+        control(
+            &sandbox,
+            "alarms",
+            r#"{"name": "latency-high", "state": "ALARM"}"#,
+        );
+        let run = finished(running).await;
+        run.expect_code(3);
+        let out = run.json();
+        assert_eq!(out["result"], "rolled-back", "{strategy:?}");
+        let reason = out["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("alarm latency-high went off"),
+            "{strategy:?}: {reason}"
+        );
+        assert_eq!(
+            calls(&sandbox, "UpdateService"),
+            1,
+            "{strategy:?}: deckhand's own only"
+        );
+        assert_eq!(service_td(&client).await, good, "{strategy:?}");
+        control(
+            &sandbox,
+            "alarms",
+            r#"{"name": "latency-high", "state": "OK"}"#,
+        );
+        sandbox.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_tasks_take_every_strategy_back_through_stop_service_deployment() {
+    let image = broken_image().await;
+    for strategy in STRATEGIES {
+        let (sandbox, client, good) = service_with(config_for(&strategy, 30)).await;
+        let run = run(&sandbox, None, &args(&image, &[])).await;
+        run.expect_code(3);
+        let out = run.json();
+        assert_eq!(out["result"], "rolled-back", "{strategy:?}");
+        assert_eq!(calls(&sandbox, "StopServiceDeployment"), 1, "{strategy:?}");
+        assert_eq!(calls(&sandbox, "UpdateService"), 1, "{strategy:?}");
+        wait_until(&client, "web", "back on the good revision", |s| {
+            completed_on(s, &good)
+        })
+        .await;
+        expect_service(&out, "web", "rolled-back", Some(&good), &good);
+        sandbox.stop().await;
+    }
+}
