@@ -15,6 +15,7 @@ use super::tasklogs::{self, ContainerLog};
 use super::verdict::{self, Failure, Limits, Role, Snapshot, Verdict};
 use crate::aws::ecs::{self, StoppedTask};
 use crate::aws::sdeploy::{self, ServiceDeployment};
+use crate::aws::types::DeploymentView;
 use crate::aws::types::{DeploymentStatus, RolloutState};
 use crate::error::{Error, Kind, Result};
 use crate::report::{Event, Reporter};
@@ -149,6 +150,9 @@ pub struct Watched {
     /// The progress line of its service deployment last printed, and the paused hooks told.
     last_stage: String,
     hooks_told: HashSet<String>,
+    /// When the watch first saw its service deployment in BAKE_TIME: the bake's end, and so
+    /// the verdict, is then foreseeable ([`bake_ending`]).
+    bake_seen: Option<Instant>,
 }
 
 /// Where the search for a watched deployment's service deployment stands.
@@ -182,6 +186,7 @@ impl Watched {
             since: crate::clock::now() - CLOCK_SKEW,
             last_stage: String::new(),
             hooks_told: HashSet::new(),
+            bake_seen: None,
         }
     }
 
@@ -413,12 +418,7 @@ impl<'a> Watcher<'a> {
             match ecs::describe_services(self.client, self.cluster, &pending).await {
                 Ok(views) => {
                     failing_since = None;
-                    let (made, slow) = self.read_service_deployments(watched, &views).await;
-                    calls += made;
-                    slowed |= slow;
-                    let now = Instant::now();
-                    let timed_out = round >= deadline;
-                    // The watched entry each view is about.
+                    // The watched entry each view is about, and our deployment in it.
                     let of: Vec<usize> = views
                         .iter()
                         .map(|view| {
@@ -428,13 +428,22 @@ impl<'a> Watcher<'a> {
                                 .expect("described because pending")
                         })
                         .collect();
-                    let due: Vec<(usize, i32, usize)> = views
+                    let mut ours_in: Vec<Option<&DeploymentView>> = vec![None; watched.len()];
+                    for (view, &k) in views.iter().zip(&of) {
+                        let id = &watched[k].deployment;
+                        ours_in[k] = view.deployments.iter().find(|d| &d.id == id);
+                    }
+                    let (made, slow) = self.read_service_deployments(watched, &ours_in).await;
+                    calls += made;
+                    slowed |= slow;
+                    let now = Instant::now();
+                    let timed_out = round >= deadline;
+                    let due: Vec<(usize, i32, usize)> = of
                         .iter()
-                        .zip(&of)
                         .enumerate()
-                        .filter_map(|(i, (view, &k))| {
+                        .filter_map(|(i, &k)| {
                             let w = &watched[k];
-                            let ours = view.deployments.iter().find(|d| d.id == w.deployment);
+                            let ours = ours_in[k];
                             let failed = ours.map_or(0, |d| d.failed);
                             let running = ours.map(|d| d.running);
                             let fell = matches!((ran[k], running), (Some(a), Some(b)) if b < a);
@@ -507,8 +516,15 @@ impl<'a> Watcher<'a> {
                                 .map(|d| d.running)
                                 .sum();
                             others_peak[k] = others_peak[k].max(others);
-                            let ours = view.deployments.iter().find(|d| d.id == w.deployment);
-                            near |= ours.is_some_and(|d| verdict_near(d, others, others_peak[k]));
+                            near |=
+                                ours_in[k].is_some_and(|d| verdict_near(d, others, others_peak[k]));
+                            let bake = w
+                                .service_deployment_view
+                                .as_ref()
+                                .and_then(|sd| Some((sd.bake_minutes?, w.bake_seen?.elapsed())));
+                            near |= bake.is_some_and(|(minutes, baked)| {
+                                bake_ending(minutes, baked, self.poll)
+                            });
                             self.progress(w, view, several);
                         } else {
                             w.verdict = Some(v);
@@ -588,7 +604,7 @@ impl<'a> Watcher<'a> {
     async fn read_service_deployments(
         &self,
         watched: &mut [Watched],
-        views: &[ecs::ServiceView],
+        ours_in: &[Option<&DeploymentView>],
     ) -> (u64, bool) {
         let (mut calls, mut throttled) = (0u64, false);
         // The lookups run side by side: one after another, each retried through throttling,
@@ -652,15 +668,11 @@ impl<'a> Watcher<'a> {
         }
         let arns: Vec<String> = watched
             .iter()
-            .filter(|w| w.verdict.is_none())
-            .filter(|w| {
-                let ours = views
-                    .iter()
-                    .find(|v| v.name == w.service)
-                    .and_then(|v| v.deployments.iter().find(|d| d.id == w.deployment));
-                read_due(w.service_deployment_view.as_ref(), w.role, ours)
+            .zip(ours_in)
+            .filter(|(w, ours)| {
+                w.verdict.is_none() && read_due(w.service_deployment_view.as_ref(), w.role, **ours)
             })
-            .filter_map(|w| match &w.service_deployment {
+            .filter_map(|(w, _)| match &w.service_deployment {
                 Lookup::Found(arn) => Some(arn.clone()),
                 _ => None,
             })
@@ -708,6 +720,11 @@ impl<'a> Watcher<'a> {
                         w.service
                     ));
                 }
+            }
+            if sd.stage.as_deref() == Some("BAKE_TIME") {
+                w.bake_seen.get_or_insert_with(Instant::now);
+            } else {
+                w.bake_seen = None;
             }
             w.service_deployment_view = Some(sd.clone());
         }
@@ -923,7 +940,7 @@ pub struct Pace {
 pub fn read_due(
     seen: Option<&ServiceDeployment>,
     role: Role,
-    ours: Option<&crate::aws::types::DeploymentView>,
+    ours: Option<&DeploymentView>,
 ) -> bool {
     let Some(sd) = seen else {
         return true;
@@ -988,6 +1005,15 @@ pub fn verdict_near(ours: &verdict::DeploymentView, others: i32, others_peak: i3
     } else {
         ours.desired > 0 && ours.running >= ours.desired
     }
+}
+
+/// Whether the bake of a service deployment seen in BAKE_TIME for `baked` may end any moment
+/// (pure): ECS ends it `minutes` after the stage began, which was at most one `poll` (and a
+/// jitter) before the watch first saw it; the look before that window comes up to another
+/// `poll` earlier. A bake of hours is watched at `poll` until its last seconds.
+pub fn bake_ending(minutes: i32, baked: Duration, poll: Duration) -> bool {
+    let bake = Duration::from_secs(60 * u64::try_from(minutes.max(0)).unwrap_or(0));
+    baked + poll.mul_f64(1.2) + poll.mul_f64(1.2) >= bake
 }
 
 /// Whether a deployment's stopped tasks are due a look (ListTasks) this poll (pure): at once
@@ -1263,6 +1289,30 @@ mod tests {
                 verdict_near(&ours(running, desired), others, peak),
                 near,
                 "ours {running}/{desired}, others {others} of {peak}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bake_is_near_its_end_within_two_jittered_polls_of_it() {
+        let s = Duration::from_secs;
+        // (bake minutes, seen in BAKE_TIME for, poll, near)
+        for (minutes, baked, poll, near) in [
+            (0, s(0), s(3), true), // no bake: the verdict follows at once
+            (1, s(0), s(3), false),
+            (1, s(30), s(10), false),
+            (1, s(52), s(3), false),
+            (1, s(53), s(3), true), // 53 + 3.6 + 3.6 ≥ 60
+            (1, s(90), s(3), true), // overdue: ECS may be slow to end it
+            (60, s(3590), s(3), false),
+            (60, s(3593), s(3), true),
+            (1, s(37), s(10), true), // a longer poll looks quickly sooner
+            (-1, s(0), s(3), true),  // nonsense from ECS reads as no bake
+        ] {
+            assert_eq!(
+                bake_ending(minutes, baked, poll),
+                near,
+                "bake {minutes} min, seen for {baked:?}, poll {poll:?}"
             );
         }
     }

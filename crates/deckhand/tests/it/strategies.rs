@@ -76,110 +76,6 @@ fn calls(sandbox: &Sandbox, operation: &str) -> u64 {
     sandbox.calls().get(&key).copied().unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blue_green_deploy_shows_its_stages_and_is_deployed() {
-    let bed = Bed::get();
-    let (sandbox, client, good) =
-        service_with(strategy_config(DeploymentStrategy::BlueGreen, 1, false)).await;
-    let image = good_image(&bed).await;
-    let run = run(&sandbox, None, &args(&image, &[])).await;
-    run.expect_code(0);
-    let out = run.json();
-    assert_eq!(out["result"], "deployed");
-    let new = out["task_definition_arn"].as_str().unwrap().to_string();
-    assert_eq!(service_td(&client).await, new);
-    expect_service(&out, "web", "deployed", Some(&new), &good);
-    for line in [
-        "at BAKE_TIME (BLUE_GREEN, production traffic 100% to the new revision, test traffic \
-         100%, bake time 1 min, 1 of 1 new tasks running)",
-        "service deployment SUCCESSFUL",
-    ] {
-        assert!(run.stderr.contains(line), "{line:?}:\n{}", run.stderr);
-    }
-    let at = |stage: &str| run.stderr.find(&format!("at {stage} ("));
-    assert!(
-        at("SCALE_UP") < at("BAKE_TIME"),
-        "stages in order:\n{}",
-        run.stderr
-    );
-    sandbox.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alarm_during_a_blue_green_bake_is_exit_3_naming_it_with_no_update_of_deckhands() {
-    let bed = Bed::get();
-    let mut config = strategy_config(DeploymentStrategy::BlueGreen, 60, false);
-    config.alarms = Some(
-        DeploymentAlarms::builder()
-            .alarm_names("api-errors")
-            .enable(true)
-            .rollback(true)
-            .build()
-            .unwrap(),
-    );
-    let (sandbox, client, good) = service_with(config).await;
-    let image = good_image(&bed).await;
-    let running = start_until(&sandbox, &args(&image, &[]), "at BAKE_TIME").await;
-    control(
-        &sandbox,
-        "alarms",
-        r#"{"name": "api-errors", "state": "ALARM"}"#,
-    );
-    let run = finished(running).await;
-    run.expect_code(3);
-    let out = run.json();
-    assert_eq!(out["result"], "rolled-back");
-    let reason = out["reason"].as_str().unwrap();
-    assert!(
-        reason.starts_with("ECS rolled the deployment back: alarm api-errors went off"),
-        "{reason}"
-    );
-    assert!(!reason.contains("replaced ours"), "{reason}");
-    assert_eq!(
-        calls(&sandbox, "UpdateService"),
-        1,
-        "deckhand's own update only"
-    );
-    assert_eq!(calls(&sandbox, "StopServiceDeployment"), 0);
-    assert_eq!(service_td(&client).await, good);
-    expect_service(&out, "web", "rolled-back", Some(&good), &good);
-    sandbox.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashing_canary_goes_back_through_stop_service_deployment_and_exits_3() {
-    let mut config = strategy_config(DeploymentStrategy::Canary, 0, false);
-    config.canary_configuration = Some(
-        CanaryConfiguration::builder()
-            .canary_percent(10.0)
-            .canary_bake_time_in_minutes(30)
-            .build(),
-    );
-    let (sandbox, client, good) = service_with(config).await;
-    let image = broken_image().await;
-    let run = run(&sandbox, None, &args(&image, &[])).await;
-    run.expect_code(3);
-    let out = run.json();
-    assert_eq!(out["result"], "rolled-back");
-    assert!(
-        run.stderr.contains("StopServiceDeployment (ROLLBACK)"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(calls(&sandbox, "StopServiceDeployment"), 1);
-    assert_eq!(
-        calls(&sandbox, "UpdateService"),
-        1,
-        "no second UpdateService: the canary's lifecycle does not run again"
-    );
-    wait_until(&client, "web", "back on the good revision", |s| {
-        completed_on(s, &good)
-    })
-    .await;
-    expect_service(&out, "web", "rolled-back", Some(&good), &good);
-    sandbox.stop().await;
-}
-
 /// A blue/green service that pauses after scaling up, and a deploy waiting at the pause.
 async fn paused() -> (Sandbox, Client, String, crate::bed::Running) {
     let bed = Bed::get();
@@ -323,29 +219,6 @@ async fn wait_until_a_stage_ends_the_deploy_there_unfinished() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_linear_deploy_shows_its_traffic_steps() {
-    let bed = Bed::get();
-    let mut config = strategy_config(DeploymentStrategy::Linear, 0, false);
-    config.linear_configuration = Some(
-        LinearConfiguration::builder()
-            .step_percent(50.0)
-            .step_bake_time_in_minutes(1)
-            .build(),
-    );
-    let (sandbox, _client, _good) = service_with(config).await;
-    let image = good_image(&bed).await;
-    let run = deploy(&sandbox, &image, &["--poll", "1s"]).await;
-    run.expect_code(0);
-    assert!(
-        run.stderr
-            .contains("(LINEAR, production traffic 50% to the new revision"),
-        "{}",
-        run.stderr
-    );
-    sandbox.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_service_deployments_api_the_services_deployments_decide() {
     let bed = Bed::get();
     let (sandbox, client, _good) = crate::deploy::command::stable_service(false).await;
@@ -412,8 +285,19 @@ fn config_for(strategy: &DeploymentStrategy, bake: i32) -> DeploymentConfigurati
     config
 }
 
+/// The stage lines a strategy's successful deploy must show, beyond the stages' order: the
+/// traffic shares, the bake time and the steps it takes.
+fn stage_lines(strategy: &DeploymentStrategy) -> &'static [&'static str] {
+    match strategy {
+        DeploymentStrategy::BlueGreen => &["at BAKE_TIME (BLUE_GREEN, production traffic 100% to \
+             the new revision, test traffic 100%, bake time 1 min, 1 of 1 new tasks running)"],
+        DeploymentStrategy::Linear => &["(LINEAR, production traffic 50% to the new revision"],
+        _ => &["(CANARY, production traffic 10% to the new revision"],
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_strategy_is_deployed_on_its_service_deployments_success() {
+async fn every_strategy_shows_its_stages_and_is_deployed_on_its_service_deployments_success() {
     let bed = Bed::get();
     let image = good_image(&bed).await;
     for strategy in STRATEGIES {
@@ -425,10 +309,20 @@ async fn every_strategy_is_deployed_on_its_service_deployments_success() {
         let new = out["task_definition_arn"].as_str().unwrap().to_string();
         assert_eq!(service_td(&client).await, new, "{strategy:?}");
         expect_service(&out, "web", "deployed", Some(&new), &good);
+        for line in stage_lines(&strategy)
+            .iter()
+            .chain(&["service deployment SUCCESSFUL"])
+        {
+            assert!(
+                run.stderr.contains(line),
+                "{strategy:?}: {line:?}:\n{}",
+                run.stderr
+            );
+        }
+        let at = |stage: &str| run.stderr.find(&format!("at {stage} ("));
         assert!(
-            run.stderr.contains(&format!("({}, ", strategy.as_str()))
-                && run.stderr.contains("service deployment SUCCESSFUL"),
-            "{strategy:?}:\n{}",
+            at("SCALE_UP").is_some() && at("SCALE_UP") < at("BAKE_TIME"),
+            "{strategy:?}: stages in order:\n{}",
             run.stderr
         );
         sandbox.stop().await;
@@ -436,7 +330,7 @@ async fn every_strategy_is_deployed_on_its_service_deployments_success() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alarm_rolls_every_strategy_back_exit_3_naming_it() {
+async fn an_alarm_rolls_every_strategy_back_exit_3_naming_it_with_no_update_of_deckhands() {
     let bed = Bed::get();
     let image = good_image(&bed).await;
     for strategy in STRATEGIES {
@@ -462,20 +356,18 @@ async fn an_alarm_rolls_every_strategy_back_exit_3_naming_it() {
         assert_eq!(out["result"], "rolled-back", "{strategy:?}");
         let reason = out["reason"].as_str().unwrap();
         assert!(
-            reason.contains("alarm latency-high went off"),
+            reason.starts_with("ECS rolled the deployment back: alarm latency-high went off"),
             "{strategy:?}: {reason}"
         );
+        assert!(!reason.contains("replaced ours"), "{strategy:?}: {reason}");
         assert_eq!(
             calls(&sandbox, "UpdateService"),
             1,
             "{strategy:?}: deckhand's own only"
         );
+        assert_eq!(calls(&sandbox, "StopServiceDeployment"), 0, "{strategy:?}");
         assert_eq!(service_td(&client).await, good, "{strategy:?}");
-        control(
-            &sandbox,
-            "alarms",
-            r#"{"name": "latency-high", "state": "OK"}"#,
-        );
+        expect_service(&out, "web", "rolled-back", Some(&good), &good);
         sandbox.stop().await;
     }
 }
@@ -489,8 +381,17 @@ async fn crashing_tasks_take_every_strategy_back_through_stop_service_deployment
         run.expect_code(3);
         let out = run.json();
         assert_eq!(out["result"], "rolled-back", "{strategy:?}");
+        assert!(
+            run.stderr.contains("StopServiceDeployment (ROLLBACK)"),
+            "{strategy:?}:\n{}",
+            run.stderr
+        );
         assert_eq!(calls(&sandbox, "StopServiceDeployment"), 1, "{strategy:?}");
-        assert_eq!(calls(&sandbox, "UpdateService"), 1, "{strategy:?}");
+        assert_eq!(
+            calls(&sandbox, "UpdateService"),
+            1,
+            "{strategy:?}: no second UpdateService, the lifecycle does not run again"
+        );
         wait_until(&client, "web", "back on the good revision", |s| {
             completed_on(s, &good)
         })
