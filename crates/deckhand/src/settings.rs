@@ -137,6 +137,7 @@ impl DeploySettings {
             Some((path, f)) => (Some(path.to_path_buf()), f),
             None => (None, &empty),
         };
+        let take_over_from_env = env("DECKHAND_TAKE_OVER").is_some();
         let origin = config_path
             .as_deref()
             .unwrap_or(Path::new(config::DEFAULT_FILE));
@@ -212,7 +213,7 @@ impl DeploySettings {
                 .wait_for_others
                 .or(f.wait_for_others)
                 .unwrap_or(DEFAULT_WAIT_FOR_OTHERS),
-            take_over: args.take_over || f.take_over.unwrap_or(false),
+            take_over: switch(args.take_over, take_over_from_env, f.take_over),
             wait_until: wait_until(args.wait_until.as_deref().or(f.wait_until.as_deref()))?,
             config_path,
         })
@@ -521,10 +522,18 @@ fn merge_build(args: &BuildArgs, file: &config::Build, switch_from_env: bool) ->
     if b.tags.iter().all(String::is_empty) && !file.tags.is_empty() {
         b.tags = file.tags.clone();
     }
-    if !switch_from_env {
-        b.create_repository |= file.create_repository.unwrap_or(false);
-    }
+    b.create_repository = switch(b.create_repository, switch_from_env, file.create_repository);
     b
+}
+
+/// A switch set by a flag, its environment variable or deckhand.toml (pure): the flag turns it
+/// on; the variable, when set, says either way (clap has read it into `flag`); else the file.
+fn switch(flag: bool, from_env: bool, file: Option<bool>) -> bool {
+    if flag || from_env {
+        flag
+    } else {
+        file.unwrap_or(false)
+    }
 }
 
 /// The file's task definition, checked against the SDK's model: a field it does not know is a
@@ -1183,6 +1192,41 @@ mod tests {
         );
         a.tags = vec!["v1".into()];
         assert_eq!(merge_build(&a, &file.build, false).tags, vec!["v1"]);
+    }
+
+    #[test]
+    fn a_switch_is_on_by_its_flag_either_way_by_its_variable_else_by_the_file() {
+        // (flag, variable set, file, on)
+        for (flag, from_env, file, on) in [
+            (true, false, None, true),
+            (true, false, Some(false), true),
+            (false, false, Some(true), true),
+            (false, false, Some(false), false),
+            (false, false, None, false),
+            (false, true, Some(true), false), // DECKHAND_…=false beats the file
+            (true, true, Some(false), true),
+        ] {
+            assert_eq!(
+                switch(flag, from_env, file),
+                on,
+                "flag {flag}, variable {from_env}, file {file:?}"
+            );
+        }
+        let file = config::parse("take-over = true\n", Path::new("d.toml")).unwrap();
+        let take_over = |argv: &[&str], variable: Option<&str>| {
+            let (args, _) = deploy_args(argv);
+            DeploySettings::resolve(&args, None, Some((Path::new("d.toml"), &file)), |name| {
+                (name == "DECKHAND_TAKE_OVER").then(|| variable.map(String::from))?
+            })
+            .unwrap()
+            .take_over
+        };
+        assert!(take_over(MIN, None), "the file turns it on");
+        assert!(
+            !take_over(MIN, Some("false")),
+            "DECKHAND_TAKE_OVER=false turns it off"
+        );
+        assert!(take_over(&with(&["--take-over"]), Some("false")));
     }
 
     #[test]

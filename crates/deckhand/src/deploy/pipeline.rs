@@ -316,31 +316,37 @@ impl Deploy<'_> {
                     ))
                 })
             };
-            // The change shown is always live → new, whatever the new revision is made from.
+            // The change shown is always live → new, whatever the new revision is made from;
+            // where the live revision cannot be read, none is shown rather than a made-up one.
             let (source, base) = match &self.s.task_definition {
                 Some(td) => match live().await {
-                    Ok(base) => (td.clone(), base),
+                    Ok(base) => (td.clone(), Some(base)),
                     Err(e) => {
                         r.warn(format!(
-                            "{e}; the change below is shown against the --task-definition file"
+                            "{e}; the change from the live revision cannot be shown, and the \
+                             --task-definition file is registered as it is (with the new image)"
                         ));
-                        (td.clone(), td.clone())
+                        (td.clone(), None)
                     }
                 },
                 None => {
                     let base = live().await?;
-                    (base.clone(), base)
+                    (base.clone(), Some(base))
                 }
             };
             source.register_secrets();
-            base.register_secrets();
+            if let Some(base) = &base {
+                base.register_secrets();
+            }
             let containers = self.s.containers_for(&before.name);
             let mut new = render(r, &before.name, &source, containers, image)?;
             // What `deckhand rollback` goes back to from this revision, on any runner.
             new.tag(history::PREVIOUS_TAG, &target);
             // A new revision is verified only once it is seen stable, never by inheritance.
             new.untag(history::VERIFIED_TAG);
-            println_diff(r, &base.request(), &new.request());
+            if let Some(base) = &base {
+                println_diff(r, &base.request(), &new.request());
+            }
             units.push(Unit {
                 service: before.name.clone(),
                 target,

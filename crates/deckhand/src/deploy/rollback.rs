@@ -96,7 +96,10 @@ pub async fn rollback(
     let watcher = Watcher::new(r, &config, &client, cluster, &args.watch);
     let mut interrupted = crate::signals::Interrupts::new();
     r.stage(format!("rolling back to {target}"));
-    let deployment = watcher.start(service, &target).await?;
+    // Throttling or a passing failure of UpdateService is tried again until the deadline, as a
+    // deploy's rollback is.
+    let deadline = Instant::now() + args.watch.timeout;
+    let deployment = watcher.start_until(service, &target, deadline).await?;
     r.step(format!("deployment {deployment} started"));
     result.deployment_id = deployment.clone();
     if args.no_wait {
@@ -104,7 +107,6 @@ pub async fn rollback(
         return done(result, Exit::Success);
     }
 
-    let deadline = Instant::now() + args.watch.timeout;
     let back = vec![Watched::new(service, &deployment, &target)];
     let mut seen = Seen::after(std::slice::from_ref(&view));
     let confirmed = confirm(&watcher, back, deadline, &mut seen, &mut interrupted).await;

@@ -504,16 +504,24 @@ pub async fn report_state(
 const STATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Tags `task_definition` with [`history::VERIFIED_TAG`]: deckhand saw it stable with tasks
-/// running. A failure (e.g. no ecs:TagResource permission) is a warning.
+/// running. Throttling and other passing failures are tried again for a while; one that stays
+/// (e.g. no ecs:TagResource permission) is a warning saying what it costs and how to mend it.
 pub async fn mark_verified(watcher: &Watcher<'_>, task_definition: &str) {
     let at = history::verified_value(std::time::SystemTime::now());
-    if let Err(e) =
-        ecs::tag_resource(watcher.client, task_definition, history::VERIFIED_TAG, &at).await
-    {
+    let deadline = Instant::now() + STATE_PATIENCE;
+    let what = format!("{}: marking it verified", watch::short(task_definition));
+    let tagged = persist::until(watcher.reporter, deadline, &what, || {
+        ecs::tag_resource(watcher.client, task_definition, history::VERIFIED_TAG, &at)
+    })
+    .await;
+    if let Err(e) = tagged {
         watcher.reporter.warn(format!(
-            "{} could not be marked as verified ({e}); `deckhand rollback` falls back to ECS's \
-             deployment history for it",
-            watch::short(task_definition)
+            "{} could not be marked as verified ({e}): `deckhand rollback` will not go back to \
+             it unless named with --to; mark it with `aws ecs tag-resource --resource-arn {} \
+             --tags key={},value={at}`",
+            watch::short(task_definition),
+            task_definition,
+            history::VERIFIED_TAG
         ));
     }
 }

@@ -571,8 +571,32 @@ pub mod command {
         let old = register(&client, "web", container(&bed, &["sleep", "600"])).await;
         create_service(&client, "web", &old, 0, false).await;
         let image = good_image(&bed).await;
-        let run = deploy(&sandbox, &image, &[]).await;
+        // In GitHub mode, for the annotation and the step's outputs.
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("output");
+        let summary = dir.path().join("summary.md");
+        let env = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_OUTPUT", output.to_str().unwrap()),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ];
+        let run = run_with_env(
+            &sandbox,
+            None,
+            &deploy_args(&["--image", &image], &["--output", "json"]),
+            &env,
+        )
+        .await;
         run.expect_code(0);
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with("::warning") && l.contains("desiredCount is 0")),
+            "an annotation:\n{}",
+            run.stderr
+        );
+        let outputs = std::fs::read_to_string(&output).unwrap();
+        assert!(outputs.contains("unverified"), "{outputs}");
         let out = run.json();
         assert_eq!(out["result"], "unverified", "{}", run.stderr);
         let new = service_td(&client).await;

@@ -18,6 +18,8 @@
 //! | someone else's UpdateService during our watch | 4, theirs left alone | [`someone_elses_update_during_the_watch_is_left_alone_and_exits_4`] |
 //! | throttling burst at rollback time | 3, previous revision | [`a_throttling_burst_at_rollback_time_is_waited_out_and_exits_3`] |
 //! | 5xx bursts during the watch | 0, new revision | [`server_errors_during_the_watch_do_not_change_the_verdict`] |
+//! | 5xx on every call, registration to rollback | 3, previous revision | [`server_errors_from_registration_to_rollback_do_not_change_the_verdict`] |
+//! | TagResource throttled after a verified deploy | 0, the revision still marked verified | [`a_throttled_verified_mark_is_tried_again`] |
 //! | dropped connections | 0, new revision | [`dropped_connections_do_not_change_the_verdict`] |
 //! | UpdateService applied, answer lost | 0, new revision, said in the log | [`an_update_whose_answer_was_lost_is_found_and_followed`] |
 //! | high latency | 0, new revision | [`high_latency_does_not_change_the_verdict`] |
@@ -233,6 +235,66 @@ async fn server_errors_during_the_watch_do_not_change_the_verdict() {
     let new = registered(&out, "web").to_string();
     assert_eq!(service_td(&client).await, new);
     expect_service(&out, "web", "deployed", Some(&new), &first);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_from_registration_to_rollback_do_not_change_the_verdict() {
+    let (sandbox, client, good) = stable_service(false).await;
+    let image = crate::deploy::command::broken_image().await;
+    // Every ECS and CloudWatch Logs call of the run, RegisterTaskDefinition, UpdateService and
+    // the rollback's among them, may be answered with HTTP 500.
+    control(&sandbox, "faults", r#"{"error_rate": 0.3}"#);
+    let run = deploy(&sandbox, &image, &[]).await;
+    control(&sandbox, "faults", "{}");
+    run.expect_code(3);
+    let out = run.json();
+    assert_eq!(out["result"], "rolled-back");
+    assert_eq!(service_td(&client).await, good);
+    expect_service(&out, "web", "rolled-back", Some(&good), &good);
+    let calls = sandbox.calls();
+    let count = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert!(
+        count("ECS.UpdateService") + count("ECS.StopServiceDeployment") >= 2,
+        "deckhand's update and its rollback: {calls:?}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_verified_mark_is_tried_again() {
+    let bed = Bed::get();
+    let (sandbox, _client, _first) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    // Only TagResource is throttled, past the SDK's own retries, until deckhand says it tries
+    // again; then the throttling ends.
+    control(
+        &sandbox,
+        "faults",
+        r#"{"throttle_rate": 1, "operations": ["TagResource"]}"#,
+    );
+    let running = start_until(
+        &sandbox,
+        &deploy_args(&["--image", &image], &["--output", "json"]),
+        "marking it verified: ",
+    )
+    .await;
+    control(&sandbox, "faults", "{}");
+    let run = finished(running).await;
+    run.expect_code(0);
+    assert!(
+        !run.stderr.contains("could not be marked as verified"),
+        "{}",
+        run.stderr
+    );
+    let new = registered(&run.json(), "web").to_string();
+    let tags = sandbox
+        .task_definition(&new)
+        .await
+        .unwrap()
+        .tags
+        .to_string();
+    assert!(tags.contains("deckhand:verified"), "{tags}");
     sandbox.stop().await;
 }
 

@@ -143,6 +143,17 @@ async fn with_mixed_strategies_a_failing_worker_takes_a_baking_blue_green_web_ba
     );
     assert_eq!(service_td_of(&client, "web").await, web, "web is back too");
     assert_eq!(service_td_of(&client, "worker").await, worker);
+    // web's new revision ran healthy but went back with the fleet: it was never verified, so
+    // a rollback of web does not go forward to it; with nothing verified before web:1 it
+    // refuses and changes nothing.
+    let back = run(&sandbox, None, &crate::rollback::rollback(&[])).await;
+    back.expect_code(1);
+    assert!(
+        back.stderr.contains("no verified revision"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(service_td_of(&client, "web").await, web);
     sandbox.stop().await;
 }
 

@@ -216,3 +216,31 @@ async fn a_revision_deployed_with_no_tasks_is_never_a_rollback_target() {
     assert_eq!(service_td(&client).await, first);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_rollback_is_tried_again_until_it_goes_through() {
+    let bed = Bed::get();
+    let (sandbox, client, first) = stable_service(false).await;
+    deploy(&sandbox, &good_image(&bed).await, &[])
+        .await
+        .expect_code(0);
+    // UpdateService is throttled past the SDK's own retries until deckhand says it tries
+    // again; then the throttling ends.
+    crate::sandbox::control(
+        &sandbox,
+        "faults",
+        r#"{"throttle_rate": 1, "operations": ["UpdateService"]}"#,
+    );
+    let running = crate::rollout::start_until(&sandbox, &rollback(&[]), "; trying again in").await;
+    crate::sandbox::control(&sandbox, "faults", "{}");
+    let back = crate::faults::finished(running).await;
+    back.expect_code(0);
+    assert_eq!(back.json()["result"], "rolled-back");
+    assert!(
+        back.stderr.contains("UpdateService to web:1"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(service_td(&client).await, first);
+    sandbox.stop().await;
+}
