@@ -332,7 +332,7 @@ async fn a_failure_before_any_change_still_writes_every_result_file() {
 
 /// Whether `text` shows `value` as masking would see it: a short value only as a token of its
 /// own (not next to a letter or digit), a longer one anywhere.
-fn shows(text: &str, value: &str) -> bool {
+pub fn shows(text: &str, value: &str) -> bool {
     if value.len() >= deckhand::redact::SHORT {
         return text.contains(value);
     }
