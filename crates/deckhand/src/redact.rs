@@ -34,9 +34,9 @@ pub const MASK: &str = "***";
 /// so a short password such as `abc` does not mangle `abcdef`; longer ones wherever they are.
 pub const SHORT: usize = 8;
 
-/// Registers a secret so that it never appears in output, at any length. Values that are
-/// plainly settings are not registered ([`crate::secrets::worth_masking`]: empty,
-/// true/false/yes/no/on/off/none/null, numbers of fewer than 6 digits). A value of several
+/// Registers a secret so that it never appears in output, at any length and of any form
+/// (`1234` too). An empty value and the setting words are not registered
+/// ([`crate::secrets::worth_masking`]: true/false/yes/no/on/off/none/null). A value of several
 /// lines is also registered line by line (each line with a letter or digit), as a log may
 /// show its lines apart.
 pub fn register(secret: &str) {
@@ -264,17 +264,18 @@ mod tests {
     }
 
     #[test]
-    fn plain_settings_are_not_registered() {
-        for v in ["", "true", "Off", "3600"] {
+    fn setting_words_are_not_registered_short_numbers_are() {
+        for v in ["", "true", "Off", "NULL", "4071"] {
             register(v);
         }
         let (all, _) = registered_since(0);
-        for v in ["", "true", "Off", "3600"] {
+        for v in ["", "true", "Off", "NULL"] {
             assert!(!all.iter().any(|s| s == v), "{v:?} registered");
         }
+        assert!(all.iter().any(|s| s == "4071"), "{all:?}");
         assert_eq!(
-            redact("AUTH_ENABLED=true TOKEN_TTL=3600"),
-            "AUTH_ENABLED=true TOKEN_TTL=3600"
+            redact("AUTH_ENABLED=true PIN=4071, 40710 and x4071 stay"),
+            "AUTH_ENABLED=true PIN=***, 40710 and x4071 stay"
         );
     }
 

@@ -118,16 +118,18 @@ pub fn looks_secret(name: &str, extra: &[String]) -> bool {
     })
 }
 
-/// False for values that are plainly settings, not secrets, and are never masked: empty,
-/// true/false/yes/no/on/off/none/null (any case), and numbers of fewer than 6 digits
-/// (`AUTH_ENABLED=true`, `TOKEN_TTL=3600`).
+/// The words that are settings whatever a variable is named (`AUTH_ENABLED=true`), never
+/// masked: were such a value masked wherever it stands, as a secret's is, logs would lose every
+/// "on" and "none" they say.
+pub const SETTING_WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "none", "null"];
+
+/// Whether a secret's value is masked: any value but an empty one and the literal
+/// [`SETTING_WORDS`] (any case), at any length and of any form, digits too (`DB_PASS=1234`).
+/// A short value is masked only where it stands alone ([`crate::redact::SHORT`]), so unrelated
+/// text is not shredded.
 pub fn worth_masking(value: &str) -> bool {
     let v = value.trim();
-    let setting = ["true", "false", "yes", "no", "on", "off", "none", "null"]
-        .iter()
-        .any(|s| v.eq_ignore_ascii_case(s));
-    let small_number = v.len() < 6 && v.chars().all(|c| c.is_ascii_digit());
-    !(v.is_empty() || setting || small_number)
+    !(v.is_empty() || SETTING_WORDS.iter().any(|s| v.eq_ignore_ascii_case(s)))
 }
 
 /// Where the passwords of `scheme://user:password@host` URLs are in `text`.
@@ -154,8 +156,8 @@ pub fn url_passwords(text: &str) -> Vec<Range<usize>> {
 }
 
 /// The values among `(name, value)` pairs (environment variables, build args) to mask: those
-/// of secret-looking names, and the password of any URL in any value; not plain settings
-/// ([`worth_masking`]).
+/// of secret-looking names, and the password of any URL in any value; not the empty value and
+/// the setting words ([`worth_masking`]).
 pub fn values_to_mask<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     let mut out = Vec::new();
     for (name, value) in pairs {
@@ -197,8 +199,8 @@ fn mixed_case(name: &str) -> bool {
 
 /// `text` (log lines) with the value after each secret name replaced by `mask`: `NAME=value`,
 /// `export NAME=value`, `NAME: value`, `"NAME": "value"`, where `is_name(NAME)`. A quoted value
-/// ends at its closing quote; an unquoted one runs to the end of the line. Values that are
-/// plainly settings ([`worth_masking`]), ARNs (`arn:…`, e.g. a secret's `valueFrom`) and
+/// ends at its closing quote; an unquoted one runs to the end of the line. Empty values and
+/// setting words ([`worth_masking`]), ARNs (`arn:…`, e.g. a secret's `valueFrom`) and
 /// values masked already stay.
 pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) -> String {
     let b = text.as_bytes();
@@ -373,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_settings_are_not_worth_masking() {
+    fn only_empty_values_and_setting_words_are_not_worth_masking() {
         let cases = [
             ("", false),
             ("  ", false),
@@ -385,13 +387,25 @@ mod tests {
             ("off", false),
             ("none", false),
             ("null", false),
-            ("3600", false),
-            ("12345", false),
+            (" true ", false),
+            // Digits are a password like any other, at any length.
+            ("1234", true),
+            ("0", true),
+            ("1", true),
+            ("3600", true),
+            ("12345", true),
             ("123456", true),
             ("pw", true),
             ("x", true),
+            ("Zq7", true),
             ("hunter2", true),
+            // Only the words themselves.
             ("truest", true),
+            ("true1", true),
+            ("not-null", true),
+            ("on off", true),
+            ("empty", true),
+            ("0.5", true),
         ];
         for (value, want) in cases {
             assert_eq!(worth_masking(value), want, "{value:?}");
@@ -444,7 +458,12 @@ mod tests {
             ("a\nDB_PASS=x\nAUTHOR=me\n", "a\nDB_PASS=***\nAUTHOR=me\n"),
             ("AUTHOR=someone-visible", "AUTHOR=someone-visible"),
             ("AUTH_ENABLED=true", "AUTH_ENABLED=true"),
-            ("TOKEN_TTL=3600", "TOKEN_TTL=3600"),
+            ("DB_PASS=1234", "DB_PASS=***"),
+            ("DB_PASS=7", "DB_PASS=***"),
+            ("TOKEN_TTL=3600", "TOKEN_TTL=***"),
+            ("DB_PASS=Off", "DB_PASS=Off"),
+            (r#"{"apiKey": "42"}"#, r#"{"apiKey": "***"}"#),
+            (r#"{"apiKey": "null"}"#, r#"{"apiKey": "null"}"#),
             ("DB_PASS=", "DB_PASS="),
             (
                 r#""name": "DB_PASS", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db""#,

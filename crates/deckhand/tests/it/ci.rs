@@ -332,7 +332,7 @@ async fn a_failure_before_any_change_still_writes_every_result_file() {
 
 /// Whether `text` shows `value` as masking would see it: a short value only as a token of its
 /// own (not next to a letter or digit), a longer one anywhere.
-fn shows(text: &str, value: &str) -> bool {
+pub fn shows(text: &str, value: &str) -> bool {
     if value.len() >= deckhand::redact::SHORT {
         return text.contains(value);
     }
@@ -347,46 +347,56 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
     use aws_sdk_ecs::types::{KeyValuePair, LogConfiguration, LogDriver, Secret};
     let bed = Bed::get();
     let (sandbox, client) = crate::sandbox::sandbox(8192).await;
+    // (name, value, what of it is secret): the whole value, or a URL's password.
     let secrets = [
-        ("DB_PASS", "Zq7"),
-        ("DATABASE_URL", "postgres://app:pw-in-url@db/x"),
-        ("SIGNING_KEY", "signing-key-long-value-1"),
-        ("STRIPE_SK", "xK9w"),
-        ("API_KEY", "api-key-long-value-77"),
-        ("SENTRY_DSN", "https://dsn-key-value@sentry.example/1"),
-        ("NPM_AUTH_TOKEN", "Tk4"),
-        ("SMTP_PASSWD", "smtp-passwd-value-5"),
-        ("MYSQL_PWD", "my-pwd-6"),
-        ("SESSION_SECRET", "session-secret-value"),
-        ("AWS_ACCESS_KEY", "AKIAEXAMPLEKEY7"),
-        ("PRIVATE_KEY", "private-key-value-8"),
-        ("GCP_CREDENTIALS", "gcp-credentials-9"),
-        ("AUTH", "auth-value-10"),
+        // Digits, and a 3-character password: masked at any length and form.
+        ("DB_PASS", "1234", "1234"),
+        ("REDIS_PASSWORD", "Zq7", "Zq7"),
+        ("DATABASE_URL", "postgres://app:pw-in-url@db/x", "pw-in-url"),
+        (
+            "SIGNING_KEY",
+            "signing-key-long-value-1",
+            "signing-key-long-value-1",
+        ),
+        ("STRIPE_SK", "xK9w", "xK9w"),
+        ("API_KEY", "api-key-long-value-77", "api-key-long-value-77"),
+        (
+            "SENTRY_DSN",
+            "https://dsn-key-value@sentry.example/1",
+            "https://dsn-key-value@sentry.example/1",
+        ),
+        ("NPM_AUTH_TOKEN", "Tk4", "Tk4"),
+        ("SMTP_PASSWD", "smtp-passwd-value-5", "smtp-passwd-value-5"),
+        ("MYSQL_PWD", "my-pwd-6", "my-pwd-6"),
+        (
+            "SESSION_SECRET",
+            "session-secret-value",
+            "session-secret-value",
+        ),
+        ("AWS_ACCESS_KEY", "AKIAEXAMPLEKEY7", "AKIAEXAMPLEKEY7"),
+        ("PRIVATE_KEY", "private-key-value-8", "private-key-value-8"),
+        ("GCP_CREDENTIALS", "gcp-credentials-9", "gcp-credentials-9"),
+        (
+            "SERVICE_CREDENTIAL",
+            "svc-credential-11",
+            "svc-credential-11",
+        ),
+        ("KEY", "bare-key-value-12", "bare-key-value-12"),
+        ("AUTH", "auth-value-10", "auth-value-10"),
+        // Secret only because `--secret-name` says so.
+        ("HMAC_SALT", "hmac-salt-value-13", "hmac-salt-value-13"),
     ];
-    let masked_values = [
-        "Zq7",
-        "pw-in-url",
-        "signing-key-long-value-1",
-        "xK9w",
-        "api-key-long-value-77",
-        "dsn-key-value",
-        "Tk4",
-        "smtp-passwd-value-5",
-        "my-pwd-6",
-        "session-secret-value",
-        "AKIAEXAMPLEKEY7",
-        "private-key-value-8",
-        "gcp-credentials-9",
-        "auth-value-10",
-        // Resolved by ECS from `secrets` at run time: deckhand never sees it, only its name.
-        "resolved-at-run-time",
-    ];
+    let mut masked_values: Vec<&str> = secrets.iter().map(|(_, _, secret)| *secret).collect();
+    // The key inside the DSN, on its own too; and the value ECS resolves from `secrets` at run
+    // time: deckhand never sees it, only its name.
+    masked_values.extend(["dsn-key-value", "resolved-at-run-time"]);
     let mut c = crate::sandbox::container(&bed, &["sleep", "600"]);
     c.environment = Some(
         secrets
             .iter()
-            .chain(&[("AUTHOR", "someone-visible")])
-            .map(|(k, v)| KeyValuePair::builder().name(*k).value(*v).build())
+            .map(|(k, v, _)| (*k, *v))
+            .chain([("AUTHOR", "someone-visible"), ("HMAC", "hmac-is-plain")])
+            .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
             .collect(),
     );
     c.secrets = Some(vec![Secret::builder()
@@ -427,6 +437,8 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
             path(2),
             "--dotenv",
             path(3),
+            "--secret-name",
+            "HMAC_SALT",
             "--pre-deploy",
             "sh -c 'env; echo FROM_SSM=resolved-at-run-time'",
         ],
@@ -439,6 +451,18 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
         "the task's log is shown, with what is not secret:\n{}",
         run.stderr
     );
+    assert!(
+        run.stderr.contains("web app | HMAC=hmac-is-plain"),
+        "a name of several words given with --secret-name matches that name only:\n{}",
+        run.stderr
+    );
+    for name in ["DB_PASS", "REDIS_PASSWORD", "KEY", "HMAC_SALT", "FROM_SSM"] {
+        assert!(
+            run.stderr.contains(&format!("web app | {name}=***\n")),
+            "{name}:\n{}",
+            run.stderr
+        );
+    }
     assert!(
         run.stderr.contains("web app | FROM_SSM=***"),
         "{}",
@@ -463,19 +487,12 @@ async fn secret_looking_env_values_echoed_by_a_pre_deploy_task_reach_no_output()
             .filter(|l| !l.starts_with("::add-mask::"))
             .map(|l| format!("{l}\n"))
             .collect();
-        for value in masked_values {
+        for &value in &masked_values {
             assert!(!shows(&shown, value), "{what} shows {value:?}:\n{shown}");
         }
     }
-    let announced = [
-        "Zq7",
-        "pw-in-url",
-        "signing-key-long-value-1",
-        "xK9w",
-        "api-key-long-value-77",
-        "https://dsn-key-value@sentry.example/1",
-        "Tk4",
-    ];
+    // Every secret deckhand knows of (all but the one ECS resolves) is masked for the runner.
+    let announced = secrets.iter().map(|(_, _, secret)| *secret);
     for value in announced {
         assert!(
             run.stderr.contains(&format!("::add-mask::{value}\n")),

@@ -193,8 +193,22 @@ async fn a_throttled_api_is_one_line_naming_the_operation_and_the_request() {
     let report = dir.path().join("report.json");
     control(&sandbox, "faults", r#"{"throttle_rate": 1}"#);
     let run = deploy(&sandbox, &image, &["--report", report.to_str().unwrap()]).await;
+    // The same failure in GitHub mode: the annotation, the step output and the job summary.
+    let output = dir.path().join("output");
+    let summary = dir.path().join("summary.md");
+    let github = run_with_env(
+        &sandbox,
+        None,
+        &deploy_args(&["--image", &image], &["--ci", "github"]),
+        &[
+            ("GITHUB_OUTPUT", output.to_str().unwrap()),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ],
+    )
+    .await;
     control(&sandbox, "faults", "{}");
     run.expect_code(1);
+    github.expect_code(1);
     let error = run
         .stderr
         .lines()
@@ -216,6 +230,49 @@ async fn a_throttled_api_is_one_line_naming_the_operation_and_the_request() {
     assert!(
         reason.starts_with("ECS DescribeServices: ThrottlingException: ") && !reason.contains('\n'),
         "{reason}"
+    );
+
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    let md = std::fs::read_to_string(&summary).unwrap();
+    let annotation = github
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("::error::"))
+        .unwrap_or_else(|| panic!("an error annotation:\n{}", github.stderr));
+    let reason_output = outputs
+        .lines()
+        .find_map(|l| l.strip_prefix("reason="))
+        .unwrap_or_else(|| panic!("a one-line reason output:\n{outputs}"));
+    let why = md
+        .lines()
+        .find_map(|l| l.strip_prefix("**Why:** "))
+        .unwrap_or_else(|| panic!("the reason in the summary:\n{md}"));
+    for (what, line) in [
+        ("annotation", annotation),
+        ("output", reason_output),
+        ("summary", why),
+    ] {
+        assert!(
+            line.contains("ECS DescribeServices: ThrottlingException: ")
+                && line.contains("(request "),
+            "{what}: service, operation, code, message and request id: {line}"
+        );
+    }
+    for (what, text) in [
+        ("log", github.stderr.as_str()),
+        ("outputs", outputs.as_str()),
+        ("summary", md.as_str()),
+    ] {
+        for dump in ["ServiceError {", "raw: Response", "headers:", "Error {"] {
+            assert!(
+                !text.contains(dump),
+                "{what}: no SDK dump ({dump}):\n{text}"
+            );
+        }
+    }
+    assert!(
+        !outputs.contains("reason<<"),
+        "the reason is one line, not a block:\n{outputs}"
     );
     sandbox.stop().await;
 }

@@ -243,6 +243,124 @@ fn build_args_target_and_run_steps_reach_the_engine() {
 }
 
 #[test]
+fn secret_build_args_echoed_by_the_build_reach_no_output_in_any_mode() {
+    let bed = Bed::get();
+    // Secret-looking names (one value of 3 characters); and a password in the URL of a name
+    // that is not secret.
+    let token = "npm-token-value-4f1c";
+    let short = "Qz8";
+    let password = "mirror-pass-93";
+    let mirror = format!("https://ci:{password}@mirror.example/npm/");
+    let dir = tempfile::tempdir().unwrap();
+    let token_arg = format!("NPM_TOKEN={token}");
+    let short_arg = format!("DB_PASS={short}");
+    let mirror_arg = format!("NPM_MIRROR={mirror}");
+    for mode in ["none", "github"] {
+        // A step of its own each run, so the build runs it rather than reuse a cached layer.
+        let dockerfile = format!(
+            "FROM {}\nARG NPM_TOKEN\nARG DB_PASS\nARG NPM_MIRROR\n\
+             RUN echo {} && echo \"token $NPM_TOKEN\" && echo \"pass $DB_PASS.\" && \
+             echo \"mirror $NPM_MIRROR\"\n",
+            bed.base_image,
+            unique("run")
+        );
+        let repo = Repo::new(&[("Dockerfile", &dockerfile)]);
+        let path = |f: &str| dir.path().join(format!("{mode}.{f}"));
+        let files = [path("output"), path("md"), path("json"), path("env")];
+        let file = |i: usize| files[i].to_str().unwrap().to_string();
+        let (report, dotenv) = (file(2), file(3));
+        let name = format!("it/{}", unique("build-arg"));
+        let args = [
+            "push",
+            "--repository",
+            &name,
+            "--registry",
+            &bed.registry,
+            "--create-repository",
+            "--output",
+            "json",
+            "-vv",
+            "--ci",
+            mode,
+            "--report",
+            &report,
+            "--dotenv",
+            &dotenv,
+            "--build-arg",
+            &token_arg,
+            "--build-arg",
+            &short_arg,
+            "--build-arg",
+            &mirror_arg,
+        ];
+        let (output, summary) = (file(0), file(1));
+        let env = [
+            ("GITHUB_OUTPUT", output.as_str()),
+            ("GITHUB_STEP_SUMMARY", summary.as_str()),
+        ];
+        let run = deckhand(repo.path(), &args, &env);
+        run.expect_code(0);
+        // The build did see them: its RUN printed each, masked.
+        for line in [
+            "token ***",
+            "pass ***.",
+            "mirror https://ci:***@mirror.example/npm/",
+        ] {
+            assert!(
+                run.stderr.contains(line),
+                "{mode}: {line:?}:\n{}",
+                run.stderr
+            );
+        }
+        let mut texts = vec![
+            ("stdout".to_string(), run.stdout.clone()),
+            ("stderr".to_string(), run.stderr.clone()),
+        ];
+        for f in &files {
+            if let Ok(text) = std::fs::read_to_string(f) {
+                texts.push((f.display().to_string(), text));
+            }
+        }
+        assert_eq!(texts.len(), if mode == "github" { 6 } else { 4 }, "{mode}");
+        for (what, text) in &texts {
+            let shown: String = text
+                .lines()
+                // GitHub's own masking command carries the value to the runner, which hides it.
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            // The ECR token and its password too (GitHub mode announces them).
+            for value in [token, short, password, &bed.token(), &bed.password] {
+                assert!(
+                    !crate::ci::shows(&shown, value),
+                    "{mode}: {what} shows {value:?}:\n{shown}"
+                );
+            }
+        }
+        let out = serde_json::from_str::<serde_json::Value>(&texts[0].1).unwrap();
+        assert_eq!(
+            out["image"],
+            format!("{}/{name}:{}", bed.registry, repo.sha)
+        );
+        if mode == "github" {
+            // Each is masked for the runner before the first line that is not a mask.
+            let lines: Vec<&str> = run.stderr.lines().collect();
+            let first_other = lines
+                .iter()
+                .position(|l| !l.starts_with("::add-mask::"))
+                .unwrap();
+            for value in [token, short, password] {
+                let at = lines
+                    .iter()
+                    .position(|l| *l == format!("::add-mask::{value}"))
+                    .unwrap_or_else(|| panic!("::add-mask::{value}:\n{}", run.stderr));
+                assert!(at < first_other, "{value} announced late:\n{}", run.stderr);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_failing_build_step_is_named() {
     let bed = Bed::get();
     let dockerfile = format!("FROM {}\nRUN echo before && false\n", bed.base_image);
