@@ -118,10 +118,12 @@ pub fn looks_secret(name: &str, extra: &[String]) -> bool {
     })
 }
 
-/// The words that are settings whatever a variable is named (`AUTH_ENABLED=true`), never
-/// masked: were such a value masked wherever it stands, as a secret's is, logs would lose every
-/// "on" and "none" they say.
-pub const SETTING_WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "none", "null"];
+/// The words that are settings whatever a variable is named (`AUTH_ENABLED=true`,
+/// `AUTH_ENABLED=1`), never masked: were such a value masked wherever it stands, as a secret's
+/// is, logs would lose every "on", "none" and "1 of 1 running" they say. No secret is one digit.
+pub const SETTING_WORDS: &[&str] = &[
+    "true", "false", "yes", "no", "on", "off", "none", "null", "0", "1",
+];
 
 /// Whether a secret's value is masked: any value but an empty one and the literal
 /// [`SETTING_WORDS`] (any case), at any length and of any form, digits too (`DB_PASS=1234`).
@@ -390,8 +392,10 @@ mod tests {
             (" true ", false),
             // Digits are a password like any other, at any length.
             ("1234", true),
-            ("0", true),
-            ("1", true),
+            ("0", false), // a switch, as the words are
+            ("1", false),
+            ("2", true),
+            ("01", true),
             ("3600", true),
             ("12345", true),
             ("123456", true),

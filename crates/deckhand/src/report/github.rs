@@ -62,15 +62,20 @@ impl Render for Github {
     }
 
     fn mask(&mut self, secret: &str) -> String {
-        // The runner masks it in every later line of the job, this step's or not. It takes one
-        // line at a time: the lines of a longer value are registered, and announced, one by one.
-        if secret.contains('\n') {
+        // The runner masks it in every later line of the job, this step's or not, inside words
+        // too. It takes one line at a time: the lines of a longer value are registered, and
+        // announced, one by one. A value of one or two characters is not sent: the runner would
+        // take it out of every word of the job's log; deckhand masks it where it stands alone.
+        if secret.contains('\n') || secret.chars().count() < MIN_RUNNER_MASK {
             String::new()
         } else {
             format!("::add-mask::{secret}")
         }
     }
 }
+
+/// The shortest value sent to the runner with `::add-mask::`.
+const MIN_RUNNER_MASK: usize = 3;
 
 /// The `$GITHUB_OUTPUT` lines for a result: kebab-case names; multi-line values use the
 /// delimiter form.
@@ -227,6 +232,12 @@ mod tests {
         assert_eq!(g.finish(), "", "nothing left open");
         assert_eq!(g.mask("s3cret"), "::add-mask::s3cret");
         assert_eq!(g.mask("two\nlines"), "");
+        assert_eq!(g.mask("abc"), "::add-mask::abc");
+        assert_eq!(
+            g.mask("ab"),
+            "",
+            "the runner would mask it inside every word"
+        );
     }
 
     #[test]
