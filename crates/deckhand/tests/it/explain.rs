@@ -184,6 +184,107 @@ async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_resu
     sandbox.stop().await;
 }
 
+/// A task definition `web` whose container `app` prints `numbered-line-1` to `…-25` on stdout,
+/// one a line, then exits 1, logging through awslogs.
+fn counting_crash(bed: &Bed) -> serde_json::Value {
+    json!({
+        "family": "web",
+        "containerDefinitions": [{
+            "name": "app",
+            "image": bed.base_image,
+            "essential": true,
+            "memory": 32,
+            "command": ["sh", "-c",
+                "i=1; while [ $i -le 25 ]; do echo numbered-line-$i; i=$((i+1)); done; exit 1"],
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1",
+                "awslogs-stream-prefix": "web"}}
+        }]
+    })
+}
+
+/// The numbered lines `from..=to`, as the container printed them.
+fn numbered(from: u32, to: u32) -> Vec<String> {
+    (from..=to).map(|i| format!("numbered-line-{i}")).collect()
+}
+
+/// Each logged failed task's `app` lines from the result (tasks past the first few have no
+/// logs read), and the `app` lines shown in the log.
+fn lines_of(run: &crate::bed::Run) -> (Vec<Vec<String>>, Vec<String>) {
+    let out = run.json();
+    let tasks = out["failed_tasks"]
+        .as_array()
+        .expect("failed_tasks")
+        .clone();
+    let results: Vec<Vec<String>> = tasks
+        .iter()
+        .filter(|t| t["logs"].as_array().is_some_and(|l| !l.is_empty()))
+        .map(|t| {
+            assert_eq!(t["logs"][0]["container"], "app", "{t:#}");
+            t["logs"][0]["lines"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{t:#}"))
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!results.is_empty(), "{out:#}");
+    let shown = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("  app | "))
+        .map(str::to_string)
+        .collect();
+    (results, shown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_20_lines_by_default_and_the_last_n_with_log_lines() {
+    let bed = Bed::get();
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_json(&dir, "count.json", &counting_crash(&bed));
+
+    let default = deploy(&sandbox, &image, &["--task-definition", &file]).await;
+    default.expect_code(3);
+    let (results, shown) = lines_of(&default);
+    for lines in &results {
+        assert_eq!(lines, &numbered(6, 25), "the last 20, oldest first");
+    }
+    // Each logged task's lines in turn, under its stopped-task line.
+    assert_eq!(shown.len(), 20 * results.len(), "{}", default.stderr);
+    for chunk in shown.chunks(20) {
+        assert_eq!(chunk, numbered(6, 25).as_slice(), "{}", default.stderr);
+    }
+    assert!(
+        !default
+            .stderr
+            .lines()
+            .any(|l| l == "  app | numbered-line-5"),
+        "{}",
+        default.stderr
+    );
+
+    let three = deploy(
+        &sandbox,
+        &image,
+        &["--task-definition", &file, "--log-lines", "3"],
+    )
+    .await;
+    three.expect_code(3);
+    let (results, shown) = lines_of(&three);
+    for lines in &results {
+        assert_eq!(lines, &numbered(23, 25), "--log-lines 3: the last 3");
+    }
+    let expected: Vec<String> = std::iter::repeat_n(numbered(23, 25), results.len())
+        .flatten()
+        .collect();
+    assert_eq!(shown, expected, "{}", three.stderr);
+    sandbox.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_api_is_one_line_naming_the_operation_and_the_request() {
     let bed = Bed::get();
