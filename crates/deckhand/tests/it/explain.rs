@@ -1,12 +1,13 @@
-//! Why a deploy failed, told without the AWS console: a crashed container's own last log
-//! lines (log, job summary, JSON result) and AWS errors in one line.
+//! Why a deploy or a rollback failed, told without the AWS console: a crashed container's own
+//! last log lines (log, job summary, JSON result) and AWS errors in one line.
 
 use serde_json::json;
 
 use crate::bed::Bed;
-use crate::deploy::command::{deploy, deploy_args, good_image, run_with_env, stable_service};
+use crate::deploy::command::{deploy, deploy_args, good_image, run, run_with_env, stable_service};
+use crate::rollback::rollback;
 use crate::rollout::write_json;
-use crate::sandbox::control;
+use crate::sandbox::{container, control, register};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_result() {
@@ -282,6 +283,66 @@ async fn the_last_20_lines_by_default_and_the_last_n_with_log_lines() {
         .flatten()
         .collect();
     assert_eq!(shown, expected, "{}", three.stderr);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_whose_revision_crashes_shows_its_tasks_last_lines() {
+    let bed = Bed::get();
+    let (sandbox, client, good) = stable_service(false).await;
+    // An older revision that no longer starts (its database is gone, say): `--to` takes any.
+    let logs = aws_sdk_ecs::types::LogConfiguration::builder()
+        .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
+        .options("awslogs-group", "/ecs/web")
+        .options("awslogs-stream-prefix", "web")
+        .build()
+        .unwrap();
+    let mut app = container(
+        &bed,
+        &[
+            "sh",
+            "-c",
+            "echo 'old revision: out-line-9311'; echo 'fatal: err-line-9312' >&2; exit 1",
+        ],
+    );
+    app.log_configuration = Some(logs);
+    let crashing = register(&client, "web", app).await;
+    assert_ne!(crashing, good);
+
+    let back = run(&sandbox, None, &rollback(&["--to", &crashing])).await;
+    back.expect_code(4);
+    for line in [
+        "  app | old revision: out-line-9311",
+        "  app | fatal: err-line-9312",
+    ] {
+        assert!(
+            back.stderr.lines().any(|l| l == line),
+            "{line:?} under the stopped task:\n{}",
+            back.stderr
+        );
+    }
+    let out = back.json();
+    assert_eq!(out["result"], "failed");
+    assert_eq!(out["task_definition_arn"], crashing.as_str());
+    let failed = out["failed_tasks"].as_array().expect("failed_tasks");
+    assert!(!failed.is_empty(), "{out:#}");
+    for task in failed {
+        assert_eq!(task["service"], "web");
+        assert_eq!(task["task_definition_arn"], crashing.as_str());
+    }
+    let mut lines: Vec<&str> = failed[0]["logs"][0]["lines"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out:#}"))
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["fatal: err-line-9312", "old revision: out-line-9311"],
+        "{out:#}"
+    );
+    assert_eq!(failed[0]["logs"][0]["container"], "app");
     sandbox.stop().await;
 }
 
