@@ -82,32 +82,44 @@ pub struct Context<'a> {
     pub log_lines: usize,
 }
 
-/// The gate's task that failed, as the result's `failed_tasks` reports it (pure).
+/// The gate's task (`task_arn`, of `family` at `task_definition_arn`) that failed for
+/// `reason`, as the result's `failed_tasks` reports it (pure).
 pub fn failed_task(
     family: &str,
     task_definition_arn: &str,
-    task: &ecs::StoppedTask,
+    task_arn: &str,
+    reason: String,
     logs: Vec<tasklogs::ContainerLog>,
 ) -> FailedTask {
     FailedTask {
         service: String::new(),
-        task: watch::short(&task.arn).to_string(),
+        task: watch::short(task_arn).to_string(),
         task_definition_arn: task_definition_arn.to_string(),
-        reason: watch::describe_stop(task),
+        reason,
         logs,
         pre_deploy: family.to_string(),
     }
 }
 
-/// Puts the failed task's last log lines in the job summary (the log relayed them as they came)
-/// and the task in the `failed` result's `failed_tasks`.
-fn explain(reporter: &crate::report::Reporter, failed: &FailedTask) {
+/// Explains the gate's failed task `failed` (its logs still to read): the last `--log-lines`
+/// lines of its essential containers go to the job summary (the log relayed them as they
+/// came), and the task to the `failed` result's `failed_tasks`.
+async fn explain(
+    cx: &Context<'_>,
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    body: &Value,
+    mut failed: FailedTask,
+) {
+    if cx.log_lines > 0 {
+        let containers = tasklogs::containers(body);
+        failed.logs = tasklogs::last_lines(logs, &containers, &failed.task, cx.log_lines).await;
+    }
     let label = format!("pre-deploy {}", failed.pre_deploy);
     for event in tasklogs::events(Some(&label), &failed.task, &failed.logs) {
-        reporter.summarise(event);
+        cx.reporter.summarise(event);
     }
-    let tasks = serde_json::to_value([failed]).expect("plain data serializes");
-    reporter.add_to_failure("failed_tasks", tasks);
+    let tasks = serde_json::to_value([&failed]).expect("plain data serializes");
+    cx.reporter.add_to_failure("failed_tasks", tasks);
 }
 
 /// Registers a revision of `task.family` with the new image, runs it with `task.command`, shows
@@ -189,16 +201,9 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
                 Err(why) => {
                     cx.reporter
                         .error(format!("pre-deploy task {family} failed: {why}"));
-                    let last = if cx.log_lines > 0 {
-                        let containers = tasklogs::containers(&body);
-                        tasklogs::last_lines(&logs, &containers, &id, cx.log_lines).await
-                    } else {
-                        Vec::new()
-                    };
-                    explain(
-                        cx.reporter,
-                        &failed_task(family, &registered.arn, &stopped, last),
-                    );
+                    let reason = watch::describe_stop(&stopped);
+                    let failed = failed_task(family, &registered.arn, &arn, reason, Vec::new());
+                    explain(cx, &logs, &body, failed).await;
                     Err(Error::failed(format!(
                         "the pre-deploy task {family} ({}) failed: {why}. No service was changed.",
                         command.join(" ")
@@ -224,6 +229,9 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         .await
         .map(|()| "it was stopped".to_string())
         .unwrap_or_else(|e| format!("stopping it failed ({e}); it may still be running"));
+        let reason = format!("{why}; {stopped}");
+        let failed = failed_task(family, &registered.arn, &arn, reason, Vec::new());
+        explain(cx, &logs, &body, failed).await;
         return Err(Error::failed(format!(
             "the pre-deploy task {family} ({id}) {why}; {stopped}. No service was changed."
         )));
@@ -295,7 +303,13 @@ mod tests {
             lines: vec!["duplicate column".into()],
             note: String::new(),
         }];
-        let got = failed_task("migrate", "arn:td/migrate:2", &task, logs.clone());
+        let got = failed_task(
+            "migrate",
+            "arn:td/migrate:2",
+            &task.arn,
+            watch::describe_stop(&task),
+            logs.clone(),
+        );
         assert_eq!(
             serde_json::to_value(&got).unwrap(),
             json!({"service": "", "task": "abc123", "task_definition_arn": "arn:td/migrate:2",

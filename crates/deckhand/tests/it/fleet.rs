@@ -417,6 +417,19 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     let slow = run(&sandbox, None, &args).await;
     slow.expect_code(1);
     assert!(slow.stderr.contains("it was stopped"), "{}", slow.stderr);
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let task = &out["failed_tasks"][0];
+    assert_eq!(
+        task["reason"], "did not finish within 2s; it was stopped",
+        "{out:#}"
+    );
+    assert_eq!(
+        task["logs"][1],
+        serde_json::json!({"container": "proxy", "lines": [],
+            "note": "logs not in CloudWatch (log driver json-file)"}),
+        "{out:#}"
+    );
     let running = client
         .list_tasks()
         .cluster("c")
