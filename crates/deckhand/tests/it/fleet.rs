@@ -58,7 +58,8 @@ fn migrate_app(bed: &Bed) -> aws_sdk_ecs::types::ContainerDefinition {
     c
 }
 
-/// A revision of `migrate` with the app and an essential `proxy` logging to json-file.
+/// A revision of `migrate` with the app (its `DB_PASSWORD` a secret deckhand masks) and an
+/// essential `proxy` logging to json-file.
 async fn register_migrate_with_proxy(client: &Client, bed: &Bed) -> String {
     let logs = aws_sdk_ecs::types::LogConfiguration::builder()
         .log_driver(aws_sdk_ecs::types::LogDriver::JsonFile)
@@ -67,10 +68,15 @@ async fn register_migrate_with_proxy(client: &Client, bed: &Bed) -> String {
     let mut proxy = crate::sandbox::container(bed, &["sleep", "600"]);
     proxy.name = Some("proxy".into());
     proxy.log_configuration = Some(logs);
+    let mut app = migrate_app(bed);
+    app.environment = Some(vec![aws_sdk_ecs::types::KeyValuePair::builder()
+        .name("DB_PASSWORD")
+        .value("migrate-pass-7731")
+        .build()]);
     let out = client
         .register_task_definition()
         .family("migrate")
-        .container_definitions(migrate_app(bed))
+        .container_definitions(app)
         .container_definitions(proxy)
         .send()
         .await
@@ -314,7 +320,8 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
         "--report",
         report.to_str().unwrap(),
     ];
-    let failing = "sh -c 'echo migrating 42 tables; echo duplicate column >&2; exit 1'";
+    let failing = "sh -c 'echo migrating 42 tables; echo duplicate column >&2; \
+                   echo login with $DB_PASSWORD >&2; exit 1'";
     let mut args = deploy_args(
         &["--service", "worker", "--image", &image],
         &["--pre-deploy", failing],
@@ -340,12 +347,12 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     assert!(md.contains("### Failed tasks' last log lines"), "{md}");
     assert!(
         md.contains("<details><summary>pre-deploy migrate: task ")
-            && md.contains(", container app: last 2 log lines</summary>"),
+            && md.contains(", container app: last 3 log lines</summary>"),
         "{md}"
     );
     assert_eq!(
         fenced_lines(&md),
-        ["duplicate column", "migrating 42 tables"],
+        ["duplicate column", "login with ***", "migrating 42 tables"],
         "{md}"
     );
     assert!(
@@ -378,11 +385,24 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     assert_eq!(
         logs,
         serde_json::json!([
-            {"container": "app", "lines": ["duplicate column", "migrating 42 tables"], "note": ""},
+            {"container": "app", "lines": ["duplicate column", "login with ***",
+                "migrating 42 tables"], "note": ""},
             {"container": "proxy", "lines": [],
                 "note": "logs not in CloudWatch (log driver json-file)"}
         ])
     );
+
+    for (what, text) in [
+        ("log", failed.all()),
+        ("summary", md.clone()),
+        ("report", out.to_string()),
+    ] {
+        let shown: String = text
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect();
+        assert!(!shown.contains("migrate-pass-7731"), "{what}:\n{text}");
+    }
 
     // `--log-lines 0`: the log is still relayed as it arrives, but none is kept.
     let mut args = deploy_args(
