@@ -399,6 +399,7 @@ impl Deploy<'_> {
             placement: &befores[0].placement,
             poll: s.watch.poll,
             timeout: s.watch.timeout,
+            log_lines: s.watch.log_lines,
         };
         for task in &s.pre_deploy {
             let mut task = task.clone();

@@ -1,6 +1,7 @@
 //! The migration gate: a one-off task (e.g. `bin/rails db:migrate`) run with the new image
 //! before any service changes. Its log is shown as it arrives; every essential container must
-//! exit 0, or the deploy stops with nothing changed.
+//! exit 0, or the deploy stops with nothing changed, the task's last lines in the summary and
+//! the result.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::config::PreDeploy;
 use crate::error::{Error, Result};
 use crate::signals::Interrupts;
 
+use super::watch::{self, FailedTask};
 use super::{taskdef, tasklogs};
 
 /// Where one container's `awslogs` output goes: (container, log group, log stream).
@@ -75,6 +77,49 @@ pub struct Context<'a> {
     pub placement: &'a ecs::Placement,
     pub poll: Duration,
     pub timeout: Duration,
+    /// `--log-lines`: the last lines of a failed task's containers kept for the summary and
+    /// the result (0: none; the log is relayed as it arrives all the same).
+    pub log_lines: usize,
+}
+
+/// The gate's task (`task_arn`, of `family` at `task_definition_arn`) that failed for
+/// `reason`, as the result's `failed_tasks` reports it (pure).
+pub fn failed_task(
+    family: &str,
+    task_definition_arn: &str,
+    task_arn: &str,
+    reason: String,
+    logs: Vec<tasklogs::ContainerLog>,
+) -> FailedTask {
+    FailedTask {
+        service: String::new(),
+        task: watch::short(task_arn).to_string(),
+        task_definition_arn: task_definition_arn.to_string(),
+        reason,
+        logs,
+        pre_deploy: family.to_string(),
+    }
+}
+
+/// Explains the gate's failed task `failed` (its logs still to read): the last `--log-lines`
+/// lines of its essential containers go to the job summary (the log relayed them as they
+/// came), and the task to the `failed` result's `failed_tasks`.
+async fn explain(
+    cx: &Context<'_>,
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    body: &Value,
+    mut failed: FailedTask,
+) {
+    if cx.log_lines > 0 {
+        let containers = tasklogs::containers(body);
+        failed.logs = tasklogs::last_lines(logs, &containers, &failed.task, cx.log_lines).await;
+    }
+    let label = format!("pre-deploy {}", failed.pre_deploy);
+    for event in tasklogs::events(Some(&label), &failed.task, &failed.logs) {
+        cx.reporter.summarise(event);
+    }
+    let tasks = serde_json::to_value([&failed]).expect("plain data serializes");
+    cx.reporter.add_to_failure("failed_tasks", tasks);
 }
 
 /// Registers a revision of `task.family` with the new image, runs it with `task.command`, shows
@@ -156,6 +201,9 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
                 Err(why) => {
                     cx.reporter
                         .error(format!("pre-deploy task {family} failed: {why}"));
+                    let reason = watch::describe_stop(&stopped);
+                    let failed = failed_task(family, &registered.arn, &arn, reason, Vec::new());
+                    explain(cx, &logs, &body, failed).await;
                     Err(Error::failed(format!(
                         "the pre-deploy task {family} ({}) failed: {why}. No service was changed.",
                         command.join(" ")
@@ -181,6 +229,9 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         .await
         .map(|()| "it was stopped".to_string())
         .unwrap_or_else(|e| format!("stopping it failed ({e}); it may still be running"));
+        let reason = format!("{why}; {stopped}");
+        let failed = failed_task(family, &registered.arn, &arn, reason, Vec::new());
+        explain(cx, &logs, &body, failed).await;
         return Err(Error::failed(format!(
             "the pre-deploy task {family} ({id}) {why}; {stopped}. No service was changed."
         )));
@@ -236,6 +287,35 @@ mod tests {
         assert_eq!(
             log_streams(&body(), "abc"),
             vec![("app".into(), "/ecs/app".into(), "migrate/app/abc".into())]
+        );
+    }
+
+    #[test]
+    fn a_failed_gate_task_is_reported_like_a_deploys_with_its_family() {
+        let task = ecs::StoppedTask {
+            arn: "arn:aws:ecs:us-east-1:1:task/c/abc123".into(),
+            reason: "Essential container in task exited".into(),
+            stop_code: "EssentialContainerExited".into(),
+            containers: vec![("app".into(), Some(1), String::new())],
+        };
+        let logs = vec![tasklogs::ContainerLog {
+            container: "app".into(),
+            lines: vec!["duplicate column".into()],
+            note: String::new(),
+        }];
+        let got = failed_task(
+            "migrate",
+            "arn:td/migrate:2",
+            &task.arn,
+            watch::describe_stop(&task),
+            logs.clone(),
+        );
+        assert_eq!(
+            serde_json::to_value(&got).unwrap(),
+            json!({"service": "", "task": "abc123", "task_definition_arn": "arn:td/migrate:2",
+                "reason": "Essential container in task exited (app exit code 1)",
+                "logs": [{"container": "app", "lines": ["duplicate column"], "note": ""}],
+                "pre_deploy": "migrate"})
         );
     }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws;
+use crate::report::Event;
 
 /// Where one container's output goes, as its task definition says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,20 @@ pub fn unreadable(source: &Source) -> Option<String> {
         )),
         Source::CloudWatch { .. } => None,
     }
+}
+
+/// The events that show `logs`, of failed task `task` (labelled `label`, a service or the
+/// pre-deploy task, when named): one a container, in the task definition's order (pure).
+pub fn events(label: Option<&str>, task: &str, logs: &[ContainerLog]) -> Vec<Event> {
+    logs.iter()
+        .map(|c| Event::TaskLog {
+            service: label.map(str::to_string),
+            task: task.to_string(),
+            container: c.container.clone(),
+            lines: c.lines.clone(),
+            note: c.note.clone(),
+        })
+        .collect()
 }
 
 /// The last `count` lines of each essential container of stopped task `task_id`, read with
@@ -202,5 +217,37 @@ mod tests {
             }
         );
         assert_eq!(stream("web", "app", "abc"), "web/app/abc");
+    }
+
+    #[test]
+    fn each_containers_log_is_one_event_under_its_label() {
+        let logs = [
+            ContainerLog {
+                container: "app".into(),
+                lines: vec!["boom".into()],
+                note: String::new(),
+            },
+            ContainerLog {
+                container: "proxy".into(),
+                lines: Vec::new(),
+                note: "logs not in CloudWatch (log driver json-file)".into(),
+            },
+        ];
+        for (label, heading) in [
+            (None, "task abc, container app: last 1 log line"),
+            (
+                Some("pre-deploy migrate"),
+                "pre-deploy migrate: task abc, container app: last 1 log line",
+            ),
+        ] {
+            let got = events(label, "abc", &logs);
+            assert_eq!(got.len(), 2, "{label:?}");
+            assert_eq!(got[0].log_heading().as_deref(), Some(heading));
+            assert_eq!(
+                got[1].message(),
+                "  proxy: logs not in CloudWatch (log driver json-file)"
+            );
+        }
+        assert!(events(None, "abc", &[]).is_empty());
     }
 }

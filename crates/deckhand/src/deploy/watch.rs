@@ -101,6 +101,10 @@ pub struct FailedTask {
     pub task_definition_arn: String,
     pub reason: String,
     pub logs: Vec<ContainerLog>,
+    /// The family of the pre-deploy task, when it is the gate's (which is no service's:
+    /// `service` is then empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pre_deploy: String,
 }
 
 impl Seen {
@@ -220,6 +224,7 @@ impl Watched {
                 task_definition_arn: self.task_definition.clone(),
                 reason: describe_stop(t),
                 logs: self.logs.get(&t.arn).cloned().unwrap_or_default(),
+                pre_deploy: String::new(),
             })
             .collect()
     }
@@ -819,14 +824,9 @@ impl<'a> Watcher<'a> {
         let containers = &seen.containers[&w.task_definition];
         let task = short(&t.arn).to_string();
         let got = tasklogs::last_lines(logs, containers, &task, self.log_lines).await;
-        for c in &got {
-            self.reporter.emit(Event::TaskLog {
-                service: label.then(|| w.service.clone()),
-                task: task.clone(),
-                container: c.container.clone(),
-                lines: c.lines.clone(),
-                note: c.note.clone(),
-            });
+        let service = label.then_some(w.service.as_str());
+        for event in tasklogs::events(service, &task, &got) {
+            self.reporter.emit(event);
         }
         w.logs.insert(t.arn.clone(), got);
         made

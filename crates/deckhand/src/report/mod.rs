@@ -112,6 +112,8 @@ struct Inner {
     log: Box<dyn Write + Send>,
     timeline: Vec<Entry>,
     published: bool,
+    /// Fields a `failed` result carries besides `result` and `reason` ([`Reporter::add_to_failure`]).
+    failure: serde_json::Map<String, Value>,
     /// How many registered secrets the log's reader has been told to mask.
     announced: usize,
 }
@@ -158,6 +160,7 @@ impl Reporter {
                 log,
                 timeline: Vec::new(),
                 published: false,
+                failure: serde_json::Map::new(),
                 announced: 0,
             }),
         }
@@ -189,14 +192,7 @@ impl Reporter {
         let event = event.map_text(crate::redact::redact_log);
         let mut inner = self.lock();
         if event.summarised() {
-            if inner.timeline.len() == KEEP {
-                inner.timeline.remove(0);
-            }
-            let at = self.started.elapsed().as_secs_f64();
-            inner.timeline.push(Entry {
-                at,
-                event: event.clone(),
-            });
+            self.remember(&mut inner, event.clone());
         }
         if self.quiet && event.level() == Level::Info {
             // Not shown, but the log's reader still learns the secrets to mask at once.
@@ -205,6 +201,29 @@ impl Reporter {
         }
         let text = inner.render.event(&event);
         self.write_log(&mut inner, &text);
+    }
+
+    /// Keeps `event` for the job summary without showing it: for what the log already showed
+    /// in another form (a pre-deploy task's lines, relayed as they arrived).
+    pub fn summarise(&self, event: Event) {
+        let event = event.map_text(crate::redact::redact_log);
+        let mut inner = self.lock();
+        self.remember(&mut inner, event);
+    }
+
+    /// Adds `event` to the summary's timeline, which keeps the newest [`KEEP`].
+    fn remember(&self, inner: &mut Inner, event: Event) {
+        if inner.timeline.len() == KEEP {
+            inner.timeline.remove(0);
+        }
+        let at = self.started.elapsed().as_secs_f64();
+        inner.timeline.push(Entry { at, event });
+    }
+
+    /// A field the `failed` result of a run that stops before changing anything carries
+    /// besides `result` and `reason` (the failed pre-deploy task's `failed_tasks`).
+    pub fn add_to_failure(&self, key: &str, value: Value) {
+        self.lock().failure.insert(key.to_string(), value);
     }
 
     /// Writes `text` (and a newline) to the log, after any masks not yet announced.
@@ -293,7 +312,11 @@ impl Reporter {
         if !self.claim_result() {
             return;
         }
-        self.publish(&serde_json::json!({"result": "failed", "reason": message}));
+        let mut result = serde_json::Map::new();
+        result.insert("result".into(), "failed".into());
+        result.insert("reason".into(), message.into());
+        result.extend(self.lock().failure.clone());
+        self.publish(&Value::Object(result));
     }
 
     /// True for the first caller only: a run has one result.
@@ -501,6 +524,41 @@ mod tests {
         let written: Value =
             serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         assert_eq!(written["result"], "rolled-back");
+    }
+
+    #[test]
+    fn a_failure_carries_the_fields_added_and_summarised_events_stay_out_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sinks, [report, _, _, summary]) = every_sink(&dir);
+        let (r, log) = reporter(Mode::Github, false, sinks);
+        r.output("migrate app | duplicate column");
+        r.summarise(Event::TaskLog {
+            service: Some("pre-deploy migrate".into()),
+            task: "abc".into(),
+            container: "app".into(),
+            lines: vec!["duplicate column".into()],
+            note: String::new(),
+        });
+        r.add_to_failure("failed_tasks", serde_json::json!([{"task": "abc"}]));
+        r.fail("the pre-deploy task migrate failed");
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(
+            written,
+            serde_json::json!({"result": "failed", "reason": "the pre-deploy task migrate failed",
+                "failed_tasks": [{"task": "abc"}]})
+        );
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert!(
+            md.contains("<details><summary>pre-deploy migrate: task abc, container app: last 1 log line</summary>"),
+            "{md}"
+        );
+        let shown = log.text();
+        assert_eq!(
+            shown.matches("duplicate column").count(),
+            1,
+            "relayed once, not again from the summary's copy:\n{shown}"
+        );
     }
 
     #[test]

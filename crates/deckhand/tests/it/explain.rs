@@ -1,12 +1,13 @@
-//! Why a deploy failed, told without the AWS console: a crashed container's own last log
-//! lines (log, job summary, JSON result) and AWS errors in one line.
+//! Why a deploy or a rollback failed, told without the AWS console: a crashed container's own
+//! last log lines (log, job summary, JSON result) and AWS errors in one line.
 
 use serde_json::json;
 
 use crate::bed::Bed;
-use crate::deploy::command::{deploy, deploy_args, good_image, run_with_env, stable_service};
+use crate::deploy::command::{deploy, deploy_args, good_image, run, run_with_env, stable_service};
+use crate::rollback::rollback;
 use crate::rollout::write_json;
-use crate::sandbox::control;
+use crate::sandbox::{container, control, register};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_result() {
@@ -181,6 +182,167 @@ async fn a_crashed_containers_last_lines_are_in_the_log_the_summary_and_the_resu
         "{:?}",
         sandbox.calls()
     );
+    sandbox.stop().await;
+}
+
+/// A task definition `web` whose container `app` prints `numbered-line-1` to `…-25` on stdout,
+/// one a line, then exits 1, logging through awslogs.
+fn counting_crash(bed: &Bed) -> serde_json::Value {
+    json!({
+        "family": "web",
+        "containerDefinitions": [{
+            "name": "app",
+            "image": bed.base_image,
+            "essential": true,
+            "memory": 32,
+            "command": ["sh", "-c",
+                "i=1; while [ $i -le 25 ]; do echo numbered-line-$i; i=$((i+1)); done; exit 1"],
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "/ecs/web", "awslogs-region": "us-east-1",
+                "awslogs-stream-prefix": "web"}}
+        }]
+    })
+}
+
+/// The numbered lines `from..=to`, as the container printed them.
+fn numbered(from: u32, to: u32) -> Vec<String> {
+    (from..=to).map(|i| format!("numbered-line-{i}")).collect()
+}
+
+/// Each logged failed task's `app` lines from the result (tasks past the first few have no
+/// logs read), and the `app` lines shown in the log.
+fn lines_of(run: &crate::bed::Run) -> (Vec<Vec<String>>, Vec<String>) {
+    let out = run.json();
+    let tasks = out["failed_tasks"]
+        .as_array()
+        .expect("failed_tasks")
+        .clone();
+    let results: Vec<Vec<String>> = tasks
+        .iter()
+        .filter(|t| t["logs"].as_array().is_some_and(|l| !l.is_empty()))
+        .map(|t| {
+            assert_eq!(t["logs"][0]["container"], "app", "{t:#}");
+            t["logs"][0]["lines"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{t:#}"))
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!results.is_empty(), "{out:#}");
+    let shown = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("  app | "))
+        .map(str::to_string)
+        .collect();
+    (results, shown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_20_lines_by_default_and_the_last_n_with_log_lines() {
+    let bed = Bed::get();
+    let (sandbox, _client, _good) = stable_service(false).await;
+    let image = good_image(&bed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_json(&dir, "count.json", &counting_crash(&bed));
+
+    let default = deploy(&sandbox, &image, &["--task-definition", &file]).await;
+    default.expect_code(3);
+    let (results, shown) = lines_of(&default);
+    for lines in &results {
+        assert_eq!(lines, &numbered(6, 25), "the last 20, oldest first");
+    }
+    // Each logged task's lines in turn, under its stopped-task line.
+    assert_eq!(shown.len(), 20 * results.len(), "{}", default.stderr);
+    for chunk in shown.chunks(20) {
+        assert_eq!(chunk, numbered(6, 25).as_slice(), "{}", default.stderr);
+    }
+    assert!(
+        !default
+            .stderr
+            .lines()
+            .any(|l| l == "  app | numbered-line-5"),
+        "{}",
+        default.stderr
+    );
+
+    let three = deploy(
+        &sandbox,
+        &image,
+        &["--task-definition", &file, "--log-lines", "3"],
+    )
+    .await;
+    three.expect_code(3);
+    let (results, shown) = lines_of(&three);
+    for lines in &results {
+        assert_eq!(lines, &numbered(23, 25), "--log-lines 3: the last 3");
+    }
+    let expected: Vec<String> = std::iter::repeat_n(numbered(23, 25), results.len())
+        .flatten()
+        .collect();
+    assert_eq!(shown, expected, "{}", three.stderr);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_whose_revision_crashes_shows_its_tasks_last_lines() {
+    let bed = Bed::get();
+    let (sandbox, client, good) = stable_service(false).await;
+    // An older revision that no longer starts (its database is gone, say): `--to` takes any.
+    let logs = aws_sdk_ecs::types::LogConfiguration::builder()
+        .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
+        .options("awslogs-group", "/ecs/web")
+        .options("awslogs-stream-prefix", "web")
+        .build()
+        .unwrap();
+    let mut app = container(
+        &bed,
+        &[
+            "sh",
+            "-c",
+            "echo 'old revision: out-line-9311'; echo 'fatal: err-line-9312' >&2; exit 1",
+        ],
+    );
+    app.log_configuration = Some(logs);
+    let crashing = register(&client, "web", app).await;
+    assert_ne!(crashing, good);
+
+    let back = run(&sandbox, None, &rollback(&["--to", &crashing])).await;
+    back.expect_code(4);
+    for line in [
+        "  app | old revision: out-line-9311",
+        "  app | fatal: err-line-9312",
+    ] {
+        assert!(
+            back.stderr.lines().any(|l| l == line),
+            "{line:?} under the stopped task:\n{}",
+            back.stderr
+        );
+    }
+    let out = back.json();
+    assert_eq!(out["result"], "failed");
+    assert_eq!(out["task_definition_arn"], crashing.as_str());
+    let failed = out["failed_tasks"].as_array().expect("failed_tasks");
+    assert!(!failed.is_empty(), "{out:#}");
+    for task in failed {
+        assert_eq!(task["service"], "web");
+        assert_eq!(task["task_definition_arn"], crashing.as_str());
+    }
+    let mut lines: Vec<&str> = failed[0]["logs"][0]["lines"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out:#}"))
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["fatal: err-line-9312", "old revision: out-line-9311"],
+        "{out:#}"
+    );
+    assert_eq!(failed[0]["logs"][0]["container"], "app");
     sandbox.stop().await;
 }
 

@@ -6,7 +6,7 @@ use aws_sdk_ecs::Client;
 use deckhand_sandbox::Sandbox;
 
 use crate::bed::{Bed, Run};
-use crate::deploy::command::{build_local, deploy_args, run, service_td_of};
+use crate::deploy::command::{build_local, deploy_args, run, run_with_env, service_td_of};
 use crate::sandbox::{completed_on, control, create_service, register, sandbox, wait_until};
 
 /// Services `web` (runs `tail -f /dev/null`) and `worker` (runs `sleep 600`) from the base image,
@@ -42,6 +42,11 @@ pub async fn image_without_sleep(bed: &Bed) -> String {
 
 /// Family `migrate`: the app container from the base image, logging through awslogs.
 async fn register_migrate(client: &Client, bed: &Bed) {
+    register(client, "migrate", migrate_app(bed)).await;
+}
+
+/// The `migrate` family's app container, logging through awslogs.
+fn migrate_app(bed: &Bed) -> aws_sdk_ecs::types::ContainerDefinition {
     let logs = aws_sdk_ecs::types::LogConfiguration::builder()
         .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
         .options("awslogs-group", "/ecs/app")
@@ -50,7 +55,49 @@ async fn register_migrate(client: &Client, bed: &Bed) {
         .unwrap();
     let mut c = crate::sandbox::container(bed, &["true"]);
     c.log_configuration = Some(logs);
-    register(client, "migrate", c).await;
+    c
+}
+
+/// A revision of `migrate` with the app (its `DB_PASSWORD` a secret deckhand masks) and an
+/// essential `proxy` logging to json-file.
+async fn register_migrate_with_proxy(client: &Client, bed: &Bed) -> String {
+    let logs = aws_sdk_ecs::types::LogConfiguration::builder()
+        .log_driver(aws_sdk_ecs::types::LogDriver::JsonFile)
+        .build()
+        .unwrap();
+    let mut proxy = crate::sandbox::container(bed, &["sleep", "600"]);
+    proxy.name = Some("proxy".into());
+    proxy.log_configuration = Some(logs);
+    let mut app = migrate_app(bed);
+    app.environment = Some(vec![aws_sdk_ecs::types::KeyValuePair::builder()
+        .name("DB_PASSWORD")
+        .value("migrate-pass-7731")
+        .build()]);
+    let out = client
+        .register_task_definition()
+        .family("migrate")
+        .container_definitions(app)
+        .container_definitions(proxy)
+        .send()
+        .await
+        .unwrap();
+    out.task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string()
+}
+
+/// The summary's fenced log lines, sorted (Docker reads stdout and stderr apart).
+fn fenced_lines(md: &str) -> Vec<String> {
+    let fenced = md
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```\n").next())
+        .unwrap_or_else(|| panic!("a fenced block of log lines:\n{md}"));
+    let mut lines: Vec<String> = fenced.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
 }
 
 async fn deploy_both(sandbox: &Sandbox, image: &str) -> Run {
@@ -269,27 +316,35 @@ container = "app"
 async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     let bed = Bed::get();
     let (sandbox, client, web, worker) = web_and_worker().await;
-    register_migrate(&client, &bed).await;
+    let migrate_td = register_migrate_with_proxy(&client, &bed).await;
     let image = crate::deploy::command::good_image(&bed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.md");
+    let report = dir.path().join("report.json");
     let migrate = [
         "--pre-deploy-family",
         "migrate",
         "--pre-deploy-container",
         "app",
+        "--ci",
+        "github",
+        "--report",
+        report.to_str().unwrap(),
     ];
+    let failing = "sh -c 'echo migrating 42 tables; echo duplicate column >&2; \
+                   echo login with $DB_PASSWORD >&2; exit 1'";
     let mut args = deploy_args(
         &["--service", "worker", "--image", &image],
-        &[
-            "--pre-deploy",
-            "sh -c 'echo migrating 42 tables; echo duplicate column >&2; exit 1'",
-        ],
+        &["--pre-deploy", failing],
     );
     args.extend(migrate);
-    let failed = run(&sandbox, None, &args).await;
+    let env = [("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    let failed = run_with_env(&sandbox, None, &args, &env).await;
     failed.expect_code(1);
     for want in [
         "migrate app | migrating 42 tables",
         "migrate app | duplicate column",
+        "migrate proxy: logs not in CloudWatch (log driver json-file)",
         "app exited 1",
         "No service was changed",
     ] {
@@ -297,6 +352,92 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     }
     assert_eq!(service_td_of(&client, "web").await, web);
     assert_eq!(service_td_of(&client, "worker").await, worker);
+
+    // The job summary keeps the task's last lines, collapsed, as a deploy's failed tasks.
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("### Failed tasks' last log lines"), "{md}");
+    assert!(
+        md.contains("<details><summary>pre-deploy migrate: task ")
+            && md.contains(", container app: last 3 log lines</summary>"),
+        "{md}"
+    );
+    assert_eq!(
+        fenced_lines(&md),
+        ["duplicate column", "login with ***", "migrating 42 tables"],
+        "{md}"
+    );
+    assert!(
+        md.contains("container proxy: logs not in CloudWatch (log driver json-file)"),
+        "{md}"
+    );
+    // The result's failed_tasks, shaped as a deploy's, with the gate's family.
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(out["result"], "failed");
+    let tasks = out["failed_tasks"].as_array().expect("failed_tasks");
+    assert_eq!(tasks.len(), 1, "{out:#}");
+    let task = &tasks[0];
+    assert_eq!(task["pre_deploy"], "migrate");
+    assert_eq!(task["service"], "");
+    let registered = task["task_definition_arn"].as_str().unwrap();
+    assert!(
+        registered.contains(":task-definition/migrate:") && registered != migrate_td,
+        "the revision the gate registered: {task:#}"
+    );
+    assert!(
+        task["reason"].as_str().unwrap().contains("app exit code 1"),
+        "{task:#}"
+    );
+    let mut logs = task["logs"].clone();
+    logs[0]["lines"]
+        .as_array_mut()
+        .unwrap()
+        .sort_by_key(|l| l.to_string());
+    assert_eq!(
+        logs,
+        serde_json::json!([
+            {"container": "app", "lines": ["duplicate column", "login with ***",
+                "migrating 42 tables"], "note": ""},
+            {"container": "proxy", "lines": [],
+                "note": "logs not in CloudWatch (log driver json-file)"}
+        ])
+    );
+
+    for (what, text) in [
+        ("log", failed.all()),
+        ("summary", md.clone()),
+        ("report", out.to_string()),
+    ] {
+        let shown: String = text
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect();
+        assert!(!shown.contains("migrate-pass-7731"), "{what}:\n{text}");
+    }
+
+    // `--log-lines 0`: the log is still relayed as it arrives, but none is kept.
+    let mut args = deploy_args(
+        &["--image", &image],
+        &["--pre-deploy", failing, "--log-lines", "0"],
+    );
+    args.extend(migrate);
+    let quiet = run_with_env(&sandbox, None, &args, &env).await;
+    quiet.expect_code(1);
+    assert!(
+        quiet.stderr.contains("migrate app | migrating 42 tables"),
+        "{}",
+        quiet.stderr
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        out["failed_tasks"][0]["logs"],
+        serde_json::json!([]),
+        "{out:#}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    let this_run = md.rsplit("## deckhand deploy").next().unwrap();
+    assert!(!this_run.contains("Failed tasks' last log lines"), "{md}");
 
     // A migration that outlives --timeout is stopped, not left to race the next attempt.
     let mut args = deploy_args(
@@ -307,6 +448,19 @@ async fn a_failing_migration_changes_no_service_and_shows_its_log() {
     let slow = run(&sandbox, None, &args).await;
     slow.expect_code(1);
     assert!(slow.stderr.contains("it was stopped"), "{}", slow.stderr);
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let task = &out["failed_tasks"][0];
+    assert_eq!(
+        task["reason"], "did not finish within 2s; it was stopped",
+        "{out:#}"
+    );
+    assert_eq!(
+        task["logs"][1],
+        serde_json::json!({"container": "proxy", "lines": [],
+            "note": "logs not in CloudWatch (log driver json-file)"}),
+        "{out:#}"
+    );
     let running = client
         .list_tasks()
         .cluster("c")
