@@ -178,6 +178,8 @@ pub struct ServiceView {
     pub events: Vec<Event>,
     /// Where its tasks run: what a one-off task beside it needs (awsvpc subnets, Fargate).
     pub placement: Placement,
+    /// Its deployment strategy (ROLLING, BLUE_GREEN, LINEAR, CANARY), when ECS says.
+    pub strategy: Option<String>,
 }
 
 /// How a service's tasks are launched, copied to one-off tasks run beside it.
@@ -283,6 +285,10 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
             capacity_providers: s.capacity_provider_strategy().to_vec(),
             platform_version: s.platform_version().map(str::to_string),
         },
+        strategy: s
+            .deployment_configuration()
+            .and_then(|c| c.strategy())
+            .map(|st| st.as_str().to_string()),
     }
 }
 

@@ -247,6 +247,7 @@ mod tests {
         let view = ecs::ServiceView {
             name: "web".into(),
             placement: Default::default(),
+            strategy: None,
             arn: "arn:svc".into(),
             status: "ACTIVE".into(),
             task_definition: "arn:td/web:3".into(),

@@ -434,11 +434,15 @@ impl<'a> Watcher<'a> {
                         })
                         .collect();
                     let mut ours_in: Vec<Option<&DeploymentView>> = vec![None; watched.len()];
+                    let mut strategy_of: Vec<Option<&str>> = vec![None; watched.len()];
                     for (view, &k) in views.iter().zip(&of) {
                         let id = &watched[k].deployment;
                         ours_in[k] = view.deployments.iter().find(|d| &d.id == id);
+                        strategy_of[k] = view.strategy.as_deref();
                     }
-                    let (made, slow) = self.read_service_deployments(watched, &ours_in).await;
+                    let (made, slow) = self
+                        .read_service_deployments(watched, &ours_in, &strategy_of)
+                        .await;
                     calls += made;
                     slowed |= slow;
                     let now = Instant::now();
@@ -610,6 +614,7 @@ impl<'a> Watcher<'a> {
         &self,
         watched: &mut [Watched],
         ours_in: &[Option<&DeploymentView>],
+        strategy_of: &[Option<&str>],
     ) -> (u64, bool) {
         let (mut calls, mut throttled) = (0u64, false);
         // The lookups run side by side: one after another, each retried through throttling,
@@ -617,7 +622,9 @@ impl<'a> Watcher<'a> {
         let looking: Vec<usize> = (0..watched.len())
             .filter(|&i| {
                 let w = &watched[i];
-                w.verdict.is_none() && matches!(w.service_deployment, Lookup::Looking(_))
+                w.verdict.is_none()
+                    && matches!(w.service_deployment, Lookup::Looking(_))
+                    && find_due(strategy_of[i], w.role, ours_in[i])
             })
             .collect();
         let found: Vec<Result<sdeploy::Found>> = {
@@ -947,11 +954,24 @@ pub fn read_due(
     };
     let rolling_in_progress = sd.strategy.as_deref() == Some("ROLLING")
         && matches!(sd.status.as_str(), "PENDING" | "IN_PROGRESS");
-    let unchanged = ours.is_some_and(|d| {
+    !(role == Role::Deploy && rolling_in_progress && rolling_out(ours))
+}
+
+/// Whether this poll looks for the service deployment a deploy started (pure): not while the
+/// service's strategy is ROLLING (ECS's default) and ECS shows our deployment as PRIMARY and
+/// IN_PROGRESS; it is found, and read, in the poll where `deployments[]` shows a change, as
+/// [`read_due`] reads it. A short rolling watch so costs the calls it made before
+/// ServiceDeployments.
+pub fn find_due(strategy: Option<&str>, role: Role, ours: Option<&DeploymentView>) -> bool {
+    !(role == Role::Deploy && strategy.unwrap_or("ROLLING") == "ROLLING" && rolling_out(ours))
+}
+
+/// Our deployment, as `deployments[]` shows it, is ECS's PRIMARY and still rolling out.
+fn rolling_out(ours: Option<&DeploymentView>) -> bool {
+    ours.is_some_and(|d| {
         d.status == DeploymentStatus::Primary
             && matches!(d.rollout_state, Some(RolloutState::InProgress))
-    });
-    !(role == Role::Deploy && rolling_in_progress && unchanged)
+    })
 }
 
 /// The interval before the next look (pure; `draw` is uniform in [0, 1) and gives the ±20 %
@@ -1171,6 +1191,61 @@ mod tests {
                 want,
                 "case {i}"
             );
+        }
+    }
+
+    #[test]
+    fn a_rolling_deployments_service_deployment_is_looked_for_once_deployments_show_a_change() {
+        let dep = |status, rollout| crate::aws::types::DeploymentView {
+            id: "ecs-svc/1".into(),
+            status,
+            task_definition: "td:2".into(),
+            rollout_state: rollout,
+            rollout_reason: None,
+            desired: 1,
+            running: 0,
+            pending: 1,
+            failed: 0,
+        };
+        use DeploymentStatus::{Active, Primary};
+        use RolloutState::{Completed, Failed, InProgress};
+        let going = Some(dep(Primary, Some(InProgress)));
+        // (the service's strategy, role, ours in deployments[], looked for now)
+        let cases = [
+            (Some("ROLLING"), Role::Deploy, going.clone(), false),
+            (None, Role::Deploy, going.clone(), false), // ECS's default is ROLLING
+            (
+                Some("ROLLING"),
+                Role::Deploy,
+                Some(dep(Primary, Some(Completed))),
+                true,
+            ),
+            (
+                Some("ROLLING"),
+                Role::Deploy,
+                Some(dep(Primary, Some(Failed))),
+                true,
+            ),
+            (
+                Some("ROLLING"),
+                Role::Deploy,
+                Some(dep(Active, Some(InProgress))),
+                true,
+            ),
+            (
+                Some("ROLLING"),
+                Role::Deploy,
+                Some(dep(Primary, None)),
+                true,
+            ),
+            (Some("ROLLING"), Role::Deploy, None, true), // not seen yet, or gone
+            (Some("ROLLING"), Role::Rollback, going.clone(), true),
+            (Some("BLUE_GREEN"), Role::Deploy, going.clone(), true),
+            (Some("LINEAR"), Role::Deploy, going.clone(), true),
+            (Some("CANARY"), Role::Deploy, going.clone(), true),
+        ];
+        for (i, (strategy, role, ours, want)) in cases.into_iter().enumerate() {
+            assert_eq!(find_due(strategy, role, ours.as_ref()), want, "case {i}");
         }
     }
 
