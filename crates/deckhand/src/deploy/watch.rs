@@ -957,13 +957,20 @@ pub fn read_due(
     !(role == Role::Deploy && rolling_in_progress && rolling_out(ours))
 }
 
-/// Whether this poll looks for the service deployment a deploy started (pure): not while the
-/// service's strategy is ROLLING (ECS's default) and ECS shows our deployment as PRIMARY and
-/// IN_PROGRESS; it is found, and read, in the poll where `deployments[]` shows a change, as
-/// [`read_due`] reads it. A short rolling watch so costs the calls it made before
-/// ServiceDeployments.
+/// Whether this poll looks for the service deployment a deploy started (pure). Not for a
+/// ROLLING service (ECS's default) while ECS shows our deployment as PRIMARY and IN_PROGRESS,
+/// nor once it shows it PRIMARY and COMPLETED: a rolling deployment completes only after its
+/// alarms' bake, so that is its success, read in the same poll. It is looked for when
+/// `deployments[]` shows anything else (failed, replaced, rolled back), for ECS's own account of
+/// why. A rolling watch so costs the calls, and answers as soon, as before ServiceDeployments.
 pub fn find_due(strategy: Option<&str>, role: Role, ours: Option<&DeploymentView>) -> bool {
-    !(role == Role::Deploy && strategy.unwrap_or("ROLLING") == "ROLLING" && rolling_out(ours))
+    let completed = ours.is_some_and(|d| {
+        d.status == DeploymentStatus::Primary
+            && matches!(d.rollout_state, Some(RolloutState::Completed))
+    });
+    !(role == Role::Deploy
+        && strategy.unwrap_or("ROLLING") == "ROLLING"
+        && (rolling_out(ours) || completed))
 }
 
 /// Our deployment, as `deployments[]` shows it, is ECS's PRIMARY and still rolling out.
@@ -1099,14 +1106,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_rolling_deployment_in_progress_is_read_again_only_once_deployments_show_a_change() {
-        let sd = |strategy: &str, status: &str| ServiceDeployment {
-            strategy: Some(strategy.into()),
-            status: status.into(),
-            ..Default::default()
-        };
-        let dep = |status, rollout| crate::aws::types::DeploymentView {
+    /// Our deployment as `deployments[]` shows it, with its status and rollout state.
+    fn dep(status: DeploymentStatus, rollout: Option<RolloutState>) -> DeploymentView {
+        DeploymentView {
             id: "ecs-svc/1".into(),
             status,
             task_definition: "td:2".into(),
@@ -1116,6 +1118,15 @@ mod tests {
             running: 0,
             pending: 1,
             failed: 0,
+        }
+    }
+
+    #[test]
+    fn a_rolling_deployment_in_progress_is_read_again_only_once_deployments_show_a_change() {
+        let sd = |strategy: &str, status: &str| ServiceDeployment {
+            strategy: Some(strategy.into()),
+            status: status.into(),
+            ..Default::default()
         };
         use DeploymentStatus::{Active, Primary};
         use RolloutState::{Completed, Failed, InProgress};
@@ -1196,17 +1207,6 @@ mod tests {
 
     #[test]
     fn a_rolling_deployments_service_deployment_is_looked_for_once_deployments_show_a_change() {
-        let dep = |status, rollout| crate::aws::types::DeploymentView {
-            id: "ecs-svc/1".into(),
-            status,
-            task_definition: "td:2".into(),
-            rollout_state: rollout,
-            rollout_reason: None,
-            desired: 1,
-            running: 0,
-            pending: 1,
-            failed: 0,
-        };
         use DeploymentStatus::{Active, Primary};
         use RolloutState::{Completed, Failed, InProgress};
         let going = Some(dep(Primary, Some(InProgress)));
@@ -1218,7 +1218,7 @@ mod tests {
                 Some("ROLLING"),
                 Role::Deploy,
                 Some(dep(Primary, Some(Completed))),
-                true,
+                false, // its success, with no need of ECS's account
             ),
             (
                 Some("ROLLING"),
