@@ -157,6 +157,9 @@ pub struct Watched {
     /// When the watch first saw its service deployment in BAKE_TIME: the bake's end, and so
     /// the verdict, is then foreseeable ([`bake_ending`]).
     bake_seen: Option<Instant>,
+    /// When its service deployment was last read, and what `deployments[]` showed then
+    /// ([`shape`]): a quick look reads it again only when that changed ([`sd_due`]).
+    sd_read: Option<(Instant, Vec<String>)>,
 }
 
 /// Where the search for a watched deployment's service deployment stands.
@@ -191,6 +194,7 @@ impl Watched {
             last_stage: String::new(),
             hooks_told: HashSet::new(),
             bake_seen: None,
+            sd_read: None,
         }
     }
 
@@ -433,16 +437,13 @@ impl<'a> Watcher<'a> {
                                 .expect("described because pending")
                         })
                         .collect();
-                    let mut ours_in: Vec<Option<&DeploymentView>> = vec![None; watched.len()];
-                    let mut strategy_of: Vec<Option<&str>> = vec![None; watched.len()];
+                    let mut looked_at: Vec<Looked> = vec![Looked::default(); watched.len()];
                     for (view, &k) in views.iter().zip(&of) {
-                        let id = &watched[k].deployment;
-                        ours_in[k] = view.deployments.iter().find(|d| &d.id == id);
-                        strategy_of[k] = view.strategy.as_deref();
+                        looked_at[k] = Looked::at(view, &watched[k].deployment);
                     }
-                    let (made, slow) = self
-                        .read_service_deployments(watched, &ours_in, &strategy_of)
-                        .await;
+                    let ours_in: Vec<Option<&DeploymentView>> =
+                        looked_at.iter().map(|l| l.ours).collect();
+                    let (made, slow) = self.read_service_deployments(watched, &looked_at).await;
                     calls += made;
                     slowed |= slow;
                     let now = Instant::now();
@@ -527,12 +528,8 @@ impl<'a> Watcher<'a> {
                             others_peak[k] = others_peak[k].max(others);
                             near |=
                                 ours_in[k].is_some_and(|d| verdict_near(d, others, others_peak[k]));
-                            let bake = w
-                                .service_deployment_view
-                                .as_ref()
-                                .and_then(|sd| Some((sd.bake_minutes?, w.bake_seen?.elapsed())));
-                            near |= bake.is_some_and(|(minutes, baked)| {
-                                bake_ending(minutes, baked, self.poll)
+                            near |= w.service_deployment_view.as_ref().is_some_and(|sd| {
+                                stage_near(sd, w.bake_seen.map(|t| t.elapsed()), self.poll)
                             });
                             self.progress(w, view, several);
                         } else {
@@ -613,8 +610,7 @@ impl<'a> Watcher<'a> {
     async fn read_service_deployments(
         &self,
         watched: &mut [Watched],
-        ours_in: &[Option<&DeploymentView>],
-        strategy_of: &[Option<&str>],
+        looked_at: &[Looked<'_>],
     ) -> (u64, bool) {
         let (mut calls, mut throttled) = (0u64, false);
         // The lookups run side by side: one after another, each retried through throttling,
@@ -624,7 +620,7 @@ impl<'a> Watcher<'a> {
                 let w = &watched[i];
                 w.verdict.is_none()
                     && matches!(w.service_deployment, Lookup::Looking(_))
-                    && find_due(strategy_of[i], w.role, ours_in[i])
+                    && find_due(looked_at[i].strategy, w.role, looked_at[i].ours)
             })
             .collect();
         let found: Vec<Result<sdeploy::Found>> = {
@@ -678,11 +674,18 @@ impl<'a> Watcher<'a> {
                 }
             }
         }
+        let now = Instant::now();
         let arns: Vec<String> = watched
             .iter()
-            .zip(ours_in)
-            .filter(|(w, ours)| {
-                w.verdict.is_none() && read_due(w.service_deployment_view.as_ref(), w.role, **ours)
+            .zip(looked_at)
+            .filter(|(w, l)| {
+                let since = w
+                    .sd_read
+                    .as_ref()
+                    .map(|(at, shape)| (now - *at, shape != &l.shape));
+                w.verdict.is_none()
+                    && read_due(w.service_deployment_view.as_ref(), w.role, l.ours)
+                    && sd_due(since, self.poll)
             })
             .filter_map(|(w, _)| match &w.service_deployment {
                 Lookup::Found(arn) => Some(arn.clone()),
@@ -702,7 +705,11 @@ impl<'a> Watcher<'a> {
             }
         };
         let several = watched.len() > 1;
-        for w in watched.iter_mut().filter(|w| w.verdict.is_none()) {
+        for (w, l) in watched
+            .iter_mut()
+            .zip(looked_at)
+            .filter(|(w, _)| w.verdict.is_none())
+        {
             let Lookup::Found(arn) = &w.service_deployment else {
                 continue;
             };
@@ -733,6 +740,7 @@ impl<'a> Watcher<'a> {
                     ));
                 }
             }
+            w.sd_read = Some((now, l.shape.clone()));
             if sd.stage.as_deref() == Some("BAKE_TIME") {
                 w.bake_seen.get_or_insert_with(Instant::now);
             } else {
@@ -939,6 +947,47 @@ pub struct Pace {
     pub services: usize,
 }
 
+/// What one DescribeServices round showed of a watched service: our deployment, the service's
+/// strategy and the shape of its `deployments[]`.
+#[derive(Debug, Clone, Default)]
+pub struct Looked<'v> {
+    pub ours: Option<&'v DeploymentView>,
+    pub strategy: Option<&'v str>,
+    pub shape: Vec<String>,
+}
+
+impl<'v> Looked<'v> {
+    pub fn at(view: &'v ecs::ServiceView, deployment: &str) -> Self {
+        Looked {
+            ours: view.deployments.iter().find(|d| d.id == deployment),
+            strategy: view.strategy.as_deref(),
+            shape: shape(&view.deployments),
+        }
+    }
+}
+
+/// The deployments a service lists, each with its status and rollout state (pure): what
+/// changes when a deployment starts, ends, fails or leaves, and not as tasks come and go.
+pub fn shape(deployments: &[DeploymentView]) -> Vec<String> {
+    deployments
+        .iter()
+        .map(|d| format!("{} {:?} {:?}", d.id, d.status, d.rollout_state))
+        .collect()
+}
+
+/// Whether a found service deployment is read on this look (pure; `since` is how long ago it
+/// was last read and whether `deployments[]` changed shape since, `None` if never): on the
+/// first look, once a `poll` has passed (the fifth off absorbs the jitter), and on a quick look
+/// only where `deployments[]` shows a change. A quick look near a verdict so costs one call,
+/// DescribeServices: the end of a blue/green, linear or canary deployment shows there first, as
+/// its old deployment leaves.
+pub fn sd_due(since: Option<(Duration, bool)>, poll: Duration) -> bool {
+    match since {
+        None => true,
+        Some((ago, changed)) => changed || ago.saturating_mul(5) >= poll.saturating_mul(4),
+    }
+}
+
 /// Whether this poll reads a found service deployment again (pure). Always, but for a rolling
 /// update that ECS still shows as our PRIMARY deployment IN_PROGRESS: there `deployments[]`
 /// tells first when anything changes (completed, failed, rolled back, replaced), and the service
@@ -1031,6 +1080,17 @@ pub fn verdict_near(ours: &verdict::DeploymentView, others: i32, others_peak: i3
         others < others_peak
     } else {
         ours.desired > 0 && ours.running >= ours.desired
+    }
+}
+
+/// Whether the stage a service deployment is in may end it any moment (pure): CLEAN_UP (the
+/// last; it ends as the old tasks are gone, which `deployments[]` shows), or the last seconds
+/// of BAKE_TIME (seen in it for `baked`; [`bake_ending`]).
+pub fn stage_near(sd: &ServiceDeployment, baked: Option<Duration>, poll: Duration) -> bool {
+    match (sd.stage.as_deref(), sd.bake_minutes, baked) {
+        (Some("CLEAN_UP"), _, _) => true,
+        (Some("BAKE_TIME"), Some(minutes), Some(baked)) => bake_ending(minutes, baked, poll),
+        _ => false,
     }
 }
 
@@ -1366,6 +1426,72 @@ mod tests {
                 "ours {running}/{desired}, others {others} of {peak}"
             );
         }
+    }
+
+    #[test]
+    fn a_service_deployment_is_near_its_end_in_clean_up_and_the_last_seconds_of_its_bake() {
+        let s = Duration::from_secs;
+        let at = |stage: &str| ServiceDeployment {
+            stage: Some(stage.into()),
+            bake_minutes: Some(1),
+            ..Default::default()
+        };
+        // (stage, seen in BAKE_TIME for, near)
+        for (stage, baked, near) in [
+            ("CLEAN_UP", None, true),
+            ("BAKE_TIME", Some(s(0)), false),
+            ("BAKE_TIME", Some(s(55)), true),
+            ("BAKE_TIME", None, false), // not timed: the watch did not see it begin
+            ("PRODUCTION_TRAFFIC_SHIFT", None, false),
+            ("SCALE_UP", None, false),
+        ] {
+            assert_eq!(
+                stage_near(&at(stage), baked, s(3)),
+                near,
+                "{stage} {baked:?}"
+            );
+        }
+        let unknown_bake = ServiceDeployment {
+            stage: Some("BAKE_TIME".into()),
+            ..Default::default()
+        };
+        assert!(!stage_near(&unknown_bake, Some(s(600)), s(3)));
+    }
+
+    #[test]
+    fn a_service_deployment_is_read_each_poll_and_on_quick_looks_when_deployments_change() {
+        let ms = Duration::from_millis;
+        // (last read: how long ago, deployments[] changed since; read now)
+        for (since, due) in [
+            (None, true),
+            (Some((ms(750), false)), false), // a quick look: DescribeServices is enough
+            (Some((ms(750), true)), true),   // the old deployment left, or ours changed
+            (Some((ms(2399), false)), false),
+            (Some((ms(2400), false)), true), // a poll, less the jitter
+            (Some((ms(3000), false)), true),
+        ] {
+            assert_eq!(sd_due(since, Duration::from_secs(3)), due, "{since:?}");
+        }
+    }
+
+    #[test]
+    fn the_shape_of_deployments_changes_as_deployments_come_go_and_end_not_as_tasks_run() {
+        use DeploymentStatus::{Active, Primary};
+        use RolloutState::{Completed, InProgress};
+        let mut green = dep(Primary, Some(InProgress));
+        let mut blue = dep(Active, Some(Completed));
+        blue.id = "ecs-svc/0".into();
+        let both = shape(&[green.clone(), blue.clone()]);
+        green.running = 1;
+        blue.running = 0;
+        assert_eq!(
+            shape(&[green.clone(), blue.clone()]),
+            both,
+            "counts do not count"
+        );
+        assert_ne!(shape(&[green.clone()]), both, "the old deployment left");
+        green.rollout_state = Some(Completed);
+        assert_ne!(shape(&[green, blue]), both, "ours completed");
     }
 
     #[test]
