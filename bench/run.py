@@ -347,8 +347,15 @@ def deploy_tools(deckhand, env, bed):
         os.unlink(td.name)
         return combine(runs)
 
-    return [("deckhand", with_deckhand), ("ecs-deploy", with_ecs_deploy),
-            ("aws CLI: register + update + wait", with_aws_cli)]
+    tools = [("deckhand", with_deckhand), ("ecs-deploy", with_ecs_deploy),
+             ("aws CLI: register + update + wait", with_aws_cli)]
+    # BENCH_TOOLS: only these (deckhand, ecs-deploy, aws), e.g. to measure a change of deckhand's
+    # beside figures of the others taken before.
+    wanted = os.environ.get("BENCH_TOOLS")
+    if wanted:
+        names = {w.strip() for w in wanted.split(",")}
+        tools = [t for t in tools if t[0].split()[0].rstrip(":") in names]
+    return tools
 
 
 def success_rows(sb, deckhand, env, bed, prefix, container=None, runs=RUNS):

@@ -921,11 +921,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The watch's budget of ECS calls, per service watched: on average at most this many per
 /// `poll`. Looking every `poll` costs one and a half (DescribeServices, and ListTasks every
-/// other `poll`); the rest pays for the quicker looks near a verdict. With the default 3 s
-/// poll that is 45 calls a minute; ecs-deploy, at its default one-second sleep, makes one
-/// DescribeServices call a second plus the time the call takes (60 a minute at most, about 60
-/// measured on the sandbox).
-pub const CALLS_PER_POLL: f64 = 2.25;
+/// other `poll`), two and a half for a blue/green, linear or canary deployment (its service
+/// deployment too); the rest pays for the quicker looks near a verdict. With the default 3 s
+/// poll that is 60 calls a minute, what ecs-deploy makes at its default one-second sleep at
+/// the most (one DescribeServices call a second plus the time the call takes; 66 to 99 a
+/// minute measured on the sandbox).
+pub const CALLS_PER_POLL: f64 = 3.0;
 
 /// Calls per service the watch may make beyond [`CALLS_PER_POLL`], so that the quick looks of
 /// a short rollout do not wait for the budget to fill up.
@@ -1326,12 +1327,12 @@ mod tests {
             (pace(false, 3, 3, 18000), 0.5, ms(24000)),
             (pace(false, 4, 4, 42000), 0.5, MAX_BACKOFF),
             (pace(false, 40, 40, 600_000), 1.0, ms(36000)),
-            // the budget: 4 + 2.25 per 3 s; 10 calls after 4 s may make the 11th at 9.33 s
-            (pace(true, 0, 10, 4000), 0.5, ms(5333)),
+            // the budget: 4 + 3 per 3 s; 12 calls after 4 s may make the 13th at 9 s
+            (pace(true, 0, 12, 4000), 0.5, ms(5000)),
             (pace(true, 0, 6, 4500), 0.5, NEAR_POLL),
             // a budget wait is not shortened by jitter, and far polls stay far
-            (pace(true, 0, 10, 4000), 0.0, ms(5333)),
-            (pace(false, 0, 10, 4000), 1.0, ms(5333)),
+            (pace(true, 0, 12, 4000), 0.0, ms(5000)),
+            (pace(false, 0, 12, 4000), 1.0, ms(5000)),
             (pace(false, 0, 10, 9000), 0.5, S3),
         ];
         for (p, draw, want) in cases {
@@ -1371,12 +1372,12 @@ mod tests {
         for (services, calls, elapsed, want) in [
             (1, 0, s(0), Duration::ZERO),
             (1, 3, s(0), Duration::ZERO), // the allowance: the 4th call at once
-            (1, 4, s(0), ms(1333)),       // the 5th at (5 − 4) / 2.25 × 3 s
+            (1, 4, s(0), ms(1000)),       // the 5th at (5 − 4) / 3 × 3 s
             (1, 4, s(10), Duration::ZERO),
-            (1, 100, s(120), ms(9333)), // long past the allowance: the 101st at 129.3 s
+            (1, 100, s(90), ms(7000)), // long past the allowance: the 101st at 97 s
             (10, 30, s(0), Duration::ZERO),
-            (50, 200, s(0), ms(133)), // 5 DescribeServices a round
-            (0, 4, s(0), ms(1333)),   // as for one
+            (50, 200, s(0), ms(100)), // 5 DescribeServices a round
+            (0, 4, s(0), ms(1000)),   // as for one
         ] {
             let p = Pace {
                 services,
