@@ -10,7 +10,7 @@ venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RU
 
 It brings up the local bed (scripts/bed up) unless one is running already (DECKHAND_BED_DIR
 names another checkout's, as scripts/bed reads it), and builds the release binary if there is
-none.
+none. BENCH_TOOLS (deckhand,ecs-deploy,aws) runs only those tools.
 
 Everything talks to loopback only. Measurements of a child process (CPU time, peak RSS) come from
 wait4(2) on that process.
