@@ -441,8 +441,6 @@ impl<'a> Watcher<'a> {
                     for (view, &k) in views.iter().zip(&of) {
                         looked_at[k] = Looked::at(view, &watched[k].deployment);
                     }
-                    let ours_in: Vec<Option<&DeploymentView>> =
-                        looked_at.iter().map(|l| l.ours).collect();
                     let (made, slow) = self.read_service_deployments(watched, &looked_at).await;
                     calls += made;
                     slowed |= slow;
@@ -453,7 +451,7 @@ impl<'a> Watcher<'a> {
                         .enumerate()
                         .filter_map(|(i, &k)| {
                             let w = &watched[k];
-                            let ours = ours_in[k];
+                            let ours = looked_at[k].ours;
                             let failed = ours.map_or(0, |d| d.failed);
                             let running = ours.map(|d| d.running);
                             let fell = matches!((ran[k], running), (Some(a), Some(b)) if b < a);
@@ -526,8 +524,9 @@ impl<'a> Watcher<'a> {
                                 .map(|d| d.running)
                                 .sum();
                             others_peak[k] = others_peak[k].max(others);
-                            near |=
-                                ours_in[k].is_some_and(|d| verdict_near(d, others, others_peak[k]));
+                            near |= looked_at[k]
+                                .ours
+                                .is_some_and(|d| verdict_near(d, others, others_peak[k]));
                             near |= w.service_deployment_view.as_ref().is_some_and(|sd| {
                                 stage_near(sd, w.bake_seen.map(|t| t.elapsed()), self.poll)
                             });
@@ -1004,7 +1003,7 @@ pub fn read_due(
     };
     let rolling_in_progress = sd.strategy.as_deref() == Some("ROLLING")
         && matches!(sd.status.as_str(), "PENDING" | "IN_PROGRESS");
-    !(role == Role::Deploy && rolling_in_progress && rolling_out(ours))
+    !(role == Role::Deploy && rolling_in_progress && primary_in(ours, RolloutState::InProgress))
 }
 
 /// Whether this poll looks for the service deployment a deploy started (pure). Not for a
@@ -1014,21 +1013,15 @@ pub fn read_due(
 /// `deployments[]` shows anything else (failed, replaced, rolled back), for ECS's own account of
 /// why. A rolling watch so costs the calls, and answers as soon, as before ServiceDeployments.
 pub fn find_due(strategy: Option<&str>, role: Role, ours: Option<&DeploymentView>) -> bool {
-    let completed = ours.is_some_and(|d| {
-        d.status == DeploymentStatus::Primary
-            && matches!(d.rollout_state, Some(RolloutState::Completed))
-    });
     !(role == Role::Deploy
         && strategy.unwrap_or("ROLLING") == "ROLLING"
-        && (rolling_out(ours) || completed))
+        && (primary_in(ours, RolloutState::InProgress)
+            || primary_in(ours, RolloutState::Completed)))
 }
 
-/// Our deployment, as `deployments[]` shows it, is ECS's PRIMARY and still rolling out.
-fn rolling_out(ours: Option<&DeploymentView>) -> bool {
-    ours.is_some_and(|d| {
-        d.status == DeploymentStatus::Primary
-            && matches!(d.rollout_state, Some(RolloutState::InProgress))
-    })
+/// Our deployment, as `deployments[]` shows it, is ECS's PRIMARY with rollout state `state`.
+fn primary_in(ours: Option<&DeploymentView>, state: RolloutState) -> bool {
+    ours.is_some_and(|d| d.status == DeploymentStatus::Primary && d.rollout_state == Some(state))
 }
 
 /// The interval before the next look (pure; `draw` is uniform in [0, 1) and gives the ±20 %
@@ -1101,7 +1094,7 @@ pub fn stage_near(sd: &ServiceDeployment, baked: Option<Duration>, poll: Duratio
 /// `poll` earlier. A bake of hours is watched at `poll` until its last seconds.
 pub fn bake_ending(minutes: i32, baked: Duration, poll: Duration) -> bool {
     let bake = Duration::from_secs(60 * u64::try_from(minutes.max(0)).unwrap_or(0));
-    baked + poll.mul_f64(1.2) + poll.mul_f64(1.2) >= bake
+    baked + poll.mul_f64(2.4) >= bake
 }
 
 /// Whether a deployment's stopped tasks are due a look (ListTasks) this poll (pure): at once
