@@ -5,7 +5,7 @@ Runs on the local bed (Docker engine, registry, moto, the aws CLI and ecs-deploy
 venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RUNS runs (default
 5). Timing is measured here and reported, never asserted. Usage:
 
-    bench/run.py [overhead late slow failure strategies context rerun fleet startup]...
+    bench/run.py [overhead late slow failure strategies context cache rerun fleet startup]...
                                                                               (default: all)
 
 It brings up the local bed (scripts/bed up) unless one is running already (DECKHAND_BED_DIR
@@ -51,7 +51,8 @@ def bed_env():
         if line.startswith("export "):
             key, _, value = line[len("export "):].partition("=")
             env[key] = value.strip("'\"")
-    for key in [k for k in env if k.startswith("DECKHAND_") and not k.startswith("DECKHAND_TEST")]:
+    for key in [k for k in env if k.startswith("DECKHAND_")
+                and not k.startswith(("DECKHAND_TEST", "DECKHAND_BED"))]:
         del env[key]
     # boto3 (ecs-deploy) reads the region from AWS_DEFAULT_REGION.
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
@@ -552,7 +553,8 @@ def scenario_strategies(sb, deckhand, env, bed):
 def scenario_context(deckhand, env, bed):
     print("\n## Build context: time to the first build step, and the client's peak RSS\n")
     print("(a source tree of N files of 1 KiB, and a `node_modules` of 2N files excluded by "
-          "`.dockerignore`; the same engine)\n")
+          "`.dockerignore`; the same engine; the first step is `COPY src /src` starting under "
+          "deckhand's BuildKit, `Step 1/` under the classic builder)\n")
     print("| files | deckhand: first step | deckhand: peak RSS | docker build: first step | "
           "docker build: peak RSS |")
     print("|---|---|---|---|---|")
@@ -574,7 +576,7 @@ def scenario_context(deckhand, env, bed):
             ours.append(measure([deckhand, "push", "--repository", f"bench/ctx{n}", "--registry",
                                  bed["DECKHAND_TEST_REGISTRY"], "--create-repository", "--force",
                                  "--sha", f"{i:040x}", "--context", tree], moto,
-                                marker="Step 1/"))
+                                marker="COPY src /src"))
             theirs.append(measure(["docker", "build", "-t", f"bench-ctx{n}:{i}", tree],
                                   dict(env, DOCKER_BUILDKIT="0"), marker="Step 1/"))
         shutil.rmtree(tree)
@@ -618,6 +620,102 @@ def scenario_rerun(deckhand, env, bed):
         print(f"| {label} | {fmt(median(r['wall'] for r in rows), ' s')} "
               f"| {fmt(median(r['cpu'] for r in rows), ' s')} "
               f"| {fmt(median(r['rss'] for r in rows), ' MiB', 1)} |")
+
+
+def forget_locally(env, reference):
+    """Deletes the engine's images of `reference` (a repository) and all its build cache, as on
+    a new CI machine."""
+    ids = subprocess.run(["docker", "image", "ls", "-q", "--filter", f"reference={reference}"],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *ids], env=env, capture_output=True, check=True)
+    subprocess.run(["docker", "builder", "prune", "-af"], env=env, capture_output=True,
+                   check=True)
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.email=bench@example.invalid", "-c", "user.name=bench",
+                    *args], cwd=cwd, check=True, capture_output=True)
+
+
+# Builds with the registry's cache, in a row: enough to show how often the slow step is cached
+# once the engine's inline cache metadata has been through fully cached builds.
+WARM_RUNS = max(RUNS, 8)
+
+
+def scenario_cache(deckhand, env, bed):
+    print("\n## A fresh engine: a cold build against one with the registry's cache\n")
+    print("(a context whose slow step, `RUN sleep 6` standing in for `bundle install`, is the same "
+          "in every commit; before each build the engine's images of the repository and all its "
+          "build cache are deleted, as on a new CI machine; each build is of a new commit that "
+          "changes one copied file; the same engine and registry; the cached rows are "
+          f"{WARM_RUNS} builds in a row)\n")
+    print("| build | wall | slow step |")
+    print("|---|---|---|")
+    moto = dict(env, AWS_ENDPOINT_URL=bed["AWS_ENDPOINT_URL"])
+    registry = bed["DECKHAND_TEST_REGISTRY"]
+    app = tempfile.mkdtemp(prefix="bench-cache-")
+    with open(os.path.join(app, "Dockerfile"), "w") as f:
+        f.write(f"FROM {bed['DECKHAND_TEST_BASE_IMAGE']}\nRUN sleep 6 && echo slow > /slow\n"
+                "COPY app.txt /app.txt\n")
+    counter = {"n": 0}
+
+    def new_commit():
+        counter["n"] += 1
+        with open(os.path.join(app, "app.txt"), "w") as f:
+            f.write(f"change {counter['n']}\n")
+        git(app, "add", "-A")
+        git(app, "commit", "-q", "-m", f"change {counter['n']}")
+
+    git(app, "init", "-q")
+    new_commit()
+    repo = "bench/cache"
+    push = [deckhand, "push", "--repository", repo, "--registry", registry,
+            "--create-repository", "--context", app]
+    first = measure(push, moto, cwd=app)  # the image the next builds take their cache from
+    if first["code"] != 0:
+        raise SystemExit(f"bench: the first cached build failed:\n{first['err']}")
+
+    def deckhand_build(extra):
+        forget_locally(env, f"{registry}/{repo}")
+        new_commit()
+        return measure(push + extra, moto, cwd=app)
+
+    def slow(run, cached_marker):
+        return "cached" if cached_marker in run["err"] + run["out"] else "ran"
+
+    rows = [("deckhand push --no-cache (cold)", [deckhand_build(["--no-cache"])
+                                                  for _ in range(RUNS)], " ... CACHED"),
+            ("deckhand push (cache from the last three SHA images in the registry)",
+             [deckhand_build([]) for _ in range(WARM_RUNS)], "sleep 6 && echo slow > /slow ... CACHED")]
+    config = bed.get("DECKHAND_BED_DOCKER_CONFIG")
+    if config and os.path.exists(os.path.join(config, "cli-plugins", "docker-buildx")):
+        docker_env = dict(env, DOCKER_CONFIG=config)
+        subprocess.run(["docker", "login", registry, "-u", "AWS", "--password-stdin"],
+                       input=bed["DECKHAND_TEST_REGISTRY_PASSWORD"], text=True, env=docker_env,
+                       check=True, capture_output=True)
+        ref = f"{registry}/bench/cache-buildx"
+
+        def buildx(extra):
+            forget_locally(env, ref)
+            new_commit()
+            return measure(["docker", "buildx", "build", "--progress", "plain", "--network",
+                            "none", "--build-arg", "BUILDKIT_INLINE_CACHE=1", "-t",
+                            f"{ref}:{counter['n']}", "--push", *extra, app], docker_env)
+        buildx([])
+        rows.append(("docker buildx build --no-cache + push (cold)",
+                     [buildx(["--no-cache"]) for _ in range(RUNS)], " CACHED"))
+        rows.append(("docker buildx build --cache-from type=registry + push",
+                     [buildx(["--cache-from", f"type=registry,ref={ref}:{counter['n']}"])
+                      for _ in range(WARM_RUNS)], " CACHED"))
+    shutil.rmtree(app)
+    for label, runs, marker in rows:
+        failed = [r for r in runs if r["code"] != 0]
+        if failed:
+            raise SystemExit(f"bench: {label} failed:\n{failed[0]['err']}")
+        cached = sum(1 for r in runs if slow(r, marker) == "cached")
+        print(f"| {label} | {fmt(median(r['wall'] for r in runs), ' s')} "
+              f"| cached in {cached} of {len(runs)} |")
 
 
 def scenario_fleet(sb, deckhand, env, bed):
@@ -669,7 +767,7 @@ def scenario_startup(deckhand, env, bed):
 
 def main():
     wanted = sys.argv[1:] or ["overhead", "late", "slow", "failure", "strategies", "context",
-                              "rerun", "fleet", "startup"]
+                              "cache", "rerun", "fleet", "startup"]
     # One command: the bed (left as it is when it runs) and a release build when there is none.
     if not bed_running():
         subprocess.run([os.path.join(ROOT, "scripts/bed"), "up"], check=True,
@@ -705,6 +803,8 @@ def main():
                 scenario_rerun(deckhand, env, bed)
             elif w == "fleet":
                 scenario_fleet(sb, deckhand, env, bed)
+            elif w == "cache":
+                scenario_cache(deckhand, env, bed)
             elif w == "startup":
                 scenario_startup(deckhand, env, bed)
             else:

@@ -511,6 +511,43 @@ pub struct BuildArgs {
     /// Allow uncommitted changes; the image is tagged `<sha>-dirty`.
     #[arg(long, env = "DECKHAND_ALLOW_DIRTY")]
     pub allow_dirty: bool,
+
+    /// Image builder: auto (BuildKit when the engine has it), buildkit, or legacy (the engine's
+    /// classic builder) [default: auto].
+    #[arg(long, value_enum, env = "DECKHAND_BUILDER")]
+    pub builder: Option<crate::image::options::BuilderChoice>,
+
+    /// Build secret for `RUN --mount=type=secret,id=NAME` (repeatable): from a file or an
+    /// environment variable, never in the image or its history.
+    #[arg(
+        long = "secret",
+        value_name = "id=NAME,src=FILE|env=VAR",
+        env = "DECKHAND_SECRET",
+        value_delimiter = '\n'
+    )]
+    pub secrets: Vec<String>,
+
+    /// Platform to build for, e.g. linux/arm64 (default: the engine's).
+    #[arg(long, value_name = "OS/ARCH", env = "DECKHAND_PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Image whose layers may serve as build cache, e.g. the repository's `latest` (repeatable).
+    #[arg(
+        long = "cache-from",
+        value_name = "REF",
+        env = "DECKHAND_CACHE_FROM",
+        value_delimiter = '\n'
+    )]
+    pub cache_from: Vec<String>,
+
+    /// Build without any cache: no local layers, no registry cache import.
+    #[arg(long, env = "DECKHAND_NO_CACHE")]
+    pub no_cache: bool,
+
+    /// Network for RUN steps: default (the engine's bridge), host, or none (default: none on an
+    /// engine without a bridge network).
+    #[arg(long, value_enum, env = "DECKHAND_BUILD_NETWORK")]
+    pub build_network: Option<crate::image::options::BuildNetwork>,
 }
 
 #[cfg(test)]
@@ -565,6 +602,17 @@ mod tests {
                     "create_repository",
                     "force",
                     "allow_dirty",
+                ][..],
+                "Image and build",
+            ),
+            (
+                &[
+                    "builder",
+                    "secrets",
+                    "platform",
+                    "cache_from",
+                    "no_cache",
+                    "build_network",
                 ][..],
                 "Image and build",
             ),
@@ -626,5 +674,29 @@ mod tests {
         assert!(args.build.allow_dirty);
         assert!(!args.build.force);
         assert_eq!(args.build.build_args, vec!["A=1", "B=2"]);
+
+        std::env::set_var("DECKHAND_SECRET", "id=a,env=A\nid=b,src=b.txt");
+        std::env::set_var("DECKHAND_CACHE_FROM", "web:latest\nweb:main");
+        std::env::set_var("DECKHAND_NO_CACHE", "true");
+        std::env::set_var("DECKHAND_BUILDER", "buildkit");
+        let cli = Cli::try_parse_from(["deckhand", "push", "--repository", "web"]).unwrap();
+        for name in [
+            "DECKHAND_SECRET",
+            "DECKHAND_CACHE_FROM",
+            "DECKHAND_NO_CACHE",
+            "DECKHAND_BUILDER",
+        ] {
+            std::env::remove_var(name);
+        }
+        let Command::Push(args) = cli.command else {
+            panic!("push expected")
+        };
+        assert_eq!(args.build.secrets, vec!["id=a,env=A", "id=b,src=b.txt"]);
+        assert_eq!(args.build.cache_from, vec!["web:latest", "web:main"]);
+        assert!(args.build.no_cache);
+        assert_eq!(
+            args.build.builder,
+            Some(crate::image::options::BuilderChoice::BuildKit)
+        );
     }
 }

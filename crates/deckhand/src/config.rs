@@ -60,6 +60,19 @@ pub struct Build {
     #[serde(default)]
     pub tags: Vec<String>,
     pub create_repository: Option<bool>,
+    /// `auto`, `buildkit` or `legacy`.
+    pub builder: Option<crate::image::options::BuilderChoice>,
+    /// Build secrets, each as `--secret` takes it: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// e.g. `linux/arm64`.
+    pub platform: Option<String>,
+    /// Images whose layers may serve as build cache.
+    #[serde(default)]
+    pub cache_from: Vec<String>,
+    pub no_cache: Option<bool>,
+    /// `default`, `host` or `none`.
+    pub build_network: Option<crate::image::options::BuildNetwork>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -196,6 +209,11 @@ secret-names = ["HMAC", "LICENSE_BLOB"]
 context = "app"
 args = { RAILS_ENV = "production" }
 tags = ["latest"]
+builder = "buildkit"
+secrets = ["id=npm,env=NPM_TOKEN"]
+platform = "linux/arm64"
+cache-from = ["team/app:latest"]
+no-cache = true
 
 [[services]]
 name = "web"
@@ -225,6 +243,14 @@ mod tests {
         assert_eq!(file.build.context, Some(PathBuf::from("app")));
         assert_eq!(file.build.args["RAILS_ENV"], "production");
         assert_eq!(file.build.tags, vec!["latest"]);
+        assert_eq!(
+            file.build.builder,
+            Some(crate::image::options::BuilderChoice::BuildKit)
+        );
+        assert_eq!(file.build.secrets, vec!["id=npm,env=NPM_TOKEN"]);
+        assert_eq!(file.build.platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(file.build.cache_from, vec!["team/app:latest"]);
+        assert_eq!(file.build.no_cache, Some(true));
         let names: Vec<_> = file.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["web", "worker"]);
         assert_eq!(file.services[0].containers, vec!["web"]);

@@ -91,6 +91,26 @@ pub fn strip_credentials(url: &str) -> String {
     url.to_string()
 }
 
+/// A tag deckhand gives a commit: its full SHA, 40 (or, for SHA-256 repositories, 64) lowercase
+/// hex digits (pure).
+pub fn looks_like_sha(tag: &str) -> bool {
+    matches!(tag.len(), 40 | 64) && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Up to `n` commits before `sha`, newest first; empty where git cannot tell (no checkout, a
+/// shallow clone).
+pub async fn ancestors(dir: &Path, sha: &str, n: usize) -> Vec<String> {
+    let max = format!("--max-count={n}");
+    match git(dir, &["rev-list", &max, "--skip=1", sha]).await {
+        Ok(out) => out
+            .lines()
+            .map(str::to_string)
+            .filter(|l| looks_like_sha(l))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 async fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .arg("-C")
@@ -119,6 +139,17 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha_tags_are_full_lowercase_hex() {
+        let full = "0123456789abcdef0123456789abcdef01234567";
+        assert!(looks_like_sha(full));
+        assert!(looks_like_sha(&full.repeat(2)[..64]));
+        assert!(!looks_like_sha(&full[..12]));
+        assert!(!looks_like_sha(&full.to_uppercase()));
+        assert!(!looks_like_sha(&format!("{full}-dirty")));
+        assert!(!looks_like_sha("latest"));
+    }
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| {

@@ -17,4 +17,8 @@ pub struct PushOutcome {
     pub skipped: bool,
     pub repository_uri: String,
     pub sha: String,
+    /// The image's CPU architecture (`amd64`, `arm64`) where known, for the deploy's check
+    /// against the task definition's runtime platform.
+    #[serde(skip)]
+    pub architecture: Option<String>,
 }

@@ -12,6 +12,7 @@ use crate::config;
 use crate::deploy::shape;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::error::{Error, Result};
+use crate::image::options::{BuildSecret, BuilderChoice, Platform};
 
 /// How long a deployment (and again a rollback) is watched when nothing says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -71,8 +72,8 @@ pub struct ServiceSettings {
 pub enum ImageSource {
     /// `--image`: deploy this reference as it is.
     Given(String),
-    /// `--repository`: build and push first.
-    Build(PushSettings),
+    /// `--repository`: build and push first (boxed: it is much the larger).
+    Build(Box<PushSettings>),
 }
 
 /// How a deployment (or a rollback) is watched.
@@ -99,6 +100,19 @@ pub struct PushSettings {
     pub create_repository: bool,
     pub force: bool,
     pub allow_dirty: bool,
+    /// `--builder`: which of the engine's builders runs the build.
+    pub builder: BuilderChoice,
+    /// `--secret`s, each id once, each found (file readable, variable set) when resolved; the
+    /// values are read when the build asks for them, never kept here.
+    pub secrets: Vec<BuildSecret>,
+    /// `--platform`; `None`: the engine's own.
+    pub platform: Option<Platform>,
+    /// `--build-network`; `None`: the engine's default (none where it has no bridge).
+    pub network: Option<crate::image::options::BuildNetwork>,
+    /// `--cache-from` references, each an image reference, each once, in order.
+    pub cache_from: Vec<String>,
+    /// `--no-cache`: no local layers, no registry cache import.
+    pub no_cache: bool,
     /// Look, change nothing: no repository created, nothing built, pushed or tagged.
     pub dry_run: bool,
 }
@@ -185,10 +199,11 @@ impl DeploySettings {
                         &args.build,
                         &f.build,
                         env("DECKHAND_CREATE_REPOSITORY").is_some(),
+                        env("DECKHAND_NO_CACHE").is_some_and(|v| !v.trim().is_empty()),
                     );
                     let mut push = PushSettings::resolve(repository, &build, env)?;
                     push.dry_run = args.dry_run;
-                    ImageSource::Build(push)
+                    ImageSource::Build(Box::new(push))
                 }
                 (None, None) => return Err(Error::usage(
                     "name the image: --image IMAGE, or --repository REPO to build and push one \
@@ -323,6 +338,29 @@ impl PushSettings {
             Some(r) if !r.trim().is_empty() => Some(validate_registry(r)?),
             _ => None,
         };
+        let builder = args.builder.unwrap_or_default();
+        let secrets = secrets(&args.secrets, builder, &env)?;
+        let platform = match args.platform.as_deref().map(str::trim) {
+            Some(p) if !p.is_empty() => Some(Platform::parse(p).map_err(Error::usage)?),
+            _ => None,
+        };
+        let mut cache_from: Vec<String> = Vec::new();
+        for image in args
+            .cache_from
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
+            crate::image::reference::ImageRef::parse(image).map_err(|why| {
+                Error::usage(format!(
+                    "--cache-from {image:?} is not an image reference: {why}; give one such as \
+                     team/web:latest or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web:latest"
+                ))
+            })?;
+            if !cache_from.iter().any(|c| c == image) {
+                cache_from.push(image.to_string());
+            }
+        }
         Ok(Self {
             repository: repository.to_string(),
             context: args.context.clone().unwrap_or_else(|| PathBuf::from(".")),
@@ -335,6 +373,12 @@ impl PushSettings {
             create_repository: args.create_repository,
             force: args.force,
             allow_dirty: args.allow_dirty,
+            builder,
+            secrets,
+            platform,
+            network: args.build_network,
+            cache_from,
+            no_cache: args.no_cache,
             dry_run: false,
         })
     }
@@ -502,10 +546,47 @@ fn pre_deploy(args: &DeployArgs, file: &config::File) -> Result<Vec<config::PreD
     }
 }
 
+/// `--secret`s parsed, each id once, and each found now (its file readable, its variable set);
+/// they need BuildKit, so `--builder legacy` with any is refused.
+fn secrets(
+    given: &[String],
+    builder: BuilderChoice,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<BuildSecret>> {
+    let mut out: Vec<BuildSecret> = Vec::new();
+    for raw in given.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let secret = BuildSecret::parse(raw).map_err(Error::usage)?;
+        if out.iter().any(|s| s.id == secret.id) {
+            return Err(Error::usage(format!(
+                "--secret id={} is given twice: give each secret id once",
+                secret.id
+            )));
+        }
+        out.push(secret);
+    }
+    if !out.is_empty() && builder == BuilderChoice::Legacy {
+        return Err(Error::usage(
+            "build secrets need BuildKit: drop --builder legacy (DECKHAND_BUILDER, `builder` \
+             in deckhand.toml), or the --secret flags",
+        ));
+    }
+    for secret in &out {
+        secret.check(env).map_err(Error::usage)?;
+    }
+    Ok(out)
+}
+
 /// The build flags, each filled in from the file's `[build]` where the command line said
-/// nothing. `--create-repository` is a switch: the flag turns it on; the file's value counts
-/// unless DECKHAND_CREATE_REPOSITORY said (`switch_from_env`).
-fn merge_build(args: &BuildArgs, file: &config::Build, switch_from_env: bool) -> BuildArgs {
+/// nothing. `--create-repository` and `--no-cache` are switches: the flag turns one on; the
+/// file's value counts unless DECKHAND_CREATE_REPOSITORY (`create_from_env`) or
+/// DECKHAND_NO_CACHE (`no_cache_from_env`; an empty one, as the GitHub action passes an input
+/// not given, says nothing) said.
+fn merge_build(
+    args: &BuildArgs,
+    file: &config::Build,
+    create_from_env: bool,
+    no_cache_from_env: bool,
+) -> BuildArgs {
     let mut b = args.clone();
     if b.context.is_none() {
         b.context = file.context.clone();
@@ -522,7 +603,23 @@ fn merge_build(args: &BuildArgs, file: &config::Build, switch_from_env: bool) ->
     if b.tags.iter().all(String::is_empty) && !file.tags.is_empty() {
         b.tags = file.tags.clone();
     }
-    b.create_repository = switch(b.create_repository, switch_from_env, file.create_repository);
+    b.create_repository = switch(b.create_repository, create_from_env, file.create_repository);
+    if b.builder.is_none() {
+        b.builder = file.builder;
+    }
+    if b.secrets.iter().all(|s| s.trim().is_empty()) && !file.secrets.is_empty() {
+        b.secrets = file.secrets.clone();
+    }
+    if b.platform.as_deref().is_none_or(|p| p.trim().is_empty()) {
+        b.platform = file.platform.clone();
+    }
+    if b.cache_from.iter().all(|s| s.trim().is_empty()) && !file.cache_from.is_empty() {
+        b.cache_from = file.cache_from.clone();
+    }
+    b.no_cache = switch(b.no_cache, no_cache_from_env, file.no_cache);
+    if b.build_network.is_none() {
+        b.build_network = file.build_network;
+    }
     b
 }
 
@@ -655,7 +752,8 @@ mod tests {
             &args,
             region.as_deref(),
             file.as_ref().map(|f| (Path::new("deckhand.toml"), f)),
-            |_| None,
+            // FULL_EXAMPLE's build secret reads NPM_TOKEN.
+            |name| (name == "NPM_TOKEN").then(|| "token".to_string()),
         )
     }
 
@@ -1130,6 +1228,12 @@ mod tests {
             create_repository: false,
             force: false,
             allow_dirty: false,
+            builder: None,
+            secrets: vec![],
+            platform: None,
+            cache_from: vec![],
+            no_cache: false,
+            build_network: None,
         }
     }
 
@@ -1182,16 +1286,231 @@ mod tests {
         .unwrap();
         let mut a = build_args();
         a.context = Some("other".into());
-        let b = merge_build(&a, &file.build, false);
+        let b = merge_build(&a, &file.build, false, false);
         assert_eq!(b.context, Some(PathBuf::from("other")));
         assert_eq!(b.tags, vec!["latest"]);
         assert!(b.create_repository);
         assert!(
-            !merge_build(&a, &file.build, true).create_repository,
+            !merge_build(&a, &file.build, true, false).create_repository,
             "DECKHAND_CREATE_REPOSITORY=false beats the file"
         );
         a.tags = vec!["v1".into()];
-        assert_eq!(merge_build(&a, &file.build, false).tags, vec!["v1"]);
+        assert_eq!(merge_build(&a, &file.build, false, false).tags, vec!["v1"]);
+    }
+
+    /// The build half of `deckhand deploy --repository team/web FLAGS` over `toml`, with
+    /// `vars` as the process environment.
+    fn build_settings(
+        flags: &[&str],
+        toml: Option<&str>,
+        vars: &[(&str, &str)],
+    ) -> Result<PushSettings> {
+        let mut argv = vec![
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--repository",
+            "team/web",
+        ];
+        argv.extend_from_slice(flags);
+        let (args, _) = deploy_args(&argv);
+        let file = toml.map(|t| config::parse(t, Path::new("deckhand.toml")).unwrap());
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let s = DeploySettings::resolve(
+            &args,
+            None,
+            file.as_ref().map(|f| (Path::new("deckhand.toml"), f)),
+            env,
+        )?;
+        match s.source {
+            ImageSource::Build(push) => Ok(*push),
+            other => panic!("a build: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn buildkit_options_come_from_the_flags_over_the_file() {
+        use crate::image::options::SecretSource;
+        let dir = tempfile::tempdir().unwrap();
+        let npmrc = dir.path().join("npmrc");
+        std::fs::write(&npmrc, "//registry/:_authToken=x\n").unwrap();
+        let npmrc = npmrc.to_str().unwrap();
+        let src = format!("id=npmrc,src={npmrc}");
+        let token = [("NPM_TOKEN", "t")];
+
+        let s = build_settings(&[], None, &[]).unwrap();
+        assert_eq!(s.builder, BuilderChoice::Auto, "the default");
+        assert!(s.secrets.is_empty() && s.platform.is_none() && s.cache_from.is_empty());
+        assert!(!s.no_cache);
+
+        let file = "[build]\nbuilder = \"legacy\"\nplatform = \"linux/arm64\"\n\
+                    cache-from = [\"team/web:latest\"]\nno-cache = true\n";
+        let s = build_settings(&[], Some(file), &[]).unwrap();
+        assert_eq!(s.builder, BuilderChoice::Legacy);
+        assert_eq!(s.platform.unwrap().to_string(), "linux/arm64");
+        assert_eq!(s.cache_from, vec!["team/web:latest"]);
+        assert!(s.no_cache);
+
+        let s = build_settings(
+            &[
+                "--builder",
+                "buildkit",
+                "--platform",
+                "linux/amd64",
+                "--cache-from",
+                "a/b:1",
+                "--cache-from",
+                "a/b:1",
+                "--cache-from",
+                "host:5000/c",
+                "--secret",
+                "id=npm,env=NPM_TOKEN",
+                "--secret",
+                &src,
+            ],
+            Some(file),
+            &token,
+        )
+        .unwrap();
+        assert_eq!(s.builder, BuilderChoice::BuildKit, "the flag wins");
+        assert_eq!(s.platform.unwrap().to_string(), "linux/amd64");
+        assert_eq!(s.cache_from, vec!["a/b:1", "host:5000/c"], "each once");
+        let sources: Vec<(&str, &SecretSource)> = s
+            .secrets
+            .iter()
+            .map(|x| (x.id.as_str(), &x.source))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("npm", &SecretSource::Env("NPM_TOKEN".into())),
+                ("npmrc", &SecretSource::File(npmrc.into())),
+            ]
+        );
+
+        // The file's secrets, when no --secret is given.
+        let s = build_settings(
+            &[],
+            Some("[build]\nsecrets = [\"id=npm,env=NPM_TOKEN\"]\n"),
+            &token,
+        )
+        .unwrap();
+        assert_eq!(s.secrets.len(), 1);
+
+        // --no-cache: the flag, else DECKHAND_NO_CACHE either way, else the file; an empty
+        // variable (an action input not given) says nothing.
+        for (flags, vars, on) in [
+            (&["--no-cache"][..], &[][..], true),
+            (&[][..], &[("DECKHAND_NO_CACHE", "false")][..], false),
+            (&[][..], &[("DECKHAND_NO_CACHE", "")][..], true),
+            (&[][..], &[][..], true),
+        ] {
+            let s = build_settings(flags, Some("[build]\nno-cache = true\n"), vars).unwrap();
+            assert_eq!(s.no_cache, on, "{flags:?} {vars:?}");
+        }
+    }
+
+    #[test]
+    fn bad_buildkit_options_exit_2_and_name_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let missing = format!("id=npmrc,src={}", missing.display());
+        let as_dir = format!("id=d,src={}", dir.path().display());
+        let token = [("NPM_TOKEN", "t"), ("EMPTY", "")];
+        let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+            (vec!["--secret", "src=x"], None, "has no id"),
+            (
+                vec![
+                    "--secret",
+                    "id=a,env=NPM_TOKEN",
+                    "--secret",
+                    "id=a,env=NPM_TOKEN",
+                ],
+                None,
+                "--secret id=a is given twice",
+            ),
+            (
+                vec!["--builder", "legacy", "--secret", "id=a,env=NPM_TOKEN"],
+                None,
+                "build secrets need BuildKit: drop --builder legacy",
+            ),
+            (
+                vec!["--secret", "id=a,env=NPM_TOKEN"],
+                Some("[build]\nbuilder = \"legacy\"\n"),
+                "build secrets need BuildKit",
+            ),
+            (
+                vec!["--secret", "id=npm,env=UNSET_TOKEN"],
+                None,
+                "build secret \"npm\": the environment variable UNSET_TOKEN is not set",
+            ),
+            (
+                vec!["--secret", "id=EMPTY"],
+                None,
+                "EMPTY is not set (or is empty)",
+            ),
+            (
+                vec!["--secret", &missing],
+                None,
+                "build secret \"npmrc\": cannot read",
+            ),
+            (vec!["--secret", &as_dir], None, "it is a directory"),
+            (
+                vec![],
+                Some("[build]\nsecrets = [\"id=a,src=x,env=Y\"]\n"),
+                "not both",
+            ),
+            (vec!["--platform", "arm64"], None, "--platform \"arm64\""),
+            (
+                vec!["--platform", "windows/amd64"],
+                None,
+                "not a Linux platform",
+            ),
+            (
+                vec![],
+                Some("[build]\nplatform = \"linux/sparc\"\n"),
+                "not an architecture",
+            ),
+            (
+                vec!["--cache-from", "Team/Web:latest"],
+                None,
+                "--cache-from \"Team/Web:latest\" is not an image reference",
+            ),
+            (
+                vec![],
+                Some("[build]\ncache-from = [\"a b\"]\n"),
+                "--cache-from \"a b\"",
+            ),
+        ];
+        for (flags, toml, says) in cases {
+            let err = build_settings(&flags, toml, &token).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{flags:?} {toml:?}");
+            assert!(err.message.contains(says), "{flags:?}: {}", err.message);
+        }
+        // The classic builder takes a platform, a cache and no cache.
+        let s = build_settings(
+            &[
+                "--builder",
+                "legacy",
+                "--platform",
+                "linux/arm64",
+                "--no-cache",
+            ],
+            None,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.builder, BuilderChoice::Legacy);
+        // A bad builder name in the file is refused as the file is read, naming its line.
+        let err =
+            config::parse("[build]\nbuilder = \"kaniko\"\n", Path::new("d.toml")).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(err.message.contains("line 2"), "{}", err.message);
     }
 
     #[test]

@@ -96,6 +96,46 @@ impl Ecr {
         }
     }
 
+    /// The `n` most recently pushed images tagged with a commit SHA (other than `except`),
+    /// newest first: the best cache for a build on a machine that has none.
+    pub async fn recent_sha_tags(
+        &self,
+        repository: &str,
+        except: &str,
+        n: usize,
+    ) -> Result<Vec<String>> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .registry_id(&self.registry_id)
+            .repository_name(repository)
+            .filter(
+                aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                    .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        let mut found: Vec<(aws_smithy_types::DateTime, String)> = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| call_failed("DescribeImages", &e))?;
+            for d in page.image_details() {
+                let Some(pushed) = d.image_pushed_at() else {
+                    continue;
+                };
+                let tag = d
+                    .image_tags()
+                    .iter()
+                    .find(|t| crate::git::looks_like_sha(t) && t.as_str() != except);
+                if let Some(tag) = tag {
+                    found.push((*pushed, tag.clone()));
+                }
+            }
+        }
+        found.sort_by_key(|(pushed, _)| std::cmp::Reverse(*pushed));
+        Ok(found.into_iter().take(n).map(|(_, tag)| tag).collect())
+    }
+
     /// The tags that point at `digest` in `repository`.
     pub async fn tags_of(&self, repository: &str, digest: &str) -> Result<Vec<String>> {
         let out = self

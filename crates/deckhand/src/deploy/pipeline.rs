@@ -66,6 +66,8 @@ struct Image {
     reference: String,
     sha: Option<String>,
     digest: Option<String>,
+    /// Known for an image built here.
+    architecture: Option<String>,
 }
 
 impl Image {
@@ -76,6 +78,7 @@ impl Image {
             reference: reference.to_string(),
             sha: parsed.as_ref().and_then(|r| r.sha()).map(str::to_string),
             digest: parsed.as_ref().and_then(|r| r.digest()).map(str::to_string),
+            architecture: None,
         }
     }
 
@@ -85,6 +88,7 @@ impl Image {
             reference: out.pinned.clone(),
             sha: Some(out.sha.clone()),
             digest: Some(out.digest.clone()).filter(|d| !d.is_empty()),
+            architecture: out.architecture.clone(),
         }
     }
 }
@@ -138,7 +142,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
         services: s.service_names(),
     };
     let found = d.preflight().await?;
-    let image = d.image().await?;
+    let image = d.image(&found).await?;
     // From here a signal means "stop, and leave the services safe", not "die".
     let mut interrupts = Interrupts::new();
     let befores = d.settle(found, &mut interrupts).await?;
@@ -238,13 +242,38 @@ impl Deploy<'_> {
     }
 
     /// The image going out: built and pushed now, or the one given.
-    async fn image(&self) -> Result<Image> {
+    async fn image(&self, found: &[ecs::ServiceView]) -> Result<Image> {
         Ok(match &self.s.source {
             ImageSource::Build(p) => {
-                Image::pushed(&publish::run(self.r, self.s.region.as_deref(), p).await?)
+                let running = self.running_images(found).await;
+                let region = self.s.region.as_deref();
+                Image::pushed(&publish::run_with_cache(self.r, region, p, &running).await?)
             }
             ImageSource::Given(reference) => Image::given(reference),
         })
+    }
+
+    /// The images the services run now, the build's best cache; a revision that cannot be
+    /// read only means a colder build.
+    async fn running_images(&self, found: &[ecs::ServiceView]) -> Vec<String> {
+        let mut images = Vec::new();
+        for view in found {
+            let Ok(td) = ecs::describe_task_definition(self.client, &view.task_definition).await
+            else {
+                continue;
+            };
+            let body = td.get("taskDefinition").unwrap_or(&td);
+            let containers = body["containerDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten();
+            for image in containers.filter_map(|c| c["image"].as_str()) {
+                if !images.iter().any(|i| i == image) {
+                    images.push(image.to_string());
+                }
+            }
+        }
+        images
     }
 
     /// Waits for other pipelines' deployments to finish; returns the services as they are
@@ -507,6 +536,13 @@ fn render(
             .map(|s| format!(" (commit {s})"))
             .unwrap_or_default()
     ));
+    if let Some(warning) = image
+        .architecture
+        .as_deref()
+        .and_then(|arch| new.architecture_mismatch(arch))
+    {
+        r.warn(format!("{service}: {warning}"));
+    }
     Ok(new)
 }
 

@@ -226,6 +226,43 @@ impl TaskDef {
         out
     }
 
+    /// Why tasks of this revision would not start an image built for `image_arch` (`amd64`,
+    /// `arm64`), when its `runtimePlatform` says another CPU; Fargate without one runs X86_64.
+    pub fn architecture_mismatch(&self, image_arch: &str) -> Option<String> {
+        let declared = self
+            .body
+            .get("runtimePlatform")
+            .and_then(|p| p.get("cpuArchitecture"))
+            .and_then(Value::as_str);
+        let runs = declared.unwrap_or("X86_64");
+        let wanted = match runs.to_ascii_uppercase().as_str() {
+            "X86_64" => "amd64",
+            "ARM64" => "arm64",
+            _ => return None,
+        };
+        if image_arch == wanted {
+            return None;
+        }
+        let fix = match image_arch {
+            "arm64" => "Set runtimePlatform.cpuArchitecture to ARM64, or build with --platform linux/amd64",
+            _ => "Build with --platform linux/arm64, or set runtimePlatform.cpuArchitecture to X86_64",
+        };
+        // Without runtimePlatform only an arm64 image is a likely mistake: EC2 capacity may be
+        // either, but Fargate's default is X86_64.
+        if declared.is_none() && image_arch != "arm64" {
+            return None;
+        }
+        Some(format!(
+            "the image is built for {image_arch}, but the task definition's runtimePlatform {} \
+             {runs}: its tasks would fail with `exec format error`. {fix}.",
+            if declared.is_some() {
+                "says"
+            } else {
+                "is not set, which on Fargate means"
+            }
+        ))
+    }
+
     /// What of this task definition must be masked in all output: the values of
     /// secret-looking environment variables and URL passwords in any of them, of every
     /// container; and the names in `secrets`, whose values ECS resolves at run time.
@@ -381,6 +418,49 @@ pub fn diff(old: &Value, new: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_for_another_cpu_than_the_runtime_platform_is_named() {
+        let td = |platform: Value| {
+            let mut body = serde_json::json!({
+                "family": "web",
+                "containerDefinitions": [{"name": "web", "image": "x/web:1"}]
+            });
+            if !platform.is_null() {
+                body["runtimePlatform"] = platform;
+            }
+            from_value(serde_json::json!({ "taskDefinition": body })).unwrap()
+        };
+        let arm =
+            td(serde_json::json!({"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}));
+        let x86 = td(serde_json::json!({"cpuArchitecture": "X86_64"}));
+        let unset = td(Value::Null);
+        // (task definition, image architecture) → warned?
+        let cases = [
+            (&arm, "arm64", false),
+            (&arm, "amd64", true),
+            (&x86, "amd64", false),
+            (&x86, "arm64", true),
+            (&unset, "amd64", false),
+            (&unset, "arm64", true),
+            (&arm, "riscv64", true),
+        ];
+        for (def, arch, warned) in cases {
+            assert_eq!(
+                def.architecture_mismatch(arch).is_some(),
+                warned,
+                "{arch} on {:?}",
+                def.body["runtimePlatform"]
+            );
+        }
+        let w = x86.architecture_mismatch("arm64").unwrap();
+        assert!(
+            w.contains("says X86_64") && w.contains("--platform linux/amd64"),
+            "{w}"
+        );
+        let w = unset.architecture_mismatch("arm64").unwrap();
+        assert!(w.contains("is not set"), "{w}");
+    }
     use serde_json::json;
 
     const DESCRIBED: &str = r#"{

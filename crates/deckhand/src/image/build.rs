@@ -13,13 +13,21 @@ use super::reference::ImageRef;
 use crate::error::{Error, Result};
 
 /// What to build and how to name it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildSpec {
     /// Full references to tag the result with, e.g. `host/repo:sha`; the first is the build tag.
     pub tags: Vec<String>,
     pub build_args: HashMap<String, String>,
     pub target: Option<String>,
     pub labels: HashMap<String, String>,
+    /// `os/arch[/variant]` to build for; the engine's own when `None`.
+    pub platform: Option<String>,
+    /// Images whose inline cache metadata a BuildKit build may reuse.
+    pub cache_from: Vec<String>,
+    /// No local cache and no imports.
+    pub no_cache: bool,
+    /// The network RUN steps get (`default`, `host`, `none`); the engine's default when `None`.
+    pub network: Option<String>,
 }
 
 /// Splits the engine's output into lines and remembers the step being run.
@@ -77,6 +85,15 @@ pub async fn build(
         .labels(&spec.labels);
     if let Some(target) = &spec.target {
         options = options.target(target);
+    }
+    if let Some(platform) = &spec.platform {
+        options = options.platform(platform);
+    }
+    if spec.no_cache {
+        options = options.nocache(true);
+    }
+    if let Some(network) = &spec.network {
+        options = options.networkmode(network);
     }
     let (body, walker) = context.stream();
     let mut output =

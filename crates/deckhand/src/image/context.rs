@@ -30,7 +30,10 @@ const DOCKERIGNORE: &str = ".dockerignore";
 #[derive(Debug, Clone)]
 pub struct Context {
     root: PathBuf,
+    /// The ignore rules as the archive applies them: the Dockerfile and `.dockerignore` kept.
     patterns: Patterns,
+    /// The ignore rules as written.
+    rules: Patterns,
     /// Path of the Dockerfile inside the archive, `/`-separated.
     pub dockerfile: String,
     /// A Dockerfile outside the context, added to the archive under the random name in
@@ -38,7 +41,13 @@ pub struct Context {
     outside_dockerfile: Option<PathBuf>,
     /// The ignore file that was applied, if any (for the log).
     pub ignore_file: Option<PathBuf>,
+    /// The Dockerfile on disk, for reading what it needs of the builder.
+    pub dockerfile_file: PathBuf,
 }
+
+/// What a walk does with each entry it keeps: its path, its context-relative name's bytes, its
+/// metadata.
+pub type Visit<'a> = dyn FnMut(&Path, &[u8], &fs::Metadata) -> io::Result<()> + 'a;
 
 /// What was sent, for the log and for tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,13 +120,16 @@ impl Context {
             }
             None => Patterns::default(),
         };
+        let rules = patterns.clone();
         patterns.keep_build_files(dockerfile_bytes.as_deref());
         Ok(Self {
             root: root_abs,
             patterns,
+            rules,
             dockerfile,
             outside_dockerfile,
             ignore_file,
+            dockerfile_file: file_abs,
         })
     }
 
@@ -164,23 +176,35 @@ impl Context {
             rewrote_ignore: false,
         };
         let mut stats = Stats::default();
-        self.walk(&mut tar, &self.root, b"", &MatchInfo::default(), &mut stats)?;
+        let root = self.root.clone();
+        let mut send = |path: &Path, _: &[u8], meta: &fs::Metadata| {
+            let tar_path = path.strip_prefix(&root).unwrap_or(path);
+            tar.append(path, tar_path, meta, &mut stats)
+        };
+        self.walk(
+            &self.patterns,
+            &self.root,
+            b"",
+            &MatchInfo::default(),
+            &mut send,
+        )?;
         tar.append_outside(&mut stats)?;
         let mut out = tar.writer.finish()?;
         out.flush()?;
         Ok(stats)
     }
 
-    /// Sends `dir` (at `rel_dir` in the context) and what is beneath it; `parent` is what the
-    /// ignore rules said about `dir`, handed down so each pattern is tested once per level as
+    /// Visits `dir` (at `rel_dir` in the context) and what is beneath it that `patterns` keep,
+    /// names sorted bytewise and a directory before its contents, as Docker walks; `parent` is
+    /// what the rules said about `dir`, handed down so each pattern is tested once per level as
     /// Docker does.
-    fn walk<W: Write>(
+    fn walk(
         &self,
-        tar: &mut Appender<W>,
+        patterns: &Patterns,
         dir: &Path,
         rel_dir: &[u8],
         parent: &MatchInfo,
-        stats: &mut Stats,
+        keep: &mut Visit<'_>,
     ) -> io::Result<()> {
         let mut entries = fs::read_dir(dir)
             .map_err(|e| annotate(dir, e))?
@@ -196,28 +220,37 @@ impl Context {
             }
             rel.extend_from_slice(raw_name.as_bytes());
             let path = entry.path();
-            let tar_path = path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf();
             let meta = fs::symlink_metadata(&path).map_err(|e| annotate(&path, e))?;
-            let (excluded, info) = self
-                .patterns
+            let (excluded, info) = patterns
                 .matches(&rel, parent)
                 .map_err(|e| self.pattern_error(&e))?;
             if meta.is_dir() {
                 if excluded {
-                    if !self.patterns.can_skip_dir(&rel) {
-                        self.walk(tar, &path, &rel, &info, stats)?;
+                    if !patterns.can_skip_dir(&rel) {
+                        self.walk(patterns, &path, &rel, &info, keep)?;
                     }
                     continue;
                 }
-                tar.append(&path, &tar_path, &meta, stats)?;
-                self.walk(tar, &path, &rel, &info, stats)?;
-            } else if excluded {
-                continue;
-            } else {
-                tar.append(&path, &tar_path, &meta, stats)?;
+                keep(&path, &rel, &meta)?;
+                self.walk(patterns, &path, &rel, &info, keep)?;
+            } else if !excluded {
+                keep(&path, &rel, &meta)?;
             }
         }
         Ok(())
+    }
+
+    /// Visits what BuildKit's reading of the ignore rules keeps: as the archive's walk, except
+    /// that the Dockerfile and `.dockerignore` are left out where the rules say so (BuildKit
+    /// reads the Dockerfile separately). The visitor gets the path and the context-relative
+    /// name's bytes.
+    pub fn visit_for_buildkit(&self, keep: &mut Visit<'_>) -> io::Result<()> {
+        self.walk(&self.rules, &self.root, b"", &MatchInfo::default(), keep)
+    }
+
+    /// The context directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 }
 

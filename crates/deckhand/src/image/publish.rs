@@ -9,7 +9,7 @@ use crate::aws::{self, ecr::Ecr};
 use crate::error::{Error, Result};
 use crate::git::{self, ShaSource};
 use crate::image::reference::ImageRef;
-use crate::image::{build, context::Context, engine, push as registry};
+use crate::image::{build, context::Context, dispatch, dockerfile, engine, push as registry};
 use crate::output::PushOutcome;
 use crate::report::Reporter;
 use crate::settings::PushSettings as Settings;
@@ -63,12 +63,24 @@ pub fn sha_tag(sha: &str, dirty: bool) -> String {
 
 /// Runs the push pipeline.
 pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<PushOutcome> {
+    run_with_cache(r, region, s, &[]).await
+}
+
+/// Runs the push pipeline for a deploy: `running` are the images the services run now, which
+/// a build of their repository imports cache from.
+pub async fn run_with_cache(
+    r: &Reporter,
+    region: Option<&str>,
+    s: &Settings,
+    running: &[String],
+) -> Result<PushOutcome> {
     // Masked from now on: secret-looking build args, and URL passwords in any.
     let args = s.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     for value in crate::secrets::values_to_mask(args) {
         crate::redact::register(&value);
     }
     let context = Context::prepare(&s.context, s.file.as_deref())?;
+    let prepared = prepare(s, &context)?;
 
     r.stage("commit");
     let env = |k: &str| std::env::var(k).ok();
@@ -149,6 +161,7 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<Pus
     let mut tags = vec![tag.clone()];
     tags.extend(s.extra_tags.iter().filter(|t| **t != tag).cloned());
 
+    let own = existing.is_some().then(|| tag.clone());
     let decision = plan(existing, s.force, repository.immutable, dirty);
     if let Plan::RefuseDirty { digest } = &decision {
         return Err(Error::failed(format!(
@@ -160,7 +173,7 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<Pus
     if s.dry_run {
         return Ok(dry_run_outcome(r, decision, uri, tag, tags, sha));
     }
-    let (digest, skipped) = match decision {
+    let (digest, skipped, architecture) = match decision {
         Plan::RefuseDirty { .. } => unreachable!("refused above"),
         Plan::Skip { digest, reason } => {
             match reason {
@@ -182,11 +195,38 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<Pus
                     }
                 }
             }
-            (digest, true)
+            // The image is not looked at: its architecture is known only for one built here.
+            (digest, true, None)
         }
         Plan::Build => {
             let d = docker_or_connect(&mut docker).await?;
-            let digest = build_and_push(
+            let recent = if s.no_cache {
+                Vec::new()
+            } else {
+                recent_sha_tags(
+                    s,
+                    &ecr,
+                    d,
+                    Latest {
+                        repository: &repository.name,
+                        uri: &uri,
+                        sha: &sha,
+                        tag: &tag,
+                        login: &login,
+                    },
+                )
+                .await
+            };
+            let running = same_repository(&uri, running);
+            let cache = cache_sources(
+                &uri,
+                own.as_deref(),
+                &running,
+                &recent,
+                &s.cache_from,
+                s.no_cache,
+            );
+            let (digest, architecture) = build_and_push(
                 r,
                 d,
                 context,
@@ -196,10 +236,12 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<Pus
                     uri: &uri,
                     tags: &tags,
                     login: &login,
+                    cache: &cache,
                 },
+                prepared,
             )
             .await?;
-            (digest, false)
+            (digest, false, architecture)
         }
     };
 
@@ -211,6 +253,7 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &Settings) -> Result<Pus
         skipped,
         repository_uri: uri,
         sha,
+        architecture,
     })
 }
 
@@ -245,6 +288,7 @@ fn dry_run_outcome(
         skipped,
         repository_uri: uri,
         sha,
+        architecture: None,
     }
 }
 
@@ -270,6 +314,125 @@ async fn resolve_sha(
     }
 }
 
+/// Reads what the build needs before anything changes: the Dockerfile's BuildKit features
+/// (for a clear error on the classic builder) and the `--secret` values, masked from here on.
+fn prepare(s: &Settings, context: &Context) -> Result<dispatch::Prepared> {
+    let uses = std::fs::read(&context.dockerfile_file)
+        .map(|bytes| dockerfile::buildkit_only(&String::from_utf8_lossy(&bytes)))
+        .unwrap_or_default();
+    if s.builder == crate::image::options::BuilderChoice::Legacy {
+        // Asked for the classic builder: what it cannot build is bad input, said now.
+        let facts = crate::image::builder::EngineFacts {
+            api_version: "1.0".into(),
+            os: "linux".into(),
+            ..Default::default()
+        };
+        crate::image::builder::choose(s.builder, &facts, &uses, !s.secrets.is_empty())?;
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let mut secrets = HashMap::new();
+    for secret in &s.secrets {
+        let bytes = secret.read(&env).map_err(Error::usage)?;
+        let value = String::from_utf8(bytes).map_err(|_| {
+            Error::usage(format!(
+                "the build secret {:?} is not UTF-8 text; deckhand serves text secrets only",
+                secret.id
+            ))
+        })?;
+        let value = crate::redact::Secret::new(value);
+        crate::redact::register(value.expose().trim());
+        crate::redact::register(value.expose());
+        secrets.insert(secret.id.clone(), value);
+    }
+    Ok(dispatch::Prepared {
+        uses,
+        secrets,
+        builder: s.builder,
+    })
+}
+
+/// Where the latest SHA-tagged image is looked for.
+struct Latest<'a> {
+    repository: &'a str,
+    uri: &'a str,
+    sha: &'a str,
+    tag: &'a str,
+    login: &'a registry::Login,
+}
+
+/// How many of the repository's latest SHA-tagged images a build imports cache from. More than
+/// one, because the engine's inline cache metadata of a build whose steps all came from an
+/// imported cache no longer links their layers: with one source, every other build on a fresh
+/// machine would run its slow steps again.
+const RECENT_CACHE_IMAGES: usize = 3;
+
+/// How many commits back a registry without ECR's push times is searched for cache images.
+const ANCESTORS_SEARCHED: usize = 10;
+
+/// The repository's latest SHA tags other than this build's: from ECR's push times, or (for an
+/// overriding registry, which has none) the nearest of the commit's ancestors that were pushed.
+/// A failed lookup only means a colder build.
+async fn recent_sha_tags(s: &Settings, ecr: &Ecr, docker: &Docker, at: Latest<'_>) -> Vec<String> {
+    match &s.registry {
+        None => ecr
+            .recent_sha_tags(at.repository, at.tag, RECENT_CACHE_IMAGES)
+            .await
+            .unwrap_or_default(),
+        Some(_) => {
+            let mut found = Vec::new();
+            for ancestor in git::ancestors(&s.context, at.sha, ANCESTORS_SEARCHED).await {
+                if found.len() == RECENT_CACHE_IMAGES {
+                    break;
+                }
+                if let Ok(Some(_)) =
+                    registry::remote_digest(docker, at.uri, &ancestor, at.login).await
+                {
+                    found.push(ancestor);
+                }
+            }
+            found
+        }
+    }
+}
+
+/// Of the images the services run, those from the repository `uri` (pure).
+pub fn same_repository(uri: &str, images: &[String]) -> Vec<String> {
+    images
+        .iter()
+        .filter(|i| ImageRef::parse(i).is_ok_and(|r| r.repository_uri() == uri))
+        .cloned()
+        .collect()
+}
+
+/// The images a build imports cache from (pure): this SHA's own earlier image when rebuilt,
+/// the images the services run now, the repository's latest SHA tags, then `--cache-from`;
+/// none with `--no-cache`.
+pub fn cache_sources(
+    uri: &str,
+    own: Option<&str>,
+    running: &[String],
+    recent: &[String],
+    extra: &[String],
+    no_cache: bool,
+) -> Vec<String> {
+    if no_cache {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    let tagged = |t: &str| format!("{uri}:{t}");
+    let ours = own
+        .map(tagged)
+        .into_iter()
+        .chain(running.iter().cloned())
+        .chain(recent.iter().map(|t| tagged(t)));
+    for source in ours.chain(extra.iter().cloned()) {
+        if !out.contains(&source) {
+            out.push(source);
+        }
+    }
+    out
+}
+
 async fn docker_or_connect(docker: &mut Option<Docker>) -> Result<&Docker> {
     if docker.is_none() {
         *docker = Some(engine::connect().await?);
@@ -277,11 +440,13 @@ async fn docker_or_connect(docker: &mut Option<Docker>) -> Result<&Docker> {
     Ok(docker.as_ref().expect("just set"))
 }
 
-/// Where a build goes: the repository, its tags, the login.
+/// Where a build goes (the repository, its tags, the login) and the images it may take cache
+/// from.
 struct Destination<'a> {
     uri: &'a str,
     tags: &'a [String],
     login: &'a registry::Login,
+    cache: &'a [String],
 }
 
 async fn build_and_push(
@@ -291,8 +456,14 @@ async fn build_and_push(
     s: &Settings,
     sha: &str,
     to: Destination<'_>,
-) -> Result<String> {
-    let Destination { uri, tags, login } = to;
+    prepared: dispatch::Prepared,
+) -> Result<(String, Option<String>)> {
+    let Destination {
+        uri,
+        tags,
+        login,
+        cache,
+    } = to;
     r.stage("build");
     if let Some(file) = &context.ignore_file {
         r.step(format!("ignore rules from {}", file.display()));
@@ -310,10 +481,20 @@ async fn build_and_push(
         build_args: s.build_args.clone(),
         target: s.target.clone(),
         labels,
+        platform: s.platform.as_ref().map(|p| p.to_string()),
+        cache_from: cache.to_vec(),
+        no_cache: s.no_cache,
+        network: s.network.map(|n| n.mode().to_string()),
     };
-    let (image_id, stats) = build::build(r, docker, context, &spec).await?;
+    let (image_id, stats) = dispatch::run(r, docker, context, &spec, prepared, login).await?;
+    let architecture = docker
+        .inspect_image(&image_id)
+        .await
+        .ok()
+        .and_then(|i| i.architecture);
     r.step(format!(
-        "built {image_id} (context: {} files, {:.1} MiB)",
+        "built {image_id} as {} (context: {} files, {:.1} MiB)",
+        spec.tags.join(", "),
         stats.files,
         stats.bytes as f64 / (1024.0 * 1024.0)
     ));
@@ -326,10 +507,11 @@ async fn build_and_push(
             digest = d;
         }
     }
-    match digest {
-        Some(d) => Ok(d),
-        None => repo_digest(docker, uri, &tags[0]).await,
-    }
+    let digest = match digest {
+        Some(d) => d,
+        None => repo_digest(docker, uri, &tags[0]).await?,
+    };
+    Ok((digest, architecture))
 }
 
 /// The digest the engine recorded for `uri` after a push (when the push stream did not say).
@@ -446,6 +628,56 @@ mod tests {
                 "existing={existing:?} force={force} immutable={immutable} dirty={dirty}"
             );
         }
+    }
+
+    /// An image of r.example/app by digest.
+    fn pinned() -> String {
+        format!("r.example/app@sha256:{}", "ab".repeat(32))
+    }
+
+    #[test]
+    fn cache_comes_from_the_own_tag_the_latest_shas_and_cache_from_once_each() {
+        let uri = "r.example/app";
+        let extra = vec![
+            "r.example/app:main".to_string(),
+            "r.example/app:old".to_string(),
+        ];
+        let recent = vec!["old".to_string(), "older".to_string()];
+        let running = vec![pinned()];
+        assert_eq!(
+            cache_sources(uri, Some("new"), &running, &recent, &extra, false),
+            vec![
+                "r.example/app:new",
+                pinned().as_str(),
+                "r.example/app:old",
+                "r.example/app:older",
+                "r.example/app:main"
+            ]
+        );
+        assert_eq!(
+            cache_sources(uri, None, &[], &[], &[], false),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            cache_sources(uri, None, &[], &recent[..1], &[], false),
+            vec!["r.example/app:old"]
+        );
+        assert!(cache_sources(uri, Some("new"), &running, &recent, &extra, true).is_empty());
+    }
+
+    #[test]
+    fn only_running_images_of_the_same_repository_serve_as_cache() {
+        let images = vec![
+            pinned(),
+            "r.example/app:1".to_string(),
+            "r.example/sidecar:2".to_string(),
+            "busybox:1".to_string(),
+            "not an image".to_string(),
+        ];
+        assert_eq!(
+            same_repository("r.example/app", &images),
+            vec![pinned(), "r.example/app:1".to_string()]
+        );
     }
 
     #[test]

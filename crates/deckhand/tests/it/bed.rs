@@ -158,6 +158,30 @@ impl Repo {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Writes `files` and commits them; `sha` becomes the new commit's.
+    pub fn commit(&mut self, files: &[(&str, &str)]) {
+        for (path, contents) in files {
+            std::fs::write(self.dir.path().join(path), contents).unwrap();
+        }
+        git(self.dir.path(), &["add", "-A"]);
+        git(self.dir.path(), &["commit", "-q", "-m", "change"]);
+        self.sha = git(self.dir.path(), &["rev-parse", "HEAD"]);
+    }
+}
+
+/// Runs the docker CLI against the bed's engine; returns its stdout, failing on an error.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {

@@ -253,9 +253,7 @@ pub mod command {
         let context = deckhand::image::context::Context::prepare(dir.path(), None).unwrap();
         let spec = deckhand::image::build::BuildSpec {
             tags: vec![tag.clone()],
-            build_args: Default::default(),
-            target: None,
-            labels: Default::default(),
+            ..Default::default()
         };
         deckhand::image::build::build(
             &deckhand::report::Reporter::plain(),

@@ -605,6 +605,12 @@ async fn the_rails_sidekiq_example_deploys_from_its_settings_file() {
     )
     .await;
     deployed.expect_code(0);
+    // The build takes its cache from the image the services run (v1, by digest).
+    assert!(
+        deployed.stderr.contains(&format!("cache from {v1}")),
+        "{}",
+        deployed.stderr
+    );
     assert!(
         deployed
             .stderr

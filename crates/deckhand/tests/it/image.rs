@@ -5,20 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::bed::Bed;
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::bed::{docker, Bed};
 
 /// Copies `file` into `root` at the same path (following symlinks).
 fn copy_into(root: &Path, file: &str) {
@@ -83,7 +70,7 @@ async fn the_runtime_image_runs_deckhand_as_an_unprivileged_user() {
         ]
         .into(),
         target: Some("runtime".into()),
-        labels: Default::default(),
+        ..Default::default()
     };
     let prepared = deckhand::image::context::Context::prepare(context.path(), None).unwrap();
     deckhand::image::build::build(

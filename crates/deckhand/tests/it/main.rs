@@ -4,6 +4,7 @@
 
 mod action;
 mod bed;
+mod buildkit;
 mod ci;
 mod cli;
 mod clients;
