@@ -60,6 +60,34 @@ fn directive(feature: Feature) -> bool {
     matches!(feature, Feature::SyntaxDirective | Feature::CheckDirective)
 }
 
+/// What of the build only BuildKit builds, for an error (pure): the Dockerfile's features
+/// (directives aside, which the classic builder ignores) and `--secret`.
+fn needs_buildkit(uses: &[FeatureUse], secrets: bool) -> Option<String> {
+    let needs: Vec<FeatureUse> = uses
+        .iter()
+        .filter(|u| !directive(u.feature))
+        .cloned()
+        .collect();
+    match (needs.is_empty(), secrets) {
+        (false, true) => Some(format!("{} and --secret", describe_uses(&needs))),
+        (false, false) => Some(describe_uses(&needs)),
+        (true, true) => Some("--secret".to_string()),
+        (true, false) => None,
+    }
+}
+
+/// With `--builder legacy` asked, what the classic builder cannot build is bad input (exit 2),
+/// known before the engine is asked anything (pure).
+pub fn refuse_for_legacy(uses: &[FeatureUse], secrets: bool) -> Result<(), Error> {
+    match needs_buildkit(uses, secrets) {
+        Some(what) => Err(Error::usage(format!(
+            "the build uses {what}, which only BuildKit builds: drop --builder legacy \
+             (deckhand builds with BuildKit by default)."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Picks the builder (pure). `uses` is what the Dockerfile needs of BuildKit; `secrets` says
 /// whether `--secret` was given.
 pub fn choose(
@@ -120,30 +148,15 @@ pub fn choose(
             warnings,
         });
     }
-    let needs: Vec<FeatureUse> = uses
-        .iter()
-        .filter(|u| !directive(u.feature))
-        .cloned()
-        .collect();
     let asked_legacy = asked == BuilderChoice::Legacy;
-    if !needs.is_empty() || secrets {
-        let what = match (needs.is_empty(), secrets) {
-            (false, true) => format!("{} and --secret", describe_uses(&needs)),
-            (false, false) => describe_uses(&needs),
-            (true, _) => "--secret".to_string(),
-        };
-        return Err(if asked_legacy {
-            Error::usage(format!(
-                "the build uses {what}, which only BuildKit builds: drop --builder legacy \
-                 (deckhand builds with BuildKit by default)."
-            ))
-        } else {
-            Error::failed(format!(
-                "the build uses {what}, which only BuildKit builds, and {}. Use a Linux engine with \
-                 BuildKit (Docker 18.09 or later; 23 and later build with it by default).",
-                no_buildkit()
-            ))
-        });
+    if asked_legacy {
+        refuse_for_legacy(uses, secrets)?;
+    } else if let Some(what) = needs_buildkit(uses, secrets) {
+        return Err(Error::failed(format!(
+            "the build uses {what}, which only BuildKit builds, and {}. Use a Linux engine with \
+             BuildKit (Docker 18.09 or later; 23 and later build with it by default).",
+            no_buildkit()
+        )));
     }
     let warnings = uses
         .iter()

@@ -1,6 +1,6 @@
-//! A BuildKit build through the engine's `/build` (the context streamed as the request body,
-//! as for the classic builder) under a session that serves secrets and logins, with
-//! BuildKit's progress shown as steps and the image's inline cache written for the next build.
+//! A BuildKit build through the engine's `/build`, under a session that serves the context,
+//! the Dockerfile, build secrets and the registry login, with BuildKit's progress shown as steps
+//! and the image's inline cache written for the next build.
 
 use base64::Engine as _;
 use http_body_util::BodyExt;
@@ -12,11 +12,14 @@ use super::build::BuildSpec;
 use super::context::{Context, Stats};
 use super::filesync::Dirs;
 use super::progress::{Progress, Shown};
+use super::push::Login;
 use super::session::{self, Provided};
 use super::wire::{self, Address, Lines};
 use crate::error::{Error, Result};
+use crate::redact::Secret;
 use crate::report::Reporter;
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The build argument that makes the engine write cache metadata into the image's config, so
@@ -132,21 +135,22 @@ pub fn read(line: &[u8]) -> Read {
     }
 }
 
-/// Builds with BuildKit; returns the image id and what the context held.
+/// Builds with BuildKit; returns the image id, what the context held and the steps' tally.
 pub async fn build(
     r: &Reporter,
     address: &Address,
     context: Context,
     spec: &BuildSpec,
-    provided: Provided,
-    verbose: bool,
+    secrets: HashMap<String, Secret>,
+    login: &Login,
 ) -> Result<(String, Stats, Progress)> {
     let engine = wire_error(address);
     let dirs = Arc::new(Dirs::new(context));
     let dockerfile = dirs.dockerfile_name.clone();
     let provided = Provided {
-        files: Some(dirs.clone()),
-        ..provided
+        secrets,
+        login: login.clone(),
+        files: dirs.clone(),
     };
     let session = session::open(address, provided).await.map_err(&engine)?;
     let request = wire::request("POST", &query(spec, &dockerfile, &session.id))
@@ -155,7 +159,7 @@ pub async fn build(
     let response = wire::send(address, request).await.map_err(&engine)?;
     let status = response.status();
     let mut body = response.into_body();
-    let mut progress = Progress::new(verbose);
+    let mut progress = Progress::new(tracing::enabled!(tracing::Level::DEBUG));
     let mut lines = Lines::default();
     let mut image_id = None;
     let mut failure: Option<String> = None;
@@ -265,7 +269,6 @@ fn wire_error(address: &Address) -> impl Fn(std::io::Error) -> Error + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn spec() -> BuildSpec {
         BuildSpec {

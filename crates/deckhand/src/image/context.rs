@@ -176,9 +176,9 @@ impl Context {
             rewrote_ignore: false,
         };
         let mut stats = Stats::default();
-        let root = self.root.clone();
+        let root = &self.root;
         let mut send = |path: &Path, _: &[u8], meta: &fs::Metadata| {
-            let tar_path = path.strip_prefix(&root).unwrap_or(path);
+            let tar_path = path.strip_prefix(root).unwrap_or(path);
             tar.append(path, tar_path, meta, &mut stats)
         };
         self.walk(

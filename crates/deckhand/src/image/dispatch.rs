@@ -11,7 +11,6 @@ use super::context::{Context, Stats};
 use super::dockerfile::FeatureUse;
 use super::options::BuilderChoice;
 use super::push::Login;
-use super::session::{HostLogin, Provided};
 use super::{buildkit, wire};
 use crate::error::{Error, Result};
 use crate::redact::Secret;
@@ -27,9 +26,9 @@ pub struct Prepared {
     pub builder: BuilderChoice,
 }
 
-/// What the engine says of itself, or nothing known when it does not say.
-pub async fn facts(docker: &Docker) -> EngineFacts {
-    let unreachable = wire::address().err();
+/// What the engine says of itself, or nothing known when it does not say; `unreachable` is why
+/// deckhand cannot open a BuildKit session with it, if it cannot.
+async fn facts(docker: &Docker, unreachable: Option<String>) -> EngineFacts {
     match docker.version().await {
         Ok(v) => EngineFacts {
             version: v.version.unwrap_or_default(),
@@ -65,7 +64,8 @@ pub async fn run(
     prepared: Prepared,
     login: &Login,
 ) -> Result<(String, Stats)> {
-    let facts = facts(docker).await;
+    let address = wire::address();
+    let facts = facts(docker, address.as_ref().err().cloned()).await;
     let chosen = builder::choose(
         prepared.builder,
         &facts,
@@ -94,21 +94,9 @@ pub async fn run(
             for source in &spec.cache_from {
                 r.step(format!("cache from {source}"));
             }
-            let spec = &spec;
-            let address = wire::address().map_err(Error::usage)?;
-            let provided = Provided {
-                secrets: prepared.secrets,
-                logins: HashMap::from([(
-                    login.server.clone(),
-                    HostLogin {
-                        username: login.username.clone(),
-                        password: login.password.clone(),
-                    },
-                )]),
-                files: None,
-            };
-            let verbose = tracing::enabled!(tracing::Level::DEBUG);
-            match buildkit::build(r, &address, context, spec, provided, verbose).await {
+            // BuildKit is chosen only where the session can be opened.
+            let address = address.map_err(Error::failed)?;
+            match buildkit::build(r, &address, context, &spec, prepared.secrets, login).await {
                 Ok((id, stats, progress)) => {
                     r.step(format!(
                         "{} steps run, {} from the cache",

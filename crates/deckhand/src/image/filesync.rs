@@ -87,6 +87,19 @@ impl Dirs {
             stats: Mutex::new(Stats::default()),
         }
     }
+
+    /// The directory the engine names `dir_name`: the Dockerfile's, or the context.
+    fn root(&self, dir_name: &str) -> &Path {
+        match dir_name {
+            "dockerfile" => &self.dockerfile_dir,
+            _ => self.context.root(),
+        }
+    }
+
+    /// Where file `rel` (as sent from `dir_name`) is on disk.
+    fn path_of(&self, dir_name: &str, rel: &[u8]) -> PathBuf {
+        self.root(dir_name).join(std::ffi::OsStr::from_bytes(rel))
+    }
 }
 
 /// Whether `rel` is asked for by `includes` (pure): named by one, or a directory above one. A
@@ -190,10 +203,6 @@ fn walk(
     let mut first = HashMap::new();
     let mut id = 0u32;
     let mut open = Parents::default();
-    let root = match dir_name {
-        "dockerfile" => dirs.dockerfile_dir.clone(),
-        _ => dirs.context.root().to_path_buf(),
-    };
     let mut keep = |path: &Path, rel: &[u8], meta: &fs::Metadata| -> io::Result<()> {
         let name = String::from_utf8_lossy(rel).into_owned();
         if !included(includes, &name) || meta.file_type().is_socket() {
@@ -202,7 +211,7 @@ fn walk(
         // The engine takes nothing whose directory it has not been sent: a directory the rules
         // left out but walked into (for an exception beneath it) goes first.
         for parent in open.missing(rel) {
-            let parent_path = root.join(std::ffi::OsStr::from_bytes(&parent));
+            let parent_path = dirs.path_of(dir_name, &parent);
             let parent_meta = fs::symlink_metadata(&parent_path)?;
             let parent_name = String::from_utf8_lossy(&parent).into_owned();
             let (stat, _) = stat_of(&parent_name, &parent_path, &parent_meta, &mut first)?;
@@ -281,18 +290,6 @@ impl Parents {
             self.stack.push(dir.clone());
         }
         out
-    }
-}
-
-impl Dirs {
-    /// Where file `rel` (as sent from `dir_name`) is on disk.
-    fn path_of(&self, dir_name: &str, rel: &[u8]) -> PathBuf {
-        use std::os::unix::ffi::OsStrExt;
-        let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
-        match dir_name {
-            "dockerfile" => self.dockerfile_dir.join(rel),
-            _ => self.context.root().join(rel),
-        }
     }
 }
 
@@ -394,9 +391,12 @@ impl FileSync for Files {
 type Tx = mpsc::Sender<Result<Packet, Status>>;
 
 async fn send(tx: &Tx, p: Packet) -> io::Result<()> {
-    tx.send(Ok(p))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading"))
+    tx.send(Ok(p)).await.map_err(|_| stopped_reading())
+}
+
+/// The engine closed the stream deckhand was sending on.
+fn stopped_reading() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading")
 }
 
 /// Serves one request of the engine for a directory.
@@ -450,9 +450,7 @@ async fn answer(
                     stat: Some(stat),
                     ..packet(PacketType::PacketStat)
                 }))
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading")
-                })
+                .map_err(|_| stopped_reading())
             };
             walk(&dirs, &name, &includes, &mut emit)
         })

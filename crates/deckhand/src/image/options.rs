@@ -139,13 +139,9 @@ impl BuildSecret {
     /// set but empty counts as missing (a CI secret that was never defined arrives as "").
     pub fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, String> {
         match &self.source {
-            SecretSource::File(path) => std::fs::read(path).map_err(|e| {
-                format!(
-                    "build secret {:?}: cannot read {}: {e}; point src= at a readable file",
-                    self.id,
-                    path.display()
-                )
-            }),
+            SecretSource::File(path) => {
+                std::fs::read(path).map_err(|e| self.unreadable(path, &e.to_string()))
+            }
             SecretSource::Env(var) => match env(var) {
                 Some(v) if !v.is_empty() => Ok(v.into_bytes()),
                 _ => Err(format!(
@@ -158,23 +154,26 @@ impl BuildSecret {
         }
     }
 
+    /// Why the secret's file cannot be read, and what to do.
+    fn unreadable(&self, path: &std::path::Path, why: &str) -> String {
+        format!(
+            "build secret {:?}: cannot read {}: {why}; point src= at a readable file",
+            self.id,
+            path.display()
+        )
+    }
+
     /// Whether [`BuildSecret::read`] would find the secret, without reading it: the file opens
     /// and is a file, or the variable is set and not empty.
     pub fn check(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
         match &self.source {
             SecretSource::File(path) => {
-                let cannot = |why: String| {
-                    format!(
-                        "build secret {:?}: cannot read {}: {why}; point src= at a readable file",
-                        self.id,
-                        path.display()
-                    )
-                };
-                let file = std::fs::File::open(path).map_err(|e| cannot(e.to_string()))?;
+                let cannot = |why: &str| self.unreadable(path, why);
+                let file = std::fs::File::open(path).map_err(|e| cannot(&e.to_string()))?;
                 match file.metadata() {
-                    Ok(m) if m.is_dir() => Err(cannot("it is a directory".into())),
+                    Ok(m) if m.is_dir() => Err(cannot("it is a directory")),
                     Ok(_) => Ok(()),
-                    Err(e) => Err(cannot(e.to_string())),
+                    Err(e) => Err(cannot(&e.to_string())),
                 }
             }
             SecretSource::Env(_) => self.read(env).map(|_| ()),

@@ -38,7 +38,6 @@ struct Step {
     started: Option<f64>,
     partial: Vec<u8>,
     tail: VecDeque<String>,
-    error: String,
 }
 
 /// The build's steps as BuildKit reports them, folded message by message.
@@ -46,7 +45,7 @@ struct Step {
 pub struct Progress {
     steps: HashMap<String, Step>,
     /// Show BuildKit's internal steps (loading the definition, the context) too.
-    pub verbose: bool,
+    verbose: bool,
     failed: Option<Failed>,
     /// Steps that ran, and steps that came from the cache.
     pub ran: usize,
@@ -57,10 +56,9 @@ fn seconds(t: &Timestamp) -> f64 {
     t.seconds as f64 + f64::from(t.nanos) / 1e9
 }
 
-/// BuildKit's own bookkeeping steps (and the engine's unpacking of the uploaded context),
-/// hidden unless verbose or failed.
+/// BuildKit's own bookkeeping steps, hidden unless verbose or failed.
 fn internal(name: &str) -> bool {
-    name.starts_with("[internal]") || name.starts_with("[auth]") || name == "copy /context /"
+    name.starts_with("[internal]") || name.starts_with("[auth]")
 }
 
 impl Progress {
@@ -120,7 +118,6 @@ impl Progress {
             let quiet = internal(&step.name) && !self.verbose;
             if !v.error.is_empty() {
                 step.finished = true;
-                step.error = v.error.clone();
                 flush_partial(step, &mut shown, quiet);
                 shown.push(Shown::Line(format!("{} ... ERROR: {}", step.name, v.error)));
                 // The first failure is the story; later ones are cancellations it caused.

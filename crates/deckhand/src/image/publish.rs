@@ -321,13 +321,7 @@ fn prepare(s: &Settings, context: &Context) -> Result<dispatch::Prepared> {
         .map(|bytes| dockerfile::buildkit_only(&String::from_utf8_lossy(&bytes)))
         .unwrap_or_default();
     if s.builder == crate::image::options::BuilderChoice::Legacy {
-        // Asked for the classic builder: what it cannot build is bad input, said now.
-        let facts = crate::image::builder::EngineFacts {
-            api_version: "1.0".into(),
-            os: "linux".into(),
-            ..Default::default()
-        };
-        crate::image::builder::choose(s.builder, &facts, &uses, !s.secrets.is_empty())?;
+        crate::image::builder::refuse_for_legacy(&uses, !s.secrets.is_empty())?;
     }
     let env = |k: &str| std::env::var(k).ok();
     let mut secrets = HashMap::new();

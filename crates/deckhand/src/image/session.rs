@@ -26,6 +26,7 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use super::filesync::{self, Dirs};
+use super::push::Login;
 use super::wire::{self, Address};
 use crate::redact::Secret;
 use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
@@ -33,22 +34,14 @@ use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer
 /// The largest gRPC message either side sends: BuildKit's own limit.
 const MAX_MESSAGE: usize = 16 << 20;
 
-/// A registry login the session hands to the engine for one host.
-#[derive(Debug, Clone)]
-pub struct HostLogin {
-    pub username: String,
-    pub password: Secret,
-}
-
 /// What the session serves.
-#[derive(Default, Clone)]
 pub struct Provided {
     /// Build secrets by id.
     pub secrets: HashMap<String, Secret>,
-    /// Logins by registry host (`host[:port]`).
-    pub logins: HashMap<String, HostLogin>,
+    /// The login deckhand pushes with, handed out for its registry's host only.
+    pub login: Login,
     /// The context and the Dockerfile's directory.
-    pub files: Option<Arc<Dirs>>,
+    pub files: Arc<Dirs>,
 }
 
 /// A running session; the engine knows it by `id`.
@@ -64,17 +57,12 @@ impl Drop for Session {
 }
 
 /// The gRPC methods the session answers, as the engine wants them announced.
-fn methods(files: bool) -> Vec<String> {
-    let mut out = vec![
-        "/grpc.health.v1.Health/Check".to_string(),
-        "/moby.filesync.v1.Auth/Credentials".to_string(),
-        "/moby.buildkit.secrets.v1.Secrets/GetSecret".to_string(),
-    ];
-    if files {
-        out.push("/moby.filesync.v1.FileSync/DiffCopy".to_string());
-    }
-    out
-}
+const METHODS: [&str; 4] = [
+    "/grpc.health.v1.Health/Check",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+];
 
 /// Opens a session on the engine and serves `provided` on it until the session is dropped.
 pub async fn open(address: &Address, provided: Provided) -> io::Result<Session> {
@@ -85,7 +73,7 @@ pub async fn open(address: &Address, provided: Provided) -> io::Result<Session> 
         .header("X-Docker-Expose-Session-Uuid", &id)
         .header("X-Docker-Expose-Session-Name", "deckhand")
         .header("X-Docker-Expose-Session-Sharedkey", &id);
-    for method in methods(provided.files.is_some()) {
+    for method in METHODS {
         request = request.header("X-Docker-Expose-Session-Grpc-Method", method);
     }
     let request = request.body(wire::empty()).map_err(io::Error::other)?;
@@ -101,16 +89,14 @@ pub async fn open(address: &Address, provided: Provided) -> io::Result<Session> 
         .map_err(io::Error::other)?;
     let files = provided.files.clone();
     let provided = Arc::new(provided);
-    let mut routes = tonic::service::Routes::new(HealthServer::new(Healthy))
+    let routes = tonic::service::Routes::new(HealthServer::new(Healthy))
         .add_service(AuthServer::from_arc(Arc::new(Logins(provided.clone()))))
-        .add_service(SecretsServer::from_arc(Arc::new(Served(provided))));
-    if let Some(dirs) = files {
-        routes = routes.add_service(
-            FileSyncServer::new(filesync::Files(dirs))
+        .add_service(SecretsServer::from_arc(Arc::new(Served(provided))))
+        .add_service(
+            FileSyncServer::new(filesync::Files(files))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         );
-    }
     // The connection is served in this task, so dropping the session closes it: nothing is
     // handed out once the build is over.
     let server = tokio::spawn(async move {
@@ -173,10 +159,12 @@ impl Auth for Logins {
         request: Request<CredentialsRequest>,
     ) -> Result<Response<CredentialsResponse>, Status> {
         let host = &request.get_ref().host;
-        let (username, secret) = match self.0.logins.get(host) {
-            Some(login) => (login.username.clone(), login.password.expose().to_string()),
+        let login = &self.0.login;
+        let (username, secret) = if *host == login.server {
+            (login.username.clone(), login.password.expose().to_string())
+        } else {
             // Anonymous: the engine tries without a login.
-            None => (String::new(), String::new()),
+            (String::new(), String::new())
         };
         debug!("build session: login for {host} requested");
         Ok(Response::new(CredentialsResponse { username, secret }))

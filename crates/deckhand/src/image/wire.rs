@@ -1,6 +1,5 @@
 //! Plain HTTP/1.1 to the Docker engine for what bollard does not expose: the `/build` stream of
-//! a BuildKit build, the `/session` upgrade that serves it secrets and logins, and `/_ping`'s
-//! headers that say which builder the engine has.
+//! a BuildKit build and the `/session` upgrade that serves it its context, secrets and login.
 
 use std::io;
 use std::path::PathBuf;
@@ -8,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -115,16 +114,16 @@ async fn connect(address: &Address) -> io::Result<Io> {
     })
 }
 
-/// A request body: a stream of chunks, or nothing.
-pub type Body = http_body_util::combinators::BoxBody<Bytes, io::Error>;
+/// The requests deckhand sends carry no body: the context goes over the session.
+pub type Body = Empty<Bytes>;
 
 /// No body.
 pub fn empty() -> Body {
-    BodyExt::boxed(Empty::<Bytes>::new().map_err(|never| match never {}))
+    Empty::new()
 }
 
-/// Sends one request on a new connection; `upgrade` keeps the connection for a protocol
-/// switch (`/session`).
+/// Sends one request on a new connection, kept open past the response for a protocol switch
+/// (`/session`).
 pub async fn send(address: &Address, request: Request<Body>) -> io::Result<Response<Incoming>> {
     let io = connect(address).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))

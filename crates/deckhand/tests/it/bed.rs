@@ -45,6 +45,17 @@ impl Bed {
 
     /// `deckhand push --repository <repo> --registry <bed> --output json` plus `extra`, in `cwd`.
     pub fn push(&self, cwd: &Path, repo: &str, extra: &[&str]) -> Run {
+        self.push_with_env(cwd, repo, extra, &[])
+    }
+
+    /// [`Bed::push`] with more environment variables.
+    pub fn push_with_env(
+        &self,
+        cwd: &Path,
+        repo: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
         let mut args = vec![
             "push",
             "--repository",
@@ -55,7 +66,7 @@ impl Bed {
             "json",
         ];
         args.extend_from_slice(extra);
-        deckhand(cwd, &args, &[])
+        deckhand(cwd, &args, env)
     }
 
     fn auth_header(&self) -> String {

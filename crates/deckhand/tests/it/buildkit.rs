@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::bed::{deckhand, docker, unique, Bed, Repo, Run};
+use crate::bed::{docker, unique, Bed, Repo, Run};
 
 /// A Dockerfile using each feature only BuildKit builds; its image prints what they made. Its
 /// first step is new each time, so nothing comes from an earlier test's cache.
@@ -63,19 +63,13 @@ fn the_dockerfile_features_only_buildkit_builds_build_and_run_and_the_secret_sta
     let repo = Repo::new(&[("Dockerfile", &dockerfile), ("app.txt", "the app\n")]);
     let name = format!("it/{}", unique("features"));
     let secret = token();
-    let run = deckhand(
+    let run = bed.push_with_env(
         repo.path(),
+        &name,
         &[
-            "push",
-            "--repository",
-            &name,
-            "--registry",
-            &bed.registry,
             "--create-repository",
             "--secret",
             "id=token,env=BUILD_TOKEN",
-            "--output",
-            "json",
         ],
         &[("BUILD_TOKEN", &secret)],
     );

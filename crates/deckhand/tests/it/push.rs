@@ -478,16 +478,10 @@ fn a_docker_engine_that_is_down_fails_clearly() {
     let bed = Bed::get();
     let repo = Repo::new(SCRATCH_APP);
     let name = format!("it/{}", unique("no-engine"));
-    let run = deckhand(
+    let run = bed.push_with_env(
         repo.path(),
-        &[
-            "push",
-            "--repository",
-            &name,
-            "--registry",
-            &bed.registry,
-            "--create-repository",
-        ],
+        &name,
+        &["--create-repository"],
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );
     run.expect_code(1);
