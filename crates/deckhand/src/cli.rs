@@ -82,6 +82,7 @@ impl Command {
             Command::Rollback(_) => "rollback",
             Command::Status(_) => "status",
             Command::Continue(_) => "continue",
+            Command::Init(_) => "init",
             Command::Sandbox(_) => "sandbox",
         }
     }
@@ -101,6 +102,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Go on with a service deployment paused at a PAUSE lifecycle hook (or roll it back).
     Continue(ContinueArgs),
+    /// Write deckhand.toml and the task definition file from a live service, to deploy it with deckhand.
+    Init(InitArgs),
     /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
     Sandbox(SandboxArgs),
 }
@@ -319,6 +322,21 @@ pub struct ContinueArgs {
     /// Roll the paused deployment back to the previous service revision instead.
     #[arg(long, help_heading = None)]
     pub rollback: bool,
+}
+
+/// `deckhand init`: a project's deckhand.toml and task definition file, from a live service.
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// Directory to write deckhand.toml and taskdef.json in (created if missing) [default: .].
+    #[arg(long, value_name = "DIR", env = "DECKHAND_DIR", help_heading = "Files")]
+    pub dir: Option<PathBuf>,
+
+    /// Overwrite deckhand.toml and taskdef.json when they are there.
+    #[arg(long, env = "DECKHAND_FORCE", help_heading = "Files")]
+    pub force: bool,
 }
 
 /// What a failed deploy does (`--rollback`, `rollback` in deckhand.toml).
