@@ -178,7 +178,12 @@ impl DeploySettings {
         }
         let (task_definition, warnings) = match task_definition_path.as_deref() {
             Some(path) => {
-                let (td, warnings) = read_task_definition(path, args.allow_unknown_fields)?;
+                let named = if args.task_definition.is_some() {
+                    "--task-definition".to_string()
+                } else {
+                    format!("`task-definition` of {}:", origin.display())
+                };
+                let (td, warnings) = read_task_definition(path, &named, args.allow_unknown_fields)?;
                 (Some(td), warnings)
             }
             None => (None, Vec::new()),
@@ -716,13 +721,13 @@ fn switch(flag: bool, from_env: bool, file: Option<bool>) -> bool {
 
 /// The file's task definition, checked against the SDK's model: a field it does not know is a
 /// usage error, or with `allow_unknown` a warning (returned) and sent as written.
-fn read_task_definition(path: &Path, allow_unknown: bool) -> Result<(TaskDef, Vec<String>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read --task-definition {}: {e}",
-            path.display()
-        ))
-    })?;
+fn read_task_definition(
+    path: &Path,
+    named: &str,
+    allow_unknown: bool,
+) -> Result<(TaskDef, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read {named} {}: {e}", path.display())))?;
     let td = taskdef::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
     // The names as written: `parse` has dropped the read-only fields and nulls.
     let written: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
@@ -1155,8 +1160,11 @@ mod tests {
         let err = settle(MIN, "task-definition = \"nope.json\"\n").unwrap_err();
         assert_eq!(err.exit, crate::error::Exit::Usage);
         assert!(
-            err.message
-                .contains(&dir.path().join("nope.json").display().to_string()),
+            err.message.contains(&format!(
+                "cannot read `task-definition` of {}: {}",
+                origin.display(),
+                dir.path().join("nope.json").display()
+            )),
             "{}",
             err.message
         );
