@@ -331,11 +331,17 @@ pub struct InitArgs {
     pub target: ServiceArgs,
 
     /// Directory to write deckhand.toml and taskdef.json in (created if missing) [default: .].
-    #[arg(long, value_name = "DIR", env = "DECKHAND_DIR", help_heading = "Files")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DECKHAND_INIT_DIR",
+        help_heading = "Files"
+    )]
     pub dir: Option<PathBuf>,
 
+    // Not DECKHAND_FORCE: that one rebuilds images in CI, and must not also overwrite files.
     /// Overwrite deckhand.toml and taskdef.json when they are there.
-    #[arg(long, env = "DECKHAND_FORCE", help_heading = "Files")]
+    #[arg(long, env = "DECKHAND_INIT_FORCE", help_heading = "Files")]
     pub force: bool,
 }
 
