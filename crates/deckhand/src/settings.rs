@@ -697,8 +697,12 @@ fn changes_from_flags(args: &RenderArgs) -> Result<Changes> {
         execution_role: role(one(&args.execution_role), "--execution-role")?,
         cpu: size(one(&args.cpu), "--cpu", render::parse_cpu)?,
         memory: size(one(&args.memory), "--memory", render::parse_memory)?,
-        log_group: one(&args.log_group).map(str::to_string),
-        log_stream_prefix: one(&args.log_stream_prefix).map(str::to_string),
+        log_group: checked(one(&args.log_group), "--log-group", render::check_log_group)?,
+        log_stream_prefix: checked(
+            one(&args.log_stream_prefix),
+            "--log-stream-prefix",
+            render::check_stream_prefix,
+        )?,
     })
 }
 
@@ -760,8 +764,16 @@ fn changes_from_file(t: &config::Render, at: &str) -> Result<Changes> {
             &at_key("memory"),
             render::parse_memory,
         )?,
-        log_group: t.log_group.clone().filter(|g| !g.is_empty()),
-        log_stream_prefix: t.log_stream_prefix.clone().filter(|p| !p.is_empty()),
+        log_group: checked(
+            t.log_group.as_deref(),
+            &at_key("log-group"),
+            render::check_log_group,
+        )?,
+        log_stream_prefix: checked(
+            t.log_stream_prefix.as_deref(),
+            &at_key("log-stream-prefix"),
+            render::check_stream_prefix,
+        )?,
     })
 }
 
@@ -771,6 +783,21 @@ fn check_secret_sources(secrets: &[render::Assignment], what: &str) -> Result<()
             .map_err(|e| Error::usage(format!("{what} {}: {e}", s.key)))?;
     }
     Ok(())
+}
+
+/// `value`, if given, checked by `check` (a usage error naming `what`).
+fn checked(
+    value: Option<&str>,
+    what: &str,
+    check: fn(&str) -> std::result::Result<(), String>,
+) -> Result<Option<String>> {
+    value
+        .map(|v| {
+            check(v)
+                .map(|()| v.to_string())
+                .map_err(|e| Error::usage(format!("{what} {e}")))
+        })
+        .transpose()
 }
 
 fn role(arn: Option<&str>, what: &str) -> Result<Option<String>> {
@@ -2028,6 +2055,12 @@ mod tests {
             (with(&["--execution-role", "x"]), None, "--execution-role"),
             (with(&["--cpu", "lots"]), None, "--cpu \"lots\""),
             (with(&["--memory", "1.3 GB"]), None, "--memory"),
+            (with(&["--log-group", "a b"]), None, "--log-group \"a b\""),
+            (
+                with(&["--log-stream-prefix", "a:b"]),
+                None,
+                "--log-stream-prefix",
+            ),
             (
                 MIN.to_vec(),
                 Some("[render]\nenv = { \"a b:K\" = \"hunter2\" }\n"),

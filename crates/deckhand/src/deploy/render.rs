@@ -48,11 +48,6 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Nothing to change.
-    pub fn is_empty(&self) -> bool {
-        *self == Changes::default()
-    }
-
     /// `self`, then `later` on top: lists add up (later entries replace the same key when
     /// applied), single values are replaced.
     pub fn then(mut self, later: Changes) -> Changes {
@@ -252,6 +247,32 @@ pub fn check_role(arn: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "{arn:?} is not an IAM role ARN: give arn:aws:iam::ACCOUNT:role/NAME"
+        ))
+    }
+}
+
+/// A CloudWatch Logs group name: 1 to 512 of letters, digits and `._-/#`.
+pub fn check_log_group(name: &str) -> Result<(), String> {
+    let ok = (1..=512).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a log group name: letters, digits and . _ - / #, at most 512"
+        ))
+    }
+}
+
+/// An awslogs stream prefix: it starts stream names, which cannot hold `:` or `*`.
+pub fn check_stream_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.len() <= 400 && !prefix.contains([':', '*']) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{prefix:?} is not a log stream prefix: no : or *, at most 400 characters"
         ))
     }
 }
@@ -715,6 +736,16 @@ mod tests {
         ] {
             assert!(check_role(bad).unwrap_err().contains("role ARN"), "{bad}");
         }
+    }
+
+    #[test]
+    fn log_groups_and_prefixes_are_what_cloudwatch_names() {
+        assert!(check_log_group("/ecs/web-prod_1#a.b").is_ok());
+        for bad in ["", "has space", "a:b", &"x".repeat(513)] {
+            assert!(check_log_group(bad).is_err(), "{bad}");
+        }
+        assert!(check_stream_prefix("web/app").is_ok());
+        assert!(check_stream_prefix("a:b").is_err() && check_stream_prefix("a*").is_err());
     }
 
     #[test]
