@@ -327,3 +327,82 @@ async fn a_dry_run_shows_the_file_and_flag_changes_with_secret_values_masked() {
     assert_eq!(service_td(&client).await, good);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_services_get_the_shared_settings_their_own_and_the_flags() {
+    let bed = Bed::get();
+    let (sandbox, client, _web) = two_container_service().await;
+    let worker = crate::sandbox::register(
+        &client,
+        "worker",
+        crate::sandbox::container(&bed, &["sleep", "600"]),
+    )
+    .await;
+    create_service(&client, "worker", &worker, 1, false).await;
+    wait_until(&client, "worker", "initial rollout", |s| {
+        completed_on(s, &worker)
+    })
+    .await;
+    let image = good_image(&bed).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deckhand.toml"),
+        "cluster = \"c\"\n\
+         [task-definition]\nenv = { SHARED = \"all\" }\n\
+         [[services]]\nname = \"web\"\ncontainers = [\"app\"]\n\
+         [[services]]\nname = \"worker\"\ncontainers = [\"app\"]\n\
+         [services.task-definition]\ncommand = \"sleep 602\"\nenv = { ROLE = \"worker\" }\n",
+    )
+    .unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a: Vec<String> = ["deploy", "--image", &image, "--dry-run", "--output", "json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    crate::sandbox::control(&sandbox, "calls", "");
+    let argv = args(&["--env", "side:SIDE=1"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let dry = run(&sandbox, Some(dir.path()), &argv).await;
+    dry.expect_code(0);
+    // One change per service, in service order.
+    let parts: Vec<&str> = dry.stderr.split("task definition change:").collect();
+    assert_eq!(parts.len(), 3, "{}", dry.stderr);
+    let added = |part: &str, text: &str| {
+        part.lines()
+            .take_while(|l| !l.contains("task definition change"))
+            .any(|l| l.starts_with('+') && l.contains(text))
+    };
+    let (web, worker) = (parts[1], parts[2]);
+    assert!(added(web, "\"SHARED\"") && added(web, "\"SIDE\""), "{web}");
+    assert!(!added(web, "\"ROLE\"") && !added(web, "602"), "{web}");
+    assert!(
+        added(worker, "\"SHARED\"") && added(worker, "\"ROLE\""),
+        "{worker}"
+    );
+    assert!(
+        added(worker, "\"602\""),
+        "the worker's own command:\n{worker}"
+    );
+    assert!(
+        !added(worker, "\"SIDE\""),
+        "worker has no side container:\n{worker}"
+    );
+
+    let argv = args(&["--env", "nope:K=V"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let refused = run(&sandbox, Some(dir.path()), &argv).await;
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains(
+            "no container named \"nope\" in the task definition (web's web has app, side; \
+             worker's worker has app)"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(registrations(&sandbox), 0);
+    sandbox.stop().await;
+}
