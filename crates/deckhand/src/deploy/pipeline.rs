@@ -129,6 +129,18 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
     for value in s.services.iter().flat_map(|u| u.changes.secret_values()) {
         crate::redact::register(&value);
     }
+    let mut plain_secrets: Vec<&str> = Vec::new();
+    for a in s.services.iter().flat_map(|u| &u.changes.env) {
+        if crate::secrets::is_secret_name(&a.key) && !plain_secrets.contains(&a.key.as_str()) {
+            plain_secrets.push(&a.key);
+        }
+    }
+    if !plain_secrets.is_empty() {
+        r.warn(format!(
+            "{} set as plain environment: the value is stored in the task definition, readable              by anyone who can describe it. --secret-env NAME=ARN has ECS read it from Secrets              Manager or SSM instead",
+            plain_secrets.join(", ")
+        ));
+    }
     for warning in &s.warnings {
         r.warn(warning.as_str());
     }

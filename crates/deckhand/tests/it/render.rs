@@ -172,6 +172,13 @@ async fn the_flags_change_the_new_revision_and_bad_ones_change_nothing() {
     let deployed = run(&sandbox, None, &deploy_args(&["--image", &image], &extra)).await;
     deployed.expect_code(0);
     assert_no_secret(&deployed);
+    assert!(
+        deployed.stderr.contains(
+            "DB_PASSWORD set as plain environment: the value is stored in the task definition"
+        ),
+        "{}",
+        deployed.stderr
+    );
     let out = deployed.json();
     assert_eq!(out["result"], "deployed");
     let arn = out["task_definition_arn"].as_str().unwrap();
