@@ -606,10 +606,7 @@ fn services(
     flags: &Changes,
     origin: &Path,
 ) -> Result<Vec<ServiceSettings>> {
-    let shared = changes_from_file(
-        &file.render,
-        &format!("{} [render]", origin.display()),
-    )?;
+    let shared = changes_from_file(&file.render, &format!("{} [render]", origin.display()))?;
     let names: Vec<String> = if args.target.services.iter().any(|s| !s.is_empty()) {
         args.target.services.clone()
     } else {

@@ -355,10 +355,10 @@ async fn several_services_get_the_shared_settings_their_own_and_the_flags() {
     std::fs::write(
         dir.path().join("deckhand.toml"),
         "cluster = \"c\"\n\
-         [task-definition]\nenv = { SHARED = \"all\" }\n\
+         [render]\nenv = { SHARED = \"all\" }\n\
          [[services]]\nname = \"web\"\ncontainers = [\"app\"]\n\
          [[services]]\nname = \"worker\"\ncontainers = [\"app\"]\n\
-         [services.task-definition]\ncommand = \"sleep 602\"\nenv = { ROLE = \"worker\" }\n",
+         [services.render]\ncommand = \"sleep 602\"\nenv = { ROLE = \"worker\" }\n",
     )
     .unwrap();
     let args = |extra: &[&'static str]| {
