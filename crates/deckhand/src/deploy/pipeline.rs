@@ -137,7 +137,9 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
     }
     if !plain_secrets.is_empty() {
         r.warn(format!(
-            "{} set as plain environment: the value is stored in the task definition, readable              by anyone who can describe it. --secret-env NAME=ARN has ECS read it from Secrets              Manager or SSM instead",
+            "{} set as plain environment: the value is stored in the task definition, readable \
+             by anyone who can describe it. --secret-env NAME=ARN has ECS read it from Secrets \
+             Manager or SSM instead",
             plain_secrets.join(", ")
         ));
     }
