@@ -271,9 +271,7 @@ impl DeploySettings {
             .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
             .map_or(&[], |s| s.containers.as_slice())
     }
-}
 
-impl DeploySettings {
     /// What `service`'s new revision changes besides the image (matched as
     /// [`DeploySettings::containers_for`] matches).
     pub fn changes_for(&self, service: &str) -> &Changes {
@@ -652,7 +650,8 @@ fn services(
     Ok(out)
 }
 
-/// The task-definition flags, each checked (exit 2 naming the flag; values are never shown).
+/// The task-definition flags, each checked (exit 2 naming the flag; the values of `--env`,
+/// `--secret-env` and `--label` are never shown).
 fn changes_from_flags(args: &RenderArgs) -> Result<Changes> {
     let given = |list: &[String]| -> Vec<String> {
         list.iter()
