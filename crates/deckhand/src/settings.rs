@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    BuildArgs, DeployArgs, RollbackArgs, RollbackMode, ServiceArgs, StatusArgs, WatchArgs,
+    BuildArgs, DeployArgs, RenderArgs, RollbackArgs, RollbackMode, ServiceArgs, StatusArgs,
+    WatchArgs,
 };
 use crate::config;
+use crate::deploy::render::{self, Changes};
 use crate::deploy::shape;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::error::{Error, Result};
@@ -65,6 +67,9 @@ pub struct ServiceSettings {
     pub name: String,
     /// Containers that get the new image; empty: those whose image is from the same repository.
     pub containers: Vec<String>,
+    /// What its new revision changes besides the image: the file's `[render]`, then
+    /// the service's own, then the flags.
+    pub changes: Changes,
 }
 
 /// Where the image comes from.
@@ -157,7 +162,8 @@ impl DeploySettings {
             .unwrap_or(Path::new(config::DEFAULT_FILE));
 
         let cluster = cluster(&args.target, f.cluster.as_deref())?;
-        let services = services(args, f)?;
+        let flag_changes = changes_from_flags(&args.render)?;
+        let services = services(args, f, &flag_changes, origin)?;
         // The file's `task-definition` is relative to the file; the flag wins over it.
         let task_definition_path = match (&args.task_definition, &f.task_definition) {
             (Some(flag), _) => Some(flag.clone()),
@@ -264,6 +270,16 @@ impl DeploySettings {
             .iter()
             .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
             .map_or(&[], |s| s.containers.as_slice())
+    }
+
+    /// What `service`'s new revision changes besides the image (matched as
+    /// [`DeploySettings::containers_for`] matches).
+    pub fn changes_for(&self, service: &str) -> &Changes {
+        static NONE: std::sync::OnceLock<Changes> = std::sync::OnceLock::new();
+        self.services
+            .iter()
+            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+            .map_or_else(|| NONE.get_or_init(Changes::default), |s| &s.changes)
     }
 }
 
@@ -580,8 +596,15 @@ fn one_service(args: &ServiceArgs, many: &str) -> Result<String> {
 }
 
 /// `--service` (each with `--container`), else `[[services]]`; a service's containers from the
-/// file apply unless `--container` is given.
-fn services(args: &DeployArgs, file: &config::File) -> Result<Vec<ServiceSettings>> {
+/// file apply unless `--container` is given. Each gets the file's task-definition changes, its
+/// own from its `[[services]]` table, then `flags`.
+fn services(
+    args: &DeployArgs,
+    file: &config::File,
+    flags: &Changes,
+    origin: &Path,
+) -> Result<Vec<ServiceSettings>> {
+    let shared = changes_from_file(&file.render, &format!("{} [render]", origin.display()))?;
     let names: Vec<String> = if args.target.services.iter().any(|s| !s.is_empty()) {
         args.target.services.clone()
     } else {
@@ -607,12 +630,188 @@ fn services(args: &DeployArgs, file: &config::File) -> Result<Vec<ServiceSetting
         } else {
             flag_containers.clone()
         };
-        out.push(ServiceSettings { name, containers });
+        let own = match file.services.iter().find(|s| s.name == name) {
+            Some(s) => changes_from_file(
+                &s.render,
+                &format!("{} [services.render] of {name}", origin.display()),
+            )?,
+            None => Changes::default(),
+        };
+        let changes = shared.clone().then(own).then(flags.clone());
+        out.push(ServiceSettings {
+            name,
+            containers,
+            changes,
+        });
     }
     if out.is_empty() {
         return Err(no_service());
     }
     Ok(out)
+}
+
+/// The task-definition flags, each checked (exit 2 naming the flag; the values of `--env`,
+/// `--secret-env` and `--label` are never shown).
+fn changes_from_flags(args: &RenderArgs) -> Result<Changes> {
+    let given = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .filter(|s| !s.trim().is_empty())
+            .cloned()
+            .collect()
+    };
+    let pairs = |list: &[String], flag: &str| -> Result<Vec<render::Assignment>> {
+        given(list)
+            .iter()
+            .map(|spec| {
+                render::parse_assignment(spec).map_err(|e| Error::usage(format!("{flag} {e}")))
+            })
+            .collect()
+    };
+    let commands = |list: &[String], flag: &str| -> Result<Vec<render::Scoped<Vec<String>>>> {
+        given(list)
+            .iter()
+            .map(|spec| {
+                render::parse_command(spec).map_err(|e| Error::usage(format!("{flag} {e}")))
+            })
+            .collect()
+    };
+    let secrets = pairs(&args.secret_env, "--secret-env")?;
+    check_secret_sources(&secrets, "--secret-env")?;
+    Ok(Changes {
+        env: pairs(&args.env, "--env")?,
+        secrets,
+        env_files: given(&args.env_files)
+            .iter()
+            .map(|spec| {
+                render::parse_env_file(spec).map_err(|e| Error::usage(format!("--env-file {e}")))
+            })
+            .collect::<Result<_>>()?,
+        labels: pairs(&args.labels, "--label")?,
+        command: commands(&args.command, "--command")?,
+        entry_point: commands(&args.entry_point, "--entry-point")?,
+        task_role: role(one(&args.task_role), "--task-role")?,
+        execution_role: role(one(&args.execution_role), "--execution-role")?,
+        cpu: size(one(&args.cpu), "--cpu", render::parse_cpu)?,
+        memory: size(one(&args.memory), "--memory", render::parse_memory)?,
+        log_group: checked(one(&args.log_group), "--log-group", render::check_log_group)?,
+        log_stream_prefix: checked(
+            one(&args.log_stream_prefix),
+            "--log-stream-prefix",
+            render::check_stream_prefix,
+        )?,
+    })
+}
+
+/// A single-valued flag, trimmed; empty counts as not given.
+fn one(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A `[render]` table of deckhand.toml (`at` names it in errors), checked as the
+/// flags are.
+fn changes_from_file(t: &config::Render, at: &str) -> Result<Changes> {
+    let pairs = |map: &std::collections::BTreeMap<String, String>, key: &str| {
+        map.iter()
+            .map(|(k, v)| {
+                render::parse_assignment(&format!("{k}={v}"))
+                    .map_err(|e| Error::usage(format!("{at}: {key}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let command =
+        |c: &Option<config::Command>, key: &str| -> Result<Vec<render::Scoped<Vec<String>>>> {
+            match c {
+                None => Ok(Vec::new()),
+                Some(config::Command::Line(line)) => render::parse_command(line)
+                    .map(|s| vec![s])
+                    .map_err(|e| Error::usage(format!("{at}: {key}: {e}"))),
+                Some(config::Command::Args(args)) if args.is_empty() => {
+                    Err(Error::usage(format!("{at}: {key}: the command is empty")))
+                }
+                Some(config::Command::Args(args)) => Ok(vec![render::Scoped {
+                    container: None,
+                    value: args.clone(),
+                }]),
+            }
+        };
+    let at_key = |key: &str| format!("{at}: {key}");
+    let secrets = pairs(&t.secret_env, "secret-env")?;
+    check_secret_sources(&secrets, &at_key("secret-env"))?;
+    let text = |s: &Option<config::Size>| s.as_ref().map(config::Size::text);
+    Ok(Changes {
+        env: pairs(&t.env, "env")?,
+        secrets,
+        env_files: t
+            .env_files
+            .iter()
+            .map(|spec| {
+                render::parse_env_file(spec)
+                    .map_err(|e| Error::usage(format!("{at}: env-files: {e}")))
+            })
+            .collect::<Result<_>>()?,
+        labels: pairs(&t.labels, "labels")?,
+        command: command(&t.command, "command")?,
+        entry_point: command(&t.entry_point, "entry-point")?,
+        task_role: role(t.task_role.as_deref(), &at_key("task-role"))?,
+        execution_role: role(t.execution_role.as_deref(), &at_key("execution-role"))?,
+        cpu: size(text(&t.cpu).as_deref(), &at_key("cpu"), render::parse_cpu)?,
+        memory: size(
+            text(&t.memory).as_deref(),
+            &at_key("memory"),
+            render::parse_memory,
+        )?,
+        log_group: checked(
+            t.log_group.as_deref(),
+            &at_key("log-group"),
+            render::check_log_group,
+        )?,
+        log_stream_prefix: checked(
+            t.log_stream_prefix.as_deref(),
+            &at_key("log-stream-prefix"),
+            render::check_stream_prefix,
+        )?,
+    })
+}
+
+fn check_secret_sources(secrets: &[render::Assignment], what: &str) -> Result<()> {
+    for s in secrets {
+        render::check_secret_source(&s.value)
+            .map_err(|e| Error::usage(format!("{what} {}: {e}", s.key)))?;
+    }
+    Ok(())
+}
+
+/// `value`, if given, checked by `check` (a usage error naming `what`).
+fn checked(
+    value: Option<&str>,
+    what: &str,
+    check: fn(&str) -> std::result::Result<(), String>,
+) -> Result<Option<String>> {
+    value
+        .map(|v| {
+            check(v)
+                .map(|()| v.to_string())
+                .map_err(|e| Error::usage(format!("{what} {e}")))
+        })
+        .transpose()
+}
+
+fn role(arn: Option<&str>, what: &str) -> Result<Option<String>> {
+    arn.map(|a| {
+        render::check_role(a)
+            .map(|()| a.to_string())
+            .map_err(|e| Error::usage(format!("{what} {e}")))
+    })
+    .transpose()
+}
+
+fn size(
+    text: Option<&str>,
+    what: &str,
+    parse: fn(&str) -> std::result::Result<String, String>,
+) -> Result<Option<String>> {
+    text.map(|t| parse(t).map_err(|e| Error::usage(format!("{what} {e}"))))
+        .transpose()
 }
 
 /// `--pre-deploy` replaces the file's tasks; its family and container need it.
@@ -1758,6 +1957,130 @@ mod tests {
             "DECKHAND_TAKE_OVER=false turns it off"
         );
         assert!(take_over(&with(&["--take-over"]), Some("false")));
+    }
+
+    #[test]
+    fn task_definition_changes_layer_the_file_the_service_and_the_flags() {
+        let toml = "cluster = \"c\"\nimage = \"x\"\n\
+                    [render]\nenv = { MODE = \"file\", KEEP = \"k\" }\ncpu = 256\n\
+                    [[services]]\nname = \"web\"\n\
+                    [services.render]\nenv = { MODE = \"service\" }\nmemory = \"1 GB\"\n\
+                    [[services]]\nname = \"worker\"\n";
+        let s = resolve(&["--env", "MODE=flag", "--cpu", "1 vCPU"], Some(toml)).unwrap();
+        let web = s.changes_for("web");
+        let modes: Vec<&str> = web
+            .env
+            .iter()
+            .filter(|a| a.key == "MODE")
+            .map(|a| a.value.as_str())
+            .collect();
+        assert_eq!(
+            modes,
+            vec!["file", "service", "flag"],
+            "applied in this order"
+        );
+        assert_eq!(
+            web.cpu.as_deref(),
+            Some("1024"),
+            "the flag wins, normalised"
+        );
+        assert_eq!(web.memory.as_deref(), Some("1024"));
+        let worker = s.changes_for("worker");
+        assert_eq!(worker.memory, None, "web's own table is web's");
+        assert_eq!(worker.env.len(), 3);
+        // Every flag, read and normalised.
+        let s = resolve(
+            &with(&[
+                "--env",
+                "web:URL=http://x:1",
+                "--secret-env",
+                "DB=arn:aws:ssm:us-east-1:123456789012:parameter/db",
+                "--env-file",
+                "arn:aws:s3:::b/a.env",
+                "--label",
+                "team=core",
+                "--command",
+                "sh -c 'sleep 1'",
+                "--entry-point",
+                "web:/bin/sh",
+                "--task-role",
+                "arn:aws:iam::123456789012:role/t",
+                "--execution-role",
+                "arn:aws:iam::123456789012:role/e",
+                "--memory",
+                "2GB",
+                "--log-group",
+                "/ecs/web",
+                "--log-stream-prefix",
+                "web",
+            ]),
+            None,
+        )
+        .unwrap();
+        let c = s.changes_for("web");
+        assert_eq!(c.env[0].container.as_deref(), Some("web"));
+        assert_eq!(c.command[0].value, vec!["sh", "-c", "sleep 1"]);
+        assert_eq!(c.entry_point[0].container.as_deref(), Some("web"));
+        assert_eq!(c.memory.as_deref(), Some("2048"));
+        assert_eq!(c.log_group.as_deref(), Some("/ecs/web"));
+        assert_eq!(c.named_containers(), vec!["web"]);
+    }
+
+    #[test]
+    fn bad_task_definition_changes_exit_2_without_showing_values() {
+        let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+            (
+                with(&["--env", "NOEQUALS"]),
+                None,
+                "--env \"NOEQUALS\": expected [CONTAINER:]NAME=VALUE",
+            ),
+            (with(&["--env", "=hunter2"]), None, "--env"),
+            (
+                with(&["--label", ":a=hunter2"]),
+                None,
+                "not a container name",
+            ),
+            (
+                with(&["--secret-env", "DB=hunter2 hunter2"]),
+                None,
+                "--secret-env DB",
+            ),
+            (with(&["--env-file", "s3://b/a.env"]), None, "--env-file"),
+            (with(&["--command", "sh -c 'x"]), None, "--command"),
+            (with(&["--task-role", "web"]), None, "--task-role \"web\""),
+            (with(&["--execution-role", "x"]), None, "--execution-role"),
+            (with(&["--cpu", "lots"]), None, "--cpu \"lots\""),
+            (with(&["--memory", "1.3 GB"]), None, "--memory"),
+            (with(&["--log-group", "a b"]), None, "--log-group \"a b\""),
+            (
+                with(&["--log-stream-prefix", "a:b"]),
+                None,
+                "--log-stream-prefix",
+            ),
+            (
+                MIN.to_vec(),
+                Some("[render]\nenv = { \"a b:K\" = \"hunter2\" }\n"),
+                "deckhand.toml [render]: env:",
+            ),
+            (
+                MIN.to_vec(),
+                Some("[render]\ncpu = 5\n"),
+                "deckhand.toml [render]: cpu",
+            ),
+            (
+                MIN.to_vec(),
+                Some("[[services]]\nname = \"web\"\n[services.render]\ncommand = []\n"),
+                "[services.render] of web: command: the command is empty",
+            ),
+        ];
+        for (argv, toml, says) in cases {
+            let err = resolve(&argv, toml).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
+            assert!(err.message.contains(says), "{argv:?}: {}", err.message);
+            assert!(!err.message.contains("hunter2"), "{}", err.message);
+        }
+        let err = config::parse("[render]\nenvs = {}\n", Path::new("d.toml")).unwrap_err();
+        assert!(err.message.contains("line 2"), "{}", err.message);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod history;
 pub mod persist;
 pub mod pipeline;
 pub mod predeploy;
+pub mod render;
 pub mod rollback;
 pub mod rollout;
 pub mod scaffold;

@@ -17,6 +17,7 @@ mod fleet;
 mod image;
 mod init;
 mod push;
+mod render;
 mod rollback;
 mod rollout;
 mod sandbox;
