@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod push;
 pub mod resume;
 pub mod rollback;
+pub mod run;
 pub mod sandbox;
 pub mod status;
 
@@ -45,6 +46,9 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
         Command::Continue(args) => {
             let settings = crate::settings::ContinueSettings::resolve(&args)?;
             resume::run(r, region, &settings).await
+        }
+        Command::Run(args) => {
+            run::run(r, region, &crate::settings::RunSettings::resolve(&args)?).await
         }
         Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }

@@ -15,6 +15,7 @@ mod explain;
 mod faults;
 mod fleet;
 mod image;
+mod oneoff;
 mod push;
 mod rollback;
 mod rollout;
