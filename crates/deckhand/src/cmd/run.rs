@@ -132,6 +132,12 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &RunSettings) -> Result<
         None => None,
     };
     let task_definition = registered.clone().unwrap_or(source_arn);
+    if interrupts.arrived() {
+        retire(r, &client, registered.as_deref()).await;
+        return Err(Error::failed(
+            "interrupted before the task was started: nothing was run",
+        ));
+    }
     let started = ecs::run_task(&client, &s.cluster, &task_definition, &planned, &placement).await;
     let arn = match started {
         Ok(arn) => arn,

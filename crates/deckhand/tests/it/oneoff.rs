@@ -221,6 +221,30 @@ async fn an_image_runs_in_a_one_off_revision_and_a_task_definition_runs_alone() 
         alone.stderr
     );
 
+    // A task whose container cannot start is a failure naming why.
+    let unpullable = run(
+        &sandbox,
+        None,
+        &run_args(&["--service", "web", "--image", "deckhand-test/missing:nope"]),
+    )
+    .await;
+    unpullable.expect_code(1);
+    assert!(
+        unpullable
+            .stderr
+            .contains("app did not run (CannotPullContainerError"),
+        "{}",
+        unpullable.stderr
+    );
+    assert!(
+        unpullable
+            .stdout
+            .contains("app: no exit code (CannotPullContainerError"),
+        "{}",
+        unpullable.stdout
+    );
+    assert_eq!(active_revisions(&client).await, vec![td.clone()]);
+
     // What cannot run as asked is exit 2, before anything starts.
     let neither = run(&sandbox, None, &run_args(&["--command", "true"])).await;
     neither.expect_code(2);
@@ -266,8 +290,8 @@ async fn an_image_runs_in_a_one_off_revision_and_a_task_definition_runs_alone() 
         .unwrap();
     assert_eq!(
         tasks.task_arns().len(),
-        2,
-        "only the two runs started tasks"
+        3,
+        "only the three runs started tasks"
     );
     sandbox.stop().await;
 }
