@@ -83,6 +83,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Continue(_) => "continue",
             Command::Run(_) => "run",
+            Command::Init(_) => "init",
             Command::Sandbox(_) => "sandbox",
         }
     }
@@ -104,6 +105,8 @@ pub enum Command {
     Continue(ContinueArgs),
     /// Run a one-off task (beside a service, or of a task definition) and follow it to its end.
     Run(RunArgs),
+    /// Write deckhand.toml and the task definition file from a live service, to deploy it with deckhand.
+    Init(InitArgs),
     /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
     Sandbox(SandboxArgs),
 }
@@ -391,6 +394,21 @@ pub struct RunArgs {
     /// How often to look at the task and read its log [default: 2s].
     #[arg(long, value_parser = parse_poll, env = "DECKHAND_POLL", help_heading = "Watch")]
     pub poll: Option<std::time::Duration>,
+}
+
+/// `deckhand init`: a project's deckhand.toml and task definition file, from a live service.
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// Directory to write deckhand.toml and taskdef.json in (created if missing) [default: .].
+    #[arg(long, value_name = "DIR", env = "DECKHAND_DIR", help_heading = "Files")]
+    pub dir: Option<PathBuf>,
+
+    /// Overwrite deckhand.toml and taskdef.json when they are there.
+    #[arg(long, env = "DECKHAND_FORCE", help_heading = "Files")]
+    pub force: bool,
 }
 
 /// What a failed deploy does (`--rollback`, `rollback` in deckhand.toml).

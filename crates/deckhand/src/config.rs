@@ -23,6 +23,9 @@ pub struct File {
     pub repository: Option<String>,
     /// An existing image instead of a build.
     pub image: Option<String>,
+    /// The task definition file to register (as `--task-definition`), relative to this file;
+    /// one service's.
+    pub task_definition: Option<PathBuf>,
     #[serde(default, deserialize_with = "typed::timeout")]
     pub timeout: Option<Duration>,
     #[serde(default, deserialize_with = "typed::poll")]
@@ -257,6 +260,19 @@ mod tests {
         assert_eq!(
             file.pre_deploy[0].command.args(),
             vec!["bin/rails", "db:migrate"]
+        );
+    }
+
+    #[test]
+    fn the_task_definition_is_a_path() {
+        let file = parse(
+            "task-definition = \"deploy/web.json\"\n",
+            Path::new("deckhand.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            file.task_definition.as_deref(),
+            Some(Path::new("deploy/web.json"))
         );
     }
 

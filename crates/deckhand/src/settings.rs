@@ -158,14 +158,32 @@ impl DeploySettings {
 
         let cluster = cluster(&args.target, f.cluster.as_deref())?;
         let services = services(args, f)?;
-        if services.len() > 1 && args.task_definition.is_some() {
-            return Err(Error::usage(
-                "--task-definition is one service's task definition: use it with one --service",
-            ));
+        // The file's `task-definition` is relative to the file; the flag wins over it.
+        let task_definition_path = match (&args.task_definition, &f.task_definition) {
+            (Some(flag), _) => Some(flag.clone()),
+            (None, Some(path)) => Some(beside(origin, path)),
+            (None, None) => None,
+        };
+        if services.len() > 1 && task_definition_path.is_some() {
+            return Err(Error::usage(if args.task_definition.is_some() {
+                "--task-definition is one service's task definition: use it with one --service"
+                    .to_string()
+            } else {
+                format!(
+                    "`task-definition` in {} is one service's task definition: use it with one \
+                     service, or pass --task-definition with one --service",
+                    origin.display()
+                )
+            }));
         }
-        let (task_definition, warnings) = match args.task_definition.as_deref() {
+        let (task_definition, warnings) = match task_definition_path.as_deref() {
             Some(path) => {
-                let (td, warnings) = read_task_definition(path, args.allow_unknown_fields)?;
+                let named = if args.task_definition.is_some() {
+                    "--task-definition".to_string()
+                } else {
+                    format!("`task-definition` of {}:", origin.display())
+                };
+                let (td, warnings) = read_task_definition(path, &named, args.allow_unknown_fields)?;
                 (Some(td), warnings)
             }
             None => (None, Vec::new()),
@@ -445,7 +463,9 @@ impl RunSettings {
             .transpose()?;
         if service.is_none() && task_definition.is_none() {
             return Err(Error::usage(
-                "name what to run: --service SERVICE (its current task definition, with its                  network configuration) or --task-definition FAMILY[:REVISION] (or both: that                  task definition with the service's network configuration)",
+                "name what to run: --service SERVICE (its current task definition, with its \
+                 network configuration) or --task-definition FAMILY[:REVISION] (or both: that \
+                 task definition with the service's network configuration)",
             ));
         }
         let image = match args.image.as_deref().map(str::trim) {
@@ -520,8 +540,78 @@ fn task_definition_ref(given: &str) -> Result<String> {
         Ok(given.to_string())
     } else {
         Err(Error::usage(format!(
-            "--task-definition {given:?}: `deckhand run` takes FAMILY, FAMILY:REVISION or a task              definition ARN (register a file first, or deploy it with `deckhand deploy              --task-definition FILE`)"
+            "--task-definition {given:?}: `deckhand run` takes FAMILY, FAMILY:REVISION or a task \
+             definition ARN (register a file first, or deploy it with `deckhand deploy \
+             --task-definition FILE`)"
         )))
+    }
+}
+
+/// `path` as written in the settings file at `origin`: relative to the file's directory.
+fn beside(origin: &Path, path: &Path) -> PathBuf {
+    match origin.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// `deckhand init`, validated: one service, and a directory whose files may be written.
+#[derive(Debug, Clone)]
+pub struct InitSettings {
+    pub cluster: String,
+    pub service: String,
+    /// Where deckhand.toml and the task definition file go; created if missing.
+    pub dir: PathBuf,
+    /// Overwrite the files when they are there.
+    pub force: bool,
+}
+
+impl InitSettings {
+    /// One service; without `--force`, neither file may exist yet (both are named).
+    pub fn resolve(args: &crate::cli::InitArgs) -> Result<Self> {
+        let cluster = cluster(&args.target, None)?;
+        let service = one_service(&args.target, "init one --service at a time")?;
+        let dir = args
+            .dir
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::usage(format!(
+                "--dir {} is not a directory: name the directory to write deckhand.toml and {} in",
+                dir.display(),
+                crate::deploy::scaffold::TASK_DEFINITION_FILE
+            )));
+        }
+        let s = InitSettings {
+            cluster,
+            service,
+            dir,
+            force: args.force,
+        };
+        let existing: Vec<String> = s
+            .files()
+            .iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() && !s.force {
+            return Err(Error::usage(format!(
+                "{} already exist{}: nothing was written. Pass --force to overwrite, or --dir \
+                 to write elsewhere",
+                existing.join(" and "),
+                if existing.len() == 1 { "s" } else { "" }
+            )));
+        }
+        Ok(s)
+    }
+
+    /// deckhand.toml, then the task definition file.
+    pub fn files(&self) -> [PathBuf; 2] {
+        [
+            self.dir.join(config::DEFAULT_FILE),
+            self.dir.join(crate::deploy::scaffold::TASK_DEFINITION_FILE),
+        ]
     }
 }
 
@@ -757,13 +847,13 @@ fn switch(flag: bool, from_env: bool, file: Option<bool>) -> bool {
 
 /// The file's task definition, checked against the SDK's model: a field it does not know is a
 /// usage error, or with `allow_unknown` a warning (returned) and sent as written.
-fn read_task_definition(path: &Path, allow_unknown: bool) -> Result<(TaskDef, Vec<String>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read --task-definition {}: {e}",
-            path.display()
-        ))
-    })?;
+fn read_task_definition(
+    path: &Path,
+    named: &str,
+    allow_unknown: bool,
+) -> Result<(TaskDef, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read {named} {}: {e}", path.display())))?;
     let td = taskdef::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
     // The names as written: `parse` has dropped the read-only fields and nulls.
     let written: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
@@ -1155,6 +1245,132 @@ mod tests {
         ];
         for (argv, toml, says) in cases {
             let err = resolve(&argv, toml).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
+            assert!(err.message.contains(says), "{argv:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn the_files_task_definition_is_read_beside_it_and_the_flag_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let td = |family: &str| {
+            format!(
+                r#"{{"family": "{family}", "containerDefinitions": [{{"name": "web", "image": "web:1"}}]}}"#
+            )
+        };
+        std::fs::create_dir(dir.path().join("deploy")).unwrap();
+        std::fs::write(dir.path().join("deploy/web.json"), td("from-file")).unwrap();
+        std::fs::write(dir.path().join("flag.json"), td("from-flag")).unwrap();
+        let origin = dir.path().join("deckhand.toml");
+        let settle = |argv: &[&str], toml: &str| {
+            let (args, region) = deploy_args(argv);
+            let file = config::parse(toml, &origin).unwrap();
+            DeploySettings::resolve(&args, region.as_deref(), Some((&origin, &file)), |_| None)
+        };
+        let toml = "task-definition = \"deploy/web.json\"\n";
+        let s = settle(MIN, toml).unwrap();
+        assert_eq!(s.task_definition.unwrap().family(), "from-file");
+        let flag = dir.path().join("flag.json");
+        let s = settle(&with(&["--task-definition", flag.to_str().unwrap()]), toml).unwrap();
+        assert_eq!(s.task_definition.unwrap().family(), "from-flag");
+        // One service's: with two, a usage error naming the key.
+        let two = format!("{toml}[[services]]\nname = \"web\"\n[[services]]\nname = \"worker\"\n");
+        let err = settle(&["--cluster", "c", "--image", "x"], &two).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains("`task-definition` in"),
+            "{}",
+            err.message
+        );
+        // A missing file is named as the path deckhand looked at.
+        let err = settle(MIN, "task-definition = \"nope.json\"\n").unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains(&format!(
+                "cannot read `task-definition` of {}: {}",
+                origin.display(),
+                dir.path().join("nope.json").display()
+            )),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn init_takes_one_service_and_refuses_to_overwrite_without_force() {
+        fn parse(argv: &[&str]) -> crate::cli::InitArgs {
+            let mut full = vec!["deckhand", "init"];
+            full.extend_from_slice(argv);
+            match crate::cli::Cli::try_parse_from(&full).unwrap().command {
+                crate::cli::Command::Init(args) => args,
+                _ => panic!("init"),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web", "--dir", d]))
+            .unwrap();
+        assert_eq!((s.cluster.as_str(), s.service.as_str()), ("c", "web"));
+        assert_eq!(s.files()[0], dir.path().join("deckhand.toml"));
+        assert_eq!(s.files()[1], dir.path().join("taskdef.json"));
+        let s = InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web"])).unwrap();
+        assert_eq!(s.dir, PathBuf::from("."));
+        assert!(!s.force);
+
+        std::fs::write(dir.path().join("taskdef.json"), "{}").unwrap();
+        let err =
+            InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web", "--dir", d]))
+                .unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains("taskdef.json already exists"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("deckhand.toml"), "{}", err.message);
+        assert!(err.message.contains("--force"), "{}", err.message);
+        std::fs::write(dir.path().join("deckhand.toml"), "").unwrap();
+        let err =
+            InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web", "--dir", d]))
+                .unwrap_err();
+        assert!(
+            err.message.contains("deckhand.toml and") && err.message.contains("already exist:"),
+            "{}",
+            err.message
+        );
+        let s = InitSettings::resolve(&parse(&[
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--dir",
+            d,
+            "--force",
+        ]))
+        .unwrap();
+        assert!(s.force);
+
+        let file = dir.path().join("deckhand.toml");
+        for (argv, says) in [
+            (vec!["--service", "web"], "name the cluster"),
+            (vec!["--cluster", "c"], "name the service"),
+            (
+                vec!["--cluster", "c", "--service", "a", "--service", "b"],
+                "init one --service at a time",
+            ),
+            (
+                vec![
+                    "--cluster",
+                    "c",
+                    "--service",
+                    "a",
+                    "--dir",
+                    file.to_str().unwrap(),
+                ],
+                "is not a directory",
+            ),
+        ] {
+            let err = InitSettings::resolve(&parse(&argv)).unwrap_err();
             assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
             assert!(err.message.contains(says), "{argv:?}: {}", err.message);
         }

@@ -2,6 +2,7 @@
 //! outcome into the result and exit code. Commands do not import each other.
 
 pub mod deploy;
+pub mod init;
 pub mod push;
 pub mod resume;
 pub mod rollback;
@@ -49,6 +50,9 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
         }
         Command::Run(args) => {
             run::run(r, region, &crate::settings::RunSettings::resolve(&args)?).await
+        }
+        Command::Init(args) => {
+            init::run(r, region, &crate::settings::InitSettings::resolve(&args)?).await
         }
         Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }

@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod predeploy;
 pub mod rollback;
 pub mod rollout;
+pub mod scaffold;
 pub mod shape;
 pub mod taskdef;
 pub mod tasklogs;

@@ -15,6 +15,7 @@ mod explain;
 mod faults;
 mod fleet;
 mod image;
+mod init;
 mod oneoff;
 mod push;
 mod rollback;

@@ -26,6 +26,7 @@ fn help_texts() {
         ("continue_help", &["continue", "--help"][..]),
         ("push_help", &["push", "--help"][..]),
         ("run_help", &["run", "--help"][..]),
+        ("init_help", &["init", "--help"][..]),
     ] {
         let run = deckhand(dir.path(), args, &[]);
         run.expect_code(0);
