@@ -751,6 +751,44 @@ mod tests {
     }
 
     #[test]
+    fn run_help_groups_every_flag_under_a_heading() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let run = cli.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["help", "version"].contains(&id) {
+                continue;
+            }
+            let want = match id {
+                "cluster" | "service" | "task_definition" | "containers" => "Target",
+                "image" | "command" | "env" => "Task",
+                "timeout" | "poll" => "Watch",
+                _ => continue,
+            };
+            assert_eq!(arg.get_help_heading(), Some(want), "--{id}");
+        }
+        let parsed = Cli::try_parse_from([
+            "deckhand",
+            "run",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--env",
+            "A=1",
+            "--env",
+            "app:B=2",
+        ])
+        .unwrap();
+        let Command::Run(args) = parsed.command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.env, vec!["A=1", "app:B=2"]);
+    }
+
+    #[test]
     fn switches_and_lists_read_their_env_vars() {
         // Names unique to this test: the environment is shared by the test threads.
         std::env::set_var("DECKHAND_ALLOW_DIRTY", "true");
