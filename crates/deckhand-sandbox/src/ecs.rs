@@ -811,6 +811,7 @@ pub fn new_task(
         failure_counted: false,
         stop_timeout,
         command_overrides: BTreeMap::new(),
+        environment_overrides: BTreeMap::new(),
         logs: BTreeMap::new(),
     }
 }
@@ -823,10 +824,12 @@ fn run_task(state: &mut State, input: &Value, now: Time) -> Reply {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| format!("family:{}", td.family));
-    let overrides: BTreeMap<String, Vec<String>> = input["overrides"]["containerOverrides"]
+    let container_overrides = input["overrides"]["containerOverrides"]
         .as_array()
-        .into_iter()
-        .flatten()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let overrides: BTreeMap<String, Vec<String>> = container_overrides
+        .iter()
         .filter_map(|o| {
             let name = o["name"].as_str()?.to_string();
             let command = o["command"].as_array()?;
@@ -839,8 +842,28 @@ fn run_task(state: &mut State, input: &Value, now: Time) -> Reply {
             ))
         })
         .collect();
+    let environment: BTreeMap<String, Vec<(String, String)>> = container_overrides
+        .iter()
+        .filter_map(|o| {
+            let name = o["name"].as_str()?.to_string();
+            let pairs = o["environment"].as_array()?;
+            Some((
+                name,
+                pairs
+                    .iter()
+                    .filter_map(|p| {
+                        Some((
+                            p["name"].as_str()?.to_string(),
+                            p["value"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect(),
+            ))
+        })
+        .collect();
     if let Some(unknown) = overrides
         .keys()
+        .chain(environment.keys())
         .find(|n| !td.containers().iter().any(|c| &c.name == *n))
     {
         return Err(ApiError::invalid(format!(
@@ -852,6 +875,7 @@ fn run_task(state: &mut State, input: &Value, now: Time) -> Reply {
     for _ in 0..count {
         let mut t = new_task(cluster, &td, &started_by, &group, now);
         t.command_overrides = overrides.clone();
+        t.environment_overrides = environment.clone();
         tasks.push(t.to_json());
         cluster.tasks.insert(t.id.clone(), t);
     }
@@ -1094,6 +1118,28 @@ mod tests {
         assert_eq!(deps[0]["rolloutState"], "IN_PROGRESS");
         assert_eq!(deps[1]["status"], "ACTIVE");
         assert!(deps[0]["id"].as_str().unwrap().starts_with("ecs-svc/"));
+    }
+
+    #[test]
+    fn run_task_keeps_each_containers_command_and_environment_overrides() {
+        let mut s = state();
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        handle(&mut s, "RegisterTaskDefinition", &td("web"), 0.0).unwrap();
+        let overrides = |name: &str| {
+            json!({"cluster": "c", "taskDefinition": "web:1", "overrides": {"containerOverrides": [
+                {"name": name, "command": ["echo", "hi"],
+                 "environment": [{"name": "KEY", "value": "v"}]}]}})
+        };
+        let ran = handle(&mut s, "RunTask", &overrides("app"), 1.0).unwrap();
+        let arn = ran["tasks"][0]["taskArn"].as_str().unwrap();
+        let task = &s.clusters["c"].tasks[arn.rsplit('/').next().unwrap()];
+        assert_eq!(task.command_overrides["app"], vec!["echo", "hi"]);
+        assert_eq!(
+            task.environment_overrides["app"],
+            vec![("KEY".to_string(), "v".to_string())]
+        );
+        let unknown = handle(&mut s, "RunTask", &overrides("db"), 1.0).unwrap_err();
+        assert!(unknown.message.contains("db"), "{}", unknown.message);
     }
 
     /// A service `web` on web:1 (rolled out), web:2 and web:3 registered.

@@ -679,6 +679,8 @@ pub struct Task {
     pub stop_timeout: u64,
     /// RunTask's `overrides.containerOverrides[].command`, by container name.
     pub command_overrides: BTreeMap<String, Vec<String>>,
+    /// RunTask's `overrides.containerOverrides[].environment`, by container name.
+    pub environment_overrides: BTreeMap<String, Vec<(String, String)>>,
     /// Each container's output (its last lines), kept when the container is removed: what
     /// GetLogEvents serves.
     pub logs: BTreeMap<String, Vec<String>>,

@@ -219,6 +219,16 @@ async fn progress_task(
             if let Some(command) = task.command_overrides.get(&d.name) {
                 d.command = command.clone();
             }
+            // An override replaces a variable of the same name, else adds one, as in ECS.
+            for (k, v) in task
+                .environment_overrides
+                .get(&d.name)
+                .into_iter()
+                .flatten()
+            {
+                d.environment.retain(|(name, _)| name != k);
+                d.environment.push((k.clone(), v.clone()));
+            }
         }
         start_task(shared, docker, task, &defs, pulled, now).await;
         return;

@@ -276,6 +276,7 @@ mod tests {
             failure_counted: false,
             stop_timeout: 30,
             command_overrides: Default::default(),
+            environment_overrides: Default::default(),
             logs: Default::default(),
         }
     }

@@ -82,6 +82,7 @@ impl Command {
             Command::Rollback(_) => "rollback",
             Command::Status(_) => "status",
             Command::Continue(_) => "continue",
+            Command::Run(_) => "run",
             Command::Init(_) => "init",
             Command::Sandbox(_) => "sandbox",
         }
@@ -102,6 +103,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Go on with a service deployment paused at a PAUSE lifecycle hook (or roll it back).
     Continue(ContinueArgs),
+    /// Run a one-off task (beside a service, or of a task definition) and follow it to its end.
+    Run(RunArgs),
     /// Write deckhand.toml and the task definition file from a live service, to deploy it with deckhand.
     Init(InitArgs),
     /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
@@ -413,6 +416,75 @@ pub struct ContinueArgs {
     /// Roll the paused deployment back to the previous service revision instead.
     #[arg(long, help_heading = None)]
     pub rollback: bool,
+}
+
+/// `deckhand run`: a one-off task beside a service, followed to its end.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// ECS cluster name or ARN.
+    #[arg(long, env = "DECKHAND_CLUSTER", help_heading = "Target")]
+    pub cluster: Option<String>,
+
+    /// ECS service whose network configuration and launch type the task gets, and (without
+    /// --task-definition) whose current task definition it runs.
+    #[arg(long, env = "DECKHAND_SERVICE", help_heading = "Target")]
+    pub service: Option<String>,
+
+    /// Task definition to run: FAMILY (its newest revision), FAMILY:REVISION or an ARN; with
+    /// --service, run beside that service.
+    #[arg(
+        long,
+        value_name = "FAMILY[:REVISION]",
+        env = "DECKHAND_RUN_TASK_DEFINITION",
+        help_heading = "Target"
+    )]
+    pub task_definition: Option<String>,
+
+    /// Container(s) that get --image (default: those whose image is from the same repository,
+    /// else the only one); the first also gets --command and --env (default: the first
+    /// essential container).
+    #[arg(
+        long = "container",
+        value_name = "NAME",
+        env = "DECKHAND_CONTAINER",
+        value_delimiter = '\n',
+        help_heading = "Target"
+    )]
+    pub containers: Vec<String>,
+
+    /// Image to run instead of the task definition's: a revision tagged `deckhand:one-off`
+    /// is registered for this task (never a rollback target) and deregistered after it.
+    #[arg(long, env = "DECKHAND_IMAGE", help_heading = "Task")]
+    pub image: Option<String>,
+
+    /// Command for the container, split as a shell would (e.g. "bin/rails db:migrate");
+    /// default: the image's or task definition's own.
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        env = "DECKHAND_RUN_COMMAND",
+        help_heading = "Task"
+    )]
+    pub command: Option<String>,
+
+    /// Environment variable for the task, KEY=VALUE for the container that runs the command,
+    /// CONTAINER:KEY=VALUE for another (repeatable); values of secret-looking names are masked.
+    #[arg(
+        long = "env",
+        value_name = "[CONTAINER:]KEY=VALUE",
+        env = "DECKHAND_RUN_ENV",
+        value_delimiter = '\n',
+        help_heading = "Task"
+    )]
+    pub env: Vec<String>,
+
+    /// How long the task may run before deckhand stops it (exit 1), at least 1s [default: 10m].
+    #[arg(long, value_parser = parse_duration, env = "DECKHAND_TIMEOUT", help_heading = "Watch")]
+    pub timeout: Option<std::time::Duration>,
+
+    /// How often to look at the task and read its log [default: 2s].
+    #[arg(long, value_parser = parse_poll, env = "DECKHAND_POLL", help_heading = "Watch")]
+    pub poll: Option<std::time::Duration>,
 }
 
 /// `deckhand init`: a project's deckhand.toml and task definition file, from a live service.
@@ -795,6 +867,44 @@ mod tests {
                 assert_eq!(heading(id), Some(want), "--{id}");
             }
         }
+    }
+
+    #[test]
+    fn run_help_groups_every_flag_under_a_heading() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let run = cli.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["help", "version"].contains(&id) {
+                continue;
+            }
+            let want = match id {
+                "cluster" | "service" | "task_definition" | "containers" => "Target",
+                "image" | "command" | "env" => "Task",
+                "timeout" | "poll" => "Watch",
+                _ => continue,
+            };
+            assert_eq!(arg.get_help_heading(), Some(want), "--{id}");
+        }
+        let parsed = Cli::try_parse_from([
+            "deckhand",
+            "run",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--env",
+            "A=1",
+            "--env",
+            "app:B=2",
+        ])
+        .unwrap();
+        let Command::Run(args) = parsed.command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.env, vec!["A=1", "app:B=2"]);
     }
 
     #[test]

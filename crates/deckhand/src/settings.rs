@@ -437,6 +437,135 @@ impl RollbackSettings {
     }
 }
 
+/// How long a one-off task may run, and how often it is looked at, by default.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_RUN_POLL: Duration = Duration::from_secs(2);
+
+/// `deckhand run`, validated.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub cluster: String,
+    /// Where the task runs (network configuration, launch type) and, without
+    /// `task_definition`, what it runs.
+    pub service: Option<String>,
+    /// `FAMILY`, `FAMILY:REVISION` or an ARN, syntax-checked.
+    pub task_definition: Option<String>,
+    /// `--image`, a valid reference.
+    pub image: Option<String>,
+    pub containers: Vec<String>,
+    /// `--command`, split as a shell would.
+    pub command: Option<Vec<String>>,
+    pub env: Vec<crate::deploy::render::Assignment>,
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+impl RunSettings {
+    /// What to run (a service, a task definition, or a task definition beside a service), and
+    /// every override checked.
+    pub fn resolve(args: &crate::cli::RunArgs) -> Result<Self> {
+        let cluster = args
+            .cluster
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::usage("name the cluster: --cluster or DECKHAND_CLUSTER"))?;
+        let service = args.service.clone().filter(|s| !s.trim().is_empty());
+        let task_definition = args
+            .task_definition
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(task_definition_ref)
+            .transpose()?;
+        if service.is_none() && task_definition.is_none() {
+            return Err(Error::usage(
+                "name what to run: --service SERVICE (its current task definition, with its \
+                 network configuration) or --task-definition FAMILY[:REVISION] (or both: that \
+                 task definition with the service's network configuration)",
+            ));
+        }
+        let image = match args.image.as_deref().map(str::trim) {
+            Some(i) if !i.is_empty() => {
+                crate::image::reference::ImageRef::parse(i).map_err(|why| {
+                    Error::usage(format!("--image {i:?} is not an image reference: {why}"))
+                })?;
+                Some(i.to_string())
+            }
+            _ => None,
+        };
+        let command = match args.command.as_deref() {
+            Some(line) if !line.trim().is_empty() => {
+                let split = shlex::split(line).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--command {line:?}: a quote is not closed; quote it as a shell would"
+                    ))
+                })?;
+                Some(split)
+            }
+            _ => None,
+        };
+        let env = args
+            .env
+            .iter()
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                crate::deploy::render::parse_assignment(e)
+                    .map_err(|why| Error::usage(format!("--env {why}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let timeout = args.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT);
+        if timeout < MIN_TIMEOUT {
+            return Err(Error::usage(format!(
+                "--timeout {}ms is too short for a task to start; use at least {}s (e.g. 10m)",
+                timeout.as_millis(),
+                MIN_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(RunSettings {
+            cluster,
+            service,
+            task_definition,
+            image,
+            containers: args
+                .containers
+                .iter()
+                .filter(|c| !c.is_empty())
+                .cloned()
+                .collect(),
+            command,
+            env,
+            timeout,
+            poll: args.poll.unwrap_or(DEFAULT_RUN_POLL),
+        })
+    }
+}
+
+/// A task definition reference `deckhand run` takes: an ARN, or `FAMILY[:REVISION]` (letters,
+/// digits, `-` and `_`, as ECS allows family names); not a file, as deploy's flag is.
+fn task_definition_ref(given: &str) -> Result<String> {
+    if given.starts_with("arn:") && given.contains(":task-definition/") {
+        return Ok(given.to_string());
+    }
+    let (family, revision) = match given.split_once(':') {
+        Some((f, r)) => (f, Some(r)),
+        None => (given, None),
+    };
+    let family_ok = (1..=255).contains(&family.len())
+        && family
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let revision_ok = revision.is_none_or(|r| r.parse::<u32>().is_ok_and(|n| n > 0));
+    if family_ok && revision_ok {
+        Ok(given.to_string())
+    } else {
+        Err(Error::usage(format!(
+            "--task-definition {given:?}: `deckhand run` takes FAMILY, FAMILY:REVISION or a task \
+             definition ARN (register a file first, or deploy it with `deckhand deploy \
+             --task-definition FILE`)"
+        )))
+    }
+}
+
 /// `path` as written in the settings file at `origin`: relative to the file's directory.
 fn beside(origin: &Path, path: &Path) -> PathBuf {
     match origin.parent() {
@@ -2107,5 +2236,104 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.global.secret_names, vec!["A", "B", "C"]);
+    }
+
+    fn run_settings(argv: &[&str]) -> Result<RunSettings> {
+        let mut full = vec!["deckhand", "run", "--cluster", "c"];
+        full.extend_from_slice(argv);
+        let cli = crate::cli::Cli::try_parse_from(&full).unwrap();
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        RunSettings::resolve(&args)
+    }
+
+    #[test]
+    fn run_takes_a_service_a_task_definition_or_both() {
+        let s = run_settings(&["--service", "web"]).unwrap();
+        assert_eq!(
+            (s.service.as_deref(), s.task_definition, s.timeout, s.poll),
+            (Some("web"), None, DEFAULT_RUN_TIMEOUT, DEFAULT_RUN_POLL)
+        );
+        let s = run_settings(&[
+            "--task-definition",
+            "migrate:3",
+            "--command",
+            "sh -c 'echo hi; exit 7'",
+            "--env",
+            "A=1",
+            "--env",
+            "proxy:B=x=y",
+            "--timeout",
+            "30s",
+        ])
+        .unwrap();
+        assert_eq!(s.task_definition.as_deref(), Some("migrate:3"));
+        assert_eq!(
+            s.command,
+            Some(vec!["sh".into(), "-c".into(), "echo hi; exit 7".into()])
+        );
+        assert_eq!(s.env.len(), 2);
+        assert_eq!(s.env[1].container.as_deref(), Some("proxy"));
+        assert_eq!(s.env[1].value, "x=y");
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        let both = run_settings(&["--service", "web", "--task-definition", "migrate"]).unwrap();
+        assert_eq!(
+            (both.service.as_deref(), both.task_definition.as_deref()),
+            (Some("web"), Some("migrate"))
+        );
+        let arn = "arn:aws:ecs:us-east-1:1:task-definition/web:2";
+        assert_eq!(
+            run_settings(&["--task-definition", arn])
+                .unwrap()
+                .task_definition
+                .as_deref(),
+            Some(arn)
+        );
+    }
+
+    #[test]
+    fn run_usage_errors_say_what_to_do() {
+        let cases: [(&[&str], &str); 8] = [
+            (&[], "name what to run: --service SERVICE"),
+            (
+                &["--task-definition", "td.json"],
+                "takes FAMILY, FAMILY:REVISION",
+            ),
+            (
+                &["--task-definition", "web:0"],
+                "takes FAMILY, FAMILY:REVISION",
+            ),
+            (
+                &["--service", "web", "--image", "Bad Image"],
+                "not an image reference",
+            ),
+            (
+                &["--service", "web", "--command", "echo 'hi"],
+                "a quote is not closed",
+            ),
+            (
+                &["--service", "web", "--env", "NOVALUE"],
+                "expected [CONTAINER:]NAME=VALUE",
+            ),
+            (
+                &["--service", "web", "--env", ":K=V"],
+                "before the `:` is not a container name",
+            ),
+            (&["--service", "web", "--timeout", "0"], "is too short"),
+        ];
+        for (argv, want) in cases {
+            let e = run_settings(argv).unwrap_err();
+            assert_eq!(e.exit, crate::error::Exit::Usage, "{argv:?}");
+            assert!(e.message.contains(want), "{argv:?}: {}", e.message);
+        }
+        let cli = crate::cli::Cli::try_parse_from(["deckhand", "run", "--service", "web"]).unwrap();
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        assert!(RunSettings::resolve(&args)
+            .unwrap_err()
+            .message
+            .contains("name the cluster"));
     }
 }

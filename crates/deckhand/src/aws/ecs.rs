@@ -482,23 +482,44 @@ pub async fn successful_task_definitions(
         .collect())
 }
 
-/// RunTask of one task of `task_definition` beside a service (`placement`), with `command` for
-/// `container`; returns the task's ARN.
+/// What RunTask changes in one container of the task: its command and extra environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerOverride {
+    pub container: String,
+    /// Replaces the image's command when `Some`.
+    pub command: Option<Vec<String>>,
+    /// Added to (or replacing the same names in) the container's environment.
+    pub environment: Vec<(String, String)>,
+}
+
+/// RunTask of one task of `task_definition` beside a service (`placement`), with `overrides`
+/// for its containers; returns the task's ARN.
 pub async fn run_task(
     client: &Client,
     cluster: &str,
     task_definition: &str,
-    container: &str,
-    command: &[String],
+    overrides: &[ContainerOverride],
     placement: &Placement,
 ) -> Result<String> {
     let overrides = aws_sdk_ecs::types::TaskOverride::builder()
-        .container_overrides(
-            aws_sdk_ecs::types::ContainerOverride::builder()
-                .name(container)
-                .set_command(Some(command.to_vec()))
-                .build(),
-        )
+        .set_container_overrides(Some(
+            overrides
+                .iter()
+                .map(|o| {
+                    let environment = o.environment.iter().map(|(k, v)| {
+                        aws_sdk_ecs::types::KeyValuePair::builder()
+                            .name(k)
+                            .value(v)
+                            .build()
+                    });
+                    aws_sdk_ecs::types::ContainerOverride::builder()
+                        .name(&o.container)
+                        .set_command(o.command.clone())
+                        .set_environment((!o.environment.is_empty()).then(|| environment.collect()))
+                        .build()
+                })
+                .collect(),
+        ))
         .build();
     let mut call = client
         .run_task()

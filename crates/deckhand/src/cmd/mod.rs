@@ -6,6 +6,7 @@ pub mod init;
 pub mod push;
 pub mod resume;
 pub mod rollback;
+pub mod run;
 pub mod sandbox;
 pub mod status;
 
@@ -46,6 +47,9 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
         Command::Continue(args) => {
             let settings = crate::settings::ContinueSettings::resolve(&args)?;
             resume::run(r, region, &settings).await
+        }
+        Command::Run(args) => {
+            run::run(r, region, &crate::settings::RunSettings::resolve(&args)?).await
         }
         Command::Init(args) => {
             init::run(r, region, &crate::settings::InitSettings::resolve(&args)?).await

@@ -11,6 +11,11 @@ pub const PREVIOUS_TAG: &str = "deckhand:previous";
 /// epoch): only such a revision is a rollback target.
 pub const VERIFIED_TAG: &str = "deckhand:verified";
 
+/// The tag on a revision registered only to run a one-off task (`deckhand run --image`, the
+/// pre-deploy gate): it is never verified, so never a rollback target, whatever ECS's history
+/// says of it.
+pub const ONE_OFF_TAG: &str = "deckhand:one-off";
+
 /// The value of [`VERIFIED_TAG`] for a moment.
 pub fn verified_value(at: std::time::SystemTime) -> String {
     at.duration_since(std::time::UNIX_EPOCH)
@@ -26,6 +31,8 @@ pub struct Marks {
     pub previous: Option<String>,
     /// deckhand saw it stable with tasks running.
     pub verified: bool,
+    /// Registered for a one-off task ([`ONE_OFF_TAG`]).
+    pub one_off: bool,
 }
 
 impl Marks {
@@ -38,6 +45,7 @@ impl Marks {
         Marks {
             previous: get(PREVIOUS_TAG),
             verified: get(VERIFIED_TAG).is_some(),
+            one_off: get(ONE_OFF_TAG).is_some(),
         }
     }
 }
@@ -45,10 +53,20 @@ impl Marks {
 /// Whether `revision` counts as verified (pure). One deckhand deployed (it has a
 /// [`PREVIOUS_TAG`]) is verified only by deckhand's own mark: deckhand saw whether tasks ran,
 /// which ECS's history does not keep. Any other is verified by a SUCCESSFUL service deployment
-/// of it (`by_ecs`) too.
+/// of it (`by_ecs`) too. A one-off task's revision never is.
 pub fn verified(revision: &str, marks: &Marks, by_ecs: &[String]) -> bool {
-    marks.verified
-        || marks.previous.is_none() && by_ecs.iter().any(|td| same_revision(td, revision))
+    !marks.one_off
+        && (marks.verified
+            || marks.previous.is_none() && by_ecs.iter().any(|td| same_revision(td, revision)))
+}
+
+/// Marks `td` as a one-off task's revision (pure): tagged [`ONE_OFF_TAG`], without the deploy
+/// marks it may have copied from the revision it was made from, so nothing takes it for a
+/// deployed or verified one.
+pub fn mark_one_off(td: &mut crate::deploy::taskdef::TaskDef, purpose: &str) {
+    td.untag(VERIFIED_TAG);
+    td.untag(PREVIOUS_TAG);
+    td.tag(ONE_OFF_TAG, purpose);
 }
 
 /// For a revision deckhand did not deploy (no [`PREVIOUS_TAG`]): the newest verified revision
@@ -146,6 +164,35 @@ mod tests {
         // deckhand deployed it and never saw it verified (desiredCount 0): ECS's SUCCESSFUL
         // deployment of it does not count.
         assert!(!verified("web:5", &previous, &by_ecs));
+        // A one-off task's revision: never, even marked verified or deployed by someone else.
+        let one_off = Marks::from_tags(&[
+            (ONE_OFF_TAG.into(), "run".into()),
+            (VERIFIED_TAG.into(), "1700000000".into()),
+        ]);
+        assert!(one_off.one_off);
+        assert!(!verified("web:5", &one_off, &by_ecs));
+    }
+
+    #[test]
+    fn a_one_off_revision_loses_the_deploy_marks_it_was_copied_with() {
+        let mut td = crate::deploy::taskdef::parse(
+            r#"{"taskDefinition": {"family": "web",
+                "containerDefinitions": [{"name": "app", "image": "web:1"}]},
+                "tags": [{"key": "deckhand:verified", "value": "1"},
+                         {"key": "deckhand:previous", "value": "web:1"},
+                         {"key": "team", "value": "core"}]}"#,
+        )
+        .unwrap();
+        mark_one_off(&mut td, "run");
+        assert_eq!(
+            td.tags,
+            vec![
+                ("team".to_string(), "core".to_string()),
+                (ONE_OFF_TAG.to_string(), "run".to_string())
+            ]
+        );
+        let marks = Marks::from_tags(&td.tags);
+        assert!(marks.one_off && !marks.verified && marks.previous.is_none());
     }
 
     #[test]

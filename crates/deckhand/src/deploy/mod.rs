@@ -2,6 +2,8 @@
 
 pub mod decide;
 pub mod history;
+pub mod oneoff;
+pub mod overrides;
 pub mod persist;
 pub mod pipeline;
 pub mod predeploy;

@@ -402,6 +402,8 @@ impl Deploy<'_> {
             new.tag(history::PREVIOUS_TAG, &target);
             // A new revision is verified only once it is seen stable, never by inheritance.
             new.untag(history::VERIFIED_TAG);
+            // Deployed, it is no one-off task's revision, whatever it was made from.
+            new.untag(history::ONE_OFF_TAG);
             rendered.push((base, missing));
             units.push(Unit {
                 service: before.name.clone(),

@@ -14,6 +14,14 @@ pub enum Event {
     Output(String),
     /// A service event from ECS, shown once.
     ServiceEvent(String),
+    /// One line a one-off task's container logged (`deckhand run`, the pre-deploy gate),
+    /// relayed as it arrives under the task's `label` and the container's name: shown, never
+    /// summarised.
+    TaskOutput {
+        label: String,
+        container: String,
+        line: String,
+    },
     /// A task of the watched revision stopped for a failure.
     TaskStopped {
         /// The service, when several are watched.
@@ -66,6 +74,11 @@ impl Event {
             | Event::Warning(m)
             | Event::Error(m) => m.clone(),
             Event::ServiceEvent(m) => format!("event: {m}"),
+            Event::TaskOutput {
+                label,
+                container,
+                line,
+            } => format!("{label} {container} | {line}"),
             Event::TaskStopped {
                 service,
                 task,
@@ -127,6 +140,15 @@ impl Event {
             Event::Step(m) => Event::Step(f(&m)),
             Event::Output(m) => Event::Output(f(&m)),
             Event::ServiceEvent(m) => Event::ServiceEvent(f(&m)),
+            Event::TaskOutput {
+                label,
+                container,
+                line,
+            } => Event::TaskOutput {
+                label: f(&label),
+                container: f(&container),
+                line: f(&line),
+            },
             Event::Verdict(m) => Event::Verdict(f(&m)),
             Event::Warning(m) => Event::Warning(f(&m)),
             Event::Error(m) => Event::Error(f(&m)),
@@ -157,6 +179,9 @@ impl Event {
 
     /// Whether the job summary's timeline or problem list keeps it.
     pub fn summarised(&self) -> bool {
-        !matches!(self, Event::Step(_) | Event::Output(_))
+        !matches!(
+            self,
+            Event::Step(_) | Event::Output(_) | Event::TaskOutput { .. }
+        )
     }
 }

@@ -53,6 +53,14 @@ mod tests {
                 "event: has started 1 tasks",
             ),
             (Event::Warning("slow".into()), "warning: slow"),
+            (
+                Event::TaskOutput {
+                    label: "web".into(),
+                    container: "app".into(),
+                    line: "hello".into(),
+                },
+                "web app | hello",
+            ),
             (Event::Error("no".into()), "error: no"),
             (
                 Event::TaskStopped {
