@@ -10,7 +10,9 @@ pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
-use crate::settings::{DeploySettings, PushSettings, RollbackSettings, StatusSettings};
+use crate::settings::{
+    DeploySettings, PushSettings, RoleSettings, RollbackSettings, StatusSettings,
+};
 
 /// Runs the parsed command line: its settings are resolved (and checked) first, then the command.
 pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
@@ -18,6 +20,11 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
     let region = cli.global.region.as_deref();
     let secret_names = |file| crate::settings::secret_names(&cli.global.secret_names, file);
     crate::secrets::set_extra_names(secret_names(None));
+    // deploy reads deckhand.toml, which may name the role: it takes the role on itself.
+    if !matches!(cli.command, Command::Deploy(_) | Command::Sandbox(_)) {
+        let role = RoleSettings::resolve(&cli.global.role, None, env)?;
+        crate::aws::role::take_on(r, role, region).await?;
+    }
     match cli.command {
         Command::Push(args) => {
             let settings = PushSettings::resolve(&args.repository, &args.build, env)?;
@@ -36,6 +43,9 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
             if let Some(path) = &settings.config_path {
                 r.step(format!("settings from {}", path.display()));
             }
+            let file = file.as_ref().map(|(_, f)| f);
+            let role = RoleSettings::resolve(&cli.global.role, file, env)?;
+            crate::aws::role::take_on(r, role, settings.region.as_deref()).await?;
             deploy::run(r, &settings).await
         }
         Command::Rollback(args) => {

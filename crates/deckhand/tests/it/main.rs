@@ -15,6 +15,7 @@ mod explain;
 mod faults;
 mod fleet;
 mod image;
+mod oidc;
 mod push;
 mod rollback;
 mod rollout;
