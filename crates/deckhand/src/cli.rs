@@ -102,7 +102,7 @@ pub struct RoleArgs {
 
     /// How long the role's credentials last, 15m to 12h, within the role's maximum session
     /// duration (they are assumed again before they expire) [default: 1h].
-    #[arg(long, global = true, value_parser = parse_duration, env = "DECKHAND_ROLE_DURATION")]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, env = "DECKHAND_ROLE_DURATION")]
     pub role_duration: Option<std::time::Duration>,
 
     /// Audience of the GitHub Actions OIDC token [default: sts.amazonaws.com].

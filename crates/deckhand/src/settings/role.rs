@@ -204,7 +204,8 @@ mod tests {
     #[test]
     fn bad_values_are_usage_errors_that_say_what_to_do() {
         let token = |a: &mut RoleArgs| a.web_identity_token_env = Some("AWS_ID_TOKEN".into());
-        let cases: Vec<(Box<dyn Fn(&mut RoleArgs)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut RoleArgs)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|a| a.role_to_assume = Some("deploy".into())),
                 "not an IAM role ARN",

@@ -115,6 +115,9 @@ fn github_endpoint(request_token: &str, id_token: &str) -> (String, Arc<Mutex<Ve
     (format!("http://{addr}/token?api-version=2.0"), seen)
 }
 
+/// What a test server was asked, shared with its thread.
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
 /// What STS handed out through [`sts_relay`].
 #[derive(Debug, Default, Clone)]
 struct Handed {
@@ -125,7 +128,7 @@ struct Handed {
 
 /// STS: moto's answers relayed (or, with `refuse`, AccessDenied), each answer's credentials
 /// kept for the test.
-fn sts_relay(refuse: bool) -> (String, Arc<Mutex<Vec<Seen>>>, Arc<Mutex<Vec<Handed>>>) {
+fn sts_relay(refuse: bool) -> (String, Log<Seen>, Log<Handed>) {
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("the bed's moto (AWS_ENDPOINT_URL)");
     let handed = Arc::new(Mutex::new(Vec::new()));
     let keep = handed.clone();
@@ -386,7 +389,8 @@ fn without_a_token_the_error_says_what_to_add() {
     };
     // Nothing is listening here: the run must stop before any call.
     let nowhere = [("AWS_ENDPOINT_URL", "http://127.0.0.1:9")];
-    let cases: [(Vec<&str>, Vec<(&str, &str)>, &str); 4] = [
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
         (
             with_role(&[]),
             vec![("GITHUB_ACTIONS", "true")],
