@@ -134,7 +134,7 @@ pub async fn fetch(source: &TokenSource) -> Result<String> {
         }
         TokenSource::Variable { name } => std::env::var(name).unwrap_or_default(),
         TokenSource::File { path } => std::fs::read_to_string(path).map_err(|e| {
-            Error::failed(format!(
+            Error::usage(format!(
                 "cannot read the OIDC token file {}: {e}",
                 path.display()
             ))
@@ -143,7 +143,7 @@ pub async fn fetch(source: &TokenSource) -> Result<String> {
     let token = token.trim().to_string();
     crate::redact::register(&token);
     if token.is_empty() {
-        return Err(Error::failed(format!(
+        return Err(Error::usage(format!(
             "{} is empty; the CI gave no token to assume the role with",
             source.describe()
         )));
@@ -366,6 +366,35 @@ mod tests {
         assert!(token_from_answer(429, b"").unwrap_err().is_transient());
         assert!(token_from_answer(200, br#"{"value":""}"#).is_err());
         assert!(token_from_answer(200, b"not json").is_err());
+    }
+
+    #[test]
+    fn an_https_client_can_be_made() {
+        // The TLS configuration picks its crypto provider here: exactly one must be built in.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map(|b| b.https_or_http().enable_http1().build());
+        assert!(connector.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_token_file_is_read_trimmed_and_an_empty_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "eyJ.fromfile.sig\n").unwrap();
+        let source = TokenSource::File { path: path.clone() };
+        assert_eq!(fetch(&source).await.unwrap(), "eyJ.fromfile.sig");
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(fetch(&source).await.unwrap_err().exit, Exit::Usage);
+        let gone = TokenSource::File {
+            path: dir.path().join("missing"),
+        };
+        let e = fetch(&gone).await.unwrap_err();
+        assert!(
+            e.message.contains("cannot read the OIDC token file"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
