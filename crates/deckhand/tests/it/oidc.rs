@@ -126,14 +126,24 @@ struct Handed {
     session_token: String,
 }
 
-/// STS: moto's answers relayed (or, with `refuse`, AccessDenied), each answer's credentials
-/// kept for the test.
-fn sts_relay(refuse: bool) -> (String, Log<Seen>, Log<Handed>) {
+/// How the STS relay answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sts {
+    /// moto's answers as they are.
+    Relay,
+    /// moto's, the first one's credentials expiring two minutes from now.
+    ShortFirst,
+    /// AccessDenied.
+    Refuse,
+}
+
+/// STS: moto's answers relayed (or refused), each answer's credentials kept for the test.
+fn sts_relay(mode: Sts) -> (String, Log<Seen>, Log<Handed>) {
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("the bed's moto (AWS_ENDPOINT_URL)");
     let handed = Arc::new(Mutex::new(Vec::new()));
     let keep = handed.clone();
     let (addr, seen) = serve(move |r| {
-        if refuse {
+        if mode == Sts::Refuse {
             let body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
                 <Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to \
                 perform sts:AssumeRoleWithWebIdentity</Message></Error>\
@@ -144,7 +154,16 @@ fn sts_relay(refuse: bool) -> (String, Log<Seen>, Log<Handed>) {
             .header("content-type", "application/x-www-form-urlencoded")
             .send(r.body.as_bytes())
             .expect("moto answers");
-        let text = answer.body_mut().read_to_string().unwrap();
+        let mut text = answer.body_mut().read_to_string().unwrap();
+        if mode == Sts::ShortFirst && keep.lock().unwrap().is_empty() {
+            let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(120);
+            let soon = aws_smithy_types::DateTime::from(soon)
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap();
+            let start = text.find("<Expiration>").unwrap() + "<Expiration>".len();
+            let end = text.find("</Expiration>").unwrap();
+            text.replace_range(start..end, &soon);
+        }
         let between = |tag: &str| {
             let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
             let start = text.find(&open).map(|i| i + open.len())?;
@@ -243,7 +262,7 @@ async fn a_github_actions_deploy_runs_on_the_assumed_role_and_shows_no_token() {
     let request_token = format!("ghs_{}", crate::bed::unique("req").replace('-', ""));
     let token = id_token();
     let (url, asked) = github_endpoint(&request_token, &token);
-    let (sts, sts_seen, handed) = sts_relay(false);
+    let (sts, sts_seen, handed) = sts_relay(Sts::Relay);
     let static_key = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
     let static_calls = calls_with(&sandbox, &static_key);
     let dir = tempfile::tempdir().unwrap();
@@ -332,8 +351,8 @@ async fn a_refused_token_or_role_stops_before_any_call() {
     let request_token = format!("ghs_{}", crate::bed::unique("req").replace('-', ""));
     let token = id_token();
     let (url, _) = github_endpoint(&request_token, &token);
-    let (sts, _, _) = sts_relay(false);
-    let (refusing_sts, _, _) = sts_relay(true);
+    let (sts, _, _) = sts_relay(Sts::Relay);
+    let (refusing_sts, _, _) = sts_relay(Sts::Refuse);
     let base = ["--image", "deckhand-test/x:1", "--role-to-assume", ROLE];
     // (extra flags, request token, STS, exit code, what the error says)
     let cases: [(&[&str], &str, &str, i32, &str); 3] = [
@@ -436,10 +455,11 @@ async fn quiet_service() -> Sandbox {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gitlab_id_token_variable_assumes_the_role() {
+async fn a_gitlab_id_token_variable_assumes_the_role_again_before_it_expires() {
     let sandbox = quiet_service().await;
     let token = id_token();
-    let (sts, sts_seen, handed) = sts_relay(false);
+    // The first credentials are about to expire: the calls get new ones, assumed again.
+    let (sts, sts_seen, handed) = sts_relay(Sts::ShortFirst);
     let args = [
         "status",
         "--cluster",
@@ -474,21 +494,26 @@ async fn a_gitlab_id_token_variable_assumes_the_role() {
         .iter()
         .any(|r| r.body.contains(&format!("WebIdentityToken={token}"))
             && r.body.contains("DurationSeconds=1200")));
-    let keys = handed.lock().unwrap()[0].clone();
+    let handed = handed.lock().unwrap().clone();
+    assert_eq!(handed.len(), 2, "assumed again once: {handed:?}");
+    let (first, renewed) = (&handed[0], &handed[1]);
+    assert_eq!(calls_with(&sandbox, &first.access_key), 0);
     assert!(
-        calls_with(&sandbox, &keys.access_key) > 0,
+        calls_with(&sandbox, &renewed.access_key) > 0,
         "{:?}",
         sandbox.access_keys()
     );
     assert_eq!(
         sandbox.access_keys().len(),
         2,
-        "the test's key and the role's"
+        "the test's key and the renewed role's"
     );
-    assert_hidden(
-        &[&run.stdout, &run.stderr],
-        &[&token, &keys.secret, &keys.session_token],
-    );
+    for keys in [first, renewed] {
+        assert_hidden(
+            &[&run.stdout, &run.stderr],
+            &[&token, &keys.secret, &keys.session_token],
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,7 +527,7 @@ async fn a_token_file_works_through_the_aws_chain_and_with_role_to_assume() {
     let status = ["status", "--cluster", "c", "--service", "web"];
     // AWS's own variables, no deckhand flag: aws-config's web-identity provider (Jenkins,
     // EKS-style runners).
-    let (sts, sts_seen, handed) = sts_relay(false);
+    let (sts, sts_seen, handed) = sts_relay(Sts::Relay);
     let run = run_without_keys(
         &sandbox,
         &sts,
@@ -533,7 +558,7 @@ async fn a_token_file_works_through_the_aws_chain_and_with_role_to_assume() {
     );
 
     // The same file with --role-to-assume, a role of deckhand's choosing.
-    let (sts, _, handed) = sts_relay(false);
+    let (sts, _, handed) = sts_relay(Sts::Relay);
     let mut args = status.to_vec();
     args.extend_from_slice(&[
         "--role-to-assume",
