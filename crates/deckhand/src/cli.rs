@@ -128,6 +128,7 @@ impl Command {
             Command::Rollback(_) => "rollback",
             Command::Status(_) => "status",
             Command::Continue(_) => "continue",
+            Command::Init(_) => "init",
             Command::Sandbox(_) => "sandbox",
         }
     }
@@ -147,6 +148,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Go on with a service deployment paused at a PAUSE lifecycle hook (or roll it back).
     Continue(ContinueArgs),
+    /// Write deckhand.toml and the task definition file from a live service, to deploy it with deckhand.
+    Init(InitArgs),
     /// Local ECS on the Docker engine, for rehearsing deploys and rollbacks with real containers.
     Sandbox(SandboxArgs),
 }
@@ -197,6 +200,9 @@ pub struct DeployArgs {
         help_heading = "Task definition"
     )]
     pub allow_unknown_fields: bool,
+
+    #[command(flatten)]
+    pub render: RenderArgs,
 
     #[command(flatten)]
     pub watch: WatchArgs,
@@ -297,6 +303,94 @@ pub struct ServiceArgs {
     pub services: Vec<String>,
 }
 
+/// What a deploy changes in the new revision besides the image (repeatable flags read their
+/// variable as newline-separated values). Without `CONTAINER:`, a setting goes to every
+/// container that gets the new image.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Task definition")]
+pub struct RenderArgs {
+    /// Environment variable for the new revision, replacing one of the same name (repeatable).
+    #[arg(
+        long = "env",
+        value_name = "[CONTAINER:]KEY=VALUE",
+        env = "DECKHAND_ENV",
+        value_delimiter = '\n'
+    )]
+    pub env: Vec<String>,
+
+    /// Secret environment variable resolved by ECS at start: a Secrets Manager or SSM
+    /// parameter ARN, or an SSM parameter name (repeatable).
+    #[arg(
+        long = "secret-env",
+        value_name = "[CONTAINER:]KEY=ARN",
+        env = "DECKHAND_SECRET_ENV",
+        value_delimiter = '\n'
+    )]
+    pub secret_env: Vec<String>,
+
+    /// Environment file in S3, e.g. arn:aws:s3:::bucket/app.env (repeatable; added once).
+    #[arg(
+        long = "env-file",
+        value_name = "[CONTAINER:]S3_ARN",
+        env = "DECKHAND_ENV_FILE",
+        value_delimiter = '\n'
+    )]
+    pub env_files: Vec<String>,
+
+    /// Docker label, replacing one of the same name (repeatable).
+    #[arg(
+        long = "label",
+        value_name = "[CONTAINER:]KEY=VALUE",
+        env = "DECKHAND_LABEL",
+        value_delimiter = '\n'
+    )]
+    pub labels: Vec<String>,
+
+    /// Container command, split as a shell would; `CONTAINER:` is needed when several
+    /// containers get the new image (repeatable, one per container).
+    #[arg(
+        long = "command",
+        value_name = "[CONTAINER:]COMMAND",
+        env = "DECKHAND_COMMAND",
+        value_delimiter = '\n'
+    )]
+    pub command: Vec<String>,
+
+    /// Container entry point, as --command (repeatable, one per container).
+    #[arg(
+        long = "entry-point",
+        value_name = "[CONTAINER:]COMMAND",
+        env = "DECKHAND_ENTRY_POINT",
+        value_delimiter = '\n'
+    )]
+    pub entry_point: Vec<String>,
+
+    /// IAM role the task's containers run as (taskRoleArn), e.g. arn:aws:iam::123456789012:role/web.
+    #[arg(long, value_name = "ROLE_ARN", env = "DECKHAND_TASK_ROLE")]
+    pub task_role: Option<String>,
+
+    /// IAM role ECS pulls images, reads secrets and writes logs with (executionRoleArn).
+    #[arg(long, value_name = "ROLE_ARN", env = "DECKHAND_EXECUTION_ROLE")]
+    pub execution_role: Option<String>,
+
+    /// Task CPU: units (1024) or vCPUs ("1 vCPU").
+    #[arg(long, value_name = "CPU", env = "DECKHAND_CPU")]
+    pub cpu: Option<String>,
+
+    /// Task memory: MiB (2048) or GB ("2 GB").
+    #[arg(long, value_name = "MEMORY", env = "DECKHAND_MEMORY")]
+    pub memory: Option<String>,
+
+    /// awslogs-group of the containers that get the new image (one without a log
+    /// configuration gets the awslogs driver in the deploy's region).
+    #[arg(long, value_name = "GROUP", env = "DECKHAND_LOG_GROUP")]
+    pub log_group: Option<String>,
+
+    /// awslogs-stream-prefix of the containers that get the new image.
+    #[arg(long, value_name = "PREFIX", env = "DECKHAND_LOG_STREAM_PREFIX")]
+    pub log_stream_prefix: Option<String>,
+}
+
 /// How a deployment (or a rollback) is watched.
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Watch and rollback")]
@@ -365,6 +459,27 @@ pub struct ContinueArgs {
     /// Roll the paused deployment back to the previous service revision instead.
     #[arg(long, help_heading = None)]
     pub rollback: bool,
+}
+
+/// `deckhand init`: a project's deckhand.toml and task definition file, from a live service.
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+
+    /// Directory to write deckhand.toml and taskdef.json in (created if missing) [default: .].
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DECKHAND_INIT_DIR",
+        help_heading = "Files"
+    )]
+    pub dir: Option<PathBuf>,
+
+    // Not DECKHAND_FORCE: that one rebuilds images in CI, and must not also overwrite files.
+    /// Overwrite deckhand.toml and taskdef.json when they are there.
+    #[arg(long, env = "DECKHAND_INIT_FORCE", help_heading = "Files")]
+    pub force: bool,
 }
 
 /// What a failed deploy does (`--rollback`, `rollback` in deckhand.toml).
@@ -664,6 +779,28 @@ mod tests {
             ),
             (
                 &["task_definition", "allow_unknown_fields"][..],
+                "Task definition",
+            ),
+            (
+                &[
+                    "env",
+                    "secret_env",
+                    "env_files",
+                    "labels",
+                    "command",
+                    "entry_point",
+                ][..],
+                "Task definition",
+            ),
+            (
+                &[
+                    "task_role",
+                    "execution_role",
+                    "cpu",
+                    "memory",
+                    "log_group",
+                    "log_stream_prefix",
+                ][..],
                 "Task definition",
             ),
             (

@@ -23,6 +23,9 @@ pub struct File {
     pub repository: Option<String>,
     /// An existing image instead of a build.
     pub image: Option<String>,
+    /// The task definition file to register (as `--task-definition`), relative to this file;
+    /// one service's.
+    pub task_definition: Option<PathBuf>,
     #[serde(default, deserialize_with = "typed::timeout")]
     pub timeout: Option<Duration>,
     #[serde(default, deserialize_with = "typed::poll")]
@@ -50,6 +53,9 @@ pub struct File {
     pub secret_names: Vec<String>,
     #[serde(default)]
     pub build: Build,
+    /// What every service's new revision changes besides the image (`[render]`).
+    #[serde(default)]
+    pub render: Render,
     /// In the order their updates start.
     #[serde(default)]
     pub services: Vec<Service>,
@@ -91,6 +97,55 @@ pub struct Service {
     /// Containers that get the new image (default: those from the same repository).
     #[serde(default)]
     pub containers: Vec<String>,
+    /// This service's own changes, applied after the file's `[render]` (`[services.render]`).
+    #[serde(default)]
+    pub render: Render,
+}
+
+/// Per-deploy task-definition changes, as the `--env`, `--secret-env`, … flags take them; a
+/// key may start with `CONTAINER:` (`"worker:QUEUE" = "low"`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Render {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Name → Secrets Manager or SSM parameter ARN, or SSM parameter name.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
+    /// `[CONTAINER:]arn:aws:s3:::bucket/key.env`.
+    #[serde(default)]
+    pub env_files: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A shell line (`[CONTAINER:]…`) or a list of arguments for the containers that get
+    /// the new image.
+    pub command: Option<Command>,
+    pub entry_point: Option<Command>,
+    pub task_role: Option<String>,
+    pub execution_role: Option<String>,
+    /// `"1024"`, `"1 vCPU"` (a number is CPU units).
+    pub cpu: Option<Size>,
+    /// `"2048"`, `"2 GB"` (a number is MiB).
+    pub memory: Option<Size>,
+    pub log_group: Option<String>,
+    pub log_stream_prefix: Option<String>,
+}
+
+/// A task size as a string (`"1 vCPU"`) or a number (`1024`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Number(u64),
+    Text(String),
+}
+
+impl Size {
+    pub fn text(&self) -> String {
+        match self {
+            Size::Number(n) => n.to_string(),
+            Size::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// A one-off task run with the new image before any service changes.
@@ -232,12 +287,21 @@ platform = "linux/arm64"
 cache-from = ["team/app:latest"]
 no-cache = true
 
+[render]
+env = { RAILS_ENV = "production", "worker:QUEUES" = "default" }
+secret-env = { DB_PASSWORD = "arn:aws:ssm:eu-west-1:123456789012:parameter/db" }
+cpu = "1 vCPU"
+memory = 2048
+
 [[services]]
 name = "web"
 containers = ["web"]
 
 [[services]]
 name = "worker"
+
+[services.render]
+command = ["bin/worker", "--all"]
 
 [[pre-deploy]]
 family = "migrate"
@@ -279,9 +343,31 @@ mod tests {
         let names: Vec<_> = file.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["web", "worker"]);
         assert_eq!(file.services[0].containers, vec!["web"]);
+        let td = &file.render;
+        assert_eq!(td.env["worker:QUEUES"], "default");
+        assert_eq!(td.cpu.as_ref().map(Size::text).as_deref(), Some("1 vCPU"));
+        assert_eq!(td.memory, Some(Size::Number(2048)));
+        assert_eq!(
+            file.services[1].render.command,
+            Some(Command::Args(vec!["bin/worker".into(), "--all".into()]))
+        );
+        assert_eq!(file.services[0].render, Render::default());
         assert_eq!(
             file.pre_deploy[0].command.args(),
             vec!["bin/rails", "db:migrate"]
+        );
+    }
+
+    #[test]
+    fn the_task_definition_is_a_path() {
+        let file = parse(
+            "task-definition = \"deploy/web.json\"\n",
+            Path::new("deckhand.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            file.task_definition.as_deref(),
+            Some(Path::new("deploy/web.json"))
         );
     }
 

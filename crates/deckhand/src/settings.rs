@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    BuildArgs, DeployArgs, RollbackArgs, RollbackMode, ServiceArgs, StatusArgs, WatchArgs,
+    BuildArgs, DeployArgs, RenderArgs, RollbackArgs, RollbackMode, ServiceArgs, StatusArgs,
+    WatchArgs,
 };
 use crate::config;
+use crate::deploy::render::{self, Changes};
 use crate::deploy::shape;
 use crate::deploy::taskdef::{self, TaskDef};
 use crate::error::{Error, Result};
@@ -68,6 +70,9 @@ pub struct ServiceSettings {
     pub name: String,
     /// Containers that get the new image; empty: those whose image is from the same repository.
     pub containers: Vec<String>,
+    /// What its new revision changes besides the image: the file's `[render]`, then
+    /// the service's own, then the flags.
+    pub changes: Changes,
 }
 
 /// Where the image comes from.
@@ -160,15 +165,34 @@ impl DeploySettings {
             .unwrap_or(Path::new(config::DEFAULT_FILE));
 
         let cluster = cluster(&args.target, f.cluster.as_deref())?;
-        let services = services(args, f)?;
-        if services.len() > 1 && args.task_definition.is_some() {
-            return Err(Error::usage(
-                "--task-definition is one service's task definition: use it with one --service",
-            ));
+        let flag_changes = changes_from_flags(&args.render)?;
+        let services = services(args, f, &flag_changes, origin)?;
+        // The file's `task-definition` is relative to the file; the flag wins over it.
+        let task_definition_path = match (&args.task_definition, &f.task_definition) {
+            (Some(flag), _) => Some(flag.clone()),
+            (None, Some(path)) => Some(beside(origin, path)),
+            (None, None) => None,
+        };
+        if services.len() > 1 && task_definition_path.is_some() {
+            return Err(Error::usage(if args.task_definition.is_some() {
+                "--task-definition is one service's task definition: use it with one --service"
+                    .to_string()
+            } else {
+                format!(
+                    "`task-definition` in {} is one service's task definition: use it with one \
+                     service, or pass --task-definition with one --service",
+                    origin.display()
+                )
+            }));
         }
-        let (task_definition, warnings) = match args.task_definition.as_deref() {
+        let (task_definition, warnings) = match task_definition_path.as_deref() {
             Some(path) => {
-                let (td, warnings) = read_task_definition(path, args.allow_unknown_fields)?;
+                let named = if args.task_definition.is_some() {
+                    "--task-definition".to_string()
+                } else {
+                    format!("`task-definition` of {}:", origin.display())
+                };
+                let (td, warnings) = read_task_definition(path, &named, args.allow_unknown_fields)?;
                 (Some(td), warnings)
             }
             None => (None, Vec::new()),
@@ -249,6 +273,16 @@ impl DeploySettings {
             .iter()
             .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
             .map_or(&[], |s| s.containers.as_slice())
+    }
+
+    /// What `service`'s new revision changes besides the image (matched as
+    /// [`DeploySettings::containers_for`] matches).
+    pub fn changes_for(&self, service: &str) -> &Changes {
+        static NONE: std::sync::OnceLock<Changes> = std::sync::OnceLock::new();
+        self.services
+            .iter()
+            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+            .map_or_else(|| NONE.get_or_init(Changes::default), |s| &s.changes)
     }
 }
 
@@ -406,6 +440,74 @@ impl RollbackSettings {
     }
 }
 
+/// `path` as written in the settings file at `origin`: relative to the file's directory.
+fn beside(origin: &Path, path: &Path) -> PathBuf {
+    match origin.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// `deckhand init`, validated: one service, and a directory whose files may be written.
+#[derive(Debug, Clone)]
+pub struct InitSettings {
+    pub cluster: String,
+    pub service: String,
+    /// Where deckhand.toml and the task definition file go; created if missing.
+    pub dir: PathBuf,
+    /// Overwrite the files when they are there.
+    pub force: bool,
+}
+
+impl InitSettings {
+    /// One service; without `--force`, neither file may exist yet (both are named).
+    pub fn resolve(args: &crate::cli::InitArgs) -> Result<Self> {
+        let cluster = cluster(&args.target, None)?;
+        let service = one_service(&args.target, "init one --service at a time")?;
+        let dir = args
+            .dir
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::usage(format!(
+                "--dir {} is not a directory: name the directory to write deckhand.toml and {} in",
+                dir.display(),
+                crate::deploy::scaffold::TASK_DEFINITION_FILE
+            )));
+        }
+        let s = InitSettings {
+            cluster,
+            service,
+            dir,
+            force: args.force,
+        };
+        let existing: Vec<String> = s
+            .files()
+            .iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() && !s.force {
+            return Err(Error::usage(format!(
+                "{} already exist{}: nothing was written. Pass --force to overwrite, or --dir \
+                 to write elsewhere",
+                existing.join(" and "),
+                if existing.len() == 1 { "s" } else { "" }
+            )));
+        }
+        Ok(s)
+    }
+
+    /// deckhand.toml, then the task definition file.
+    pub fn files(&self) -> [PathBuf; 2] {
+        [
+            self.dir.join(config::DEFAULT_FILE),
+            self.dir.join(crate::deploy::scaffold::TASK_DEFINITION_FILE),
+        ]
+    }
+}
+
 /// `deckhand continue`, validated.
 #[derive(Debug, Clone)]
 pub struct ContinueSettings {
@@ -497,8 +599,15 @@ fn one_service(args: &ServiceArgs, many: &str) -> Result<String> {
 }
 
 /// `--service` (each with `--container`), else `[[services]]`; a service's containers from the
-/// file apply unless `--container` is given.
-fn services(args: &DeployArgs, file: &config::File) -> Result<Vec<ServiceSettings>> {
+/// file apply unless `--container` is given. Each gets the file's task-definition changes, its
+/// own from its `[[services]]` table, then `flags`.
+fn services(
+    args: &DeployArgs,
+    file: &config::File,
+    flags: &Changes,
+    origin: &Path,
+) -> Result<Vec<ServiceSettings>> {
+    let shared = changes_from_file(&file.render, &format!("{} [render]", origin.display()))?;
     let names: Vec<String> = if args.target.services.iter().any(|s| !s.is_empty()) {
         args.target.services.clone()
     } else {
@@ -524,12 +633,188 @@ fn services(args: &DeployArgs, file: &config::File) -> Result<Vec<ServiceSetting
         } else {
             flag_containers.clone()
         };
-        out.push(ServiceSettings { name, containers });
+        let own = match file.services.iter().find(|s| s.name == name) {
+            Some(s) => changes_from_file(
+                &s.render,
+                &format!("{} [services.render] of {name}", origin.display()),
+            )?,
+            None => Changes::default(),
+        };
+        let changes = shared.clone().then(own).then(flags.clone());
+        out.push(ServiceSettings {
+            name,
+            containers,
+            changes,
+        });
     }
     if out.is_empty() {
         return Err(no_service());
     }
     Ok(out)
+}
+
+/// The task-definition flags, each checked (exit 2 naming the flag; the values of `--env`,
+/// `--secret-env` and `--label` are never shown).
+fn changes_from_flags(args: &RenderArgs) -> Result<Changes> {
+    let given = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .filter(|s| !s.trim().is_empty())
+            .cloned()
+            .collect()
+    };
+    let pairs = |list: &[String], flag: &str| -> Result<Vec<render::Assignment>> {
+        given(list)
+            .iter()
+            .map(|spec| {
+                render::parse_assignment(spec).map_err(|e| Error::usage(format!("{flag} {e}")))
+            })
+            .collect()
+    };
+    let commands = |list: &[String], flag: &str| -> Result<Vec<render::Scoped<Vec<String>>>> {
+        given(list)
+            .iter()
+            .map(|spec| {
+                render::parse_command(spec).map_err(|e| Error::usage(format!("{flag} {e}")))
+            })
+            .collect()
+    };
+    let secrets = pairs(&args.secret_env, "--secret-env")?;
+    check_secret_sources(&secrets, "--secret-env")?;
+    Ok(Changes {
+        env: pairs(&args.env, "--env")?,
+        secrets,
+        env_files: given(&args.env_files)
+            .iter()
+            .map(|spec| {
+                render::parse_env_file(spec).map_err(|e| Error::usage(format!("--env-file {e}")))
+            })
+            .collect::<Result<_>>()?,
+        labels: pairs(&args.labels, "--label")?,
+        command: commands(&args.command, "--command")?,
+        entry_point: commands(&args.entry_point, "--entry-point")?,
+        task_role: role(one(&args.task_role), "--task-role")?,
+        execution_role: role(one(&args.execution_role), "--execution-role")?,
+        cpu: size(one(&args.cpu), "--cpu", render::parse_cpu)?,
+        memory: size(one(&args.memory), "--memory", render::parse_memory)?,
+        log_group: checked(one(&args.log_group), "--log-group", render::check_log_group)?,
+        log_stream_prefix: checked(
+            one(&args.log_stream_prefix),
+            "--log-stream-prefix",
+            render::check_stream_prefix,
+        )?,
+    })
+}
+
+/// A single-valued flag, trimmed; empty counts as not given.
+fn one(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A `[render]` table of deckhand.toml (`at` names it in errors), checked as the
+/// flags are.
+fn changes_from_file(t: &config::Render, at: &str) -> Result<Changes> {
+    let pairs = |map: &std::collections::BTreeMap<String, String>, key: &str| {
+        map.iter()
+            .map(|(k, v)| {
+                render::parse_assignment(&format!("{k}={v}"))
+                    .map_err(|e| Error::usage(format!("{at}: {key}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let command =
+        |c: &Option<config::Command>, key: &str| -> Result<Vec<render::Scoped<Vec<String>>>> {
+            match c {
+                None => Ok(Vec::new()),
+                Some(config::Command::Line(line)) => render::parse_command(line)
+                    .map(|s| vec![s])
+                    .map_err(|e| Error::usage(format!("{at}: {key}: {e}"))),
+                Some(config::Command::Args(args)) if args.is_empty() => {
+                    Err(Error::usage(format!("{at}: {key}: the command is empty")))
+                }
+                Some(config::Command::Args(args)) => Ok(vec![render::Scoped {
+                    container: None,
+                    value: args.clone(),
+                }]),
+            }
+        };
+    let at_key = |key: &str| format!("{at}: {key}");
+    let secrets = pairs(&t.secret_env, "secret-env")?;
+    check_secret_sources(&secrets, &at_key("secret-env"))?;
+    let text = |s: &Option<config::Size>| s.as_ref().map(config::Size::text);
+    Ok(Changes {
+        env: pairs(&t.env, "env")?,
+        secrets,
+        env_files: t
+            .env_files
+            .iter()
+            .map(|spec| {
+                render::parse_env_file(spec)
+                    .map_err(|e| Error::usage(format!("{at}: env-files: {e}")))
+            })
+            .collect::<Result<_>>()?,
+        labels: pairs(&t.labels, "labels")?,
+        command: command(&t.command, "command")?,
+        entry_point: command(&t.entry_point, "entry-point")?,
+        task_role: role(t.task_role.as_deref(), &at_key("task-role"))?,
+        execution_role: role(t.execution_role.as_deref(), &at_key("execution-role"))?,
+        cpu: size(text(&t.cpu).as_deref(), &at_key("cpu"), render::parse_cpu)?,
+        memory: size(
+            text(&t.memory).as_deref(),
+            &at_key("memory"),
+            render::parse_memory,
+        )?,
+        log_group: checked(
+            t.log_group.as_deref(),
+            &at_key("log-group"),
+            render::check_log_group,
+        )?,
+        log_stream_prefix: checked(
+            t.log_stream_prefix.as_deref(),
+            &at_key("log-stream-prefix"),
+            render::check_stream_prefix,
+        )?,
+    })
+}
+
+fn check_secret_sources(secrets: &[render::Assignment], what: &str) -> Result<()> {
+    for s in secrets {
+        render::check_secret_source(&s.value)
+            .map_err(|e| Error::usage(format!("{what} {}: {e}", s.key)))?;
+    }
+    Ok(())
+}
+
+/// `value`, if given, checked by `check` (a usage error naming `what`).
+fn checked(
+    value: Option<&str>,
+    what: &str,
+    check: fn(&str) -> std::result::Result<(), String>,
+) -> Result<Option<String>> {
+    value
+        .map(|v| {
+            check(v)
+                .map(|()| v.to_string())
+                .map_err(|e| Error::usage(format!("{what} {e}")))
+        })
+        .transpose()
+}
+
+fn role(arn: Option<&str>, what: &str) -> Result<Option<String>> {
+    arn.map(|a| {
+        render::check_role(a)
+            .map(|()| a.to_string())
+            .map_err(|e| Error::usage(format!("{what} {e}")))
+    })
+    .transpose()
+}
+
+fn size(
+    text: Option<&str>,
+    what: &str,
+    parse: fn(&str) -> std::result::Result<String, String>,
+) -> Result<Option<String>> {
+    text.map(|t| parse(t).map_err(|e| Error::usage(format!("{what} {e}"))))
+        .transpose()
 }
 
 /// `--pre-deploy` replaces the file's tasks; its family and container need it.
@@ -638,13 +923,13 @@ fn switch(flag: bool, from_env: bool, file: Option<bool>) -> bool {
 
 /// The file's task definition, checked against the SDK's model: a field it does not know is a
 /// usage error, or with `allow_unknown` a warning (returned) and sent as written.
-fn read_task_definition(path: &Path, allow_unknown: bool) -> Result<(TaskDef, Vec<String>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read --task-definition {}: {e}",
-            path.display()
-        ))
-    })?;
+fn read_task_definition(
+    path: &Path,
+    named: &str,
+    allow_unknown: bool,
+) -> Result<(TaskDef, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read {named} {}: {e}", path.display())))?;
     let td = taskdef::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
     // The names as written: `parse` has dropped the read-only fields and nulls.
     let written: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
@@ -1036,6 +1321,132 @@ mod tests {
         ];
         for (argv, toml, says) in cases {
             let err = resolve(&argv, toml).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
+            assert!(err.message.contains(says), "{argv:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn the_files_task_definition_is_read_beside_it_and_the_flag_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let td = |family: &str| {
+            format!(
+                r#"{{"family": "{family}", "containerDefinitions": [{{"name": "web", "image": "web:1"}}]}}"#
+            )
+        };
+        std::fs::create_dir(dir.path().join("deploy")).unwrap();
+        std::fs::write(dir.path().join("deploy/web.json"), td("from-file")).unwrap();
+        std::fs::write(dir.path().join("flag.json"), td("from-flag")).unwrap();
+        let origin = dir.path().join("deckhand.toml");
+        let settle = |argv: &[&str], toml: &str| {
+            let (args, region) = deploy_args(argv);
+            let file = config::parse(toml, &origin).unwrap();
+            DeploySettings::resolve(&args, region.as_deref(), Some((&origin, &file)), |_| None)
+        };
+        let toml = "task-definition = \"deploy/web.json\"\n";
+        let s = settle(MIN, toml).unwrap();
+        assert_eq!(s.task_definition.unwrap().family(), "from-file");
+        let flag = dir.path().join("flag.json");
+        let s = settle(&with(&["--task-definition", flag.to_str().unwrap()]), toml).unwrap();
+        assert_eq!(s.task_definition.unwrap().family(), "from-flag");
+        // One service's: with two, a usage error naming the key.
+        let two = format!("{toml}[[services]]\nname = \"web\"\n[[services]]\nname = \"worker\"\n");
+        let err = settle(&["--cluster", "c", "--image", "x"], &two).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains("`task-definition` in"),
+            "{}",
+            err.message
+        );
+        // A missing file is named as the path deckhand looked at.
+        let err = settle(MIN, "task-definition = \"nope.json\"\n").unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains(&format!(
+                "cannot read `task-definition` of {}: {}",
+                origin.display(),
+                dir.path().join("nope.json").display()
+            )),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn init_takes_one_service_and_refuses_to_overwrite_without_force() {
+        fn parse(argv: &[&str]) -> crate::cli::InitArgs {
+            let mut full = vec!["deckhand", "init"];
+            full.extend_from_slice(argv);
+            match crate::cli::Cli::try_parse_from(&full).unwrap().command {
+                crate::cli::Command::Init(args) => args,
+                _ => panic!("init"),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web", "--dir", d]))
+            .unwrap();
+        assert_eq!((s.cluster.as_str(), s.service.as_str()), ("c", "web"));
+        assert_eq!(s.files()[0], dir.path().join("deckhand.toml"));
+        assert_eq!(s.files()[1], dir.path().join("taskdef.json"));
+        let s = InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web"])).unwrap();
+        assert_eq!(s.dir, PathBuf::from("."));
+        assert!(!s.force);
+
+        std::fs::write(dir.path().join("taskdef.json"), "{}").unwrap();
+        let err =
+            InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web", "--dir", d]))
+                .unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(
+            err.message.contains("taskdef.json already exists"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("deckhand.toml"), "{}", err.message);
+        assert!(err.message.contains("--force"), "{}", err.message);
+        std::fs::write(dir.path().join("deckhand.toml"), "").unwrap();
+        let err =
+            InitSettings::resolve(&parse(&["--cluster", "c", "--service", "web", "--dir", d]))
+                .unwrap_err();
+        assert!(
+            err.message.contains("deckhand.toml and") && err.message.contains("already exist:"),
+            "{}",
+            err.message
+        );
+        let s = InitSettings::resolve(&parse(&[
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--dir",
+            d,
+            "--force",
+        ]))
+        .unwrap();
+        assert!(s.force);
+
+        let file = dir.path().join("deckhand.toml");
+        for (argv, says) in [
+            (vec!["--service", "web"], "name the cluster"),
+            (vec!["--cluster", "c"], "name the service"),
+            (
+                vec!["--cluster", "c", "--service", "a", "--service", "b"],
+                "init one --service at a time",
+            ),
+            (
+                vec![
+                    "--cluster",
+                    "c",
+                    "--service",
+                    "a",
+                    "--dir",
+                    file.to_str().unwrap(),
+                ],
+                "is not a directory",
+            ),
+        ] {
+            let err = InitSettings::resolve(&parse(&argv)).unwrap_err();
             assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
             assert!(err.message.contains(says), "{argv:?}: {}", err.message);
         }
@@ -1549,6 +1960,130 @@ mod tests {
             "DECKHAND_TAKE_OVER=false turns it off"
         );
         assert!(take_over(&with(&["--take-over"]), Some("false")));
+    }
+
+    #[test]
+    fn task_definition_changes_layer_the_file_the_service_and_the_flags() {
+        let toml = "cluster = \"c\"\nimage = \"x\"\n\
+                    [render]\nenv = { MODE = \"file\", KEEP = \"k\" }\ncpu = 256\n\
+                    [[services]]\nname = \"web\"\n\
+                    [services.render]\nenv = { MODE = \"service\" }\nmemory = \"1 GB\"\n\
+                    [[services]]\nname = \"worker\"\n";
+        let s = resolve(&["--env", "MODE=flag", "--cpu", "1 vCPU"], Some(toml)).unwrap();
+        let web = s.changes_for("web");
+        let modes: Vec<&str> = web
+            .env
+            .iter()
+            .filter(|a| a.key == "MODE")
+            .map(|a| a.value.as_str())
+            .collect();
+        assert_eq!(
+            modes,
+            vec!["file", "service", "flag"],
+            "applied in this order"
+        );
+        assert_eq!(
+            web.cpu.as_deref(),
+            Some("1024"),
+            "the flag wins, normalised"
+        );
+        assert_eq!(web.memory.as_deref(), Some("1024"));
+        let worker = s.changes_for("worker");
+        assert_eq!(worker.memory, None, "web's own table is web's");
+        assert_eq!(worker.env.len(), 3);
+        // Every flag, read and normalised.
+        let s = resolve(
+            &with(&[
+                "--env",
+                "web:URL=http://x:1",
+                "--secret-env",
+                "DB=arn:aws:ssm:us-east-1:123456789012:parameter/db",
+                "--env-file",
+                "arn:aws:s3:::b/a.env",
+                "--label",
+                "team=core",
+                "--command",
+                "sh -c 'sleep 1'",
+                "--entry-point",
+                "web:/bin/sh",
+                "--task-role",
+                "arn:aws:iam::123456789012:role/t",
+                "--execution-role",
+                "arn:aws:iam::123456789012:role/e",
+                "--memory",
+                "2GB",
+                "--log-group",
+                "/ecs/web",
+                "--log-stream-prefix",
+                "web",
+            ]),
+            None,
+        )
+        .unwrap();
+        let c = s.changes_for("web");
+        assert_eq!(c.env[0].container.as_deref(), Some("web"));
+        assert_eq!(c.command[0].value, vec!["sh", "-c", "sleep 1"]);
+        assert_eq!(c.entry_point[0].container.as_deref(), Some("web"));
+        assert_eq!(c.memory.as_deref(), Some("2048"));
+        assert_eq!(c.log_group.as_deref(), Some("/ecs/web"));
+        assert_eq!(c.named_containers(), vec!["web"]);
+    }
+
+    #[test]
+    fn bad_task_definition_changes_exit_2_without_showing_values() {
+        let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+            (
+                with(&["--env", "NOEQUALS"]),
+                None,
+                "--env \"NOEQUALS\": expected [CONTAINER:]NAME=VALUE",
+            ),
+            (with(&["--env", "=hunter2"]), None, "--env"),
+            (
+                with(&["--label", ":a=hunter2"]),
+                None,
+                "not a container name",
+            ),
+            (
+                with(&["--secret-env", "DB=hunter2 hunter2"]),
+                None,
+                "--secret-env DB",
+            ),
+            (with(&["--env-file", "s3://b/a.env"]), None, "--env-file"),
+            (with(&["--command", "sh -c 'x"]), None, "--command"),
+            (with(&["--task-role", "web"]), None, "--task-role \"web\""),
+            (with(&["--execution-role", "x"]), None, "--execution-role"),
+            (with(&["--cpu", "lots"]), None, "--cpu \"lots\""),
+            (with(&["--memory", "1.3 GB"]), None, "--memory"),
+            (with(&["--log-group", "a b"]), None, "--log-group \"a b\""),
+            (
+                with(&["--log-stream-prefix", "a:b"]),
+                None,
+                "--log-stream-prefix",
+            ),
+            (
+                MIN.to_vec(),
+                Some("[render]\nenv = { \"a b:K\" = \"hunter2\" }\n"),
+                "deckhand.toml [render]: env:",
+            ),
+            (
+                MIN.to_vec(),
+                Some("[render]\ncpu = 5\n"),
+                "deckhand.toml [render]: cpu",
+            ),
+            (
+                MIN.to_vec(),
+                Some("[[services]]\nname = \"web\"\n[services.render]\ncommand = []\n"),
+                "[services.render] of web: command: the command is empty",
+            ),
+        ];
+        for (argv, toml, says) in cases {
+            let err = resolve(&argv, toml).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?}");
+            assert!(err.message.contains(says), "{argv:?}: {}", err.message);
+            assert!(!err.message.contains("hunter2"), "{}", err.message);
+        }
+        let err = config::parse("[render]\nenvs = {}\n", Path::new("d.toml")).unwrap_err();
+        assert!(err.message.contains("line 2"), "{}", err.message);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct Authorization {
     pub proxy_endpoint: String,
 }
 
-/// An ECR client bound to one registry (account).
+/// An ECR client bound to one registry (account); an empty registry id is the caller's own.
 pub struct Ecr {
     client: Client,
     registry_id: String,
@@ -47,7 +47,7 @@ impl Ecr {
         let out = self
             .client
             .describe_repositories()
-            .registry_id(&self.registry_id)
+            .set_registry_id(Some(self.registry_id.clone()).filter(|id| !id.is_empty()))
             .repository_names(name)
             .send()
             .await;

@@ -245,6 +245,28 @@ pub async fn describe_services(
     Ok(views)
 }
 
+/// The service's deployment controller (`ECS`, `CODE_DEPLOY` or `EXTERNAL`; `None` when ECS
+/// names none, which means ECS). An unknown service is `None` too: [`describe_service`] says so.
+pub async fn deployment_controller(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<String>> {
+    let out = client
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|e| super::failure("ECS DescribeServices", &e))?;
+    Ok(out
+        .services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+        .and_then(|s| s.deployment_controller())
+        .map(|c| c.r#type().as_str().to_string()))
+}
+
 fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
     let when = |t: Option<&aws_smithy_types::DateTime>| t.map(|d| d.as_secs_f64()).unwrap_or(0.0);
     ServiceView {

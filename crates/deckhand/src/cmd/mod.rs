@@ -2,6 +2,7 @@
 //! outcome into the result and exit code. Commands do not import each other.
 
 pub mod deploy;
+pub mod init;
 pub mod push;
 pub mod resume;
 pub mod rollback;
@@ -55,6 +56,9 @@ pub async fn run(cli: Cli, r: &crate::report::Reporter) -> Result<()> {
         Command::Continue(args) => {
             let settings = crate::settings::ContinueSettings::resolve(&args)?;
             resume::run(r, region, &settings).await
+        }
+        Command::Init(args) => {
+            init::run(r, region, &crate::settings::InitSettings::resolve(&args)?).await
         }
         Command::Sandbox(args) => sandbox::run(r, &cli.global, &args).await,
     }

@@ -125,6 +125,24 @@ struct Deploy<'a> {
 /// means nothing was changed (exit 1 or 2); once a service has changed, every ending is an
 /// [`Outcome`], with the exit code the README's table gives it.
 pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
+    // Secret-looking --env values are masked from the first line on.
+    for value in s.services.iter().flat_map(|u| u.changes.secret_values()) {
+        crate::redact::register(&value);
+    }
+    let mut plain_secrets: Vec<&str> = Vec::new();
+    for a in s.services.iter().flat_map(|u| &u.changes.env) {
+        if crate::secrets::is_secret_name(&a.key) && !plain_secrets.contains(&a.key.as_str()) {
+            plain_secrets.push(&a.key);
+        }
+    }
+    if !plain_secrets.is_empty() {
+        r.warn(format!(
+            "{} set as plain environment: the value is stored in the task definition, readable \
+             by anyone who can describe it. --secret-env NAME=ARN has ECS read it from Secrets \
+             Manager or SSM instead",
+            plain_secrets.join(", ")
+        ));
+    }
     for warning in &s.warnings {
         r.warn(warning.as_str());
     }
@@ -322,6 +340,7 @@ impl Deploy<'_> {
     async fn render(&self, befores: &[ecs::ServiceView], image: &Image) -> Result<Vec<Unit>> {
         let r = self.r;
         let mut units = Vec::new();
+        let mut rendered = Vec::new();
         for before in befores {
             let target = super::decide::rollback_target(before).to_string();
             if history::same_revision(&target, &before.task_definition) {
@@ -368,20 +387,43 @@ impl Deploy<'_> {
                 base.register_secrets();
             }
             let containers = self.s.containers_for(&before.name);
-            let mut new = render(r, &before.name, &source, containers, image)?;
+            let changes = self.s.changes_for(&before.name);
+            let region = self.config.region().map(|r| r.as_ref().to_string());
+            let (mut new, missing) = render(
+                r,
+                &before.name,
+                &source,
+                containers,
+                image,
+                (changes, region.as_deref()),
+            )?;
+            new.register_secrets();
             // What `deckhand rollback` goes back to from this revision, on any runner.
             new.tag(history::PREVIOUS_TAG, &target);
             // A new revision is verified only once it is seen stable, never by inheritance.
             new.untag(history::VERIFIED_TAG);
-            if let Some(base) = &base {
-                println_diff(r, &base.request(), &new.request());
-            }
+            rendered.push((base, missing));
             units.push(Unit {
                 service: before.name.clone(),
                 target,
                 new,
                 registered: String::new(),
             });
+        }
+        // A CONTAINER: prefix that no service's task definition has is a typo: exit 2, before
+        // anything is registered.
+        let named: Vec<(&str, &TaskDef, &[String])> = units
+            .iter()
+            .zip(&rendered)
+            .map(|(u, (_, missing))| (u.service.as_str(), &u.new, missing.as_slice()))
+            .collect();
+        if let Some(e) = super::render::unknown(&named) {
+            return Err(Error::usage(e));
+        }
+        for (u, (base, _)) in units.iter().zip(&rendered) {
+            if let Some(base) = base {
+                println_diff(r, &base.request(), &u.new.request());
+            }
         }
         Ok(units)
     }
@@ -515,17 +557,23 @@ fn joined<'a>(parts: impl Iterator<Item = &'a String>) -> String {
         .join(" ")
 }
 
-/// The task definition with the new image in the chosen containers and the deckhand tag.
+/// The task definition with the new image in the chosen containers, the deploy's changes
+/// (with the region for a container that gets awslogs) and the deckhand tag; also the
+/// `CONTAINER:` names it does not have. A change that cannot be made is a usage error.
 fn render(
     r: &Reporter,
     service: &str,
     source: &TaskDef,
     containers: &[String],
     image: &Image,
-) -> Result<TaskDef> {
+    (changes, region): (&super::render::Changes, Option<&str>),
+) -> Result<(TaskDef, Vec<String>)> {
     let (new, chosen) = source
         .with_new_image(containers, &image.reference, image.sha.as_deref())
         .map_err(|e| Error::failed(format!("{service}: {e}")))?;
+    let super::render::Rendered { td: new, missing } =
+        super::render::apply(&new, &chosen, changes, region)
+            .map_err(|e| Error::usage(format!("{service}: {e}")))?;
     r.step(format!(
         "{service}: new image for {}: {}{}",
         chosen.join(", "),
@@ -543,7 +591,7 @@ fn render(
     {
         r.warn(format!("{service}: {warning}"));
     }
-    Ok(new)
+    Ok((new, missing))
 }
 
 fn println_diff(r: &Reporter, old: &serde_json::Value, new: &serde_json::Value) {

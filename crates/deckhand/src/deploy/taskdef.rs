@@ -292,8 +292,8 @@ impl TaskDef {
     }
 
     /// A copy with `image` in `containers` (by default, those whose image is from the same
-    /// repository) and, when known, the commit as the `deckhand:sha` tag; also the containers
-    /// that changed.
+    /// repository) and, when known, the commit as the `deckhand:sha` tag (an unknown commit drops
+    /// the old revision's tag rather than claim its commit); also the containers that changed.
     pub fn with_new_image(
         &self,
         containers: &[String],
@@ -304,8 +304,9 @@ impl TaskDef {
         let repository = image_repository(image).unwrap_or_else(|| image.to_string());
         let chosen = self.select(containers, &repository)?;
         let mut new = self.with_image(&chosen, image);
-        if let Some(sha) = sha {
-            new.tag("deckhand:sha", sha);
+        match sha {
+            Some(sha) => new.tag("deckhand:sha", sha),
+            None => new.untag("deckhand:sha"),
         }
         Ok((new, chosen))
     }
@@ -418,6 +419,31 @@ pub fn diff(old: &Value, new: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_tag_names_the_new_image_or_nothing() {
+        let old = parse(
+            r#"{"family":"web","containerDefinitions":[{"name":"app","image":"r.example/web:a"}],
+               "tags":[{"key":"deckhand:sha","value":"aaaa"},{"key":"team","value":"x"}]}"#,
+        )
+        .unwrap();
+        let sha = |td: &TaskDef| {
+            let tags = td.request()["tags"].clone();
+            let tags = tags.as_array().cloned().unwrap_or_default();
+            let find = |k: &str| {
+                tags.iter()
+                    .find(|t| t["key"] == k)
+                    .map(|t| t["value"].clone())
+            };
+            (find("deckhand:sha"), find("team"))
+        };
+        let (known, _) = old
+            .with_new_image(&[], "r.example/web:b", Some("bbbb"))
+            .unwrap();
+        assert_eq!(sha(&known), (Some("bbbb".into()), Some("x".into())));
+        let (unknown, _) = old.with_new_image(&[], "r.example/web:c", None).unwrap();
+        assert_eq!(sha(&unknown), (None, Some("x".into())));
+    }
 
     #[test]
     fn an_image_for_another_cpu_than_the_runtime_platform_is_named() {

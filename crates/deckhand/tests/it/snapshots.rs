@@ -25,6 +25,7 @@ fn help_texts() {
         ("status_help", &["status", "--help"][..]),
         ("continue_help", &["continue", "--help"][..]),
         ("push_help", &["push", "--help"][..]),
+        ("init_help", &["init", "--help"][..]),
     ] {
         let run = deckhand(dir.path(), args, &[]);
         run.expect_code(0);
