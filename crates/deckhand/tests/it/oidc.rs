@@ -200,6 +200,18 @@ async fn run_without_keys(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
+    run_without_keys_in(None, sandbox, sts, args, env).await
+}
+
+/// [`run_without_keys`] in `cwd` (a temporary directory if none).
+async fn run_without_keys_in(
+    cwd: Option<&std::path::Path>,
+    sandbox: &Sandbox,
+    sts: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let cwd = cwd.map(std::path::Path::to_path_buf);
     let mut env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -208,10 +220,11 @@ async fn run_without_keys(
     env.push(("AWS_ENDPOINT_URL_STS".into(), sts.into()));
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        let dir = tempfile::tempdir().unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = cwd.unwrap_or_else(|| temp.path().to_path_buf());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut cmd = crate::bed::command(dir.path(), &args, &env);
+        let mut cmd = crate::bed::command(&dir, &args, &env);
         for k in [
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
@@ -590,5 +603,53 @@ async fn a_token_file_works_through_the_aws_chain_and_with_role_to_assume() {
     assert_hidden(
         &[&run.stdout, &run.stderr],
         &[&token, &ours.secret, &ours.session_token],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deckhand_toml_names_the_role_for_a_deploy() {
+    let sandbox = quiet_service().await;
+    let token = id_token();
+    let (sts, sts_seen, handed) = sts_relay(Sts::Relay);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deckhand.toml"),
+        format!(
+            "role-to-assume = \"{ROLE}\"\nrole-session-name = \"from-toml\"\n\
+             role-duration = \"30m\"\nweb-identity-token-env = \"AWS_ID_TOKEN\"\n"
+        ),
+    )
+    .unwrap();
+    let args = deploy_args(&["--image", "deckhand-test/x:1"], &["--dry-run"]);
+    let run = run_without_keys_in(
+        Some(dir.path()),
+        &sandbox,
+        &sts,
+        &args,
+        &[("AWS_ID_TOKEN", token.as_str())],
+    )
+    .await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "assumed role {ROLE} (session from-toml) with the OIDC token in $AWS_ID_TOKEN"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(sts_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.body.contains("DurationSeconds=1800")));
+    let keys = handed.lock().unwrap()[0].clone();
+    assert!(
+        calls_with(&sandbox, &keys.access_key) > 0,
+        "{:?}",
+        sandbox.access_keys()
+    );
+    assert_hidden(
+        &[&run.stdout, &run.stderr],
+        &[&token, &keys.secret, &keys.session_token],
     );
 }
