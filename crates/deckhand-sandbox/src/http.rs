@@ -45,6 +45,19 @@ pub async fn serve(
     if req.uri().path().starts_with("/v2") {
         return Ok(super::registry::serve(&shared, req).await);
     }
+    if let Some(key) = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(access_key)
+    {
+        *shared
+            .access_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default() += 1;
+    }
     let target = req
         .headers()
         .get("x-amz-target")
@@ -92,6 +105,17 @@ pub async fn serve(
         }
     }
     Ok(api(shared, target.as_deref(), &body).await)
+}
+
+/// The access key id a SigV4 `Authorization` header names:
+/// `AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/ecs/aws4_request, SignedHeaders=…`.
+fn access_key(authorization: &str) -> Option<&str> {
+    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256 ")?;
+    let credential = rest
+        .split(',')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("Credential="))?;
+    credential.split('/').next().filter(|k| !k.is_empty())
 }
 
 /// The operation a call names: the part of `X-Amz-Target` after the service's prefix
@@ -379,4 +403,29 @@ fn request_id() -> String {
         random_hex(4),
         random_hex(12)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_key_is_read_from_a_sigv4_header() {
+        for (header, want) in [
+            (
+                "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20250101/us-east-1/ecs/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=abc",
+                Some("ASIAEXAMPLE"),
+            ),
+            (
+                "AWS4-HMAC-SHA256 SignedHeaders=host,Credential=AKIA1/d/r/s/aws4_request",
+                Some("AKIA1"),
+            ),
+            ("Basic QVdTOnBhc3N3b3Jk", None),
+            ("AWS4-HMAC-SHA256 Credential=/d/r/s/aws4_request", None),
+            ("", None),
+        ] {
+            assert_eq!(access_key(header), want, "{header}");
+        }
+    }
 }

@@ -88,6 +88,9 @@ pub struct Shared {
     /// API calls served, by operation (`ECS.DescribeServices`, …): what a client costs. A call
     /// applied whose answer was then lost (a fault) counts.
     pub calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// API calls served, by the access key id their SigV4 signature names: whose credentials
+    /// a client used.
+    pub access_keys: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub docker: Docker,
     /// `127.0.0.1:PORT`: the registry host in repository URIs and the ECR proxy endpoint.
     pub host: String,
@@ -223,6 +226,7 @@ impl Sandbox {
             wake: Notify::new(),
             faults: std::sync::Mutex::new(options.faults.clone()),
             calls: Default::default(),
+            access_keys: Default::default(),
             options,
             place,
             instance,
@@ -260,6 +264,16 @@ impl Sandbox {
     pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
         self.shared
             .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// API calls served so far, by the access key id of their SigV4 `Authorization` header
+    /// (`Credential=AKID/…`); unsigned calls are not counted.
+    pub fn access_keys(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared
+            .access_keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

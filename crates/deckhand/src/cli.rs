@@ -71,6 +71,52 @@ pub struct GlobalArgs {
         help_heading = "Global"
     )]
     pub secret_names: Vec<String>,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+}
+
+/// `--role-to-assume` and its companions: AWS credentials from the CI's OIDC token.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "AWS credentials")]
+pub struct RoleArgs {
+    /// IAM role to assume with the CI's OIDC token (GitHub Actions' ID token, or the variable
+    /// --web-identity-token-env names) instead of the AWS configuration chain's credentials.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ARN",
+        env = "DECKHAND_ROLE_TO_ASSUME"
+    )]
+    pub role_to_assume: Option<String>,
+
+    /// Session name of the assumed role, as CloudTrail shows it [default: deckhand-<CI run or
+    /// job id>].
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "DECKHAND_ROLE_SESSION_NAME"
+    )]
+    pub role_session_name: Option<String>,
+
+    /// How long the role's credentials last, 15m to 12h, within the role's maximum session
+    /// duration (they are assumed again before they expire) [default: 1h].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, env = "DECKHAND_ROLE_DURATION")]
+    pub role_duration: Option<std::time::Duration>,
+
+    /// Audience of the GitHub Actions OIDC token [default: sts.amazonaws.com].
+    #[arg(long, global = true, env = "DECKHAND_AUDIENCE")]
+    pub audience: Option<String>,
+
+    /// Variable that holds the OIDC token, e.g. one of GitLab's `id_tokens:`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "DECKHAND_WEB_IDENTITY_TOKEN_ENV"
+    )]
+    pub web_identity_token_env: Option<String>,
 }
 
 impl Command {
@@ -858,6 +904,16 @@ mod tests {
                 "Pre-deploy",
             ),
             (&["ci", "report", "dotenv", "output"][..], "CI reporting"),
+            (
+                &[
+                    "role_to_assume",
+                    "role_session_name",
+                    "role_duration",
+                    "audience",
+                    "web_identity_token_env",
+                ][..],
+                "AWS credentials",
+            ),
             (
                 &["region", "verbose", "quiet", "config", "secret_names"][..],
                 "Global",

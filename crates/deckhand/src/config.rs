@@ -39,6 +39,15 @@ pub struct File {
     pub wait_until: Option<String>,
     pub max_failed_tasks: Option<usize>,
     pub log_lines: Option<usize>,
+    /// IAM role assumed with the CI's OIDC token (`--role-to-assume`), and how.
+    pub role_to_assume: Option<String>,
+    pub role_session_name: Option<String>,
+    #[serde(default, deserialize_with = "typed::role_duration")]
+    pub role_duration: Option<Duration>,
+    /// Audience of the GitHub Actions OIDC token.
+    pub audience: Option<String>,
+    /// Variable holding the OIDC token (GitLab's `id_tokens:`).
+    pub web_identity_token_env: Option<String>,
     /// Extra names whose values are masked, besides the secret-looking ones.
     #[serde(default)]
     pub secret_names: Vec<String>,
@@ -240,6 +249,12 @@ mod typed {
         duration(d, "wait-for-others", crate::cli::parse_duration)
     }
 
+    pub fn role_duration<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Duration>, D::Error> {
+        duration(d, "role-duration", crate::cli::parse_duration)
+    }
+
     pub fn keep_revisions<'de, D: Deserializer<'de>>(
         d: D,
     ) -> std::result::Result<Option<u32>, D::Error> {
@@ -258,6 +273,8 @@ region = "eu-west-1"
 repository = "team/app"
 timeout = "15m"
 keep-revisions = 5
+role-to-assume = "arn:aws:iam::123456789012:role/deploy-app"
+role-duration = "2h"
 secret-names = ["HMAC", "LICENSE_BLOB"]
 
 [build]
@@ -303,6 +320,14 @@ mod tests {
         assert_eq!(file.repository.as_deref(), Some("team/app"));
         assert_eq!(file.timeout, Some(std::time::Duration::from_secs(900)));
         assert_eq!(file.keep_revisions, Some(5));
+        assert_eq!(
+            file.role_to_assume.as_deref(),
+            Some("arn:aws:iam::123456789012:role/deploy-app")
+        );
+        assert_eq!(
+            file.role_duration,
+            Some(std::time::Duration::from_secs(7200))
+        );
         assert_eq!(file.secret_names, vec!["HMAC", "LICENSE_BLOB"]);
         assert_eq!(file.build.context, Some(PathBuf::from("app")));
         assert_eq!(file.build.args["RAILS_ENV"], "production");

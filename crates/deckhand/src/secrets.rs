@@ -263,7 +263,11 @@ pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) 
             }
         };
         let shown = &text[value.clone()];
-        if worth_masking(shown) && !shown.starts_with("arn:") && !shown.starts_with(mask) {
+        if worth_masking(shown)
+            && !shown.starts_with("arn:")
+            && !shown.starts_with(mask)
+            && !is_workflow_permission(name, shown)
+        {
             out.push_str(&text[copied..value.start]);
             out.push_str(mask);
             copied = value.end;
@@ -272,6 +276,16 @@ pub fn mask_assignments(text: &str, mask: &str, is_name: impl Fn(&str) -> bool) 
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// `id-token: write`: a GitHub workflow's permission (as deckhand's advice names it), not a
+/// token's value.
+fn is_workflow_permission(name: &str, value: &str) -> bool {
+    let word = value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    name.eq_ignore_ascii_case("id-token") && ["read", "write", "none"].contains(&word)
 }
 
 #[cfg(test)]
@@ -491,6 +505,11 @@ mod tests {
                 "ECR GetAuthorizationToken: AccessDeniedException: not authorized",
             ),
             ("api_token: t-1", "api_token: ***"),
+            (
+                "add `permissions: id-token: write` to the job",
+                "add `permissions: id-token: write` to the job",
+            ),
+            ("id-token: eyJhbGciOi.x.y", "id-token: ***"),
             (
                 "| **run FROM_SECRETS=*** x** |",
                 "| **run FROM_SECRETS=*** x** |",

@@ -16,6 +16,9 @@ use crate::deploy::taskdef::{self, TaskDef};
 use crate::error::{Error, Result};
 use crate::image::options::{BuildSecret, BuilderChoice, Platform};
 
+mod role;
+pub use role::RoleSettings;
+
 /// How long a deployment (and again a rollback) is watched when nothing says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often a service is looked at while watching, by default.

@@ -4,9 +4,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 
 use crate::error::{Error, Result};
 
@@ -19,8 +20,29 @@ const MAX_ATTEMPTS: u32 = 6;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Loads configuration from the environment, profile, web identity (OIDC) and
-/// `AWS_ENDPOINT_URL*`, with `region` overriding the chain.
+/// `AWS_ENDPOINT_URL*`, with `region` overriding the chain; with the credentials of the role
+/// taken on with `--role-to-assume` ([`super::role`]) instead of the chain's, if one was.
 pub async fn load(region: Option<&str>) -> Result<SdkConfig> {
+    let mut loader = loader(region);
+    if let Some(assumed) = super::role::assumed() {
+        loader = loader.credentials_provider(assumed).identity_cache(
+            IdentityCache::lazy()
+                .buffer_time(super::role::REFRESH_BEFORE)
+                .load_timeout(super::role::REFRESH_TIMEOUT)
+                .build(),
+        );
+    }
+    checked(loader.load().await)
+}
+
+/// A configuration without credentials, for the one call that needs none: STS
+/// AssumeRoleWithWebIdentity, which the web-identity token authenticates.
+pub async fn unsigned(region: Option<&str>) -> Result<SdkConfig> {
+    checked(loader(region).no_credentials().load().await)
+}
+
+/// The chain, retries and timeouts every configuration shares.
+fn loader(region: Option<&str>) -> ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -36,7 +58,11 @@ pub async fn load(region: Option<&str>) -> Result<SdkConfig> {
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_string()));
     }
-    let config = loader.load().await;
+    loader
+}
+
+/// `config`, if it has a region (remembered for naming endpoints in errors).
+fn checked(config: SdkConfig) -> Result<SdkConfig> {
     if let Some(region) = config.region() {
         let _ = REGION.set(region.to_string());
     }

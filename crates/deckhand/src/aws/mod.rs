@@ -1,9 +1,12 @@
-//! Thin edges to the AWS APIs: one SDK configuration, ECR and STS calls, no decisions.
+//! Thin edges to the AWS APIs: one SDK configuration (and the role it may assume), ECR and
+//! STS calls, no decisions.
 
 pub mod config;
 pub mod ecr;
 pub mod ecs;
 pub mod logs;
+pub mod oidc;
+pub mod role;
 pub mod sdeploy;
 pub mod sts;
 pub mod types;

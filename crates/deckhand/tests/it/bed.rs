@@ -252,6 +252,10 @@ pub fn command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
                 "GIT_COMMIT",
                 "GITHUB_ACTIONS",
                 "GITLAB_CI",
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_ROLE_ARN",
             ]
             .contains(&k.as_str())
         {

@@ -16,6 +16,7 @@ mod faults;
 mod fleet;
 mod image;
 mod init;
+mod oidc;
 mod oneoff;
 mod push;
 mod render;
