@@ -813,6 +813,7 @@ pub fn new_task(
         command_overrides: BTreeMap::new(),
         environment_overrides: BTreeMap::new(),
         logs: BTreeMap::new(),
+        logs_read_at: None,
     }
 }
 

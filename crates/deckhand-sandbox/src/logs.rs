@@ -1,7 +1,7 @@
 //! CloudWatch Logs' GetLogEvents over the output the sandbox keeps of each task's containers,
 //! so a client reads a one-off task's log from the sandbox as it would from `awslogs` in AWS
-//! (stream `<prefix>/<container>/<task id>`). Output is kept when a container is removed: a
-//! stream has its lines once the task has stopped.
+//! (stream `<prefix>/<container>/<task id>`). A running task's output is copied every second,
+//! and kept when its container is removed.
 
 use serde_json::{json, Value};
 

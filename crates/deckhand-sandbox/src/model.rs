@@ -684,6 +684,8 @@ pub struct Task {
     /// Each container's output (its last lines), kept when the container is removed: what
     /// GetLogEvents serves.
     pub logs: BTreeMap<String, Vec<String>>,
+    /// When a running task's output was last copied into `logs` (wall-clock seconds).
+    pub logs_read_at: Option<Time>,
 }
 
 impl Task {

@@ -164,6 +164,28 @@ async fn stop_and_remove(docker: &Docker, id: &str, grace: i32) -> (Option<i64>,
     (code, lines)
 }
 
+/// How often a running task's output is copied for GetLogEvents: awslogs delivers lines
+/// within seconds of their writing, and a client following a one-off task reads them then.
+const LOG_COPY_EVERY: f64 = 1.0;
+
+/// Copies the output of a running task's containers into `logs`, at most every
+/// [`LOG_COPY_EVERY`] seconds, so GetLogEvents serves it before the task stops.
+async fn copy_output(docker: &Docker, task: &mut Task, now: Time) {
+    if task
+        .logs_read_at
+        .is_some_and(|at| now - at < LOG_COPY_EVERY)
+    {
+        return;
+    }
+    task.logs_read_at = Some(now);
+    for c in &task.containers {
+        if let Some(id) = &c.docker_id {
+            task.logs
+                .insert(c.name.clone(), output_of(docker, id).await);
+        }
+    }
+}
+
 /// A container's stdout and stderr, line by line (the last [`LOG_LINES`]).
 async fn output_of(docker: &Docker, id: &str) -> Vec<String> {
     use futures_util::StreamExt;
@@ -458,6 +480,7 @@ async fn observe_task(docker: &Docker, task: &mut Task, now: Time) {
         return;
     }
     task.seen_running_at = Some(look);
+    copy_output(docker, task, look).await;
     if !task.has_health_check {
         return;
     }

@@ -278,6 +278,7 @@ mod tests {
             command_overrides: Default::default(),
             environment_overrides: Default::default(),
             logs: Default::default(),
+            logs_read_at: None,
         }
     }
 

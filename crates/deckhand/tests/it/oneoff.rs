@@ -306,12 +306,14 @@ async fn sigterm_stops_the_task_and_a_timeout_does_too() {
             "--service",
             "web",
             "--command",
-            "sleep 600",
+            "sh -c 'echo awake; sleep 600'",
             "--output",
             "json",
         ]);
         let mut running = Running::start(dir.path(), &args, &[("AWS_ENDPOINT_URL", &endpoint)]);
         running.wait_for_line(": RUNNING");
+        // The task's output is relayed while it runs, not only once it has stopped.
+        running.wait_for_line("| awake");
         running.signal("TERM");
         running.finish()
     })
