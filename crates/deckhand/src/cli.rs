@@ -377,11 +377,11 @@ pub struct RenderArgs {
     pub execution_role: Option<String>,
 
     /// Task CPU: units (1024) or vCPUs ("1 vCPU").
-    #[arg(long, value_name = "CPU", env = "DECKHAND_CPU")]
+    #[arg(long, value_name = "CPU", env = "DECKHAND_TASK_CPU")]
     pub cpu: Option<String>,
 
     /// Task memory: MiB (2048) or GB ("2 GB").
-    #[arg(long, value_name = "MEMORY", env = "DECKHAND_MEMORY")]
+    #[arg(long, value_name = "MEMORY", env = "DECKHAND_TASK_MEMORY")]
     pub memory: Option<String>,
 
     /// awslogs-group of the containers that get the new image (one without a log
@@ -525,7 +525,7 @@ pub struct RunArgs {
     pub env: Vec<String>,
 
     /// How long the task may run before deckhand stops it (exit 1), at least 1s [default: 10m].
-    #[arg(long, value_parser = parse_duration, env = "DECKHAND_TIMEOUT", help_heading = "Watch")]
+    #[arg(long, value_parser = parse_duration, env = "DECKHAND_RUN_TIMEOUT", help_heading = "Watch")]
     pub timeout: Option<std::time::Duration>,
 
     /// How often to look at the task and read its log [default: 2s].

@@ -2164,7 +2164,7 @@ mod tests {
             (
                 with(&["--env", "NOEQUALS"]),
                 None,
-                "--env \"NOEQUALS\": expected [CONTAINER:]NAME=VALUE",
+                "--env an item has no `=`: expected [CONTAINER:]NAME=VALUE",
             ),
             (with(&["--env", "=hunter2"]), None, "--env"),
             (

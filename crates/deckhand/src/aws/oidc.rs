@@ -157,9 +157,39 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read from GitHub's endpoint (a token is a few KiB).
 const MAX_ANSWER: usize = 256 * 1024;
 
+/// Why the request token may not be sent to `url` (pure): anything but https, except plain
+/// http to a loopback host (a local stand-in for the endpoint).
+pub fn insecure(url: &str) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return None;
+    }
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        let loopback_ip = host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        if host == "localhost" || loopback_ip {
+            return None;
+        }
+    }
+    Some(format!(
+        "{GITHUB_REQUEST_URL} is not an https URL: deckhand sends the job's request token only \
+         over https (plain http only to a loopback host)"
+    ))
+}
+
 /// One GET of GitHub's ID-token endpoint: `{"value": "<token>"}`.
 async fn github(url: &str, request_token: &str) -> Result<String> {
     use hyper::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
+    if let Some(why) = insecure(url) {
+        return Err(Error::usage(why));
+    }
     let unreachable = |why: String| {
         Error::failed(format!(
             "could not get the OIDC token from GitHub Actions ({why})"
@@ -257,6 +287,26 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_token_goes_only_over_https_or_to_loopback() {
+        for ok in [
+            "https://pipelines.actions.githubusercontent.com/x?api-version=2.0",
+            "http://127.0.0.1:9/t",
+            "http://localhost/t",
+            "http://[::1]:80/t",
+        ] {
+            assert_eq!(insecure(ok), None, "{ok}");
+        }
+        for bad in [
+            "http://pipelines.example.com/t",
+            "http://127.0.0.1.example.com/t",
+            "ftp://127.0.0.1/t",
+            "http://localhost.example.com/t",
+        ] {
+            assert!(insecure(bad).is_some_and(|w| w.contains("https")), "{bad}");
+        }
+    }
     use crate::error::Exit;
 
     fn env_of<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

@@ -94,6 +94,7 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &InitSettings) -> Result
         revision: revision.clone(),
     };
     let config_text = scaffold::config_text(&live, &plan, scaffold::TASK_DEFINITION_FILE);
+    refuse_existing(s, &[&td_path, &config_path])?;
     write(s, &td_path, &scaffold::task_definition_text(&td))?;
     write(s, &config_path, &config_text)?;
     for w in &warnings {
@@ -117,9 +118,9 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &InitSettings) -> Result
     Ok(())
 }
 
-/// The repositories (`host/path`) among the containers' images that are in ECR: by the
-/// registry's name, or, for any other registry host, by ECR's own answer for the account (a
-/// VPC endpoint, a local ECR). An ECR that cannot be asked leaves only the names.
+/// The repositories (`host/path`) among the containers' images that are in the account's ECR in
+/// this region, by ECR's own answer (any host: a VPC endpoint, a local ECR). An ECR that cannot
+/// be asked leaves the registry names (`<account>.dkr.ecr.<region>.amazonaws.com`).
 async fn ecr_repositories(
     r: &Reporter,
     config: &aws_config::SdkConfig,
@@ -138,21 +139,37 @@ async fn ecr_repositories(
         if known.contains_key(&uri) {
             continue;
         }
-        let found = if scaffold::is_ecr_host(host) {
-            true
-        } else if ecr::valid_repository_name(reference.repository()) {
+        // The repository deckhand.toml names is resolved in the credentials' own account and
+        // region: an image is taken as in ECR only when that ECR holds it.
+        let ecr_host = scaffold::is_ecr_host(host);
+        let found = if !ecr::valid_repository_name(reference.repository()) {
+            false
+        } else {
             match own.repository(reference.repository()).await {
-                Ok(found) => found.is_some_and(|repo| repo.uri == uri),
+                Ok(found) => {
+                    let ours = found.is_some_and(|repo| repo.uri == uri);
+                    if !ours && ecr_host {
+                        r.warn(format!(
+                            "{uri} is not in this account's ECR in this region: deckhand.toml \
+                             names no repository for it (deploy with --image, or run init with \
+                             that account's credentials and region)"
+                        ));
+                    }
+                    ours
+                }
                 Err(e) => {
+                    let taken = if ecr_host {
+                        "taken as so by its name"
+                    } else {
+                        "taken as not"
+                    };
                     r.warn(format!(
-                        "cannot ask ECR whether {uri} is one of its repositories ({}); taken as not",
+                        "cannot ask ECR whether {uri} is one of its repositories ({}); {taken}",
                         e.message
                     ));
-                    false
+                    ecr_host
                 }
             }
-        } else {
-            false
         };
         known.insert(uri, found);
     }
@@ -163,15 +180,20 @@ async fn ecr_repositories(
         .collect()
 }
 
-/// Writes one of the files, creating the directory; an existing file only with `--force`
-/// (checked again here: settings checked before any AWS call).
-fn write(s: &InitSettings, path: &Path, text: &str) -> Result<()> {
-    if !s.force && path.exists() {
-        return Err(Error::usage(format!(
+/// Without `--force`, neither file may exist, checked again before either is written (settings
+/// checked it before any AWS call).
+fn refuse_existing(s: &InitSettings, paths: &[&Path]) -> Result<()> {
+    match paths.iter().find(|p| p.exists()) {
+        Some(path) if !s.force => Err(Error::usage(format!(
             "{} already exists: nothing was written. Pass --force to overwrite",
             path.display()
-        )));
+        ))),
+        _ => Ok(()),
     }
+}
+
+/// Writes one of the files, creating the directory.
+fn write(s: &InitSettings, path: &Path, text: &str) -> Result<()> {
     std::fs::create_dir_all(&s.dir)
         .and_then(|()| std::fs::write(path, text))
         .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))

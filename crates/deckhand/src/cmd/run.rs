@@ -247,17 +247,10 @@ fn with_image(
     }
 }
 
-/// Deregisters the revision registered for this task, if one was: a one-off's revision is not
-/// left for `FAMILY` (the newest revision) to name. A failure is a warning.
+/// Deregisters the revision registered for this task, if one was.
 async fn retire(r: &Reporter, client: &ecs::Ecs, registered: Option<&str>) {
-    let Some(arn) = registered else { return };
-    match ecs::deregister_task_definition(client, arn).await {
-        Ok(()) => r.step(format!("deregistered {}", watch::short(arn))),
-        Err(e) => r.warn(format!(
-            "could not deregister {} ({e}); it is tagged {} and never a rollback target",
-            watch::short(arn),
-            history::ONE_OFF_TAG
-        )),
+    if let Some(arn) = registered {
+        oneoff::retire(r, client, arn).await;
     }
 }
 

@@ -14,6 +14,19 @@ use crate::signals::Interrupts;
 
 use super::tasklogs;
 
+/// Deregisters a one-off task's revision once the task is over: it is not left as the family's
+/// newest revision for `FAMILY` to name or `--keep-revisions` to count. A failure is a warning.
+pub async fn retire(r: &Reporter, client: &ecs::Ecs, arn: &str) {
+    match ecs::deregister_task_definition(client, arn).await {
+        Ok(()) => r.step(format!("deregistered {}", super::watch::short(arn))),
+        Err(e) => r.warn(format!(
+            "could not deregister {} ({e}); it is tagged {} and never a rollback target",
+            super::watch::short(arn),
+            super::history::ONE_OFF_TAG
+        )),
+    }
+}
+
 /// Where one container's `awslogs` output goes: (container, log group, log stream).
 pub fn log_streams(body: &Value, task_id: &str) -> Vec<(String, String, String)> {
     tasklogs::containers(body)

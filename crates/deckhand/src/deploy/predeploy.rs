@@ -89,20 +89,31 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
     history::mark_one_off(&mut new, "pre-deploy");
     let registered = ecs::register_task_definition(cx.client, &new.request()).await?;
     cx.reporter.step(format!("registered {}", registered.arn));
+    let ran = run_registered(cx, task, &new, &registered.arn, &chosen, interrupted).await;
+    // Its revision is not left as the family's newest for `deckhand run FAMILY` or
+    // --keep-revisions to count.
+    oneoff::retire(cx.reporter, cx.client, &registered.arn).await;
+    ran
+}
+
+/// Runs the gate's registered revision and waits for its verdict.
+async fn run_registered(
+    cx: &Context<'_>,
+    task: &PreDeploy,
+    new: &taskdef::TaskDef,
+    registered: &str,
+    chosen: &[String],
+    interrupted: &mut Interrupts,
+) -> Result<()> {
+    let family = task.family.as_str();
+    let command = task.command.args();
     let container = task.container.clone().unwrap_or_else(|| chosen[0].clone());
     let overrides = [ecs::ContainerOverride {
         container,
         command: Some(command.clone()),
         environment: Vec::new(),
     }];
-    let arn = ecs::run_task(
-        cx.client,
-        cx.cluster,
-        &registered.arn,
-        &overrides,
-        cx.placement,
-    )
-    .await?;
+    let arn = ecs::run_task(cx.client, cx.cluster, registered, &overrides, cx.placement).await?;
     let id = arn.rsplit('/').next().unwrap_or(&arn).to_string();
     cx.reporter.step(format!("task {id} started"));
 
@@ -130,7 +141,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
                 cx.reporter
                     .error(format!("pre-deploy task {family} failed: {why}"));
                 let reason = watch::describe_stop(&stopped);
-                let failed = failed_task(family, &registered.arn, &arn, reason, Vec::new());
+                let failed = failed_task(family, registered, &arn, reason, Vec::new());
                 explain(cx, &logs, &body, failed).await;
                 Err(Error::failed(format!(
                     "the pre-deploy task {family} ({}) failed: {why}. No service was changed.",
@@ -141,7 +152,7 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
         // Never leave a half-run migration behind for the next attempt to race.
         oneoff::Ended::Cut { cut, stopping, .. } => {
             let reason = format!("{cut}; {stopping}");
-            let failed = failed_task(family, &registered.arn, &arn, reason, Vec::new());
+            let failed = failed_task(family, registered, &arn, reason, Vec::new());
             explain(cx, &logs, &body, failed).await;
             Err(Error::failed(format!(
                 "the pre-deploy task {family} ({id}) {cut}; {stopping}. No service was changed."

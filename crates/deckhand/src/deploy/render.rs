@@ -115,7 +115,13 @@ fn container(name: &str) -> Result<String, String> {
 /// that `:` comes before the first `=` (`URL=http://x:1` has none). Errors never show the value.
 pub fn parse_assignment(spec: &str) -> Result<Assignment, String> {
     let Some(eq) = spec.find('=') else {
-        return Err(format!("{spec:?}: expected [CONTAINER:]NAME=VALUE"));
+        // Not shown: it may be a line of a multi-line secret value, split off at its newline.
+        return Err(
+            "an item has no `=`: expected [CONTAINER:]NAME=VALUE. Items are split at \
+                    line breaks, so a value cannot span lines: give such a value with \
+                    --secret-env or in an --env-file"
+                .into(),
+        );
     };
     let (head, value) = (&spec[..eq], &spec[eq + 1..]);
     let (container, key) = match head.split_once(':') {
@@ -518,8 +524,13 @@ fn check_fargate_size(body: &Map<String, Value>) -> Result<(), String> {
     }
 }
 
+/// The stream prefix a container given the awslogs driver here gets, as the ECS console's.
+const DEFAULT_STREAM_PREFIX: &str = "ecs";
+
 /// Sets `awslogs-group` and `awslogs-stream-prefix` on an awslogs container; one without a
-/// log configuration gets the awslogs driver (with `region`), one with another driver is refused.
+/// log configuration gets the awslogs driver (with `region`, and the stream prefix `ecs` unless
+/// one is given: Fargate requires a prefix, and without one a task's streams cannot be named),
+/// one with another driver is refused.
 fn set_awslogs(def: &mut Value, changes: &Changes, region: Option<&str>) -> Result<(), String> {
     let name = def["name"].as_str().unwrap_or_default().to_string();
     let driver = def["logConfiguration"]["logDriver"]
@@ -549,7 +560,8 @@ fn set_awslogs(def: &mut Value, changes: &Changes, region: Option<&str>) -> Resu
             };
             def["logConfiguration"] = json!({
                 "logDriver": "awslogs",
-                "options": {"awslogs-group": group, "awslogs-region": region},
+                "options": {"awslogs-group": group, "awslogs-region": region,
+                    "awslogs-stream-prefix": DEFAULT_STREAM_PREFIX},
             });
         }
     }
@@ -625,6 +637,7 @@ mod tests {
         }
         let bad = [
             ("NOEQUALS", "expected [CONTAINER:]NAME=VALUE"),
+            ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "cannot span lines"),
             ("=hunter2", "is empty"),
             ("web:=hunter2", "is empty"),
             (":K=V", "is not a container name"),
@@ -635,6 +648,7 @@ mod tests {
             let e = parse_assignment(spec).unwrap_err();
             assert!(e.contains(says), "{spec}: {e}");
             assert!(!e.contains("hunter2"), "the value is never shown: {e}");
+            assert!(!e.contains("MIIE"), "nor a line of one: {e}");
         }
     }
 
@@ -955,7 +969,8 @@ mod tests {
         assert_eq!(
             out.td.body["containerDefinitions"][1]["logConfiguration"],
             json!({"logDriver": "awslogs", "options": {
-                "awslogs-group": "/ecs/w", "awslogs-region": "us-east-1"}})
+                "awslogs-group": "/ecs/w", "awslogs-region": "us-east-1",
+                "awslogs-stream-prefix": "ecs"}})
         );
         let cases = [
             (

@@ -96,7 +96,7 @@ async fn the_flags_change_the_new_revision_and_bad_ones_change_nothing() {
     for (flags, says) in [
         (
             &["--env", "NOEQUALS"][..],
-            "--env \"NOEQUALS\": expected [CONTAINER:]NAME=VALUE",
+            "--env an item has no `=`: expected [CONTAINER:]NAME=VALUE",
         ),
         (
             &["--cpu", "lots"][..],
