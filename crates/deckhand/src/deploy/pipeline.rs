@@ -462,6 +462,7 @@ impl Deploy<'_> {
         if s.pre_deploy.is_empty() {
             return Ok(());
         }
+        let region = self.config.region().map(|r| r.as_ref().to_string());
         let gate = predeploy::Context {
             reporter: self.r,
             config: self.config,
@@ -469,6 +470,8 @@ impl Deploy<'_> {
             cluster: &s.cluster,
             image: &image.reference,
             sha: image.sha.as_deref(),
+            changes: s.changes_for(&units[0].service),
+            region: region.as_deref(),
             placement: &befores[0].placement,
             poll: s.watch.poll,
             timeout: s.watch.timeout,

@@ -23,6 +23,10 @@ pub struct Context<'a> {
     /// The image going out, and its commit for the `deckhand:sha` tag.
     pub image: &'a str,
     pub sha: Option<&'a str>,
+    /// The first service's per-deploy changes (`--env`, roles, sizes…) and the region for an
+    /// awslogs driver: the task runs as that service's new revision will.
+    pub changes: &'a super::render::Changes,
+    pub region: Option<&'a str>,
     /// Launch settings of the first service, for awsvpc and Fargate.
     pub placement: &'a ecs::Placement,
     pub poll: Duration,
@@ -86,6 +90,11 @@ pub async fn run(cx: &Context<'_>, task: &PreDeploy, interrupted: &mut Interrupt
     let (mut new, chosen) = source
         .with_new_image(&wanted, cx.image, cx.sha)
         .map_err(|e| Error::failed(format!("pre-deploy task {family}: {e}")))?;
+    // A prefix naming a container this family lacks was checked against the services already.
+    new = super::render::apply(&new, &chosen, cx.changes, cx.region)
+        .map_err(|e| Error::usage(format!("pre-deploy task {family}: {e}")))?
+        .td;
+    new.register_secrets();
     history::mark_one_off(&mut new, "pre-deploy");
     let registered = ecs::register_task_definition(cx.client, &new.request()).await?;
     cx.reporter.step(format!("registered {}", registered.arn));

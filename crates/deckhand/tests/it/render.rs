@@ -413,3 +413,48 @@ async fn several_services_get_the_shared_settings_their_own_and_the_flags() {
     assert_eq!(registrations(&sandbox), 0);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pre_deploy_task_runs_with_the_changes_and_its_revision_is_retired() {
+    let bed = Bed::get();
+    let (sandbox, client, _) = crate::deploy::command::stable_service(false).await;
+    let image = good_image(&bed).await;
+    let extra = [
+        "--env",
+        "GATE=ready",
+        "--pre-deploy",
+        "sh -c 'test \"$GATE\" = ready'",
+    ];
+    let run = run(&sandbox, None, &deploy_args(&["--image", &image], &extra)).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("pre-deploy task web succeeded"),
+        "the migration ran with the deploy's --env (its command exits 0 only then):\n{}",
+        run.stderr
+    );
+    let active = client
+        .list_task_definitions()
+        .family_prefix("web")
+        .send()
+        .await
+        .unwrap();
+    let revisions: Vec<&str> = active
+        .task_definition_arns()
+        .iter()
+        .map(|a| a.rsplit('/').next().unwrap())
+        .collect();
+    let live = service_td(&client).await;
+    let live = live.rsplit('/').next().unwrap();
+    assert_eq!(
+        revisions.len(),
+        2,
+        "only the old and the live revision stay; the gate's is deregistered once its task \
+         stopped: {revisions:?}\n{}",
+        run.stderr
+    );
+    assert!(
+        revisions.contains(&"web:1") && revisions.contains(&live),
+        "{revisions:?}"
+    );
+    sandbox.stop().await;
+}
