@@ -17,7 +17,7 @@ async fn start() -> Sandbox {
 
 /// Runs a client program against the sandbox off the runtime's workers (the sandbox answering
 /// it lives on them); returns (exit ok, stdout, stderr).
-async fn run(program: &str, args: &[&str], endpoint: &str) -> (bool, String, String) {
+pub async fn run(program: &str, args: &[&str], endpoint: &str) -> (bool, String, String) {
     let program = program.to_string();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let endpoint = endpoint.to_string();

@@ -3,7 +3,6 @@
 //! service, a controller deckhand cannot deploy).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -16,35 +15,16 @@ const SECRET: &str = "init-hunter2-secret-value";
 /// `aws <args…> --output json` against `endpoint` off the runtime's workers (the sandbox
 /// answering it lives on them); it must succeed.
 async fn aws(bed: &Bed, endpoint: &str, args: &[&str]) -> Value {
-    let program = bed.aws_cli.clone();
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(["--output".to_string(), "json".to_string()]);
-    let endpoint = endpoint.to_string();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(&program)
-            .args(&all)
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "aws {all:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if stdout.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&stdout)
-                .unwrap_or_else(|e| panic!("aws {all:?}: not JSON ({e}): {stdout}"))
-        }
-    })
-    .await
-    .unwrap()
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let (ok, stdout, stderr) = crate::clients::run(&bed.aws_cli, &all, endpoint).await;
+    assert!(ok, "aws {all:?} failed:\n{stderr}");
+    if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("aws {all:?}: not JSON ({e}): {stdout}"))
+    }
 }
 
 /// Registers `family` with an app container from `image` (an env var and a secret-looking
