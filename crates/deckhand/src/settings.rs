@@ -16,7 +16,9 @@ use crate::deploy::taskdef::{self, TaskDef};
 use crate::error::{Error, Result};
 use crate::image::options::{BuildSecret, BuilderChoice, Platform};
 
+mod codedeploy;
 mod role;
+pub use codedeploy::CodeDeploySettings;
 pub use role::RoleSettings;
 
 /// How long a deployment (and again a rollback) is watched when nothing says otherwise.
@@ -73,6 +75,8 @@ pub struct ServiceSettings {
     /// What its new revision changes besides the image: the file's `[render]`, then
     /// the service's own, then the flags.
     pub changes: Changes,
+    /// How it is deployed if its controller is CODE_DEPLOY.
+    pub codedeploy: CodeDeploySettings,
 }
 
 /// Where the image comes from.
@@ -134,6 +138,8 @@ pub struct RollbackSettings {
     pub to: Option<String>,
     pub watch: WatchSettings,
     pub no_wait: bool,
+    /// The application and deployment group of a CODE_DEPLOY service (found when not given).
+    pub codedeploy: CodeDeploySettings,
 }
 
 /// `deckhand status`, validated.
@@ -436,6 +442,7 @@ impl RollbackSettings {
             to: args.to.clone(),
             watch: WatchSettings::resolve(&args.watch, None)?,
             no_wait: args.no_wait,
+            codedeploy: CodeDeploySettings::default(),
         })
     }
 }
@@ -644,6 +651,8 @@ pub struct ContinueSettings {
     pub service: String,
     /// ROLLBACK instead of CONTINUE.
     pub rollback: bool,
+    /// The application and deployment group of a CODE_DEPLOY service (found when not given).
+    pub codedeploy: CodeDeploySettings,
 }
 
 /// `--wait-until`: `stable` (or nothing) is the deployment's end; else a lifecycle stage ECS
@@ -668,6 +677,7 @@ impl ContinueSettings {
             cluster: cluster(&args.target, None)?,
             service: one_service(&args.target, "continue one --service at a time")?,
             rollback: args.rollback,
+            codedeploy: CodeDeploySettings::default(),
         })
     }
 }
@@ -774,6 +784,7 @@ fn services(
             name,
             containers,
             changes,
+            codedeploy: CodeDeploySettings::default(),
         });
     }
     if out.is_empty() {

@@ -1,5 +1,6 @@
 //! Deploying a new image to ECS services: what to register, and how to judge the result.
 
+pub mod appspec;
 pub mod decide;
 pub mod history;
 pub mod oneoff;
