@@ -290,6 +290,19 @@ impl DeploySettings {
             .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
             .map_or_else(|| NONE.get_or_init(Changes::default), |s| &s.changes)
     }
+
+    /// How `service` is deployed if it is a CODE_DEPLOY service (matched as
+    /// [`DeploySettings::containers_for`] matches).
+    pub fn codedeploy_for(&self, service: &str) -> &CodeDeploySettings {
+        static NONE: std::sync::OnceLock<CodeDeploySettings> = std::sync::OnceLock::new();
+        self.services
+            .iter()
+            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+            .map_or_else(
+                || NONE.get_or_init(CodeDeploySettings::default),
+                |s| &s.codedeploy,
+            )
+    }
 }
 
 impl WatchSettings {

@@ -95,6 +95,7 @@ pub fn endpoint_in(service: &str, region: &str, env: impl Fn(&str) -> Option<Str
         "ECR" => ("ECR", "api.ecr"),
         "STS" => ("STS", "sts"),
         "CloudWatch" => ("CLOUDWATCH_LOGS", "logs"),
+        "CodeDeploy" => ("CODEDEPLOY", "codedeploy"),
         _ => ("ECS", "ecs"),
     };
     env(&format!("AWS_ENDPOINT_URL_{env_name}"))

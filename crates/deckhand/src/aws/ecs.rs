@@ -180,6 +180,24 @@ pub struct ServiceView {
     pub placement: Placement,
     /// Its deployment strategy (ROLLING, BLUE_GREEN, LINEAR, CANARY), when ECS says.
     pub strategy: Option<String>,
+    /// Its deployment controller: ECS (also when ECS names none), CODE_DEPLOY or EXTERNAL.
+    pub controller: String,
+    /// Its load balancers: (container name, container port), in ECS's order.
+    pub load_balancers: Vec<(String, i32)>,
+    /// Its task sets (CODE_DEPLOY and EXTERNAL services).
+    pub task_sets: Vec<TaskSetView>,
+}
+
+/// A task set of a CODE_DEPLOY (or EXTERNAL) service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskSetView {
+    pub id: String,
+    /// PRIMARY, ACTIVE or DRAINING.
+    pub status: String,
+    pub task_definition: String,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
 }
 
 /// How a service's tasks are launched, copied to one-off tasks run beside it.
@@ -245,28 +263,6 @@ pub async fn describe_services(
     Ok(views)
 }
 
-/// The service's deployment controller (`ECS`, `CODE_DEPLOY` or `EXTERNAL`; `None` when ECS
-/// names none, which means ECS). An unknown service is `None` too: [`describe_service`] says so.
-pub async fn deployment_controller(
-    client: &Client,
-    cluster: &str,
-    service: &str,
-) -> Result<Option<String>> {
-    let out = client
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(|e| super::failure("ECS DescribeServices", &e))?;
-    Ok(out
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-        .and_then(|s| s.deployment_controller())
-        .map(|c| c.r#type().as_str().to_string()))
-}
-
 fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
     let when = |t: Option<&aws_smithy_types::DateTime>| t.map(|d| d.as_secs_f64()).unwrap_or(0.0);
     ServiceView {
@@ -311,6 +307,27 @@ fn view_of(s: &aws_sdk_ecs::types::Service) -> ServiceView {
             .deployment_configuration()
             .and_then(|c| c.strategy())
             .map(|st| st.as_str().to_string()),
+        controller: s
+            .deployment_controller()
+            .map_or("ECS", |c| c.r#type().as_str())
+            .to_string(),
+        load_balancers: s
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| Some((lb.container_name()?.to_string(), lb.container_port()?)))
+            .collect(),
+        task_sets: s
+            .task_sets()
+            .iter()
+            .map(|t| TaskSetView {
+                id: t.id().unwrap_or_default().to_string(),
+                status: t.status().unwrap_or_default().to_string(),
+                task_definition: t.task_definition().unwrap_or_default().to_string(),
+                desired: t.computed_desired_count(),
+                running: t.running_count(),
+                pending: t.pending_count(),
+            })
+            .collect(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Thin edges to the AWS APIs: one SDK configuration (and the role it may assume), ECR and
 //! STS calls, no decisions.
 
+pub mod codedeploy;
 pub mod config;
 pub mod ecr;
 pub mod ecs;

@@ -41,8 +41,9 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &InitSettings) -> Result
     let config = aws::config::load(region).await?;
     let client = ecs::Ecs::new(&config);
     let view = ecs::describe_service(&client, &s.cluster, &s.service).await?;
-    let controller = ecs::deployment_controller(&client, &s.cluster, &s.service).await?;
-    if let Some(why) = scaffold::unsupported_controller(&view.name, controller.as_deref()) {
+    if let Some(why) =
+        scaffold::unsupported_controller(&view.name, &view.controller, "nothing was written")
+    {
         return Err(Error::failed(why));
     }
     let revision = watch::short(&view.task_definition).to_string();

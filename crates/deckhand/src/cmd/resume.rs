@@ -19,6 +19,9 @@ pub struct Continued {
     pub hook_id: String,
     /// The lifecycle stage it was paused at.
     pub stage: String,
+    /// The CodeDeploy deployment acted on (CODE_DEPLOY services).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub codedeploy_deployment_id: String,
 }
 
 /// Acts on the paused hook: 0 once ECS took the action, 1 (nothing changed) when no deployment
@@ -27,6 +30,10 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &ContinueSettings) -> Re
     let config = aws::config::load(region).await?;
     let client = ecs::Ecs::new(&config);
     let service = &s.service;
+    let view = ecs::describe_service(&client, &s.cluster, service).await?;
+    if view.controller == "CODE_DEPLOY" {
+        return codedeploy(r, &config, s, &view).await;
+    }
     let Some(sd) = sdeploy::current(&client, &s.cluster, service).await? else {
         return Err(Error::failed(format!(
             "no service deployment of {service} in cluster {} is in progress: nothing to \
@@ -58,6 +65,7 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &ContinueSettings) -> Re
         service_deployment_arn: sd.arn.clone(),
         hook_id: hook.id.clone(),
         stage,
+        codedeploy_deployment_id: String::new(),
     };
     r.verdict(format!(
         "{}: {} {}",
@@ -67,5 +75,62 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &ContinueSettings) -> Re
         &result,
         &format!("{} {}", result.result, result.service_deployment_arn),
     );
+    Ok(())
+}
+
+/// A CODE_DEPLOY service's deployment waiting before production traffic is re-routed (status
+/// Ready) goes on (ContinueDeployment) or back (StopDeployment with CodeDeploy's rollback).
+async fn codedeploy(
+    r: &Reporter,
+    config: &aws_config::SdkConfig,
+    s: &ContinueSettings,
+    view: &ecs::ServiceView,
+) -> Result<()> {
+    use crate::aws::codedeploy as cd;
+    let client = cd::client(config);
+    let service = &s.service;
+    let group = crate::deploy::codedeploy::group(&client, &s.cluster, view, &s.codedeploy).await?;
+    let active = cd::list(&client, &group, &cd::ACTIVE).await?;
+    let ready = cd::list(&client, &group, &["Ready"]).await?;
+    let Some(id) = ready.first() else {
+        return Err(Error::failed(match active.first() {
+            Some(id) => format!(
+                "{service}'s CodeDeploy deployment {id} is not waiting for traffic \
+                 re-routing (status Ready): nothing to continue, nothing was changed"
+            ),
+            None => format!(
+                "no CodeDeploy deployment of {service} ({}/{}) is in progress: nothing to \
+                 continue, nothing was changed",
+                group.application, group.name
+            ),
+        }));
+    };
+    if s.rollback {
+        r.stage(format!(
+            "{service}: StopDeployment of {id} with CodeDeploy's rollback"
+        ));
+        cd::stop(&client, id, true).await?;
+    } else {
+        r.stage(format!(
+            "{service}: ContinueDeployment of {id}: production traffic goes to the replacement \
+             task set"
+        ));
+        cd::continue_ready(&client, id).await?;
+    }
+    let result = Continued {
+        result: if s.rollback {
+            "rolling-back"
+        } else {
+            "continued"
+        }
+        .into(),
+        service: service.clone(),
+        service_deployment_arn: String::new(),
+        hook_id: String::new(),
+        stage: "Ready".into(),
+        codedeploy_deployment_id: id.clone(),
+    };
+    r.verdict(format!("{}: {} {id}", result.result, service));
+    r.result(&result, &format!("{} {id}", result.result));
     Ok(())
 }

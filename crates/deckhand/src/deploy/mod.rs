@@ -1,6 +1,8 @@
 //! Deploying a new image to ECS services: what to register, and how to judge the result.
 
 pub mod appspec;
+pub mod bluegreen;
+pub mod codedeploy;
 pub mod decide;
 pub mod history;
 pub mod oneoff;

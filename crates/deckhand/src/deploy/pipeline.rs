@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::codedeploy::{self, CodeDeployer, Followed, Plan};
 use super::rollout;
 use crate::aws::{self, ecs};
 use crate::deploy::taskdef::{self, TaskDef};
@@ -105,6 +106,8 @@ pub(super) struct Unit {
     pub(super) target: String,
     pub(super) new: TaskDef,
     pub(super) registered: String,
+    /// How a CODE_DEPLOY service is deployed (`None`: UpdateService).
+    pub(super) codedeploy: Option<Box<Plan>>,
 }
 
 /// How a deploy that got as far as changing something (or a dry run) ended.
@@ -117,6 +120,7 @@ struct Deploy<'a> {
     config: &'a aws_config::SdkConfig,
     client: &'a ecs::Ecs,
     watcher: Watcher<'a>,
+    codedeploy: crate::aws::codedeploy::Client,
     services: Vec<String>,
 }
 
@@ -157,14 +161,15 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
             wait_until: s.wait_until.clone(),
             ..Watcher::new(r, &config, &client, &s.cluster, &s.watch)
         },
+        codedeploy: crate::aws::codedeploy::client(&config),
         services: s.service_names(),
     };
-    let found = d.preflight().await?;
+    let (found, plans) = d.preflight().await?;
     let image = d.image(&found).await?;
     // From here a signal means "stop, and leave the services safe", not "die".
     let mut interrupts = Interrupts::new();
-    let befores = d.settle(found, &mut interrupts).await?;
-    let mut units = d.render(&befores, &image).await?;
+    let befores = d.settle(found, &plans, &mut interrupts).await?;
+    let mut units = d.render(&befores, plans, &image).await?;
     let mut result = DeployResult {
         image: image.reference.clone(),
         digest: image.digest.clone().unwrap_or_default(),
@@ -172,6 +177,16 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
         ..DeployResult::default()
     };
     if s.dry_run {
+        for u in &units {
+            if let Some(plan) = &u.codedeploy {
+                let spec = plan.appspec("<the new revision>")?;
+                r.step(format!(
+                    "{}: the AppSpec for CodeDeploy:\n{}",
+                    u.service,
+                    serde_json::to_string_pretty(&spec).unwrap_or_default()
+                ));
+            }
+        }
         r.step("dry run: nothing registered, no service changed");
         result.result = "dry-run".into();
         return Ok(Outcome {
@@ -181,7 +196,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
     }
     d.register(&mut units, &mut interrupts).await?;
     d.gate(&units, &befores, &image, &mut interrupts).await?;
-    let (watched, start_error) = d.start(&units).await?;
+    let (watched, followed, start_error) = d.start(&units).await?;
     result.services = units
         .iter()
         .map(|u| ServiceResult {
@@ -191,6 +206,12 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
                 .iter()
                 .find(|w| w.service == u.service)
                 .map(|w| w.deployment.clone())
+                .or_else(|| {
+                    followed
+                        .iter()
+                        .find(|f| f.service == u.service)
+                        .map(|f| f.id.clone())
+                })
                 .unwrap_or_default(),
             rollback_target: u.target.clone(),
             ..ServiceResult::default()
@@ -207,17 +228,32 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
     }
 
     // From here on services have been changed: an error is no longer "nothing changed".
+    let (ecs_units, cd_units): (Vec<Unit>, Vec<Unit>) =
+        units.into_iter().partition(|u| u.codedeploy.is_none());
     let rollout = rollout::Rollout {
         args: s,
         watcher: &d.watcher,
-        units: &units,
+        units: &ecs_units,
         seen: Seen::after(&befores),
     };
     let unfinished = result.clone();
-    match rollout
-        .follow(result, watched, start_error, &mut interrupts)
-        .await
-    {
+    let followed_up = if cd_units.is_empty() {
+        rollout
+            .follow(result, watched, start_error, &mut interrupts)
+            .await
+    } else {
+        let cd = d.cd();
+        let both = codedeploy::Both {
+            cd: &cd,
+            args: s,
+            rollout: Some(rollout),
+            units: &cd_units,
+            seen: Seen::after(&befores),
+        };
+        both.follow(result, watched, followed, start_error, &mut interrupts)
+            .await
+    };
+    match followed_up {
         Ok(outcome) => Ok(outcome),
         // An error past the first change: services were changed, so it needs a person.
         Err(e) => {
@@ -241,7 +277,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
 impl Deploy<'_> {
     /// Every service exists, each named once: an unknown cluster or service fails here, before
     /// minutes of building.
-    async fn preflight(&self) -> Result<Vec<ecs::ServiceView>> {
+    async fn preflight(&self) -> Result<(Vec<ecs::ServiceView>, Vec<Option<Plan>>)> {
         let cluster = &self.s.cluster;
         self.r.stage(format!(
             "{} in {cluster}",
@@ -256,7 +292,32 @@ impl Deploy<'_> {
                 twice[0]
             )));
         }
-        Ok(found)
+        let mut plans = Vec::new();
+        for view in &found {
+            if let Some(why) = super::scaffold::unsupported_controller(
+                &view.name,
+                &view.controller,
+                "nothing was changed",
+            ) {
+                return Err(Error::failed(why));
+            }
+            plans.push(match view.controller.as_str() {
+                "CODE_DEPLOY" => {
+                    let settings = self.s.codedeploy_for(&view.name);
+                    Some(self.cd().plan(view, settings).await?)
+                }
+                _ => None,
+            });
+        }
+        Ok((found, plans))
+    }
+
+    /// The CodeDeploy side, for CODE_DEPLOY services.
+    fn cd(&self) -> CodeDeployer<'_> {
+        CodeDeployer {
+            client: self.codedeploy.clone(),
+            watcher: &self.watcher,
+        }
     }
 
     /// The image going out: built and pushed now, or the one given.
@@ -299,8 +360,36 @@ impl Deploy<'_> {
     async fn settle(
         &self,
         found: Vec<ecs::ServiceView>,
+        plans: &[Option<Plan>],
         interrupts: &mut Interrupts,
     ) -> Result<Vec<ecs::ServiceView>> {
+        // CodeDeploy runs one deployment per group at a time: --take-over cannot replace one.
+        for (view, plan) in found.iter().zip(plans) {
+            let Some(plan) = plan else { continue };
+            let cd = self.cd();
+            if self.s.dry_run || self.s.take_over {
+                if let Some(id) = cd.busy(&plan.group).await? {
+                    let what = format!(
+                        "CodeDeploy deployment {id} is in progress on {} ({}/{})",
+                        view.name, plan.group.application, plan.group.name
+                    );
+                    if self.s.dry_run {
+                        self.r.warn(format!(
+                            "{what}. A real run would wait for it (--wait-for-others)."
+                        ));
+                    } else {
+                        return Err(Error::failed(format!(
+                            "{what}; --take-over cannot replace it, as CodeDeploy runs one \
+                             deployment at a time. Stop it with `aws deploy stop-deployment \
+                             --deployment-id {id}` or wait for it; nothing was changed."
+                        )));
+                    }
+                }
+                continue;
+            }
+            cd.settled(&view.name, &plan.group, self.s.wait_for_others, interrupts)
+                .await?;
+        }
         if self.s.take_over && !self.s.dry_run {
             let views =
                 ecs::describe_services(self.client, &self.s.cluster, &self.services).await?;
@@ -337,11 +426,16 @@ impl Deploy<'_> {
 
     /// Each service's new revision, and what it changes, from its live task definition (or
     /// the --task-definition file).
-    async fn render(&self, befores: &[ecs::ServiceView], image: &Image) -> Result<Vec<Unit>> {
+    async fn render(
+        &self,
+        befores: &[ecs::ServiceView],
+        plans: Vec<Option<Plan>>,
+        image: &Image,
+    ) -> Result<Vec<Unit>> {
         let r = self.r;
         let mut units = Vec::new();
         let mut rendered = Vec::new();
-        for before in befores {
+        for (before, plan) in befores.iter().zip(plans) {
             let target = super::decide::rollback_target(before).to_string();
             if history::same_revision(&target, &before.task_definition) {
                 r.step(format!(
@@ -410,6 +504,7 @@ impl Deploy<'_> {
                 target,
                 new,
                 registered: String::new(),
+                codedeploy: plan.map(Box::new),
             });
         }
         // A CONTAINER: prefix that no service's task definition has is a typo: exit 2, before
@@ -509,11 +604,46 @@ impl Deploy<'_> {
     /// If the first fails for good nothing changed (`Err`); once one has changed, a failure is
     /// a deploy to undo. A service whose UpdateService answer was lost is watched with no
     /// deployment id: the undo stage finds out what it runs.
-    async fn start(&self, units: &[Unit]) -> Result<(Vec<Watched>, Option<StartError>)> {
+    async fn start(
+        &self,
+        units: &[Unit],
+    ) -> Result<(Vec<Watched>, Vec<Followed>, Option<StartError>)> {
         self.r.stage("deploy");
         let deadline = tokio::time::Instant::now() + self.s.watch.timeout;
         let mut watched = Vec::new();
+        let mut followed: Vec<Followed> = Vec::new();
         for u in units {
+            if let Some(plan) = &u.codedeploy {
+                let spec = plan.appspec(&u.registered)?;
+                match self
+                    .cd()
+                    .start(&u.service, &plan.group, &spec, deadline)
+                    .await
+                {
+                    Ok(id) => {
+                        self.r.step(format!(
+                            "{}: CodeDeploy deployment {id} started in {}/{}",
+                            u.service, plan.group.application, plan.group.name
+                        ));
+                        followed.push(Followed::new(
+                            &u.service,
+                            &plan.group,
+                            &id,
+                            &u.registered,
+                            codedeploy::Role::Deploy,
+                        ));
+                    }
+                    Err(e) if watched.is_empty() && followed.is_empty() => return Err(e),
+                    Err(e) => {
+                        self.r.error(format!("{}: {e}", u.service));
+                        let error = StartError {
+                            message: format!("{} could not be deployed: {}", u.service, e.message),
+                        };
+                        return Ok((watched, followed, Some(error)));
+                    }
+                }
+                continue;
+            }
             match self
                 .watcher
                 .start_until(&u.service, &u.registered, deadline)
@@ -524,7 +654,11 @@ impl Deploy<'_> {
                         .step(format!("{}: deployment {id} started", u.service));
                     watched.push(Watched::new(&u.service, &id, &u.registered));
                 }
-                Err(e) if watched.is_empty() && e.exit != Exit::NeedsPerson => return Err(e),
+                Err(e)
+                    if watched.is_empty() && followed.is_empty() && e.exit != Exit::NeedsPerson =>
+                {
+                    return Err(e)
+                }
                 Err(e) => {
                     // Some services changed already (or this one may have): a deploy to undo.
                     self.r.error(format!("{}: {e}", u.service));
@@ -534,11 +668,11 @@ impl Deploy<'_> {
                     let error = StartError {
                         message: format!("{} could not be updated: {}", u.service, e.message),
                     };
-                    return Ok((watched, Some(error)));
+                    return Ok((watched, followed, Some(error)));
                 }
             }
         }
-        Ok((watched, None))
+        Ok((watched, followed, None))
     }
 }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
+use crate::deploy::codedeploy::{CodeDeployer, Followed, Role};
 use crate::deploy::history;
 use crate::deploy::rollout::{confirm, report_state};
 use crate::deploy::verdict;
@@ -76,6 +77,11 @@ pub async fn rollback(
         ..RollbackResult::default()
     };
     let done = |result: RollbackResult, exit: Exit| Ok(Outcome { result, exit });
+    if view.controller == "CODE_DEPLOY" {
+        let watcher = Watcher::new(r, &config, &client, cluster, &args.watch);
+        let cd = CodeDeployer::new(&config, &watcher);
+        return via_codedeploy(&cd, args, &view, result).await;
+    }
 
     let busy = verdict::busy(&view.deployments);
     if history::same_revision(&target, &current) && busy.is_none() {
@@ -132,6 +138,112 @@ pub async fn rollback(
     result.result = "failed".into();
     result.reason = why;
     done(result, Exit::NeedsPerson)
+}
+
+/// `deckhand rollback` of a CODE_DEPLOY service: a CodeDeploy deployment of the target (after
+/// stopping, with CodeDeploy's rollback, a deployment in progress), watched to its end.
+async fn via_codedeploy(
+    cd: &CodeDeployer<'_>,
+    args: &RollbackSettings,
+    view: &ecs::ServiceView,
+    mut result: RollbackResult,
+) -> Result<Outcome> {
+    let r = cd.watcher.reporter;
+    let service = &args.service;
+    let target = result.task_definition_arn.clone();
+    let plan = cd.plan(view, &args.codedeploy).await?;
+    let mut interrupted = crate::signals::Interrupts::new();
+    let deadline = Instant::now() + args.watch.timeout;
+    let busy = cd.busy(&plan.group).await?;
+    if history::same_revision(&target, &view.task_definition) && busy.is_none() {
+        r.step(format!(
+            "the service already runs {target} and no CodeDeploy deployment is in progress: \
+             nothing to do"
+        ));
+        result.result = "unchanged".into();
+        return Ok(Outcome {
+            result,
+            exit: Exit::Success,
+        });
+    }
+    let mut seen = Seen::after(std::slice::from_ref(view));
+    if let Some(id) = busy {
+        // A person asked for this: the deployment in progress is stopped, and CodeDeploy
+        // sends the traffic back to the original task set first.
+        r.warn(format!(
+            "stopping CodeDeploy deployment {id} in progress, with CodeDeploy's rollback"
+        ));
+        let mut going = Followed::new(service, &plan.group, &id, "", Role::Deploy);
+        if !cd.stop(&mut going, deadline).await {
+            return Err(Error::failed(format!(
+                "CodeDeploy deployment {id} is in progress and could not be stopped; nothing \
+                 was changed"
+            )));
+        }
+        cd.settled(
+            service,
+            &plan.group,
+            deadline.saturating_duration_since(Instant::now()),
+            &mut interrupted,
+        )
+        .await
+        .map_err(|e| Error {
+            exit: Exit::NeedsPerson,
+            ..e
+        })?;
+    }
+    r.stage(format!("rolling back to {target}"));
+    let spec = plan.appspec(&target)?;
+    let id = cd.start(service, &plan.group, &spec, deadline).await?;
+    r.step(format!("CodeDeploy deployment {id} started"));
+    result.deployment_id = id.clone();
+    if args.no_wait {
+        result.result = "started".into();
+        return Ok(Outcome {
+            result,
+            exit: Exit::Success,
+        });
+    }
+    let mut back = vec![Followed::new(
+        service,
+        &plan.group,
+        &id,
+        &target,
+        Role::Rollback,
+    )];
+    let ended = cd
+        .watch(&mut back, deadline, &mut seen, &mut interrupted, false)
+        .await;
+    let b = &back[0];
+    result.failed_tasks = b.tasks.failed_tasks();
+    let confirmed = matches!(ended, Ok(watch::Ended::Decided))
+        && b.good()
+        && cd.on(service, &target).await == Some(true);
+    if confirmed {
+        r.verdict(format!("rolled back: {service} is stable on {target}"));
+        result.result = "rolled-back".into();
+        return Ok(Outcome {
+            result,
+            exit: Exit::Success,
+        });
+    }
+    let why = match ended {
+        Err(e) => e.message,
+        Ok(watch::Ended::Interrupted) => "the wait was interrupted".to_string(),
+        Ok(_) => b
+            .failure()
+            .unwrap_or_else(|| "the service is not seen on it alone".to_string()),
+    };
+    r.error(format!(
+        "the rollback to {target} ({id}) was not confirmed: {why}"
+    ));
+    report_state(cd.watcher, std::slice::from_ref(service)).await;
+    result.result = "failed".into();
+    result.reason = why;
+    Ok(Outcome {
+        result,
+        exit: Exit::NeedsPerson,
+    })
 }
 
 /// The most revisions a walk back follows (a chain of unverified deploys is rarely longer).

@@ -158,20 +158,16 @@ pub fn plaintext_secrets(td: &TaskDef) -> Vec<(String, String)> {
     out
 }
 
-/// Why deckhand cannot deploy a service on this deployment controller (`None`: it can).
-pub fn unsupported_controller(service: &str, controller: Option<&str>) -> Option<String> {
-    match controller.unwrap_or("ECS") {
-        "ECS" => None,
-        "CODE_DEPLOY" => Some(format!(
-            "service {service} uses the CODE_DEPLOY deployment controller: its deployments are \
-             CodeDeploy's, and ECS refuses a new task definition from UpdateService. deckhand \
-             deploys services on the ECS controller (rolling, blue/green, linear and canary \
-             strategies); nothing was written"
-        )),
+/// Why deckhand cannot deploy a service on this deployment controller (`None`: it can);
+/// `nothing` ends the sentence ("nothing was written").
+pub fn unsupported_controller(service: &str, controller: &str, nothing: &str) -> Option<String> {
+    match controller {
+        "ECS" | "CODE_DEPLOY" | "" => None,
         other => Some(format!(
             "service {service} uses the {other} deployment controller: its task sets are \
-             managed outside ECS's deployments, which deckhand watches. deckhand deploys \
-             services on the ECS controller; nothing was written"
+             managed by a controller outside ECS and CodeDeploy, whose deployments deckhand \
+             cannot start or judge. deckhand deploys services on the ECS and CODE_DEPLOY \
+             controllers; {nothing}"
         )),
     }
 }
@@ -448,17 +444,20 @@ mod tests {
     }
 
     #[test]
-    fn only_the_ecs_controller_is_deployable() {
+    fn the_ecs_and_codedeploy_controllers_are_deployable() {
         for (controller, refused) in [
-            (None, false),
-            (Some("ECS"), false),
-            (Some("CODE_DEPLOY"), true),
-            (Some("EXTERNAL"), true),
+            ("", false),
+            ("ECS", false),
+            ("CODE_DEPLOY", false),
+            ("EXTERNAL", true),
         ] {
-            let why = unsupported_controller("web", controller);
+            let why = unsupported_controller("web", controller, "nothing was written");
             assert_eq!(why.is_some(), refused, "{controller:?}");
-            if let (Some(why), Some(c)) = (why, controller) {
-                assert!(why.contains(c) && why.contains("service web"), "{why}");
+            if let Some(why) = why {
+                assert!(
+                    why.contains(controller) && why.contains("service web"),
+                    "{why}"
+                );
                 assert!(why.contains("nothing was written"), "{why}");
             }
         }

@@ -753,7 +753,7 @@ impl<'a> Watcher<'a> {
     /// One look at one service: prints its new events and failed tasks and progress, counts
     /// placement failures; with `list_tasks`, looks up its stopped tasks. Returns the ECS calls
     /// it made.
-    async fn observe(
+    pub(crate) async fn observe(
         &self,
         w: &mut Watched,
         view: &ecs::ServiceView,

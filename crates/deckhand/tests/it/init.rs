@@ -392,7 +392,7 @@ async fn a_code_deploy_service_is_refused() {
             "--desired-count",
             "0",
             "--deployment-controller",
-            "type=CODE_DEPLOY",
+            "type=EXTERNAL",
         ],
     )
     .await;
@@ -406,7 +406,7 @@ async fn a_code_deploy_service_is_refused() {
     assert!(
         refused
             .stderr
-            .contains("service web uses the CODE_DEPLOY deployment controller"),
+            .contains("service web uses the EXTERNAL deployment controller"),
         "{}",
         refused.all()
     );
