@@ -95,8 +95,10 @@ pub struct Followed {
     pub task_definition: String,
     pub role: Role,
     pub judged: Option<Judged>,
-    /// deckhand's own reason to end it.
+    /// deckhand's own reason to end it, while it is not yet stopped.
     pub ours: Option<Ours>,
+    /// deckhand's reason once it asked CodeDeploy to stop it.
+    pub stopped_for: Option<Ours>,
     /// Someone else's deployment that replaced it.
     pub taken_over_by: Option<String>,
     /// Whether deckhand stopped it (with CodeDeploy's rollback).
@@ -119,6 +121,7 @@ impl Followed {
             role,
             judged: None,
             ours: None,
+            stopped_for: None,
             taken_over_by: None,
             stopped_by_us: false,
             tasks: Watched::new(service, "", task_definition),
@@ -153,7 +156,7 @@ impl Followed {
                 self.id, self.group.application, self.group.name
             ));
         }
-        if let Some(o) = &self.ours {
+        if let Some(o) = self.ours.as_ref().or(self.stopped_for.as_ref()) {
             return Some(o.explain());
         }
         match &self.judged {
@@ -476,6 +479,7 @@ impl<'a> CodeDeployer<'a> {
                 }
             }
             if f.role == Role::Deploy
+                && !f.stopped_by_us
                 && matches!(judged, Judged::Pending | Judged::Ready)
                 && f.tasks.failures.len() >= self.watcher.limits.failed_tasks
             {
@@ -499,6 +503,7 @@ impl<'a> CodeDeployer<'a> {
                     f.service, f.id
                 ));
                 f.stopped_by_us = true;
+                f.stopped_for = f.ours.take();
                 f.judged = None;
                 f.over_looks = 0;
                 true
@@ -622,8 +627,10 @@ impl Both<'_> {
                 result = o.result;
                 if o.exit != Exit::Success {
                     // All or nothing: the CodeDeploy services go back too.
-                    let reason = result.reason.clone();
-                    let back = self.undo(&mut result, followed, &reason, interrupted).await;
+                    let mut seen = std::mem::take(&mut self.seen);
+                    let back = self
+                        .undo(&mut result, followed, &mut seen, interrupted)
+                        .await;
                     return Ok(self.ending(result, worse(o.exit, back)));
                 }
             }
@@ -729,7 +736,10 @@ impl Both<'_> {
             result = o.result;
             exit = o.exit;
         }
-        let back = self.undo(&mut result, followed, &reason, interrupted).await;
+        let mut seen = std::mem::take(&mut self.seen);
+        let back = self
+            .undo(&mut result, followed, &mut seen, interrupted)
+            .await;
         result.reason = reason;
         Ok(self.ending(result, worse(exit, back)))
     }
@@ -757,7 +767,7 @@ impl Both<'_> {
         &self,
         result: &mut super::pipeline::DeployResult,
         mut followed: Vec<Followed>,
-        reason: &str,
+        seen: &mut Seen,
         interrupted: &mut Interrupts,
     ) -> Exit {
         let cd = self.cd;
@@ -828,16 +838,8 @@ impl Both<'_> {
                     continue;
                 }
                 // It may have ended meanwhile: read it once more.
-                let _ = cd
-                    .watch(
-                        std::slice::from_mut(&mut f),
-                        Instant::now(),
-                        &mut Seen::default(),
-                        interrupted,
-                        false,
-                    )
-                    .await;
-                if f.going() || f.over() {
+                let status = cd::deployment(&cd.client, &f.id).await.map(|d| d.status);
+                if status.as_ref().ok().map(String::as_str) != Some("Succeeded") {
                     r.error(format!("{}: {} could not be stopped", f.service, f.id));
                     left = true;
                     continue;
@@ -856,13 +858,7 @@ impl Both<'_> {
         }
         if !stopping.is_empty() {
             let _ = cd
-                .watch(
-                    &mut stopping,
-                    deadline,
-                    &mut Seen::default(),
-                    interrupted,
-                    false,
-                )
+                .watch(&mut stopping, deadline, seen, interrupted, false)
                 .await;
             for f in stopping {
                 let target = self.unit(&f.service).target.clone();
@@ -901,13 +897,7 @@ impl Both<'_> {
             watch::Ended::Decided
         } else {
             match cd
-                .watch(
-                    &mut back,
-                    deadline,
-                    &mut Seen::default(),
-                    interrupted,
-                    false,
-                )
+                .watch(&mut back, deadline, seen, interrupted, false)
                 .await
             {
                 Ok(e) => e,
@@ -946,7 +936,6 @@ impl Both<'_> {
                 left = true;
             }
         }
-        let _ = reason;
         if left {
             Exit::NeedsPerson
         } else {
