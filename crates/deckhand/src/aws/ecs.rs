@@ -189,7 +189,7 @@ pub struct ServiceView {
 }
 
 /// A task set of a CODE_DEPLOY (or EXTERNAL) service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TaskSetView {
     pub id: String,
     /// PRIMARY, ACTIVE or DRAINING.

@@ -33,6 +33,11 @@ pub struct Status {
     /// The service deployment still going, where ECS has the API: its stage and alarms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_deployment: Option<Current>,
+    /// ECS, CODE_DEPLOY or EXTERNAL.
+    pub deployment_controller: String,
+    /// The task sets of a CODE_DEPLOY (or EXTERNAL) service: PRIMARY first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub task_sets: Vec<ecs::TaskSetView>,
 }
 
 /// The service deployment in progress, as `deckhand status` shows it.
@@ -149,7 +154,8 @@ pub fn assemble(
         desired: view.desired,
         running: view.running,
         pending: view.pending,
-        deploying: crate::deploy::verdict::busy(&view.deployments).is_some(),
+        deploying: crate::deploy::verdict::busy(&view.deployments).is_some()
+            || view.task_sets.len() > 1,
         deployments: view.deployments.clone(),
         containers,
         events: view
@@ -162,6 +168,12 @@ pub fn assemble(
             })
             .collect(),
         service_deployment: None,
+        deployment_controller: view.controller.clone(),
+        task_sets: {
+            let mut sets = view.task_sets.clone();
+            sets.sort_by_key(|t| t.status != "PRIMARY");
+            sets
+        },
     }
 }
 
@@ -209,6 +221,22 @@ pub fn text(s: &Status) -> String {
     });
     for d in &s.deployments {
         out.push_str(&format!("  {}\n", watch::describe_deployment(d)));
+    }
+    if !s.task_sets.is_empty() {
+        out.push_str(&format!(
+            "task sets ({} controller):\n",
+            s.deployment_controller
+        ));
+        for t in &s.task_sets {
+            out.push_str(&format!(
+                "  {} {} {}: {} running of {} desired\n",
+                t.status,
+                t.id,
+                watch::short(&t.task_definition),
+                t.running,
+                t.desired
+            ));
+        }
     }
     if let Some(c) = &s.service_deployment {
         out.push_str(&format!("{}\n  {}\n", c.summary, c.arn));

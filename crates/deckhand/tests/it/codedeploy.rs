@@ -1,0 +1,392 @@
+//! `deckhand deploy`, `continue` and `rollback` for CODE_DEPLOY services, on the sandbox's
+//! CodeDeploy: all at once and canary, a crashing replacement task set, a failing hook,
+//! deckhand's own StopDeployment, someone else's deployment, and the manual rollback.
+
+use crate::bed::{Bed, Run};
+use crate::deploy::command::{broken_image, deploy_args, good_image, run, service_td};
+use crate::sandbox::control;
+use crate::taskset::{blue_green, BlueGreen, GroupOptions};
+
+/// `deckhand deploy --image image` to service `web`, JSON out, polling quickly, then `extra`.
+async fn deploy(bg: &BlueGreen, image: &str, extra: &[&str]) -> Run {
+    let mut more = vec!["--output", "json", "--poll", "300ms"];
+    more.extend_from_slice(extra);
+    run(&bg.sandbox, None, &deploy_args(&["--image", image], &more)).await
+}
+
+/// `deckhand deploy` started in the background and read until it waits for re-routing.
+async fn until_waiting(bg: &BlueGreen, image: &str) -> crate::bed::Running {
+    let args = deploy_args(
+        &["--image", image],
+        &["--output", "json", "--poll", "300ms"],
+    );
+    crate::rollout::start_until(&bg.sandbox, &args, "waiting for traffic re-routing").await
+}
+
+/// Waits for a background deckhand to exit (off the runtime's workers).
+async fn finish(running: crate::bed::Running) -> Run {
+    tokio::task::spawn_blocking(move || running.finish())
+        .await
+        .unwrap()
+}
+
+/// How many times the sandbox was asked `operation` (`CodeDeploy.StopDeployment`).
+fn calls(bg: &BlueGreen, operation: &str) -> u64 {
+    bg.sandbox.calls().get(operation).copied().unwrap_or(0)
+}
+
+/// The AppSpec of a CodeDeploy deployment, as CodeDeploy holds it.
+async fn appspec_of(bg: &BlueGreen, id: &str) -> serde_json::Value {
+    let out = bg
+        .codedeploy
+        .get_deployment()
+        .deployment_id(id)
+        .send()
+        .await
+        .unwrap();
+    let content = out
+        .deployment_info()
+        .and_then(|d| d.revision())
+        .and_then(|r| r.app_spec_content())
+        .and_then(|c| c.content())
+        .unwrap()
+        .to_string();
+    serde_json::from_str(&content).unwrap()
+}
+
+/// The revision the service runs, and every task set's.
+async fn task_sets(bg: &BlueGreen) -> (String, Vec<(String, String)>) {
+    let out = bg
+        .ecs
+        .describe_services()
+        .cluster(&bg.cluster)
+        .services(&bg.service)
+        .send()
+        .await
+        .unwrap();
+    let s = &out.services()[0];
+    (
+        s.task_definition().unwrap_or_default().to_string(),
+        s.task_sets()
+            .iter()
+            .map(|t| {
+                (
+                    t.status().unwrap_or_default().to_string(),
+                    t.task_definition().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codedeploy_service_is_deployed_through_codedeploy_and_judged_by_it() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions::default()).await;
+    let image = good_image(&bed).await;
+    let out = deploy(&bg, &image, &[]).await;
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "deployed", "{}", out.all());
+    let new = json["task_definition_arn"].as_str().unwrap().to_string();
+    let id = json["deployment_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("d-"), "{}", out.all());
+    assert_eq!(json["services"][0]["state"], "deployed");
+    for line in [
+        "CodeDeploy deployment group",
+        "Install Succeeded",
+        "AllowTraffic Succeeded",
+        "traffic: ",
+        "Succeeded",
+        "deployed: web is stable on",
+    ] {
+        assert!(out.stderr.contains(line), "{line:?} in\n{}", out.all());
+    }
+    // ECS was never asked to change the task definition; CodeDeploy deployed it.
+    assert_eq!(calls(&bg, "ECS.UpdateService"), 0);
+    let spec = appspec_of(&bg, &id).await;
+    let props = &spec["Resources"][0]["TargetService"]["Properties"];
+    assert_eq!(props["TaskDefinition"], new.as_str());
+    assert_eq!(
+        props["LoadBalancerInfo"],
+        serde_json::json!({"ContainerName": "app", "ContainerPort": 80})
+    );
+    let (running, sets) = task_sets(&bg).await;
+    assert_eq!(running, new);
+    assert_eq!(sets, vec![("PRIMARY".to_string(), new.clone())]);
+    assert_eq!(service_td_of_bg(&bg).await, new);
+    // Seen stable: the revision is marked verified, for `deckhand rollback`.
+    let tags = bg
+        .ecs
+        .list_tags_for_resource()
+        .resource_arn(&new)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().iter().any(|t| t.key() == Some("deckhand:verified")),
+        "{tags:?}"
+    );
+    bg.sandbox.stop().await;
+}
+
+async fn service_td_of_bg(bg: &BlueGreen) -> String {
+    service_td(&bg.ecs).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_deployment_shows_each_traffic_shift() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions {
+        config: Some(("canary-20-1".into(), 20, 1)),
+        ..GroupOptions::default()
+    })
+    .await;
+    let image = good_image(&bed).await;
+    let out = deploy(&bg, &image, &[]).await;
+    out.expect_code(0);
+    let (old, new) = (
+        bg.good.rsplit('/').next().unwrap().to_string(),
+        out.json()["task_definition_arn"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string(),
+    );
+    for line in [
+        "canary: 20% first, the rest after 1 minute".to_string(),
+        format!("traffic: blue {old} 80%, green {new} 20%"),
+        format!("deployed: web is stable on {new}"),
+    ] {
+        assert!(out.stderr.contains(&line), "{line:?} in\n{}", out.all());
+    }
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashing_replacement_is_stopped_by_deckhand_and_rolled_back_by_codedeploy() {
+    let bg = blue_green(GroupOptions::default()).await;
+    let broken = broken_image().await;
+    let out = deploy(&bg, &broken, &["--max-failed-tasks", "2"]).await;
+    out.expect_code(3);
+    let json = out.json();
+    assert_eq!(json["result"], "rolled-back", "{}", out.all());
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tasks of the replacement task set stopped as failures"),
+        "{}",
+        out.all()
+    );
+    assert!(!json["failed_tasks"].as_array().unwrap().is_empty());
+    assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 1);
+    for line in [
+        "StopDeployment of",
+        "CodeDeploy is rolling it back",
+        "rolled back: web is stable on",
+    ] {
+        assert!(out.stderr.contains(line), "{line:?} in\n{}", out.all());
+    }
+    let (running, sets) = task_sets(&bg).await;
+    assert_eq!(running, bg.good);
+    assert_eq!(sets, vec![("PRIMARY".to_string(), bg.good.clone())]);
+    assert_eq!(json["services"][0]["state"], "rolled-back");
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_hook_is_named_and_codedeploys_own_rollback_is_followed() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions {
+        auto_rollback: true,
+        ..GroupOptions::default()
+    })
+    .await;
+    control(
+        &bg.sandbox,
+        "hooks",
+        r#"{"function": "smoke-test", "result": "Failed"}"#,
+    );
+    let image = good_image(&bed).await;
+    let out = deploy(
+        &bg,
+        &image,
+        &[
+            "--codedeploy-hook",
+            "AfterAllowTestTraffic=smoke-test",
+            "--codedeploy-hook",
+            "beforeinstall=arn:aws:lambda:us-east-1:123456789012:function:warm-up",
+        ],
+    )
+    .await;
+    out.expect_code(3);
+    let json = out.json();
+    let reason = json["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("AfterAllowTestTraffic hook failed"),
+        "{}",
+        out.all()
+    );
+    // CodeDeploy rolled back by itself: deckhand stopped nothing.
+    assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 0);
+    let spec = appspec_of(&bg, json["deployment_id"].as_str().unwrap()).await;
+    assert_eq!(
+        spec["Hooks"],
+        serde_json::json!([
+            {"AfterAllowTestTraffic": "smoke-test"},
+            {"BeforeInstall": "arn:aws:lambda:us-east-1:123456789012:function:warm-up"}
+        ])
+    );
+    assert_eq!(task_sets(&bg).await.0, bg.good);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_waiting_for_rerouting_goes_on_with_continue_and_back_on_sigterm() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions {
+        ready_wait_minutes: Some(60),
+        ..GroupOptions::default()
+    })
+    .await;
+    let image = good_image(&bed).await;
+
+    // deckhand continue: the waiting deploy goes on to its verdict.
+    let waiting = until_waiting(&bg, &image).await;
+    let continued = run(
+        &bg.sandbox,
+        None,
+        &["continue", "--cluster", "c", "--service", "web", "--output", "json"],
+    )
+    .await;
+    continued.expect_code(0);
+    assert_eq!(continued.json()["result"], "continued", "{}", continued.all());
+    let out = finish(waiting).await;
+    out.expect_code(0);
+    let deployed = out.json()["task_definition_arn"].as_str().unwrap().to_string();
+    assert_eq!(task_sets(&bg).await.0, deployed);
+
+    // Nothing waits now: continue changes nothing (exit 1).
+    let nothing = run(&bg.sandbox, None, &["continue", "--cluster", "c", "--service", "web"]).await;
+    nothing.expect_code(1);
+
+    // SIGTERM while it waits: deckhand stops it with CodeDeploy's rollback.
+    let image = good_image(&bed).await;
+    let running = until_waiting(&bg, &image).await;
+    running.signal("TERM");
+    let out = finish(running).await;
+    out.expect_code(3);
+    assert_eq!(out.json()["result"], "rolled-back", "{}", out.all());
+    assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 1);
+    assert_eq!(task_sets(&bg).await.0, deployed);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn someone_elses_deployment_replacing_ours_is_exit_4_and_not_rolled_back_over() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions {
+        ready_wait_minutes: Some(60),
+        ..GroupOptions::default()
+    })
+    .await;
+    let image = good_image(&bed).await;
+    let running = until_waiting(&bg, &image).await;
+    let ours = bg
+        .codedeploy
+        .list_deployments()
+        .application_name(&bg.application)
+        .deployment_group_name(&bg.group)
+        .send()
+        .await
+        .unwrap()
+        .deployments()[0]
+        .clone();
+    // Someone stops ours, without a rollback, and deploys the good revision themselves.
+    bg.codedeploy
+        .stop_deployment()
+        .deployment_id(&ours)
+        .auto_rollback_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    let theirs = crate::taskset::create_deployment(&bg, &bg.good, &[]).await;
+    let out = finish(running).await;
+    out.expect_code(4);
+    let json = out.json();
+    assert_eq!(json["result"], "failed", "{}", out.all());
+    assert_eq!(json["services"][0]["state"], "taken-over", "{}", out.all());
+    assert!(out.stderr.contains(&theirs), "{}", out.all());
+    // Only the test's own StopDeployment: deckhand did not roll back over theirs.
+    assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 1);
+    assert_eq!(calls(&bg, "CodeDeploy.CreateDeployment"), 2);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deckhand_rollback_deploys_the_previous_verified_revision_through_codedeploy() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions::default()).await;
+    let first = deploy(&bg, &good_image(&bed).await, &[]).await;
+    first.expect_code(0);
+    let v2 = first.json()["task_definition_arn"].as_str().unwrap().to_string();
+    let second = deploy(&bg, &good_image(&bed).await, &[]).await;
+    second.expect_code(0);
+    let v3 = second.json()["task_definition_arn"].as_str().unwrap().to_string();
+    assert_eq!(task_sets(&bg).await.0, v3);
+
+    let out = run(
+        &bg.sandbox,
+        None,
+        &[
+            "rollback", "--cluster", "c", "--service", "web", "--output", "json", "--poll",
+            "300ms", "--timeout", "60s",
+        ],
+    )
+    .await;
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "rolled-back", "{}", out.all());
+    assert_eq!(json["task_definition_arn"], v2.as_str());
+    assert!(json["deployment_id"].as_str().unwrap().starts_with("d-"));
+    let (running, sets) = task_sets(&bg).await;
+    assert_eq!(running, v2);
+    assert_eq!(sets, vec![("PRIMARY".to_string(), v2.clone())]);
+    assert_eq!(calls(&bg, "ECS.UpdateService"), 0);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_that_cannot_be_found_or_is_anothers_changes_nothing() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions::default()).await;
+    let image = good_image(&bed).await;
+    let registered = calls(&bg, "ECS.RegisterTaskDefinition");
+    let wrong = deploy(
+        &bg,
+        &image,
+        &[
+            "--codedeploy-application",
+            &bg.application,
+            "--codedeploy-deployment-group",
+            "no-such-group",
+        ],
+    )
+    .await;
+    wrong.expect_code(1);
+    assert!(wrong.stderr.contains("no-such-group"), "{}", wrong.all());
+    // Among another application's groups, none deploys it.
+    let none = deploy(&bg, &image, &["--codedeploy-application", "another-app"]).await;
+    none.expect_code(1);
+    assert!(
+        none.stderr.contains("no CodeDeploy deployment group deploys service web"),
+        "{}",
+        none.all()
+    );
+    assert_eq!(calls(&bg, "ECS.RegisterTaskDefinition"), registered);
+    assert_eq!(calls(&bg, "CodeDeploy.CreateDeployment"), 0);
+    bg.sandbox.stop().await;
+}
