@@ -172,7 +172,8 @@ impl DeploySettings {
 
         let cluster = cluster(&args.target, f.cluster.as_deref())?;
         let flag_changes = changes_from_flags(&args.render)?;
-        let services = services(args, f, &flag_changes, origin)?;
+        let flag_codedeploy = codedeploy::FromFlags::deploy(&args.codedeploy)?;
+        let services = services(args, f, &flag_changes, &flag_codedeploy, origin)?;
         // The file's `task-definition` is relative to the file; the flag wins over it.
         let task_definition_path = match (&args.task_definition, &f.task_definition) {
             (Some(flag), _) => Some(flag.clone()),
@@ -442,7 +443,7 @@ impl RollbackSettings {
             to: args.to.clone(),
             watch: WatchSettings::resolve(&args.watch, None)?,
             no_wait: args.no_wait,
-            codedeploy: CodeDeploySettings::default(),
+            codedeploy: group_only(&args.codedeploy)?,
         })
     }
 }
@@ -656,18 +657,40 @@ pub struct ContinueSettings {
 }
 
 /// `--wait-until`: `stable` (or nothing) is the deployment's end; else a lifecycle stage ECS
-/// names, in any case.
+/// names (kept upper-case) or a CodeDeploy lifecycle event (kept in its canonical spelling,
+/// e.g. `AfterAllowTestTraffic`), either in any case.
 fn wait_until(given: Option<&str>) -> Result<Option<String>> {
+    use crate::deploy::appspec::{self, EVENTS};
     use crate::deploy::verdict::{stage_order, STAGES};
-    match given.map(|g| g.trim().to_ascii_uppercase()) {
-        None => Ok(None),
-        Some(g) if g == "STABLE" || g.is_empty() => Ok(None),
-        Some(g) if stage_order(&g).is_some() => Ok(Some(g)),
-        Some(g) => Err(Error::usage(format!(
-            "--wait-until {g:?} is not a lifecycle stage; use stable or one of {}",
-            STAGES.join(", ")
-        ))),
+    let Some(given) = given.map(str::trim) else {
+        return Ok(None);
+    };
+    let upper = given.to_ascii_uppercase();
+    if upper == "STABLE" || upper.is_empty() {
+        return Ok(None);
     }
+    if stage_order(&upper).is_some() {
+        return Ok(Some(upper));
+    }
+    if let Some(event) = appspec::event(given) {
+        return Ok(Some(event.to_string()));
+    }
+    Err(Error::usage(format!(
+        "--wait-until {given:?} is not a lifecycle stage or event; use stable, an ECS \
+         lifecycle stage ({}), or for a CODE_DEPLOY service a CodeDeploy lifecycle event ({})",
+        STAGES.join(", "),
+        EVENTS.join(", ")
+    )))
+}
+
+/// `--codedeploy-application` and `--codedeploy-deployment-group` (rollback, continue).
+fn group_only(args: &crate::cli::CodeDeployGroupArgs) -> Result<CodeDeploySettings> {
+    let flags = codedeploy::FromFlags::group(args)?;
+    Ok(CodeDeploySettings {
+        application: flags.application,
+        deployment_group: flags.deployment_group,
+        ..CodeDeploySettings::default()
+    })
 }
 
 impl ContinueSettings {
@@ -677,7 +700,7 @@ impl ContinueSettings {
             cluster: cluster(&args.target, None)?,
             service: one_service(&args.target, "continue one --service at a time")?,
             rollback: args.rollback,
-            codedeploy: CodeDeploySettings::default(),
+            codedeploy: group_only(&args.codedeploy)?,
         })
     }
 }
@@ -744,9 +767,15 @@ fn services(
     args: &DeployArgs,
     file: &config::File,
     flags: &Changes,
+    flag_codedeploy: &codedeploy::FromFlags,
     origin: &Path,
 ) -> Result<Vec<ServiceSettings>> {
     let shared = changes_from_file(&file.render, &format!("{} [render]", origin.display()))?;
+    let shared_codedeploy = codedeploy::FromFile::read(
+        &file.codedeploy,
+        &format!("{} [codedeploy]", origin.display()),
+        origin,
+    )?;
     let names: Vec<String> = if args.target.services.iter().any(|s| !s.is_empty()) {
         args.target.services.clone()
     } else {
@@ -759,6 +788,8 @@ fn services(
         .cloned()
         .collect();
     let mut out: Vec<ServiceSettings> = Vec::new();
+    // Services that would take `deployment-group` from [codedeploy].
+    let mut take_shared_group = 0;
     for name in names.into_iter().filter(|n| !n.is_empty()) {
         if out.iter().any(|s| s.name == name) {
             return Err(Error::usage(format!("--service {name} is named twice")));
@@ -780,15 +811,52 @@ fn services(
             None => Changes::default(),
         };
         let changes = shared.clone().then(own).then(flags.clone());
+        let own_codedeploy = match file.services.iter().find(|s| s.name == name) {
+            Some(s) => Some(codedeploy::FromFile::read(
+                &s.codedeploy,
+                &format!("{} [services.codedeploy] of {name}", origin.display()),
+                origin,
+            )?),
+            None => None,
+        };
+        if own_codedeploy
+            .as_ref()
+            .is_none_or(|o| o.deployment_group.is_none())
+        {
+            take_shared_group += 1;
+        }
+        let codedeploy = codedeploy::resolve(
+            flag_codedeploy,
+            own_codedeploy.as_ref(),
+            &shared_codedeploy,
+            ("--codedeploy-hook", "--appspec"),
+        )?;
         out.push(ServiceSettings {
             name,
             containers,
             changes,
-            codedeploy: CodeDeploySettings::default(),
+            codedeploy,
         });
     }
     if out.is_empty() {
         return Err(no_service());
+    }
+    if out.len() > 1 {
+        // A deployment group deploys one ECS service.
+        if let Some(flag) = flag_codedeploy.names_one_service() {
+            return Err(Error::usage(format!(
+                "{flag} names one service's, and {} services are deployed: name each \
+                 service's in deckhand.toml [services.codedeploy] (or deploy one --service)",
+                out.len()
+            )));
+        }
+        if shared_codedeploy.deployment_group.is_some() && take_shared_group > 1 {
+            return Err(Error::usage(format!(
+                "`deployment-group` in {} [codedeploy] is one service's, and {take_shared_group} \
+                 services would take it: name each service's in [services.codedeploy]",
+                origin.display(),
+            )));
+        }
     }
     Ok(out)
 }
