@@ -976,6 +976,15 @@ mod tests {
                 ][..],
                 "Pre-deploy",
             ),
+            (
+                &[
+                    "codedeploy_application",
+                    "codedeploy_deployment_group",
+                    "hooks",
+                    "appspec",
+                ][..],
+                CODEDEPLOY_HEADING,
+            ),
             (&["ci", "report", "dotenv", "output"][..], "CI reporting"),
             (
                 &[

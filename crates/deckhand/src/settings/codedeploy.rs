@@ -282,6 +282,20 @@ pub fn parse_appspec(text: &str) -> std::result::Result<Value, String> {
     }
     let mut docs =
         YamlLoader::load_from_str(text).map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+    // The loader copies an alias's value in: look for them in the events.
+    struct Aliases(bool);
+    impl yaml_rust2::parser::EventReceiver for Aliases {
+        fn on_event(&mut self, ev: yaml_rust2::Event) {
+            self.0 |= matches!(ev, yaml_rust2::Event::Alias(_));
+        }
+    }
+    let mut aliases = Aliases(false);
+    yaml_rust2::parser::Parser::new_from_str(text)
+        .load(&mut aliases, true)
+        .map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+    if aliases.0 {
+        return Err("a YAML alias (*name): write the value out instead".to_string());
+    }
     match docs.len() {
         0 => Err("the file is empty: write an AppSpec (version, Resources)".to_string()),
         1 => yaml_to_json(&docs.remove(0)),
