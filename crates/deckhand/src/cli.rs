@@ -336,8 +336,8 @@ pub struct CodeDeployArgs {
     pub group: CodeDeployGroupArgs,
 
     /// Lambda function CodeDeploy runs at a lifecycle event of a CODE_DEPLOY service's
-    /// deployment (repeatable): BeforeInstall, AfterInstall, AfterAllowTestTraffic,
-    /// BeforeAllowTraffic or AfterAllowTraffic, = a function name or ARN.
+    /// deployment (repeatable): EVENT is BeforeInstall, AfterInstall, AfterAllowTestTraffic,
+    /// BeforeAllowTraffic or AfterAllowTraffic; FUNCTION a function name or ARN.
     #[arg(
         long = "codedeploy-hook",
         value_name = "EVENT=FUNCTION",
