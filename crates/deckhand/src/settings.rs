@@ -58,8 +58,9 @@ pub struct DeploySettings {
     pub wait_for_others: Duration,
     /// `--take-over`: replace a deployment in progress instead of waiting for it.
     pub take_over: bool,
-    /// `--wait-until STAGE`: where in [`crate::deploy::verdict::STAGES`] a deploy may end,
-    /// unfinished; `None`: at the deployment's final status.
+    /// `--wait-until STAGE`: where in [`crate::deploy::verdict::STAGES`] (upper-case) or, for a
+    /// CODE_DEPLOY service, in [`crate::deploy::appspec::EVENTS`] (canonical spelling) a deploy
+    /// may end, unfinished; `None`: at the deployment's final status.
     pub wait_until: Option<String>,
     /// The settings file that was applied.
     pub config_path: Option<PathBuf>,
@@ -1283,6 +1284,26 @@ mod tests {
             vec!["bin/rails", "db:migrate"]
         );
         assert_eq!(s.config_path, Some(PathBuf::from("deckhand.toml")));
+        let web = &s.services[0].codedeploy;
+        assert_eq!(
+            (web.application.as_deref(), web.deployment_group.as_deref()),
+            (Some("app"), None)
+        );
+        let worker = &s.services[1].codedeploy;
+        assert_eq!(
+            (
+                worker.application.as_deref(),
+                worker.deployment_group.as_deref()
+            ),
+            (Some("app"), Some("worker-bg"))
+        );
+        assert_eq!(
+            worker.hooks,
+            vec![(
+                "AfterAllowTestTraffic".to_string(),
+                "smoke-test".to_string()
+            )]
+        );
     }
 
     #[test]
