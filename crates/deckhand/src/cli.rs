@@ -147,7 +147,7 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Show a service's deployments, task counts, recent events and the image it runs.
     Status(StatusArgs),
-    /// Go on with a service deployment paused at a PAUSE lifecycle hook (or roll it back).
+    /// Go on with a service deployment paused at a PAUSE lifecycle hook, or a CodeDeploy deployment waiting to re-route traffic (or roll it back).
     Continue(ContinueArgs),
     /// Run a one-off task (beside a service, or of a task definition) and follow it to its end.
     Run(RunArgs),
@@ -281,9 +281,10 @@ pub struct DeployArgs {
     #[arg(long, env = "DECKHAND_TAKE_OVER", help_heading = "Watch and rollback")]
     pub take_over: bool,
 
-    /// `stable` (the deployment's end), or a lifecycle stage (e.g. BAKE_TIME,
-    /// PRODUCTION_TRAFFIC_SHIFT): exit 0 once the service deployment reaches it, unfinished
-    /// [default: stable].
+    /// `stable` (the deployment's end), an ECS lifecycle stage (e.g. BAKE_TIME,
+    /// PRODUCTION_TRAFFIC_SHIFT) or, for a CODE_DEPLOY service, a CodeDeploy lifecycle event
+    /// (e.g. AfterAllowTestTraffic): exit 0 once the deployment reaches it (the event has
+    /// succeeded), unfinished [default: stable].
     #[arg(
         long,
         value_name = "STAGE",
@@ -291,6 +292,71 @@ pub struct DeployArgs {
         help_heading = "Watch and rollback"
     )]
     pub wait_until: Option<String>,
+
+    #[command(flatten)]
+    pub codedeploy: CodeDeployArgs,
+}
+
+/// The help heading of the CodeDeploy flags.
+pub const CODEDEPLOY_HEADING: &str = "CodeDeploy (CODE_DEPLOY services)";
+
+/// Which CodeDeploy application and deployment group deploy a service whose deployment
+/// controller is CODE_DEPLOY (deploy, rollback, continue); ignored for other services.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CodeDeployGroupArgs {
+    /// CodeDeploy application of a CODE_DEPLOY service (default: found from the service, by
+    /// the deployment group that names it). Only for services whose deployment controller is
+    /// CODE_DEPLOY.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DECKHAND_CODEDEPLOY_APPLICATION",
+        help_heading = CODEDEPLOY_HEADING
+    )]
+    pub codedeploy_application: Option<String>,
+
+    /// CodeDeploy deployment group of a CODE_DEPLOY service (default: the one whose ECS
+    /// service is this cluster's service). Only for services whose deployment controller is
+    /// CODE_DEPLOY.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DECKHAND_CODEDEPLOY_DEPLOYMENT_GROUP",
+        help_heading = CODEDEPLOY_HEADING
+    )]
+    pub codedeploy_deployment_group: Option<String>,
+}
+
+/// How `deckhand deploy` deploys a CODE_DEPLOY service: its application and group, and the
+/// AppSpec's hooks or the AppSpec itself (repeatable flags read their variable as
+/// newline-separated values).
+#[derive(Debug, Args, Clone, Default)]
+pub struct CodeDeployArgs {
+    #[command(flatten)]
+    pub group: CodeDeployGroupArgs,
+
+    /// Lambda function CodeDeploy runs at a lifecycle event of a CODE_DEPLOY service's
+    /// deployment (repeatable): EVENT is BeforeInstall, AfterInstall, AfterAllowTestTraffic,
+    /// BeforeAllowTraffic or AfterAllowTraffic; FUNCTION a function name or ARN.
+    #[arg(
+        long = "codedeploy-hook",
+        value_name = "EVENT=FUNCTION",
+        env = "DECKHAND_CODEDEPLOY_HOOK",
+        value_delimiter = '\n',
+        help_heading = CODEDEPLOY_HEADING
+    )]
+    pub hooks: Vec<String>,
+
+    /// AppSpec file (JSON or YAML) for a CODE_DEPLOY service's deployment instead of the one
+    /// deckhand builds from the service; deckhand only sets its TaskDefinition (not with
+    /// --codedeploy-hook: the file names its own hooks).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DECKHAND_APPSPEC",
+        help_heading = CODEDEPLOY_HEADING
+    )]
+    pub appspec: Option<PathBuf>,
 }
 
 /// Which service(s).
@@ -440,6 +506,9 @@ pub struct RollbackArgs {
     /// Start the rollback and exit without watching.
     #[arg(long, env = "DECKHAND_NO_WAIT", help_heading = "Watch and rollback")]
     pub no_wait: bool,
+
+    #[command(flatten)]
+    pub codedeploy: CodeDeployGroupArgs,
 }
 
 /// `deckhand status`: what a service runs and how its deployments stand.
@@ -459,9 +528,13 @@ pub struct ContinueArgs {
     #[command(flatten)]
     pub target: ServiceArgs,
 
-    /// Roll the paused deployment back to the previous service revision instead.
+    /// Roll the paused deployment back to the previous service revision instead (CodeDeploy:
+    /// stop the deployment with rollback).
     #[arg(long, help_heading = None)]
     pub rollback: bool,
+
+    #[command(flatten)]
+    pub codedeploy: CodeDeployGroupArgs,
 }
 
 /// `deckhand run`: a one-off task beside a service, followed to its end.
@@ -902,6 +975,15 @@ mod tests {
                     "pre_deploy_container",
                 ][..],
                 "Pre-deploy",
+            ),
+            (
+                &[
+                    "codedeploy_application",
+                    "codedeploy_deployment_group",
+                    "hooks",
+                    "appspec",
+                ][..],
+                CODEDEPLOY_HEADING,
             ),
             (&["ci", "report", "dotenv", "output"][..], "CI reporting"),
             (

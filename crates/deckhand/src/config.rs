@@ -56,6 +56,9 @@ pub struct File {
     /// What every service's new revision changes besides the image (`[render]`).
     #[serde(default)]
     pub render: Render,
+    /// How CODE_DEPLOY services are deployed (`[codedeploy]`), under each service's own.
+    #[serde(default)]
+    pub codedeploy: CodeDeploy,
     /// In the order their updates start.
     #[serde(default)]
     pub services: Vec<Service>,
@@ -100,6 +103,24 @@ pub struct Service {
     /// This service's own changes, applied after the file's `[render]` (`[services.render]`).
     #[serde(default)]
     pub render: Render,
+    /// This service's CodeDeploy settings, over the file's `[codedeploy]`
+    /// (`[services.codedeploy]`).
+    #[serde(default)]
+    pub codedeploy: CodeDeploy,
+}
+
+/// `[codedeploy]` / `[services.codedeploy]`: for services whose deployment controller is
+/// CODE_DEPLOY, as the `--codedeploy-*` and `--appspec` flags take them.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CodeDeploy {
+    pub application: Option<String>,
+    pub deployment_group: Option<String>,
+    /// Lifecycle event → Lambda function name or ARN (`{ BeforeAllowTraffic = "arn:…" }`).
+    #[serde(default)]
+    pub hooks: BTreeMap<String, String>,
+    /// An AppSpec file (JSON or YAML), relative to this file.
+    pub appspec: Option<PathBuf>,
 }
 
 /// Per-deploy task-definition changes, as the `--env`, `--secret-env`, … flags take them; a
@@ -303,6 +324,13 @@ name = "worker"
 [services.render]
 command = ["bin/worker", "--all"]
 
+[services.codedeploy]
+deployment-group = "worker-bg"
+hooks = { AfterAllowTestTraffic = "smoke-test" }
+
+[codedeploy]
+application = "app"
+
 [[pre-deploy]]
 family = "migrate"
 command = "bin/rails db:migrate"
@@ -352,6 +380,11 @@ mod tests {
             Some(Command::Args(vec!["bin/worker".into(), "--all".into()]))
         );
         assert_eq!(file.services[0].render, Render::default());
+        assert_eq!(file.codedeploy.application.as_deref(), Some("app"));
+        assert_eq!(file.services[0].codedeploy, CodeDeploy::default());
+        let cd = &file.services[1].codedeploy;
+        assert_eq!(cd.deployment_group.as_deref(), Some("worker-bg"));
+        assert_eq!(cd.hooks["AfterAllowTestTraffic"], "smoke-test");
         assert_eq!(
             file.pre_deploy[0].command.args(),
             vec!["bin/rails", "db:migrate"]
@@ -395,6 +428,19 @@ mod tests {
         let err = parse("cluster = \"c\"\ntimeout = \"soon\"\n", Path::new("d.toml")).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
         assert!(err.message.contains("timeout"), "{}", err.message);
+        let err = parse(
+            "[codedeploy]\napplication = \"a\"\ngroup = \"g\"\n",
+            Path::new("d.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("line 3"), "{}", err.message);
+        assert!(err.message.contains("group"), "{}", err.message);
+        let err = parse(
+            "[[services]]\nname = \"web\"\n[services.codedeploy]\nhook = {}\n",
+            Path::new("d.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("line 4"), "{}", err.message);
         let err = parse("keep-revisions = 0\n", Path::new("d.toml")).unwrap_err();
         assert!(
             err.message.contains("keep-revisions: keep at least 1"),

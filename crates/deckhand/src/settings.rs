@@ -58,8 +58,9 @@ pub struct DeploySettings {
     pub wait_for_others: Duration,
     /// `--take-over`: replace a deployment in progress instead of waiting for it.
     pub take_over: bool,
-    /// `--wait-until STAGE`: where in [`crate::deploy::verdict::STAGES`] a deploy may end,
-    /// unfinished; `None`: at the deployment's final status.
+    /// `--wait-until STAGE`: where in [`crate::deploy::verdict::STAGES`] (upper-case) or, for a
+    /// CODE_DEPLOY service, in [`crate::deploy::appspec::EVENTS`] (canonical spelling) a deploy
+    /// may end, unfinished; `None`: at the deployment's final status.
     pub wait_until: Option<String>,
     /// The settings file that was applied.
     pub config_path: Option<PathBuf>,
@@ -172,7 +173,8 @@ impl DeploySettings {
 
         let cluster = cluster(&args.target, f.cluster.as_deref())?;
         let flag_changes = changes_from_flags(&args.render)?;
-        let services = services(args, f, &flag_changes, origin)?;
+        let flag_codedeploy = codedeploy::FromFlags::deploy(&args.codedeploy)?;
+        let services = services(args, f, &flag_changes, &flag_codedeploy, origin)?;
         // The file's `task-definition` is relative to the file; the flag wins over it.
         let task_definition_path = match (&args.task_definition, &f.task_definition) {
             (Some(flag), _) => Some(flag.clone()),
@@ -455,7 +457,7 @@ impl RollbackSettings {
             to: args.to.clone(),
             watch: WatchSettings::resolve(&args.watch, None)?,
             no_wait: args.no_wait,
-            codedeploy: CodeDeploySettings::default(),
+            codedeploy: group_only(&args.codedeploy)?,
         })
     }
 }
@@ -669,18 +671,40 @@ pub struct ContinueSettings {
 }
 
 /// `--wait-until`: `stable` (or nothing) is the deployment's end; else a lifecycle stage ECS
-/// names, in any case.
+/// names (kept upper-case) or a CodeDeploy lifecycle event (kept in its canonical spelling,
+/// e.g. `AfterAllowTestTraffic`), either in any case.
 fn wait_until(given: Option<&str>) -> Result<Option<String>> {
+    use crate::deploy::appspec::{self, EVENTS};
     use crate::deploy::verdict::{stage_order, STAGES};
-    match given.map(|g| g.trim().to_ascii_uppercase()) {
-        None => Ok(None),
-        Some(g) if g == "STABLE" || g.is_empty() => Ok(None),
-        Some(g) if stage_order(&g).is_some() => Ok(Some(g)),
-        Some(g) => Err(Error::usage(format!(
-            "--wait-until {g:?} is not a lifecycle stage; use stable or one of {}",
-            STAGES.join(", ")
-        ))),
+    let Some(given) = given.map(str::trim) else {
+        return Ok(None);
+    };
+    let upper = given.to_ascii_uppercase();
+    if upper == "STABLE" || upper.is_empty() {
+        return Ok(None);
     }
+    if stage_order(&upper).is_some() {
+        return Ok(Some(upper));
+    }
+    if let Some(event) = appspec::event(given) {
+        return Ok(Some(event.to_string()));
+    }
+    Err(Error::usage(format!(
+        "--wait-until {given:?} is not a lifecycle stage or event; use stable, an ECS \
+         lifecycle stage ({}), or for a CODE_DEPLOY service a CodeDeploy lifecycle event ({})",
+        STAGES.join(", "),
+        EVENTS.join(", ")
+    )))
+}
+
+/// `--codedeploy-application` and `--codedeploy-deployment-group` (rollback, continue).
+fn group_only(args: &crate::cli::CodeDeployGroupArgs) -> Result<CodeDeploySettings> {
+    let flags = codedeploy::FromFlags::group(args)?;
+    Ok(CodeDeploySettings {
+        application: flags.application,
+        deployment_group: flags.deployment_group,
+        ..CodeDeploySettings::default()
+    })
 }
 
 impl ContinueSettings {
@@ -690,7 +714,7 @@ impl ContinueSettings {
             cluster: cluster(&args.target, None)?,
             service: one_service(&args.target, "continue one --service at a time")?,
             rollback: args.rollback,
-            codedeploy: CodeDeploySettings::default(),
+            codedeploy: group_only(&args.codedeploy)?,
         })
     }
 }
@@ -757,9 +781,15 @@ fn services(
     args: &DeployArgs,
     file: &config::File,
     flags: &Changes,
+    flag_codedeploy: &codedeploy::FromFlags,
     origin: &Path,
 ) -> Result<Vec<ServiceSettings>> {
     let shared = changes_from_file(&file.render, &format!("{} [render]", origin.display()))?;
+    let shared_codedeploy = codedeploy::FromFile::read(
+        &file.codedeploy,
+        &format!("{} [codedeploy]", origin.display()),
+        origin,
+    )?;
     let names: Vec<String> = if args.target.services.iter().any(|s| !s.is_empty()) {
         args.target.services.clone()
     } else {
@@ -772,6 +802,8 @@ fn services(
         .cloned()
         .collect();
     let mut out: Vec<ServiceSettings> = Vec::new();
+    // Services that would take `deployment-group` from [codedeploy].
+    let mut take_shared_group = 0;
     for name in names.into_iter().filter(|n| !n.is_empty()) {
         if out.iter().any(|s| s.name == name) {
             return Err(Error::usage(format!("--service {name} is named twice")));
@@ -793,15 +825,52 @@ fn services(
             None => Changes::default(),
         };
         let changes = shared.clone().then(own).then(flags.clone());
+        let own_codedeploy = match file.services.iter().find(|s| s.name == name) {
+            Some(s) => Some(codedeploy::FromFile::read(
+                &s.codedeploy,
+                &format!("{} [services.codedeploy] of {name}", origin.display()),
+                origin,
+            )?),
+            None => None,
+        };
+        if own_codedeploy
+            .as_ref()
+            .is_none_or(|o| o.deployment_group.is_none())
+        {
+            take_shared_group += 1;
+        }
+        let codedeploy = codedeploy::resolve(
+            flag_codedeploy,
+            own_codedeploy.as_ref(),
+            &shared_codedeploy,
+            ("--codedeploy-hook", "--appspec"),
+        )?;
         out.push(ServiceSettings {
             name,
             containers,
             changes,
-            codedeploy: CodeDeploySettings::default(),
+            codedeploy,
         });
     }
     if out.is_empty() {
         return Err(no_service());
+    }
+    if out.len() > 1 {
+        // A deployment group deploys one ECS service.
+        if let Some(flag) = flag_codedeploy.names_one_service() {
+            return Err(Error::usage(format!(
+                "{flag} names one service's, and {} services are deployed: name each \
+                 service's in deckhand.toml [services.codedeploy] (or deploy one --service)",
+                out.len()
+            )));
+        }
+        if shared_codedeploy.deployment_group.is_some() && take_shared_group > 1 {
+            return Err(Error::usage(format!(
+                "`deployment-group` in {} [codedeploy] is one service's, and {take_shared_group} \
+                 services would take it: name each service's in [services.codedeploy]",
+                origin.display(),
+            )));
+        }
     }
     Ok(out)
 }
@@ -1228,6 +1297,26 @@ mod tests {
             vec!["bin/rails", "db:migrate"]
         );
         assert_eq!(s.config_path, Some(PathBuf::from("deckhand.toml")));
+        let web = &s.services[0].codedeploy;
+        assert_eq!(
+            (web.application.as_deref(), web.deployment_group.as_deref()),
+            (Some("app"), None)
+        );
+        let worker = &s.services[1].codedeploy;
+        assert_eq!(
+            (
+                worker.application.as_deref(),
+                worker.deployment_group.as_deref()
+            ),
+            (Some("app"), Some("worker-bg"))
+        );
+        assert_eq!(
+            worker.hooks,
+            vec![(
+                "AfterAllowTestTraffic".to_string(),
+                "smoke-test".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -1671,17 +1760,570 @@ mod tests {
     }
 
     #[test]
-    fn wait_until_is_stable_or_a_lifecycle_stage() {
-        assert_eq!(wait_until(None).unwrap(), None);
-        assert_eq!(wait_until(Some("stable")).unwrap(), None);
-        assert_eq!(
-            wait_until(Some("bake_time")).unwrap().as_deref(),
-            Some("BAKE_TIME")
-        );
+    fn wait_until_is_stable_a_lifecycle_stage_or_a_codedeploy_event() {
+        for (given, want) in [
+            (None, None),
+            (Some("stable"), None),
+            (Some(" STABLE "), None),
+            (Some(""), None),
+            (Some("bake_time"), Some("BAKE_TIME")),
+            (
+                Some("PRODUCTION_TRAFFIC_SHIFT"),
+                Some("PRODUCTION_TRAFFIC_SHIFT"),
+            ),
+            (Some("afterallowtesttraffic"), Some("AfterAllowTestTraffic")),
+            (Some("AfterAllowTraffic"), Some("AfterAllowTraffic")),
+            (Some("INSTALL"), Some("Install")),
+            (Some(" BeforeAllowTraffic"), Some("BeforeAllowTraffic")),
+        ] {
+            assert_eq!(wait_until(given).unwrap().as_deref(), want, "{given:?}");
+        }
         let err = wait_until(Some("baking")).unwrap_err();
         assert_eq!(err.exit, crate::error::Exit::Usage);
+        for says in [
+            "\"baking\"",
+            "PRODUCTION_TRAFFIC_SHIFT",
+            "AfterAllowTestTraffic",
+            "stable",
+        ] {
+            assert!(err.message.contains(says), "{says}: {}", err.message);
+        }
+        // From the flag and the file, the flag first.
+        let s = resolve(&with(&["--wait-until", "allowtesttraffic"]), None).unwrap();
+        assert_eq!(s.wait_until.as_deref(), Some("AllowTestTraffic"));
+        let s = resolve(MIN, Some("wait-until = \"afterallowtraffic\"\n")).unwrap();
+        assert_eq!(s.wait_until.as_deref(), Some("AfterAllowTraffic"));
+    }
+
+    /// An ECS AppSpec as deckhand takes one, in JSON.
+    const APPSPEC_JSON: &str = r#"{"version": 0.0, "Resources": [{"TargetService": {
+        "Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": "x",
+        "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}}]}"#;
+
+    /// The same AppSpec in YAML.
+    const APPSPEC_YAML: &str = "version: 0.0\nResources:\n  - TargetService:\n      \
+        Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: x\n        \
+        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\n";
+
+    /// `deckhand deploy ARGV` over the deckhand.toml `toml` written in `dir` (with the files it
+    /// names beside it).
+    fn resolve_in(dir: &Path, argv: &[&str], toml: &str) -> Result<DeploySettings> {
+        let origin = dir.join("deckhand.toml");
+        std::fs::write(&origin, toml).unwrap();
+        let (args, region) = deploy_args(argv);
+        let file = config::parse(toml, &origin)?;
+        DeploySettings::resolve(&args, region.as_deref(), Some((&origin, &file)), |_| None)
+    }
+
+    fn codedeploy_of<'a>(s: &'a DeploySettings, service: &str) -> &'a CodeDeploySettings {
+        &s.services
+            .iter()
+            .find(|x| x.name == service)
+            .unwrap()
+            .codedeploy
+    }
+
+    fn hooks(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(e, f)| (e.to_string(), f.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn codedeploy_settings_are_the_flags_over_the_services_table_over_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("deploy")).unwrap();
+        std::fs::write(dir.path().join("deploy/appspec.yaml"), APPSPEC_YAML).unwrap();
+        std::fs::write(dir.path().join("flag.json"), APPSPEC_JSON).unwrap();
+        let flag_appspec = dir.path().join("flag.json");
+        let flag_appspec = flag_appspec.to_str().unwrap();
+        let two = "cluster = \"c\"\nimage = \"x\"\n\
+                   [codedeploy]\napplication = \"shop\"\n\
+                   hooks = { BeforeAllowTraffic = \"check\", beforeinstall = \"prepare\" }\n\
+                   [[services]]\nname = \"web\"\n\
+                   [services.codedeploy]\ndeployment-group = \"web-bg\"\n\
+                   [[services]]\nname = \"api\"\n\
+                   [services.codedeploy]\napplication = \"api-app\"\n\
+                   deployment-group = \"api-bg\"\nhooks = { AfterAllowTestTraffic = \"smoke\" }\n";
+        let s = resolve_in(dir.path(), &[], two).unwrap();
+        assert_eq!(
+            codedeploy_of(&s, "web"),
+            &CodeDeploySettings {
+                application: Some("shop".into()),
+                deployment_group: Some("web-bg".into()),
+                // In lifecycle order, each event spelled as CodeDeploy does.
+                hooks: hooks(&[
+                    ("BeforeInstall", "prepare"),
+                    ("BeforeAllowTraffic", "check")
+                ]),
+                appspec: None,
+            }
+        );
+        assert_eq!(
+            codedeploy_of(&s, "api"),
+            &CodeDeploySettings {
+                application: Some("api-app".into()),
+                deployment_group: Some("api-bg".into()),
+                hooks: hooks(&[("AfterAllowTestTraffic", "smoke")]),
+                appspec: None,
+            },
+            "the service's own table wins, its hooks replace the file's"
+        );
+        // Hooks from the flags replace every table's, for every service, in the order given.
+        let s = resolve_in(
+            dir.path(),
+            &[
+                "--codedeploy-hook",
+                "afterallowtraffic=arn:aws:lambda:eu-west-1:123456789012:function:after:live",
+                "--codedeploy-hook",
+                " BeforeInstall = prepare ",
+            ],
+            two,
+        )
+        .unwrap();
+        for service in ["web", "api"] {
+            assert_eq!(
+                codedeploy_of(&s, service).hooks,
+                hooks(&[
+                    (
+                        "AfterAllowTraffic",
+                        "arn:aws:lambda:eu-west-1:123456789012:function:after:live"
+                    ),
+                    ("BeforeInstall", "prepare"),
+                ]),
+                "{service}"
+            );
+        }
+        assert_eq!(
+            codedeploy_of(&s, "web").application.as_deref(),
+            Some("shop")
+        );
+
+        // One service: the flags name its application and group, over the file's.
+        let one = "cluster = \"c\"\nimage = \"x\"\n[codedeploy]\napplication = \"shop\"\n\
+                   deployment-group = \"shop-bg\"\nappspec = \"deploy/appspec.yaml\"\n";
+        let s = resolve_in(dir.path(), &["--service", "web"], one).unwrap();
+        let from_file = codedeploy_of(&s, "web");
+        assert_eq!(from_file.deployment_group.as_deref(), Some("shop-bg"));
+        let want: serde_json::Value = serde_json::from_str(APPSPEC_JSON).unwrap();
+        assert_eq!(
+            from_file.appspec.as_ref(),
+            Some(&want),
+            "YAML read beside the file, as JSON"
+        );
+        let s = resolve_in(
+            dir.path(),
+            &with(&[
+                "--codedeploy-application",
+                "other",
+                "--codedeploy-deployment-group",
+                "other-bg",
+                "--appspec",
+                flag_appspec,
+            ]),
+            one,
+        )
+        .unwrap();
+        let cd = codedeploy_of(&s, "web");
+        assert_eq!(
+            (cd.application.as_deref(), cd.deployment_group.as_deref()),
+            (Some("other"), Some("other-bg"))
+        );
+        assert_eq!(cd.appspec.as_ref(), Some(&want));
+        // Nothing given: found from the service; empty values (the action's unset inputs) too.
+        let s = resolve(
+            &with(&["--codedeploy-application", "", "--codedeploy-hook", ""]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(codedeploy_of(&s, "web"), &CodeDeploySettings::default());
+        // [codedeploy] `deployment-group` with two services, each with its own: fine.
+        let s = resolve_in(
+            dir.path(),
+            &[],
+            "cluster = \"c\"\nimage = \"x\"\n[codedeploy]\ndeployment-group = \"g\"\n\
+             [[services]]\nname = \"a\"\n[[services]]\nname = \"b\"\n\
+             [services.codedeploy]\ndeployment-group = \"b-bg\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            codedeploy_of(&s, "a").deployment_group.as_deref(),
+            Some("g")
+        );
+        assert_eq!(
+            codedeploy_of(&s, "b").deployment_group.as_deref(),
+            Some("b-bg")
+        );
+    }
+
+    #[test]
+    fn codedeploy_flags_read_their_env_vars() {
+        // Names unique to this test: the environment is shared by the test threads.
+        std::env::set_var(
+            "DECKHAND_CODEDEPLOY_HOOK",
+            "BeforeInstall=a\nAfterInstall=b",
+        );
+        std::env::set_var("DECKHAND_CODEDEPLOY_DEPLOYMENT_GROUP", "web-bg");
+        let (args, _) = deploy_args(MIN);
+        std::env::remove_var("DECKHAND_CODEDEPLOY_HOOK");
+        std::env::remove_var("DECKHAND_CODEDEPLOY_DEPLOYMENT_GROUP");
+        assert_eq!(
+            args.codedeploy.hooks,
+            vec!["BeforeInstall=a", "AfterInstall=b"]
+        );
+        assert_eq!(
+            args.codedeploy.group.codedeploy_deployment_group.as_deref(),
+            Some("web-bg")
+        );
+    }
+
+    #[test]
+    fn bad_codedeploy_settings_exit_2_and_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let good = write("good.json", APPSPEC_JSON);
+        let missing = dir
+            .path()
+            .join("missing.yaml")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let garbage = write("garbage", "{ \"a\": [1,\n  - b: : :\n");
+        let list = write("list.yaml", "- a\n- b\n");
+        let no_version = write("nv.yaml", "Resources: []\n");
+        let no_resources = write("nr.yaml", "version: 0.0\n");
+        let not_a_list = write("nl.yaml", "version: 0.0\nResources: {}\n");
+        let two = write(
+            "two.yaml",
+            "version: 0.0\nResources:\n  - TargetService: {Type: AWS::ECS::Service}\n  \
+             - TargetService: {Type: AWS::ECS::Service}\n",
+        );
+        let lambda = write(
+            "lambda.yaml",
+            "version: 0.0\nResources:\n  - fn:\n      Type: AWS::Lambda::Function\n",
+        );
+        let wrong_type = write(
+            "wt.yaml",
+            "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::Lambda::Function\n",
+        );
+        let alias = write(
+            "alias.yaml",
+            "version: 0.0\nx: &a 1\ny: *a\nResources:\n  - TargetService: {Type: AWS::ECS::Service}\n",
+        );
+        let long = "a".repeat(101);
+        let long_hook = format!("AfterInstall={}", "f".repeat(65));
+        let hook = |spec: &'static str| vec!["--codedeploy-hook", spec];
+        let svc2 = "[[services]]\nname = \"a\"\n[[services]]\nname = \"b\"\n";
+        let base = "cluster = \"c\"\nimage = \"x\"\n";
+        let appspec_toml = format!("{base}[codedeploy]\nappspec = \"good.json\"\n");
+        let hooks_toml = format!("{base}[codedeploy]\nhooks = {{ BeforeInstall = \"f\" }}\n");
+        let mixed_toml = format!(
+            "{base}[codedeploy]\nhooks = {{ BeforeInstall = \"f\" }}\n\
+             [[services]]\nname = \"web\"\n[services.codedeploy]\nappspec = \"good.json\"\n"
+        );
+        let cases: Vec<(Vec<&str>, String, &str)> =
+            vec![
+            // The application and group are one service's.
+            (
+                vec!["--codedeploy-application", "shop"],
+                format!("{base}{svc2}"),
+                "--codedeploy-application names one service's, and 2 services are deployed: \
+                 name each service's in deckhand.toml [services.codedeploy]",
+            ),
+            (
+                [MIN, &["--service", "api", "--codedeploy-deployment-group", "g"]].concat(),
+                String::new(),
+                "--codedeploy-deployment-group names one service's",
+            ),
+            (
+                vec![],
+                format!("{base}[codedeploy]\ndeployment-group = \"g\"\n{svc2}"),
+                "`deployment-group` in",
+            ),
+            // Hooks.
+            (
+                with(&hook("Install=f")),
+                String::new(),
+                "--codedeploy-hook \"Install\" is not a lifecycle event a hook can run at; use \
+                 one of BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, \
+                 AfterAllowTraffic",
+            ),
+            (
+                with(&hook("Later=f")),
+                String::new(),
+                "is not a lifecycle event",
+            ),
+            (
+                with(&hook("BeforeInstall")),
+                String::new(),
+                "expected EVENT=FUNCTION",
+            ),
+            (
+                [with(&hook("BeforeInstall=a")), hook("beforeinstall=b")].concat(),
+                String::new(),
+                "--codedeploy-hook BeforeInstall is named twice",
+            ),
+            (
+                with(&hook("BeforeInstall=arn:aws:lambda:eu-west-1:1234:function:f")),
+                String::new(),
+                "not a Lambda function",
+            ),
+            (
+                with(&hook("BeforeInstall=arn:aws:s3:::bucket")),
+                String::new(),
+                "not a Lambda function",
+            ),
+            (
+                with(&hook("BeforeInstall=my function")),
+                String::new(),
+                "not a Lambda function",
+            ),
+            (
+                with(&hook("BeforeInstall=")),
+                String::new(),
+                "not a Lambda function",
+            ),
+            (
+                with(&["--codedeploy-hook", &long_hook]),
+                String::new(),
+                "not a Lambda function",
+            ),
+            (
+                vec![],
+                format!("{base}[codedeploy]\nhooks = {{ AllowTraffic = \"f\" }}\n"),
+                "[codedeploy]: hooks: \"AllowTraffic\" is not a lifecycle event",
+            ),
+            (
+                vec![],
+                format!(
+                    "{base}[[services]]\nname = \"web\"\n[services.codedeploy]\n\
+                     hooks = {{ BeforeInstall = \"a\", BEFOREINSTALL = \"b\" }}\n"
+                ),
+                "[services.codedeploy] of web: hooks: BeforeInstall is named twice",
+            ),
+            // An AppSpec names its own hooks.
+            (
+                [with(&hook("BeforeInstall=f")), vec!["--appspec", &good]].concat(),
+                String::new(),
+                "--appspec goes without --codedeploy-hook: the AppSpec file names its own hooks",
+            ),
+            (
+                with(&["--appspec", &good]),
+                hooks_toml.clone(),
+                "--appspec goes without `hooks` in",
+            ),
+            (
+                with(&hook("BeforeInstall=f")),
+                appspec_toml.clone(),
+                "`appspec` in",
+            ),
+            (vec![], mixed_toml.clone(), "goes without `hooks` in"),
+            // The AppSpec file.
+            (
+                with(&["--appspec", &missing]),
+                String::new(),
+                "cannot read --appspec",
+            ),
+            (
+                with(&["--appspec", &garbage]),
+                String::new(),
+                "neither JSON nor YAML",
+            ),
+            (
+                vec![],
+                format!("{base}[codedeploy]\nappspec = \"nope.yaml\"\n"),
+                "cannot read",
+            ),
+            (
+                with(&["--appspec", &list]),
+                String::new(),
+                "not an AppSpec: expected a map",
+            ),
+            (
+                with(&["--appspec", &no_version]),
+                String::new(),
+                "no `version`",
+            ),
+            (
+                with(&["--appspec", &no_resources]),
+                String::new(),
+                "no `Resources`",
+            ),
+            (
+                with(&["--appspec", &not_a_list]),
+                String::new(),
+                "`Resources` is not a list",
+            ),
+            (
+                with(&["--appspec", &two]),
+                String::new(),
+                "`Resources` has 2 entries",
+            ),
+            (
+                with(&["--appspec", &lambda]),
+                String::new(),
+                "no `TargetService.Type`",
+            ),
+            (
+                with(&["--appspec", &wrong_type]),
+                String::new(),
+                "deckhand deploys an AWS::ECS::Service",
+            ),
+            (
+                with(&["--appspec", &alias]),
+                String::new(),
+                "a YAML alias",
+            ),
+            // CodeDeploy's names.
+            (
+                with(&["--codedeploy-application", &long]),
+                String::new(),
+                "--codedeploy-application \"aaaa",
+            ),
+            (
+                with(&["--codedeploy-deployment-group", &long]),
+                String::new(),
+                "use 1 to 100 characters",
+            ),
+            (
+                vec![],
+                format!("{base}[codedeploy]\napplication = \"{long}\"\n"),
+                "[codedeploy]: application",
+            ),
+        ];
+        for (mut argv, toml, says) in cases {
+            let toml = if toml.is_empty() {
+                base.to_string()
+            } else {
+                toml
+            };
+            // The services from the file when it names them, else web.
+            if !argv.contains(&"--service") && !toml.contains("[[services]]") {
+                argv.extend_from_slice(&["--service", "web"]);
+            }
+            let err = resolve_in(dir.path(), &argv, &toml).unwrap_err();
+            assert_eq!(err.exit, crate::error::Exit::Usage, "{argv:?} {toml}");
+            assert!(err.message.contains(says), "{argv:?}: {}", err.message);
+        }
+        // What the ARN and name rules let through.
+        for function in [
+            "smoke-test",
+            "Smoke_Test_1",
+            "arn:aws:lambda:eu-west-1:123456789012:function:smoke",
+            "arn:aws:lambda:us-gov-west-1:123456789012:function:smoke:3",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:smoke:$LATEST",
+            "arn:aws:lambda:ap-southeast-2:123456789012:function:smoke:live-1",
+        ] {
+            let spec = format!("AfterAllowTestTraffic={function}");
+            let s = resolve(&with(&["--codedeploy-hook", &spec]), None)
+                .unwrap_or_else(|e| panic!("{function}: {}", e.message));
+            assert_eq!(s.services[0].codedeploy.hooks[0].1, function);
+        }
+        let hundred = "a".repeat(100);
+        let s = resolve(&with(&["--codedeploy-application", &hundred]), None).unwrap();
+        assert_eq!(s.services[0].codedeploy.application, Some(hundred));
+    }
+
+    #[test]
+    fn yaml_becomes_json() {
+        use codedeploy::parse_appspec;
+        let cases: [(&str, serde_json::Value); 5] = [
+            (
+                "s: text\ni: -3\nf: 1.5\nb: true\nn: ~\nq: \"0.0\"\n",
+                serde_json::json!({"s": "text", "i": -3, "f": 1.5, "b": true, "n": null, "q": "0.0"}),
+            ),
+            (
+                "list:\n  - 1\n  - {a: [x, y]}\n  - []\nempty: {}\n",
+                serde_json::json!({"list": [1, {"a": ["x", "y"]}, []], "empty": {}}),
+            ),
+            ("version: 0.0\n", serde_json::json!({"version": 0.0})),
+            (
+                "# a comment\nkey: 'quoted: yes'\n",
+                serde_json::json!({"key": "quoted: yes"}),
+            ),
+            ("{\"json\": [1, 2]}", serde_json::json!({"json": [1, 2]})),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(parse_appspec(yaml).as_ref(), Ok(&want), "{yaml}");
+        }
+        for (yaml, says) in [
+            ("a: &x 1\nb: *x\n", "a YAML alias"),
+            ("1: one\n", "not a string"),
+            ("? [a]\n: list key\n", "not a string"),
+            ("f: .nan\n", "JSON can hold"),
+            ("a: 1\n---\nb: 2\n", "2 YAML documents"),
+            ("", "empty"),
+            ("a: [1\n", "neither JSON nor YAML"),
+        ] {
+            let err = parse_appspec(yaml).unwrap_err();
+            assert!(err.contains(says), "{yaml:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rollback_and_continue_take_the_application_and_group() {
+        fn parse(argv: &[&str]) -> crate::cli::Command {
+            let mut full = vec!["deckhand"];
+            full.extend_from_slice(argv);
+            crate::cli::Cli::try_parse_from(&full).unwrap().command
+        }
+        let flags = [
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--codedeploy-application",
+            "shop",
+            "--codedeploy-deployment-group",
+            "web-bg",
+        ];
+        let want = CodeDeploySettings {
+            application: Some("shop".into()),
+            deployment_group: Some("web-bg".into()),
+            ..CodeDeploySettings::default()
+        };
+        let crate::cli::Command::Rollback(a) = parse(&[&["rollback"][..], &flags].concat()) else {
+            panic!("rollback")
+        };
+        assert_eq!(RollbackSettings::resolve(&a).unwrap().codedeploy, want);
+        let crate::cli::Command::Continue(a) =
+            parse(&[&["continue", "--rollback"][..], &flags].concat())
+        else {
+            panic!("continue")
+        };
+        let s = ContinueSettings::resolve(&a).unwrap();
+        assert!(s.rollback);
+        assert_eq!(s.codedeploy, want);
+        let crate::cli::Command::Continue(a) =
+            parse(&["continue", "--cluster", "c", "--service", "web"])
+        else {
+            panic!("continue")
+        };
+        assert_eq!(
+            ContinueSettings::resolve(&a).unwrap().codedeploy,
+            CodeDeploySettings::default()
+        );
+        let long = "g".repeat(101);
+        let crate::cli::Command::Rollback(a) = parse(&[
+            "rollback",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--codedeploy-deployment-group",
+            &long,
+        ]) else {
+            panic!("rollback")
+        };
+        let err = RollbackSettings::resolve(&a).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
         assert!(
-            err.message.contains("PRODUCTION_TRAFFIC_SHIFT"),
+            err.message.contains("--codedeploy-deployment-group"),
             "{}",
             err.message
         );

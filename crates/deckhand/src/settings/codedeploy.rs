@@ -1,6 +1,15 @@
 //! How a service with the CODE_DEPLOY controller is deployed: which CodeDeploy application
 //! and deployment group, which Lambda hooks, or the user's own AppSpec.
 
+use std::path::Path;
+
+use serde_json::Value;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::config;
+use crate::deploy::appspec::{self, HOOK_EVENTS};
+use crate::error::{Error, Result};
+
 /// One service's CodeDeploy settings, resolved (flags over `[services.codedeploy]` over
 /// `[codedeploy]`); ignored for services with the ECS controller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,4 +24,357 @@ pub struct CodeDeploySettings {
     /// `--appspec FILE`, read and parsed (JSON or YAML) into JSON; deckhand only sets the
     /// TaskDefinition of its target service.
     pub appspec: Option<serde_json::Value>,
+}
+
+/// The most characters CodeDeploy takes in an application or deployment group name.
+pub const MAX_NAME: usize = 100;
+
+/// The CodeDeploy settings the command line gave (flags and `DECKHAND_*`), each checked; the
+/// AppSpec read. Empty values count as not given (the GitHub action passes unset inputs so).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FromFlags {
+    pub application: Option<String>,
+    pub deployment_group: Option<String>,
+    /// Empty: none given.
+    pub hooks: Vec<(String, String)>,
+    pub appspec: Option<Value>,
+}
+
+impl FromFlags {
+    /// The application and group flags of deploy, rollback and continue.
+    pub fn group(args: &crate::cli::CodeDeployGroupArgs) -> Result<Self> {
+        Ok(FromFlags {
+            application: name(
+                args.codedeploy_application.as_deref(),
+                "--codedeploy-application",
+            )?,
+            deployment_group: name(
+                args.codedeploy_deployment_group.as_deref(),
+                "--codedeploy-deployment-group",
+            )?,
+            hooks: Vec::new(),
+            appspec: None,
+        })
+    }
+
+    /// Every CodeDeploy flag of deploy.
+    pub fn deploy(args: &crate::cli::CodeDeployArgs) -> Result<Self> {
+        let mut s = Self::group(&args.group)?;
+        let specs: Vec<&str> = args
+            .hooks
+            .iter()
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+            .collect();
+        s.hooks = hooks(
+            specs.iter().map(|spec| {
+                spec.split_once('=')
+                    .map(|(e, f)| (e.trim(), f.trim()))
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "--codedeploy-hook {spec:?}: expected EVENT=FUNCTION, e.g. \
+                             AfterAllowTestTraffic=smoke-test"
+                        ))
+                    })
+            }),
+            "--codedeploy-hook",
+        )?;
+        s.appspec = match args.appspec.as_deref() {
+            Some(p) if !p.as_os_str().is_empty() => Some(read_appspec(p, "--appspec")?),
+            _ => None,
+        };
+        if s.appspec.is_some() && !s.hooks.is_empty() {
+            return Err(both("--appspec", "--codedeploy-hook"));
+        }
+        Ok(s)
+    }
+
+    /// The application or deployment group given: these name one service's.
+    pub fn names_one_service(&self) -> Option<&'static str> {
+        if self.application.is_some() {
+            Some("--codedeploy-application")
+        } else if self.deployment_group.is_some() {
+            Some("--codedeploy-deployment-group")
+        } else {
+            None
+        }
+    }
+}
+
+/// One `[codedeploy]` or `[services.codedeploy]` table, checked (`at` names it in errors, the
+/// file at `origin` is where its `appspec` is relative to).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FromFile {
+    pub application: Option<String>,
+    pub deployment_group: Option<String>,
+    /// In lifecycle order; empty: none.
+    pub hooks: Vec<(String, String)>,
+    pub appspec: Option<Value>,
+    /// Where `hooks` and `appspec` were written, for the message refusing both.
+    pub at: String,
+}
+
+impl FromFile {
+    pub fn read(t: &config::CodeDeploy, at: &str, origin: &Path) -> Result<Self> {
+        let mut hooks = hooks(
+            t.hooks.iter().map(|(e, f)| Ok((e.as_str(), f.as_str()))),
+            &format!("{at}: hooks:"),
+        )?;
+        hooks.sort_by_key(|(e, _)| appspec::event_order(e));
+        let appspec = match t.appspec.as_deref() {
+            Some(p) => Some(read_appspec(
+                &super::beside(origin, p),
+                &format!("{at}: appspec"),
+            )?),
+            None => None,
+        };
+        Ok(FromFile {
+            application: name(t.application.as_deref(), &format!("{at}: application"))?,
+            deployment_group: name(
+                t.deployment_group.as_deref(),
+                &format!("{at}: deployment-group"),
+            )?,
+            hooks,
+            appspec,
+            at: at.to_string(),
+        })
+    }
+}
+
+/// One service's settings: the flags over its own table over the file's shared one. A list of
+/// hooks, or an AppSpec, replaces the one beneath it whole; an AppSpec with hooks from any
+/// layer is refused, as the file names its own.
+pub fn resolve(
+    flags: &FromFlags,
+    own: Option<&FromFile>,
+    shared: &FromFile,
+    flag_at: (&str, &str),
+) -> Result<CodeDeploySettings> {
+    let layers: Vec<&FromFile> = own.into_iter().chain(std::iter::once(shared)).collect();
+    let pick = |flag: &Option<String>, get: fn(&FromFile) -> &Option<String>| {
+        flag.clone()
+            .or_else(|| layers.iter().find_map(|l| get(l).clone()))
+    };
+    let (hooks, hooks_at) = if !flags.hooks.is_empty() {
+        (flags.hooks.clone(), flag_at.0.to_string())
+    } else {
+        layers
+            .iter()
+            .find(|l| !l.hooks.is_empty())
+            .map(|l| (l.hooks.clone(), format!("`hooks` in {}", l.at)))
+            .unwrap_or_default()
+    };
+    let (appspec, appspec_at) = if flags.appspec.is_some() {
+        (flags.appspec.clone(), flag_at.1.to_string())
+    } else {
+        layers
+            .iter()
+            .find(|l| l.appspec.is_some())
+            .map(|l| (l.appspec.clone(), format!("`appspec` in {}", l.at)))
+            .unwrap_or_default()
+    };
+    if appspec.is_some() && !hooks.is_empty() {
+        return Err(both(&appspec_at, &hooks_at));
+    }
+    Ok(CodeDeploySettings {
+        application: pick(&flags.application, |l| &l.application),
+        deployment_group: pick(&flags.deployment_group, |l| &l.deployment_group),
+        hooks,
+        appspec,
+    })
+}
+
+fn both(appspec: &str, hooks: &str) -> Error {
+    Error::usage(format!(
+        "{appspec} goes without {hooks}: the AppSpec file names its own hooks. Put them in \
+         its `Hooks`, or drop the AppSpec and let deckhand build one"
+    ))
+}
+
+/// An application or deployment group name: 1 to 100 characters, as CodeDeploy takes them;
+/// empty counts as not given.
+fn name(given: Option<&str>, what: &str) -> Result<Option<String>> {
+    match given.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(n) if n.chars().count() <= MAX_NAME && !n.chars().any(char::is_control) => {
+            Ok(Some(n.to_string()))
+        }
+        Some(n) => Err(Error::usage(format!(
+            "{what} {:?} is not a CodeDeploy name: use 1 to {MAX_NAME} characters, as the \
+             application or deployment group is named in CodeDeploy",
+            n.chars().take(40).collect::<String>()
+        ))),
+    }
+}
+
+/// Hooks `EVENT=FUNCTION`, each event one of [`HOOK_EVENTS`] (any case, kept canonical) and
+/// named once, each function a Lambda name or ARN; in the order given.
+fn hooks<'a>(
+    given: impl Iterator<Item = Result<(&'a str, &'a str)>>,
+    what: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in given {
+        let (event, function) = pair?;
+        let canonical = appspec::event(event)
+            .filter(|e| HOOK_EVENTS.contains(e))
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "{what} {event:?} is not a lifecycle event a hook can run at; use one of {}",
+                    HOOK_EVENTS.join(", ")
+                ))
+            })?;
+        if out.iter().any(|(e, _)| e == canonical) {
+            return Err(Error::usage(format!(
+                "{what} {canonical} is named twice: give each event one function"
+            )));
+        }
+        check_function(function)
+            .map_err(|why| Error::usage(format!("{what} {canonical}={function:?}: {why}")))?;
+        out.push((canonical.to_string(), function.to_string()));
+    }
+    Ok(out)
+}
+
+/// A Lambda function as a hook names it: its name (1 to 64 of letters, digits, `-`, `_`) or
+/// its ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:VERSION_OR_ALIAS]`).
+pub fn check_function(f: &str) -> std::result::Result<(), String> {
+    static ARN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let arn = ARN.get_or_init(|| {
+        regex::Regex::new(
+            r"^arn:aws[-a-z]*:lambda:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$",
+        )
+        .expect("a valid pattern")
+    });
+    let plain = (1..=64).contains(&f.len())
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain || arn.is_match(f) {
+        Ok(())
+    } else {
+        Err(
+            "not a Lambda function: give its name (letters, digits, - and _, at most 64) or its \
+             ARN, arn:aws:lambda:REGION:ACCOUNT:function:NAME[:VERSION_OR_ALIAS]"
+                .to_string(),
+        )
+    }
+}
+
+/// An AppSpec file read and parsed (JSON, else YAML) and checked: `what` names the flag or key
+/// in errors.
+pub fn read_appspec(path: &Path, what: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "cannot read {what} {}: {e}; name a readable AppSpec file (JSON or YAML)",
+            path.display()
+        ))
+    })?;
+    let value = parse_appspec(&text)
+        .and_then(|v| check_appspec(&v).map(|()| v))
+        .map_err(|why| Error::usage(format!("{what} {}: {why}", path.display())))?;
+    Ok(value)
+}
+
+/// JSON if it is JSON, else YAML converted to JSON.
+pub fn parse_appspec(text: &str) -> std::result::Result<Value, String> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    let mut docs =
+        YamlLoader::load_from_str(text).map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+    // The loader copies an alias's value in: look for them in the events.
+    struct Aliases(bool);
+    impl yaml_rust2::parser::EventReceiver for Aliases {
+        fn on_event(&mut self, ev: yaml_rust2::Event) {
+            self.0 |= matches!(ev, yaml_rust2::Event::Alias(_));
+        }
+    }
+    let mut aliases = Aliases(false);
+    yaml_rust2::parser::Parser::new_from_str(text)
+        .load(&mut aliases, true)
+        .map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+    if aliases.0 {
+        return Err("a YAML alias (*name): write the value out instead".to_string());
+    }
+    match docs.len() {
+        0 => Err("the file is empty: write an AppSpec (version, Resources)".to_string()),
+        1 => yaml_to_json(&docs.remove(0)),
+        n => Err(format!("{n} YAML documents: an AppSpec is one")),
+    }
+}
+
+/// A YAML value as JSON: strings, integers, floats, booleans, null, lists, and maps whose keys
+/// are strings; an alias, a non-string key or a float JSON cannot hold is an error.
+pub fn yaml_to_json(y: &Yaml) -> std::result::Result<Value, String> {
+    Ok(match y {
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::Real(text) => {
+            let f = y
+                .as_f64()
+                .ok_or_else(|| format!("{text:?} is not a number"))?;
+            serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .ok_or_else(|| format!("{text} is not a number JSON can hold"))?
+        }
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Null => Value::Null,
+        Yaml::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(yaml_to_json)
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Yaml::Hash(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let Yaml::String(key) = k else {
+                    return Err(format!("a map key that is not a string ({k:?}): quote it"));
+                };
+                out.insert(key.clone(), yaml_to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Yaml::Alias(_) => {
+            return Err("a YAML alias (*name): write the value out instead".to_string())
+        }
+        Yaml::BadValue => return Err("a value YAML could not read".to_string()),
+    })
+}
+
+/// What deckhand needs of an AppSpec: a map with `version` and `Resources`, a list of exactly
+/// one entry, whose `TargetService.Type` is `AWS::ECS::Service` (deckhand sets its
+/// `TargetService.Properties.TaskDefinition`).
+pub fn check_appspec(v: &Value) -> std::result::Result<(), String> {
+    let map = v
+        .as_object()
+        .ok_or("not an AppSpec: expected a map with `version` and `Resources`")?;
+    if !map.contains_key("version") {
+        return Err("no `version`: add `version: 0.0`".to_string());
+    }
+    let resources = map
+        .get("Resources")
+        .ok_or("no `Resources`: add a list with the one ECS service target")?
+        .as_array()
+        .ok_or("`Resources` is not a list: make it a list of one TargetService")?;
+    let [only] = resources.as_slice() else {
+        return Err(format!(
+            "`Resources` has {} entries: an ECS AppSpec has exactly one, the TargetService",
+            resources.len()
+        ));
+    };
+    let ty = only
+        .get("TargetService")
+        .and_then(|t| t.get("Type"))
+        .and_then(Value::as_str);
+    match ty {
+        Some("AWS::ECS::Service") => Ok(()),
+        Some(other) => Err(format!(
+            "`Resources[0].TargetService.Type` is {other:?}: deckhand deploys an \
+             AWS::ECS::Service"
+        )),
+        None => Err(
+            "`Resources[0]` has no `TargetService.Type`: set it to AWS::ECS::Service".to_string(),
+        ),
+    }
 }
