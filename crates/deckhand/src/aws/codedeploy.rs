@@ -192,6 +192,8 @@ pub struct Deployment {
     pub creator: String,
     pub created_at: f64,
     pub description: String,
+    /// The task definition its AppSpec deploys (JSON AppSpecs; `None` for others).
+    pub task_definition: Option<String>,
 }
 
 /// GetDeployment.
@@ -236,6 +238,16 @@ pub async fn deployment(client: &Client, id: &str) -> Result<Deployment> {
             .unwrap_or_default(),
         created_at: d.create_time().map_or(0.0, |t| t.as_secs_f64()),
         description: d.description().unwrap_or_default().to_string(),
+        task_definition: d
+            .revision()
+            .and_then(|r| r.app_spec_content())
+            .and_then(|c| c.content())
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            .and_then(|v| {
+                v.pointer("/Resources/0/TargetService/Properties/TaskDefinition")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string)
+            }),
     })
 }
 
@@ -419,4 +431,22 @@ pub async fn traffic_routing(client: &Client, config: &str) -> Option<String> {
         }
         _ => "all at once".to_string(),
     })
+}
+
+/// The most succeeded deployments whose revisions are read for a service's history.
+const HISTORY_DEPTH: usize = 20;
+
+/// The task definitions of the group's succeeded deployments, newest first (those whose AppSpec
+/// names one).
+pub async fn succeeded_task_definitions(client: &Client, group: &Group) -> Result<Vec<String>> {
+    let ids = list(client, group, &["Succeeded"]).await?;
+    let mut found = Vec::new();
+    for id in ids.iter().take(HISTORY_DEPTH) {
+        let d = deployment(client, id).await?;
+        if let Some(td) = d.task_definition {
+            found.push((d.created_at, td));
+        }
+    }
+    found.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(found.into_iter().map(|(_, td)| td).collect())
 }

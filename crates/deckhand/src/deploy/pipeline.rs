@@ -292,6 +292,30 @@ impl Deploy<'_> {
                 twice[0]
             )));
         }
+        if let Some(until) = &self.s.wait_until {
+            let event = super::appspec::event(until).is_some();
+            if let Some(v) = found
+                .iter()
+                .find(|v| event != (v.controller == "CODE_DEPLOY"))
+            {
+                return Err(Error::usage(if event {
+                    format!(
+                        "--wait-until {until} is a CodeDeploy lifecycle event, but service {} \
+                         uses the {} deployment controller: name one of ECS's lifecycle stages \
+                         for it, or deploy it on its own",
+                        v.name, v.controller
+                    )
+                } else {
+                    format!(
+                        "--wait-until {until} is an ECS lifecycle stage, but service {} is \
+                         deployed through CodeDeploy: name one of CodeDeploy's lifecycle events \
+                         ({}) for it, or deploy it on its own",
+                        v.name,
+                        super::appspec::EVENTS.join(", ")
+                    )
+                }));
+            }
+        }
         let mut plans = Vec::new();
         for view in &found {
             if let Some(why) = super::scaffold::unsupported_controller(

@@ -63,7 +63,23 @@ pub async fn rollback(
                 .to_string()
         }
         None => {
-            let target = previous_verified(r, &client, cluster, service, &current).await?;
+            // A CODE_DEPLOY service's history is its CodeDeploy group's.
+            let group = match view.controller.as_str() {
+                "CODE_DEPLOY" => {
+                    let cd = crate::aws::codedeploy::client(&config);
+                    let g = crate::deploy::codedeploy::group(&cd, cluster, &view, &args.codedeploy)
+                        .await?;
+                    Some((cd, g))
+                }
+                _ => None,
+            };
+            let history = History {
+                client: &client,
+                cluster,
+                service,
+                codedeploy: group.as_ref().map(|(c, g)| (c, g)),
+            };
+            let target = previous_verified(r, &history, &current).await?;
             r.step(format!(
                 "going back to {target}: the verified revision live before {}",
                 watch::short(&current)
@@ -253,13 +269,8 @@ const WALK_LIMIT: usize = 50;
 /// [`history::PREVIOUS_TAG`] back past unverified ones; where a revision has none (deckhand did
 /// not deploy it), the newest older verified revision in ECS's deployment history. Never
 /// forward. No such revision: exit 1, nothing changed.
-async fn previous_verified(
-    r: &Reporter,
-    client: &ecs::Ecs,
-    cluster: &str,
-    service: &str,
-    current: &str,
-) -> Result<String> {
+async fn previous_verified(r: &Reporter, history: &History<'_>, current: &str) -> Result<String> {
+    let client = history.client;
     let mut by_ecs: Option<Vec<String>> = None;
     let (mut at, tags) = ecs::task_definition_tags(client, current).await?;
     let mut marks = history::Marks::from_tags(&tags);
@@ -272,7 +283,7 @@ async fn previous_verified(
     for _ in 0..WALK_LIMIT {
         let Some(previous) = marks.previous else {
             if by_ecs.is_none() {
-                by_ecs = Some(history_of(client, cluster, service).await?);
+                by_ecs = Some(history.successful().await?);
             }
             return history::older_verified(&at, by_ecs.as_deref().unwrap_or_default())
                 .map(str::to_string)
@@ -295,7 +306,7 @@ async fn previous_verified(
         let (arn, tags) = ecs::task_definition_tags(client, &previous).await?;
         marks = history::Marks::from_tags(&tags);
         if by_ecs.is_none() && !marks.verified && marks.previous.is_none() {
-            by_ecs = Some(history_of(client, cluster, service).await?);
+            by_ecs = Some(history.successful().await?);
         }
         if history::verified(&arn, &marks, by_ecs.as_deref().unwrap_or_default()) {
             return Ok(arn);
@@ -311,6 +322,37 @@ async fn previous_verified(
         "no verified revision within {WALK_LIMIT} revisions before {}",
         watch::short(current)
     )))
+}
+
+/// Where a service's deployment history is read: ECS's service deployments, or a CODE_DEPLOY
+/// service's CodeDeploy group.
+struct History<'a> {
+    client: &'a ecs::Ecs,
+    cluster: &'a str,
+    service: &'a str,
+    codedeploy: Option<(
+        &'a crate::aws::codedeploy::Client,
+        &'a crate::aws::codedeploy::Group,
+    )>,
+}
+
+impl History<'_> {
+    /// The revisions of the service's successful deployments, newest first.
+    async fn successful(&self) -> Result<Vec<String>> {
+        match self.codedeploy {
+            Some((client, group)) => {
+                crate::aws::codedeploy::succeeded_task_definitions(client, group)
+                    .await
+                    .map_err(|e| {
+                        Error::failed(format!(
+                            "cannot read the CodeDeploy deployment history ({e}). Pass --to \
+                         REVISION to choose the revision; nothing was changed."
+                        ))
+                    })
+            }
+            None => history_of(self.client, self.cluster, self.service).await,
+        }
+    }
 }
 
 /// The revisions of the service's SUCCESSFUL deployments according to ECS, newest first.
