@@ -137,8 +137,20 @@ async fn service_td_of_bg(bg: &BlueGreen) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_canary_deployment_shows_each_traffic_shift() {
     let bed = Bed::get();
+    use aws_sdk_codedeploy::types::{TimeBasedCanary, TrafficRoutingConfig, TrafficRoutingType};
     let bg = blue_green(GroupOptions {
-        config: Some(("canary-20-1".into(), 20, 1)),
+        config: Some("canary-20-1".into()),
+        routing: Some(
+            TrafficRoutingConfig::builder()
+                .r#type(TrafficRoutingType::TimeBasedCanary)
+                .time_based_canary(
+                    TimeBasedCanary::builder()
+                        .canary_percentage(20)
+                        .canary_interval(1)
+                        .build(),
+                )
+                .build(),
+        ),
         ..GroupOptions::default()
     })
     .await;
@@ -388,5 +400,80 @@ async fn a_group_that_cannot_be_found_or_is_anothers_changes_nothing() {
     );
     assert_eq!(calls(&bg, "ECS.RegisterTaskDefinition"), registered);
     assert_eq!(calls(&bg, "CodeDeploy.CreateDeployment"), 0);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_mixing_controllers_is_all_or_nothing() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions::default()).await;
+    let api = crate::sandbox::register(
+        &bg.ecs,
+        "api",
+        crate::sandbox::container(&bed, &["sleep", "600"]),
+    )
+    .await;
+    crate::sandbox::create_service(&bg.ecs, "api", &api, 1, false).await;
+    crate::sandbox::wait_until(&bg.ecs, "api", "initial rollout", |s| {
+        crate::sandbox::completed_on(s, &api)
+    })
+    .await;
+    let both = |image: &str| {
+        vec![
+            "deploy".to_string(),
+            "--cluster".into(),
+            "c".into(),
+            "--service".into(),
+            "web".into(),
+            "--service".into(),
+            "api".into(),
+            "--container".into(),
+            "app".into(),
+            "--image".into(),
+            image.to_string(),
+            "--output".into(),
+            "json".into(),
+            "--poll".into(),
+            "300ms".into(),
+            "--timeout".into(),
+            "60s".into(),
+            "--max-failed-tasks".into(),
+            "2".into(),
+        ]
+    };
+
+    let image = good_image(&bed).await;
+    let args = both(&image);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&bg.sandbox, None, &args).await;
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "deployed", "{}", out.all());
+    let states: Vec<&str> = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["deployed", "deployed"], "{}", out.all());
+    let web_v2 = task_sets(&bg).await.0;
+    let api_v2 = crate::deploy::command::service_td_of(&bg.ecs, "api").await;
+    assert_ne!(api_v2, api);
+
+    // Both fail: CodeDeploy takes web back, ECS api, and the deploy is exit 3.
+    let broken = broken_image().await;
+    let args = both(&broken);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&bg.sandbox, None, &args).await;
+    out.expect_code(3);
+    let json = out.json();
+    assert_eq!(json["result"], "rolled-back", "{}", out.all());
+    assert_eq!(json["services"][0]["state"], "rolled-back", "{}", out.all());
+    assert_eq!(json["services"][1]["state"], "rolled-back", "{}", out.all());
+    assert_eq!(task_sets(&bg).await.0, web_v2);
+    assert_eq!(
+        crate::deploy::command::service_td_of(&bg.ecs, "api").await,
+        api_v2
+    );
     bg.sandbox.stop().await;
 }
