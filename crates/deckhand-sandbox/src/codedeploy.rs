@@ -12,6 +12,8 @@
 //!   ECSServiceMappingLimitExceededException).
 //! - A second deployment while one is in progress is refused with
 //!   DeploymentLimitExceededException, naming the active deployment.
+//! - The target's `taskSetsInfo` keeps naming a task set that has been deleted (DRAINING,
+//!   no tasks, no traffic), so its stopped tasks can still be found by its id.
 //! - StopDeployment applies at once and answers `Succeeded`; without `autoRollbackEnabled`
 //!   it rolls back when the group's automatic rollback lists DEPLOYMENT_STOP_ON_REQUEST.
 
@@ -64,12 +66,18 @@ pub enum Routing {
 }
 
 impl Routing {
+    /// `trafficRoutingConfig`, its percentages and intervals whole numbers as the API types
+    /// them.
     fn to_json(self) -> Value {
+        let (p, i) = match self {
+            Routing::AllAtOnce => (0, 0),
+            Routing::Canary(p, i) | Routing::Linear(p, i) => (p as i64, i as i64),
+        };
         match self {
             Routing::AllAtOnce => json!({"type": "AllAtOnce"}),
-            Routing::Canary(p, i) => json!({"type": "TimeBasedCanary",
+            Routing::Canary(..) => json!({"type": "TimeBasedCanary",
                 "timeBasedCanary": {"canaryPercentage": p, "canaryInterval": i}}),
-            Routing::Linear(p, i) => json!({"type": "TimeBasedLinear",
+            Routing::Linear(..) => json!({"type": "TimeBasedLinear",
                 "timeBasedLinear": {"linearPercentage": p, "linearInterval": i}}),
         }
     }
@@ -459,10 +467,14 @@ impl Deployment {
                 ("Blue", &self.blue, 100.0 - self.green_weight, 0),
                 ("Green", &self.green, self.green_weight, 1),
             ] {
-                let Some(set) = id
-                    .as_ref()
-                    .and_then(|id| s.task_sets.iter().find(|t| &t.id == id))
-                else {
+                let Some(id) = id else { continue };
+                let Some(set) = s.task_sets.iter().find(|t| &t.id == id) else {
+                    // Deleted: still named, so a client can look up its stopped tasks.
+                    sets.push(
+                        json!({"identifer": id, "desiredCount": 0, "pendingCount": 0,
+                                     "runningCount": 0, "status": "DRAINING",
+                                     "trafficWeight": 0.0, "taskSetLabel": label}),
+                    );
                     continue;
                 };
                 let (pending, running) =
