@@ -528,7 +528,7 @@ async fn an_all_at_once_deployment_makes_the_replacement_primary_and_removes_the
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.deployments(), [id.clone()]);
+    assert_eq!(listed.deployments(), std::slice::from_ref(&id));
     assert_eq!(
         bg.sandbox.calls().get("CodeDeploy.CreateDeployment"),
         Some(&1)
