@@ -634,8 +634,13 @@ mod tests {
         assert_eq!((d.status, d.green_weight), (Status::Baking, 100.0));
         let o = advance(&mut d, &ready(), |_| false, 400.0, 60.0);
         assert!(o.effects.is_empty(), "the termination wait is 5 minutes");
-        let o = advance(&mut d, &ready(), |_| false, 661.0, 60.0);
-        assert_eq!(o.effects, vec![Effect::Promote]);
+        d.termination_released = true;
+        let o = advance(&mut d, &ready(), |_| false, 401.0, 60.0);
+        assert_eq!(
+            o.effects,
+            vec![Effect::Promote],
+            "released by ContinueDeployment"
+        );
         assert_eq!(d.status, Status::Succeeded);
 
         let s = Settings {

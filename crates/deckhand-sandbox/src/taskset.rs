@@ -503,4 +503,72 @@ mod tests {
         );
         assert_eq!(set_id("nope"), "nope");
     }
+
+    #[test]
+    fn an_external_service_manages_its_task_sets_through_the_api() {
+        use crate::ecs::handle;
+        let mut s = State::new(crate::model::Place {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        });
+        handle(&mut s, "CreateCluster", &json!({"clusterName": "c"}), 0.0).unwrap();
+        for _ in 0..2 {
+            let td =
+                json!({"family": "web", "containerDefinitions": [{"name": "app", "image": "img"}]});
+            handle(&mut s, "RegisterTaskDefinition", &td, 0.0).unwrap();
+        }
+        let create = json!({"cluster": "c", "serviceName": "web", "desiredCount": 2,
+                            "deploymentController": {"type": "EXTERNAL"}});
+        let out = handle(&mut s, "CreateService", &create, 0.0).unwrap();
+        assert_eq!(
+            out["service"]["taskSets"],
+            json!([]),
+            "no task set until one is made"
+        );
+        let set = |td: &str, scale: f64| {
+            json!({"cluster": "c", "service": "web", "taskDefinition": td, "externalId": "mine",
+                   "scale": {"value": scale, "unit": "PERCENT"}})
+        };
+        let first = handle(&mut s, "CreateTaskSet", &set("web:1", 100.0), 1.0).unwrap();
+        let first = &first["taskSet"];
+        assert_eq!(
+            first["status"], "PRIMARY",
+            "the first set is the primary one"
+        );
+        assert_eq!(first["externalId"], "mine");
+        assert_eq!(first["computedDesiredCount"], 2);
+        let second = handle(&mut s, "CreateTaskSet", &set("web:2", 50.0), 2.0).unwrap();
+        let second = second["taskSet"]["taskSetArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(second.contains(":task-set/c/web/ecs-svc/"), "{second}");
+        let primary = json!({"cluster": "c", "service": "web", "primaryTaskSet": second});
+        let out = handle(&mut s, "UpdateServicePrimaryTaskSet", &primary, 3.0).unwrap();
+        assert_eq!(out["taskSet"]["status"], "PRIMARY");
+        assert_eq!(out["taskSet"]["computedDesiredCount"], 1, "half of 2");
+        let svc = &s.clusters["c"].services["web"];
+        assert!(svc.task_definition.ends_with("web:2"));
+        let first_id = first["id"].as_str().unwrap();
+        let delete = |id: &str, force: bool| json!({"cluster": "c", "service": "web", "taskSet": id, "force": force});
+        assert_eq!(
+            handle(&mut s, "DeleteTaskSet", &delete(&second, false), 4.0)
+                .unwrap_err()
+                .kind,
+            "InvalidParameterException",
+            "not the primary set without force"
+        );
+        let out = handle(&mut s, "DeleteTaskSet", &delete(first_id, false), 4.0).unwrap();
+        assert_eq!(out["taskSet"]["status"], "DRAINING");
+        assert_eq!(out["taskSet"]["computedDesiredCount"], 0);
+        let missing = json!({"cluster": "c", "service": "web", "taskSets": ["ecs-svc/0"]});
+        let out = handle(&mut s, "DescribeTaskSets", &missing, 5.0).unwrap();
+        assert_eq!(out["failures"][0]["reason"], "MISSING");
+        let all = json!({"cluster": "c", "service": "web"});
+        let out = handle(&mut s, "DescribeTaskSets", &all, 5.0).unwrap();
+        assert_eq!(out["taskSets"].as_array().unwrap().len(), 2);
+        let up = json!({"cluster": "c", "service": "web", "taskDefinition": "web:1"});
+        let e = handle(&mut s, "UpdateService", &up, 6.0).unwrap_err();
+        assert_eq!(e.kind, "InvalidParameterException");
+    }
 }

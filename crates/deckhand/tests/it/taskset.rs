@@ -685,6 +685,36 @@ async fn a_stopped_deployment_with_rollback_returns_to_the_original() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_of_the_group_stops_the_deployment_and_it_is_rolled_back() {
+    let bg = blue_green(GroupOptions {
+        auto_rollback: true,
+        ready_wait_minutes: Some(0),
+        alarms: vec!["web-errors".into()],
+        ..GroupOptions::default()
+    })
+    .await;
+    let td = register_app(&bg, &["sleep", "601"]).await;
+    let id = create_deployment(&bg, &td, &[]).await;
+    wait_deployment(&bg, &id, &["Ready"]).await;
+    control(
+        &bg.sandbox,
+        "alarms",
+        r#"{"name": "web-errors", "state": "ALARM"}"#,
+    );
+    let stopped = wait_deployment(&bg, &id, &["Stopped"]).await;
+    assert_eq!(error_code(&stopped), "ALARM_ACTIVE");
+    assert!(
+        stopped
+            .error_information()
+            .and_then(|e| e.message())
+            .is_some_and(|m| m.contains("web-errors")),
+        "{stopped:#?}"
+    );
+    rolled_back(&bg, &stopped).await;
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ready_deployment_refuses_another_and_goes_on_after_continue_deployment() {
     let bg = blue_green(GroupOptions {
         ready_wait_minutes: Some(60),
