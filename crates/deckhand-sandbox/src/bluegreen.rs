@@ -378,8 +378,8 @@ pub fn step(options: &Options, state: &mut State, now: Time) {
                     codedeploy::fail(
                         state,
                         &id,
-                        "ECS_UPDATE_ERROR",
-                        "The ECS service has no primary task set to deploy from.",
+                        "INVALID_ECS_SERVICE",
+                        "The ECS service is gone or has no primary task set to deploy from.",
                         Some(false),
                         now,
                     );

@@ -14,6 +14,8 @@
 //!   DeploymentLimitExceededException, naming the active deployment.
 //! - The target's `taskSetsInfo` keeps naming a task set that has been deleted (DRAINING,
 //!   no tasks, no traffic), so its stopped tasks can still be found by its id.
+//! - A rollback deployment names the group's last revision that succeeded (the one it
+//!   undoes, when none has).
 //! - StopDeployment applies at once and answers `Succeeded`; without `autoRollbackEnabled`
 //!   it rolls back when the group's automatic rollback lists DEPLOYMENT_STOP_ON_REQUEST.
 
@@ -1392,6 +1394,19 @@ pub fn fail(
     now: Time,
 ) -> Option<String> {
     let cd = &mut state.codedeploy;
+    // What a rollback redeploys: the group's last revision that succeeded, if any.
+    let last_good = cd.deployments.get(id).and_then(|failed| {
+        cd.deployments
+            .values()
+            .filter(|o| {
+                o.application == failed.application
+                    && o.group == failed.group
+                    && o.status == Status::Succeeded
+                    && o.rollback_of.is_none()
+            })
+            .max_by(|a, b| a.created.total_cmp(&b.created))
+            .map(|o| (o.revision.clone(), o.app_spec.clone()))
+    });
     let d = cd.deployments.get_mut(id)?;
     if d.status.is_over() {
         return None;
@@ -1434,6 +1449,10 @@ pub fn fail(
     r.phase = Phase::Event(0);
     r.phase_since = now;
     r.messages = Vec::new();
+    if let Some((revision, spec)) = last_good {
+        r.revision = revision;
+        r.app_spec = spec;
+    }
     for e in r.events.iter_mut() {
         *e = Event {
             name: e.name,

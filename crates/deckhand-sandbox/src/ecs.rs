@@ -668,6 +668,10 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
                 service.controller.as_str()
             )));
         }
+        let (max, min, breaker, _) = read_deployment_config(input, Some(service))?;
+        service.maximum_percent = max;
+        service.minimum_healthy_percent = min;
+        service.breaker = breaker;
         // The desired count applies to the task sets through their scale.
         if let Some(d) = desired_count(input)? {
             service.desired_count = d;

@@ -290,7 +290,7 @@ fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .expect("static response parts")
 }
 
-/// An ECS, ECR, CloudWatch Logs or STS call, read whole: `target` is its `X-Amz-Target`.
+/// An ECS, ECR, CodeDeploy, CloudWatch Logs or STS call, read whole: `target` is its `X-Amz-Target`.
 async fn api(shared: Arc<Shared>, target: Option<&str>, body: &Bytes) -> Response<Full<Bytes>> {
     match target {
         Some(t)

@@ -1,7 +1,8 @@
-//! A local ECS control plane (with ECR, STS and CloudWatch Logs) on the Docker engine, so
-//! deploys, waits and rollbacks can be rehearsed and tested with real containers and no AWS
-//! account. Written from the AWS API reference and developer guide; it shares no code or rules
-//! with deckhand, so a mistake in the client is not repeated here.
+//! A local ECS control plane (with ECR, STS, CloudWatch Logs and CodeDeploy for ECS
+//! blue/green) on the Docker engine, so deploys, waits and rollbacks can be rehearsed and
+//! tested with real containers and no AWS account. Written from the AWS API reference and
+//! developer guide; it shares no code or rules with deckhand, so a mistake in the client is
+//! not repeated here.
 
 pub mod bluegreen;
 pub mod codedeploy;

@@ -424,6 +424,16 @@ pub fn set_hook(bg: &BlueGreen, function: &str, result: &str) {
     );
 }
 
+/// What `GET /_sandbox/<path>` answers.
+pub fn read_control(sandbox: &Sandbox, path: &str) -> Value {
+    let url = format!("{}/_sandbox/{path}", sandbox.endpoint());
+    let mut resp = ureq::get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let body = resp.body_mut().read_to_string().unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
 /// The rollback of a failed or stopped deployment, once it has succeeded.
 async fn rolled_back(bg: &BlueGreen, failed: &DeploymentInfo) -> DeploymentInfo {
     let id = failed.deployment_id().unwrap();
@@ -640,6 +650,11 @@ async fn a_failing_hook_fails_the_deployment_and_it_is_rolled_back() {
     })
     .await;
     set_hook(&bg, "smoke", "Failed");
+    set_hook(&bg, "check", "Succeeded");
+    assert_eq!(
+        read_control(&bg.sandbox, "hooks"),
+        json!({"smoke": "Failed", "check": "Succeeded"})
+    );
     let td = register_app(&bg, &["sleep", "601"]).await;
     let function = "arn:aws:lambda:us-east-1:123456789012:function:smoke";
     let id = create_deployment(&bg, &td, &[("AfterAllowTestTraffic", function)]).await;
@@ -790,6 +805,43 @@ async fn a_code_deploy_service_takes_a_new_desired_count_but_no_new_task_definit
         .unwrap();
     assert!(deployments.service_deployments().is_empty());
     bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_forgets_codedeploy_and_the_hook_results() {
+    let (sandbox, _) = sandbox_with(test_options()).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(sandbox.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let cd = aws_sdk_codedeploy::Client::new(&config);
+    cd.create_application()
+        .application_name("app")
+        .compute_platform(ComputePlatform::Ecs)
+        .send()
+        .await
+        .unwrap();
+    control(
+        &sandbox,
+        "hooks",
+        r#"{"function": "smoke", "result": "Failed"}"#,
+    );
+    let listed = cd.list_applications().send().await.unwrap();
+    assert_eq!(listed.applications(), ["app".to_string()]);
+    control(&sandbox, "reset", "");
+    let listed = cd.list_applications().send().await.unwrap();
+    assert!(listed.applications().is_empty(), "{listed:?}");
+    assert_eq!(read_control(&sandbox, "hooks"), json!({}));
+    let err = cd
+        .get_application()
+        .application_name("app")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_application_does_not_exist_exception(), "{err:?}");
+    sandbox.stop().await;
 }
 
 /// `aws <service> …` with JSON output against the sandbox, which must succeed.
