@@ -1429,9 +1429,9 @@ pub fn fail(
                 .iter()
                 .any(|e| e == rollback_event(code))
     });
-    // The first deployment's rollback would have nothing to return to; one of a rollback is
-    // not rolled back again.
-    if !roll || d.rollback_of.is_some() || d.blue.is_none() {
+    // Before Install has made the replacement there is nothing to roll back (the developer
+    // guide: no rollback at BeforeInstall); a rollback is not rolled back again.
+    if !roll || d.rollback_of.is_some() || d.blue.is_none() || d.green.is_none() {
         return None;
     }
     let mut r = d.clone();
@@ -1857,5 +1857,71 @@ mod tests {
         )
         .unwrap();
         assert_eq!(listed["deployments"], json!([id]));
+    }
+
+    #[test]
+    fn a_deployment_is_rolled_back_only_once_it_has_a_replacement() {
+        let mut s = with_service();
+        handle(
+            &mut s,
+            "CreateApplication",
+            &json!({"applicationName": "app", "computePlatform": "ECS"}),
+            1.0,
+        )
+        .unwrap();
+        let mut g = group_input();
+        g["autoRollbackConfiguration"] = json!({"enabled": true, "events": ["DEPLOYMENT_FAILURE"]});
+        handle(&mut s, "CreateDeploymentGroup", &g, 1.0).unwrap();
+        let deploy = json!({"applicationName": "app", "deploymentGroupName": "g", "revision": revision("web:2", 80)});
+        let new = |s: &mut State| {
+            let id = handle(s, "CreateDeployment", &deploy, 1.0).unwrap()["deploymentId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            s.codedeploy.deployments.get_mut(&id).unwrap().blue = Some("ecs-svc/1".into());
+            id
+        };
+        let early = new(&mut s);
+        assert_eq!(
+            fail(
+                &mut s,
+                &early,
+                "HOOK_EXECUTION_FAILURE",
+                "BeforeInstall failed",
+                None,
+                2.0
+            ),
+            None,
+            "nothing to roll back before Install"
+        );
+        assert_eq!(s.codedeploy.deployments[&early].status, Status::Failed);
+        let late = new(&mut s);
+        s.codedeploy.deployments.get_mut(&late).unwrap().green = Some("ecs-svc/2".into());
+        assert_eq!(
+            fail(&mut s, &late, "MANUAL_STOP", "stopped", None, 3.0),
+            None,
+            "the group rolls back on DEPLOYMENT_FAILURE only"
+        );
+        let last = new(&mut s);
+        s.codedeploy.deployments.get_mut(&last).unwrap().green = Some("ecs-svc/3".into());
+        let r = fail(&mut s, &last, "ECS_UPDATE_ERROR", "tasks failed", None, 4.0).unwrap();
+        let rollback = &s.codedeploy.deployments[&r];
+        assert_eq!(rollback.creator, "codeDeployRollback");
+        assert_eq!(rollback.rollback_of.as_deref(), Some(last.as_str()));
+        assert_eq!(
+            s.codedeploy.deployments[&last]
+                .rollback_deployment
+                .as_deref(),
+            Some(r.as_str())
+        );
+        let info = handle(&mut s, "GetDeployment", &json!({"deploymentId": last}), 5.0).unwrap();
+        assert_eq!(
+            info["deploymentInfo"]["rollbackInfo"]["rollbackDeploymentId"],
+            r.as_str()
+        );
+        assert_eq!(
+            info["deploymentInfo"]["errorInformation"]["code"],
+            "ECS_UPDATE_ERROR"
+        );
     }
 }
