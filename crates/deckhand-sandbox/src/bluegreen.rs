@@ -313,7 +313,7 @@ fn apply(state: &mut State, id: &str, effect: &Effect, now: Time) {
                 now,
             );
             set.external_id = Some(d.id.clone());
-            set.started_by = Some("CodeDeploy".into());
+            set.started_by = Some("CODE_DEPLOY".into());
             let green = set.id.clone();
             s.task_sets.push(set);
             s.push_event(

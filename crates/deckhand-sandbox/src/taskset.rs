@@ -5,10 +5,11 @@
 //!
 //! Choices where the reference leaves room: the task set ECS makes when a CODE_DEPLOY service
 //! is created has no `startedBy` and no `externalId` (CodeDeploy's replacement sets have
-//! `startedBy` "CodeDeploy" and the deployment id as `externalId`); a task of a task set has
-//! the set's id as its `startedBy`; DescribeTaskSets answers for CODE_DEPLOY services too (it
-//! only reads), while the calls that change task sets are refused for them, as they are for
-//! ECS services; a DRAINING set is forgotten once its last task has stopped.
+//! `startedBy` CODE_DEPLOY, as the TaskSet reference says, and the deployment id as
+//! `externalId`); a task of a task set has the set's id as its `startedBy`; DescribeTaskSets
+//! answers for CODE_DEPLOY services too (it only reads), while the calls that change task
+//! sets are refused for them, as they are for ECS services; a DRAINING set is forgotten once
+//! its last task has stopped.
 
 use rand::Rng;
 use serde_json::{json, Value};

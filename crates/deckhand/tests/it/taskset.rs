@@ -508,7 +508,11 @@ async fn an_all_at_once_deployment_makes_the_replacement_primary_and_removes_the
     let green = &s.task_sets()[0];
     assert_ne!(green.id(), Some(blue.as_str()));
     assert_eq!(green.external_id(), Some(id.as_str()));
-    assert_eq!(green.started_by(), Some("CodeDeploy"));
+    assert_eq!(
+        green.started_by(),
+        Some("CODE_DEPLOY"),
+        "as the TaskSet reference says"
+    );
     let tasks = bg
         .ecs
         .list_tasks()
