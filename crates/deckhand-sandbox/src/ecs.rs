@@ -13,6 +13,7 @@ use super::model::{
     TaskDefinition, Time,
 };
 use super::strategy;
+use super::taskset::{self, Controller};
 
 /// An error as ECS sends it: `__type` and `message`, HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,11 @@ pub fn handle(state: &mut State, op: &str, input: &Value, now: Time) -> Reply {
         "DescribeServiceRevisions" => describe_service_revisions(state, input),
         "StopServiceDeployment" => deployments::stop(state, input, now),
         "ContinueServiceDeployment" => deployments::resume(state, input, now),
+        "CreateTaskSet" => taskset::create(state, input, now),
+        "UpdateTaskSet" => taskset::update(state, input, now),
+        "UpdateServicePrimaryTaskSet" => taskset::update_primary(state, input, now),
+        "DeleteTaskSet" => taskset::delete(state, input, now),
+        "DescribeTaskSets" => taskset::describe(state, input),
         "TagResource" => tag_resource(state, input),
         "UntagResource" => untag_resource(state, input),
         "ListTagsForResource" => list_tags_for_resource(state, input),
@@ -502,16 +508,64 @@ fn desired_count(input: &Value) -> Result<Option<u32>, ApiError> {
     }
 }
 
+/// `deploymentController.type` (ECS when left out).
+fn read_controller(input: &Value) -> Result<Controller, ApiError> {
+    match &input["deploymentController"]["type"] {
+        Value::Null => Ok(Controller::Ecs),
+        v => v.as_str().and_then(Controller::parse).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "deploymentController.type must be ECS, CODE_DEPLOY or EXTERNAL, not {v}"
+            ))
+        }),
+    }
+}
+
+/// `loadBalancers`: each names a target group (or a load balancer) and a container and port.
+fn read_load_balancers(input: &Value) -> Result<Value, ApiError> {
+    let lbs = match &input["loadBalancers"] {
+        Value::Null => return Ok(json!([])),
+        Value::Array(a) => a.clone(),
+        _ => return Err(ApiError::invalid("loadBalancers must be a list")),
+    };
+    for lb in &lbs {
+        let target = lb["targetGroupArn"]
+            .as_str()
+            .or(lb["loadBalancerName"].as_str());
+        if target.is_none_or(str::is_empty)
+            || lb["containerName"].as_str().is_none_or(str::is_empty)
+            || !lb["containerPort"].is_u64()
+        {
+            return Err(ApiError::invalid(
+                "A load balancer needs a targetGroupArn (or loadBalancerName), a containerName and a containerPort.",
+            ));
+        }
+    }
+    Ok(Value::Array(lbs))
+}
+
 fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
     let name = str_field(input, "serviceName")?.to_string();
-    let td = task_definition_ref(state, str_field(input, "taskDefinition")?)?;
-    if !td.active {
-        return Err(ApiError::client(format!(
-            "TaskDefinition is inactive ({})",
-            td.arn
-        )));
+    let controller = read_controller(input)?;
+    let load_balancers = read_load_balancers(input)?;
+    if controller == Controller::CodeDeploy && load_balancers.as_array().is_none_or(Vec::is_empty) {
+        return Err(ApiError::invalid(
+            "A service with the CODE_DEPLOY deployment controller requires a load balancer (an Application or Network Load Balancer target group).",
+        ));
     }
-    let td_arn = td.arn.clone();
+    let td_arn = match (controller, input["taskDefinition"].as_str()) {
+        // An EXTERNAL service gets its task definitions from its task sets.
+        (Controller::External, None) => String::new(),
+        _ => {
+            let td = task_definition_ref(state, str_field(input, "taskDefinition")?)?;
+            if !td.active {
+                return Err(ApiError::client(format!(
+                    "TaskDefinition is inactive ({})",
+                    td.arn
+                )));
+            }
+            td.arn.clone()
+        }
+    };
     let desired = desired_count(input)?.unwrap_or(0);
     let (max, min, breaker, strategy) = read_deployment_config(input, None)?;
     let place = state.place.clone();
@@ -536,7 +590,22 @@ fn create_service(state: &mut State, input: &Value, now: Time) -> Reply {
         active: true,
         tags: input.get("tags").cloned().unwrap_or_else(|| json!([])),
         history: Vec::new(),
+        controller,
+        load_balancers,
+        task_sets: Vec::new(),
     };
+    if controller.uses_task_sets() {
+        // ECS makes the first task set of a CODE_DEPLOY service; an EXTERNAL service waits
+        // for CreateTaskSet.
+        if controller == Controller::CodeDeploy {
+            let set =
+                taskset::new_task_set(&service, &td_arn, taskset::Status::Primary, 100.0, now);
+            service.task_sets.push(set);
+        }
+        let out = json!({"service": service.to_json(&cluster.tasks, mode)});
+        cluster.services.insert(name, service);
+        return Ok(out);
+    }
     start_deployment(&mut service, &td_arn, now, None);
     if desired == 0 {
         // Nothing to roll out: ECS marks such a deployment complete at once.
@@ -577,6 +646,38 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
     let mode = state.mode;
     let cluster = cluster_mut(state, input)?;
     let service = service_mut(&mut cluster.services, &name)?;
+    let force = input["forceNewDeployment"].as_bool().unwrap_or(false);
+    if service.controller.uses_task_sets() {
+        let changed = new_td
+            .as_ref()
+            .is_some_and(|td| *td != service.task_definition);
+        if changed || force {
+            return Err(ApiError::invalid(format!(
+                "Unable to update task definition on services with a {} deployment controller. {}",
+                service.controller.as_str(),
+                if service.controller == Controller::CodeDeploy {
+                    "Use AWS CodeDeploy to trigger a new deployment."
+                } else {
+                    "Use CreateTaskSet and UpdateServicePrimaryTaskSet."
+                }
+            )));
+        }
+        if input["loadBalancers"].is_array() {
+            return Err(ApiError::invalid(format!(
+                "Unable to update load balancers on services with a {} deployment controller.",
+                service.controller.as_str()
+            )));
+        }
+        let (max, min, breaker, _) = read_deployment_config(input, Some(service))?;
+        service.maximum_percent = max;
+        service.minimum_healthy_percent = min;
+        service.breaker = breaker;
+        // The desired count applies to the task sets through their scale.
+        if let Some(d) = desired_count(input)? {
+            service.desired_count = d;
+        }
+        return Ok(json!({"service": service.to_json(&cluster.tasks, mode)}));
+    }
     let (max, min, breaker, strategy) = read_deployment_config(input, Some(service))?;
     service.maximum_percent = max;
     service.minimum_healthy_percent = min;
@@ -592,7 +693,6 @@ fn update_service(state: &mut State, input: &Value, now: Time) -> Reply {
             dep.desired_count = d;
         }
     }
-    let force = input["forceNewDeployment"].as_bool().unwrap_or(false);
     let changed = new_td
         .as_ref()
         .is_some_and(|td| *td != service.task_definition);

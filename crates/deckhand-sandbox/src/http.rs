@@ -21,6 +21,7 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 
 const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 const ECR_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
+const CODEDEPLOY_PREFIX: &str = super::codedeploy::PREFIX;
 
 /// Returned to hyper to close a connection with no answer (an injected fault).
 #[derive(Debug)]
@@ -140,7 +141,9 @@ fn query_action(body: &[u8]) -> String {
 /// clears the count of API calls answered, by operation (and `ECS.DescribeServices.services`,
 /// the services those calls named); `POST /_sandbox/reset` forgets all
 /// state and removes the sandbox's containers; `GET|POST /_sandbox/alarms` reads or sets a
-/// CloudWatch alarm's state (`{"name": …, "state": "ALARM"}`).
+/// CloudWatch alarm's state (`{"name": …, "state": "ALARM"}`); `GET|POST /_sandbox/hooks`
+/// reads or sets how a CodeDeploy hook function ends (`{"function": NAME_OR_ARN, "result":
+/// "Failed" | "Succeeded"}`; a function not named succeeds).
 async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -243,6 +246,35 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
                 &json!({"error": e.to_string()}).to_string(),
             ),
         },
+        // How CodeDeploy hook functions end, by name or ARN.
+        ("GET", "/_sandbox/hooks") => {
+            let hooks = shared.state.lock().await.codedeploy.hooks.clone();
+            plain(StatusCode::OK, &json!(hooks).to_string())
+        }
+        ("POST", "/_sandbox/hooks") => match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => match (v["function"].as_str(), v["result"].as_str()) {
+                (Some(function), Some(result @ ("Failed" | "Succeeded")))
+                    if !function.is_empty() =>
+                {
+                    let mut s = shared.state.lock().await;
+                    s.codedeploy
+                        .hooks
+                        .insert(function.to_string(), result.to_string());
+                    let out = json!(s.codedeploy.hooks).to_string();
+                    drop(s);
+                    shared.wake.notify_one();
+                    plain(StatusCode::OK, &out)
+                }
+                _ => plain(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "expected {\"function\": NAME_OR_ARN, \"result\": \"Failed\" | \"Succeeded\"}"}).to_string(),
+                ),
+            },
+            Err(e) => plain(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": e.to_string()}).to_string(),
+            ),
+        },
         _ => plain(
             StatusCode::NOT_FOUND,
             &json!({"error": format!("no control endpoint {method} {path}")}).to_string(),
@@ -258,10 +290,14 @@ fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .expect("static response parts")
 }
 
-/// An ECS, ECR, CloudWatch Logs or STS call, read whole: `target` is its `X-Amz-Target`.
+/// An ECS, ECR, CodeDeploy, CloudWatch Logs or STS call, read whole: `target` is its `X-Amz-Target`.
 async fn api(shared: Arc<Shared>, target: Option<&str>, body: &Bytes) -> Response<Full<Bytes>> {
     match target {
-        Some(t) if t.starts_with(ECS_PREFIX) || t.starts_with(ECR_PREFIX) => {
+        Some(t)
+            if t.starts_with(ECS_PREFIX)
+                || t.starts_with(ECR_PREFIX)
+                || t.starts_with(CODEDEPLOY_PREFIX) =>
+        {
             let (service, op) = t.split_once('.').unwrap_or((t, ""));
             let input: Value = if body.is_empty() {
                 json!({})
@@ -279,6 +315,8 @@ async fn api(shared: Arc<Shared>, target: Option<&str>, body: &Bytes) -> Respons
             debug!("sandbox: {service} {op}");
             let name = if t.starts_with(ECS_PREFIX) {
                 "ECS"
+            } else if t.starts_with(CODEDEPLOY_PREFIX) {
+                "CodeDeploy"
             } else {
                 "ECR"
             };
@@ -297,6 +335,8 @@ async fn api(shared: Arc<Shared>, target: Option<&str>, body: &Bytes) -> Respons
             let mut state = shared.state.lock().await;
             let reply = if t.starts_with(ECS_PREFIX) {
                 ecs::handle(&mut state, op, &input, now)
+            } else if t.starts_with(CODEDEPLOY_PREFIX) {
+                super::codedeploy::handle(&mut state, op, &input, now)
             } else {
                 let has_blob = |d: &str| shared.blobs.has(d);
                 let ctx = ecr::Context {

@@ -1,8 +1,11 @@
-//! A local ECS control plane (with ECR, STS and CloudWatch Logs) on the Docker engine, so
-//! deploys, waits and rollbacks can be rehearsed and tested with real containers and no AWS
-//! account. Written from the AWS API reference and developer guide; it shares no code or rules
-//! with deckhand, so a mistake in the client is not repeated here.
+//! A local ECS control plane (with ECR, STS, CloudWatch Logs and CodeDeploy for ECS
+//! blue/green) on the Docker engine, so deploys, waits and rollbacks can be rehearsed and
+//! tested with real containers and no AWS account. Written from the AWS API reference and
+//! developer guide; it shares no code or rules with deckhand, so a mistake in the client is
+//! not repeated here.
 
+pub mod bluegreen;
+pub mod codedeploy;
 pub mod deployments;
 pub mod ecr;
 pub mod ecs;
@@ -16,6 +19,7 @@ pub mod registry;
 pub mod runner;
 pub mod scheduler;
 pub mod strategy;
+pub mod taskset;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,7 +106,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Forgets every cluster, service, task and task definition and removes the containers;
+    /// Forgets every cluster, service, task and task definition, and all CodeDeploy state
+    /// (the hook results with it), and removes the containers;
     /// the mode, like the faults, stays as it is.
     pub async fn reset(&self) {
         let mut state = self.state.lock().await;

@@ -323,6 +323,13 @@ pub struct Service {
     /// Deployments that are over (completed and replaced, or failed), newest last, for
     /// ListServiceDeployments.
     pub history: Vec<Deployment>,
+    /// `deploymentController.type`: ECS deploys with `deployments`, the others with
+    /// `task_sets`.
+    pub controller: crate::taskset::Controller,
+    /// `loadBalancers` as given (`[{targetGroupArn, containerName, containerPort}]`).
+    pub load_balancers: Value,
+    /// The task sets of a CODE_DEPLOY or EXTERNAL service.
+    pub task_sets: Vec<crate::taskset::TaskSet>,
 }
 
 #[derive(Debug, Clone)]
@@ -611,7 +618,12 @@ impl Service {
                 })
             })
             .collect();
-        json!({
+        let deployments = if self.controller.uses_task_sets() {
+            Vec::new()
+        } else {
+            deployments
+        };
+        let mut v = json!({
             "serviceArn": self.arn,
             "serviceName": self.name,
             "clusterArn": self.cluster_arn,
@@ -626,13 +638,23 @@ impl Service {
             "launchType": "EC2",
             "taskDefinition": self.task_definition,
             "deploymentConfiguration": self.deployment_configuration(&self.strategy),
-            "deploymentController": {"type": "ECS"},
+            "deploymentController": {"type": self.controller.as_str()},
             "deployments": deployments,
+            "loadBalancers": self.load_balancers,
             "events": self.events.iter().map(|e| json!({"id": e.id, "createdAt": e.created_at, "message": e.message})).collect::<Vec<_>>(),
             "createdAt": self.created_at,
             "schedulingStrategy": "REPLICA",
             "tags": self.tags,
-        })
+        });
+        if self.controller.uses_task_sets() {
+            let group = format!("service:{}", self.name);
+            v["taskSets"] = self
+                .task_sets
+                .iter()
+                .map(|t| t.to_json(self, tasks.values().filter(|t| t.group == group)))
+                .collect();
+        }
+        v
     }
 }
 
@@ -811,6 +833,8 @@ pub struct State {
     pub mode: Mode,
     /// CloudWatch alarm states by name (`ALARM`, `OK`), set through `/_sandbox/alarms`.
     pub alarms: BTreeMap<String, String>,
+    /// CodeDeploy's applications, groups, configurations and deployments.
+    pub codedeploy: crate::codedeploy::CodeDeploy,
 }
 
 impl State {
@@ -822,6 +846,7 @@ impl State {
             ecr: super::ecr::Registry::default(),
             mode: Mode::default(),
             alarms: BTreeMap::new(),
+            codedeploy: Default::default(),
         }
     }
 

@@ -92,6 +92,7 @@ pub async fn tick(shared: &Shared, docker: &Docker) {
         reconcile_services(&shared.options, &mut state, &cluster);
         prune_stopped(&mut state, &cluster);
     }
+    super::bluegreen::step(&shared.options, &mut state, now);
 }
 
 /// Moves new tasks to PENDING and returns the images they need (each once).
@@ -571,6 +572,9 @@ fn count_failures(state: &mut State, cluster: &str, service: &str, now: Time) {
             d.failed_tasks += 1;
             d.updated_at = now;
         }
+        if let Some(set) = s.task_sets.iter_mut().find(|t| t.id == deployment) {
+            set.failed_tasks += 1;
+        }
         if reason.contains("health checks") {
             let msg = format!("(service {service}) (task {task}) failed container health checks.");
             s.push_event(event_id(), now, msg);
@@ -661,6 +665,11 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
         cpu += u;
         true
     };
+    if s.controller.uses_task_sets() {
+        let (actions, steady) = crate::taskset::plan(s, &live, stable, fits);
+        apply_task_set_plan(options, state, cluster, service, actions, steady, now);
+        return;
+    }
     let strategy = s
         .primary()
         .and_then(|d| d.progress.as_ref())
@@ -779,6 +788,112 @@ fn apply_plan(options: &Options, state: &mut State, cluster: &str, service: &str
     }
     if let Some(facts) = facts {
         progress::advance_strategy(options, s, facts, now);
+    }
+}
+
+/// Carries out a task set service's actions, with events as ECS words them for task sets,
+/// and forgets DRAINING sets whose tasks have all stopped.
+fn apply_task_set_plan(
+    options: &Options,
+    state: &mut State,
+    cluster: &str,
+    service: &str,
+    actions: Vec<Action>,
+    steady: Vec<(String, bool)>,
+    now: Time,
+) {
+    let group = format!("service:{service}");
+    let mut started: Vec<(String, String)> = Vec::new();
+    let mut stopped: Vec<(String, String)> = Vec::new();
+    let mut unplaceable = false;
+    for action in actions {
+        match action {
+            Action::Start {
+                deployment,
+                task_definition,
+            } => {
+                let Some(td) = state.task_definition(&task_definition).cloned() else {
+                    continue;
+                };
+                let c = state.clusters.get_mut(cluster).expect("cluster");
+                let task = ecs::new_task(c, &td, &deployment, &group, now);
+                started.push((deployment, task.id.clone()));
+                c.tasks.insert(task.id.clone(), task);
+            }
+            Action::Stop { task, reason } => {
+                let c = state.clusters.get_mut(cluster).expect("cluster");
+                if let Some(t) = c.tasks.get_mut(&task) {
+                    t.desired_status = "STOPPED".into();
+                    t.stopped_reason.get_or_insert(reason);
+                    t.stop_code
+                        .get_or_insert("ServiceSchedulerInitiated".into());
+                    t.failure_counted = true;
+                    stopped.push((t.started_by.clone(), task));
+                }
+            }
+            Action::Unplaceable { .. } => unplaceable = true,
+            Action::Complete { .. } => {}
+        }
+    }
+    let c = state.clusters.get_mut(cluster).expect("cluster");
+    let live: Vec<String> = c
+        .tasks
+        .values()
+        .filter(|t| t.group == group && t.is_live())
+        .map(|t| t.started_by.clone())
+        .collect();
+    let s = c.services.get_mut(service).expect("service");
+    for (what, list) in [("has started", &started), ("has stopped", &stopped)] {
+        let mut sets: Vec<&String> = list.iter().map(|(set, _)| set).collect();
+        sets.dedup();
+        for set in sets {
+            let tasks: Vec<String> = list
+                .iter()
+                .filter(|(s, _)| s == set)
+                .map(|(_, t)| format!(" (task {t})"))
+                .collect();
+            let running = if what == "has stopped" {
+                " running"
+            } else {
+                ""
+            };
+            let msg = format!(
+                "(service {service}, taskSet {set}) {what} {}{running} tasks:{}.",
+                tasks.len(),
+                tasks.concat()
+            );
+            s.push_event(event_id(), now, msg);
+        }
+    }
+    if unplaceable {
+        let msg = format!(
+            "(service {service}) was unable to place a task because no container instance met all of its requirements."
+        );
+        let recent = s
+            .events
+            .iter()
+            .any(|e| e.message == msg && now - e.created_at < 5.0 * options.time_scale.max(0.2));
+        if !recent {
+            s.push_event(event_id(), now, msg);
+        }
+    }
+    let mut reached = false;
+    for set in s.task_sets.iter_mut() {
+        let now_steady = steady.iter().any(|(id, ok)| *id == set.id && *ok);
+        if now_steady && !set.steady {
+            set.updated_at = now;
+            reached = set.status == crate::taskset::Status::Primary || reached;
+        }
+        set.steady = now_steady;
+    }
+    s.task_sets
+        .retain(|set| set.status != crate::taskset::Status::Draining || live.contains(&set.id));
+    if reached {
+        s.push_event(
+            event_id(),
+            now,
+            format!("(service {service}) has reached a steady state."),
+        );
     }
 }
 

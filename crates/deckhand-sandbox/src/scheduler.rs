@@ -249,6 +249,9 @@ mod tests {
             active: true,
             tags: serde_json::json!([]),
             history: vec![],
+            controller: Default::default(),
+            load_balancers: serde_json::json!([]),
+            task_sets: vec![],
         }
     }
 

@@ -25,3 +25,4 @@ mod rollout;
 mod sandbox;
 mod snapshots;
 mod strategies;
+mod taskset;
