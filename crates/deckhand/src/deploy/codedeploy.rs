@@ -437,8 +437,16 @@ impl<'a> CodeDeployer<'a> {
                 for line in bluegreen::news(f.last.as_ref(), t, &name) {
                     r.step(label(&line));
                 }
+                // The replacement task set's tasks are this deployment's own only when it
+                // runs the revision deployed (not in CodeDeploy's rollback of it).
                 if let Some(green) = bluegreen::replacement(t) {
-                    f.tasks.deployment = green.to_string();
+                    let runs_ours = task_sets.iter().any(|s| {
+                        s.id == green
+                            && super::history::same_revision(&s.task_definition, &f.task_definition)
+                    });
+                    if runs_ours {
+                        f.tasks.deployment = green.to_string();
+                    }
                 }
             }
             if let Some(view) = view {
@@ -524,8 +532,12 @@ impl<'a> CodeDeployer<'a> {
         let view = ecs::describe_service(self.watcher.client, self.cluster(), service)
             .await
             .ok()?;
-        let primary_ok = view.task_sets.is_empty()
-            || view.task_sets.iter().all(|t| {
+        // A DRAINING task set carries no traffic: it is on its way out.
+        let primary_ok = view
+            .task_sets
+            .iter()
+            .filter(|t| t.status != "DRAINING")
+            .all(|t| {
                 t.status == "PRIMARY"
                     && super::history::same_revision(&t.task_definition, task_definition)
             });
@@ -628,8 +640,9 @@ impl Both<'_> {
                 if o.exit != Exit::Success {
                     // All or nothing: the CodeDeploy services go back too.
                     let mut seen = std::mem::take(&mut self.seen);
+                    let undoing = self.undo(&mut result, followed).await;
                     let back = self
-                        .undo(&mut result, followed, &mut seen, interrupted)
+                        .confirm(&mut result, undoing, &mut seen, interrupted)
                         .await;
                     return Ok(self.ending(result, worse(o.exit, back)));
                 }
@@ -708,7 +721,10 @@ impl Both<'_> {
         };
         result.result = "failed".into();
         result.reason = reason.clone();
-        r.error(format!("the deployment failed: {reason}"));
+        if !has_ecs {
+            // The ECS part says it otherwise.
+            r.error(format!("the deployment failed: {reason}"));
+        }
         for f in &followed {
             for t in &f.tasks.failures {
                 r.error(format!(
@@ -724,6 +740,9 @@ impl Both<'_> {
             }
             result.failed_tasks.extend(f.tasks.failed_tasks());
         }
+        // The CodeDeploy deployments are stopped first, then the ECS services rolled back and
+        // confirmed, then the CodeDeploy rollbacks confirmed.
+        let undoing = self.undo(&mut result, followed).await;
         let mut exit = Exit::RolledBack;
         if has_ecs {
             let rollout = self.rollout.take().expect("the ECS part runs once");
@@ -738,7 +757,7 @@ impl Both<'_> {
         }
         let mut seen = std::mem::take(&mut self.seen);
         let back = self
-            .undo(&mut result, followed, &mut seen, interrupted)
+            .confirm(&mut result, undoing, &mut seen, interrupted)
             .await;
         result.reason = reason;
         Ok(self.ending(result, worse(exit, back)))
@@ -767,9 +786,7 @@ impl Both<'_> {
         &self,
         result: &mut super::pipeline::DeployResult,
         mut followed: Vec<Followed>,
-        seen: &mut Seen,
-        interrupted: &mut Interrupts,
-    ) -> Exit {
+    ) -> Undoing {
         let cd = self.cd;
         let r = cd.watcher.reporter;
         let args = self.args;
@@ -856,6 +873,31 @@ impl Both<'_> {
                 None => left = true,
             }
         }
+        Undoing {
+            back,
+            stopping,
+            left,
+            deadline,
+        }
+    }
+
+    /// Watches the undoing started by [`Both::undo`] to its end: exit 3 if every CODE_DEPLOY
+    /// service is confirmed back, else 4.
+    async fn confirm(
+        &self,
+        result: &mut super::pipeline::DeployResult,
+        undoing: Undoing,
+        seen: &mut Seen,
+        interrupted: &mut Interrupts,
+    ) -> Exit {
+        let cd = self.cd;
+        let r = cd.watcher.reporter;
+        let Undoing {
+            mut back,
+            mut stopping,
+            mut left,
+            deadline,
+        } = undoing;
         if !stopping.is_empty() {
             let _ = cd
                 .watch(&mut stopping, deadline, seen, interrupted, false)
@@ -978,6 +1020,15 @@ impl Both<'_> {
             }
         }
     }
+}
+
+/// CODE_DEPLOY services being undone: rollbacks to watch, deployments deckhand stopped whose
+/// rollback CodeDeploy is yet to name, and whether any is left as it is.
+struct Undoing {
+    back: Vec<Followed>,
+    stopping: Vec<Followed>,
+    left: bool,
+    deadline: Instant,
 }
 
 /// Fills in one service's standing in the result.

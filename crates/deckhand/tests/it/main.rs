@@ -8,6 +8,7 @@ mod buildkit;
 mod ci;
 mod cli;
 mod clients;
+mod codedeploy;
 mod context;
 mod deploy;
 mod differential;
