@@ -1377,6 +1377,12 @@ fn list_deployments(state: &State, input: &Value) -> Reply {
         .filter(|d| app.is_none_or(|a| d.application == a))
         .filter(|d| group.is_none_or(|g| d.group == g))
         .filter(|d| statuses.is_empty() || statuses.iter().any(|s| s == d.status.as_str()))
+        // createTimeRange: start and end, epoch seconds, both optional.
+        .filter(|d| {
+            let range = &input["createTimeRange"];
+            range["start"].as_f64().is_none_or(|t| d.created >= t)
+                && range["end"].as_f64().is_none_or(|t| d.created <= t)
+        })
         .collect();
     found.sort_by(|a, b| b.created.total_cmp(&a.created));
     Ok(json!({"deployments": found.iter().map(|d| &d.id).collect::<Vec<_>>()}))

@@ -207,9 +207,13 @@ pub async fn deployment(client: &Client, id: &str) -> Result<Deployment> {
     let d = out
         .deployment_info()
         .ok_or_else(|| Error::failed("CodeDeploy GetDeployment returned no deployment"))?;
+    Ok(view_of(d))
+}
+
+fn view_of(d: &aws_sdk_codedeploy::types::DeploymentInfo) -> Deployment {
     let rollback = d.rollback_info();
-    Ok(Deployment {
-        id: d.deployment_id().unwrap_or(id).to_string(),
+    Deployment {
+        id: d.deployment_id().unwrap_or_default().to_string(),
         status: d
             .status()
             .map(|s| s.as_str().to_string())
@@ -248,7 +252,48 @@ pub async fn deployment(client: &Client, id: &str) -> Result<Deployment> {
                     .and_then(|t| t.as_str())
                     .map(str::to_string)
             }),
-    })
+    }
+}
+
+/// BatchGetDeployments of `ids`, 25 a call.
+async fn batch(client: &Client, ids: &[String]) -> Result<Vec<Deployment>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(25) {
+        let out = client
+            .batch_get_deployments()
+            .set_deployment_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| super::failure("CodeDeploy BatchGetDeployments", &e))?;
+        found.extend(out.deployments_info().iter().map(view_of));
+    }
+    Ok(found)
+}
+
+/// The group's deployments created since `since` (seconds since the epoch), in any status.
+pub async fn recent(client: &Client, group: &Group, since: f64) -> Result<Vec<Deployment>> {
+    let range = aws_sdk_codedeploy::types::TimeRange::builder()
+        .start(aws_smithy_types::DateTime::from_secs_f64(since))
+        .build();
+    let mut ids = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_deployments()
+            .application_name(&group.application)
+            .deployment_group_name(&group.name)
+            .create_time_range(range.clone())
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| super::failure("CodeDeploy ListDeployments", &e))?;
+        ids.extend(out.deployments().iter().cloned());
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    batch(client, &ids).await
 }
 
 /// One lifecycle event of the ECS target.
@@ -433,20 +478,22 @@ pub async fn traffic_routing(client: &Client, config: &str) -> Option<String> {
     })
 }
 
-/// The most succeeded deployments whose revisions are read for a service's history.
-const HISTORY_DEPTH: usize = 20;
+/// How far back a service's CodeDeploy history is read (CodeDeploy keeps deployments for a
+/// year at most).
+const HISTORY_WINDOW: f64 = 90.0 * 24.0 * 3600.0;
 
-/// The task definitions of the group's succeeded deployments, newest first (those whose AppSpec
-/// names one).
+/// The task definitions of the group's succeeded deployments (of the last 90 days), newest
+/// first; those whose AppSpec names none (YAML) are left out.
 pub async fn succeeded_task_definitions(client: &Client, group: &Group) -> Result<Vec<String>> {
-    let ids = list(client, group, &["Succeeded"]).await?;
-    let mut found = Vec::new();
-    for id in ids.iter().take(HISTORY_DEPTH) {
-        let d = deployment(client, id).await?;
-        if let Some(td) = d.task_definition {
-            found.push((d.created_at, td));
-        }
-    }
-    found.sort_by(|a, b| b.0.total_cmp(&a.0));
-    Ok(found.into_iter().map(|(_, td)| td).collect())
+    let since = crate::clock::now() - HISTORY_WINDOW;
+    let mut found: Vec<Deployment> = recent(client, group, since)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == "Succeeded" && d.task_definition.is_some())
+        .collect();
+    found.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
+    Ok(found
+        .into_iter()
+        .filter_map(|d| d.task_definition)
+        .collect())
 }

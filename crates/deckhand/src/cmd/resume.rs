@@ -78,6 +78,9 @@ pub async fn run(r: &Reporter, region: Option<&str>, s: &ContinueSettings) -> Re
     Ok(())
 }
 
+/// How long `deckhand continue` keeps trying CodeDeploy through throttling.
+const ACTION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A CODE_DEPLOY service's deployment waiting before production traffic is re-routed (status
 /// Ready) goes on (ContinueDeployment) or back (StopDeployment with CodeDeploy's rollback).
 async fn codedeploy(
@@ -109,13 +112,41 @@ async fn codedeploy(
         r.stage(format!(
             "{service}: StopDeployment of {id} with CodeDeploy's rollback"
         ));
-        cd::stop(&client, id, true).await?;
     } else {
         r.stage(format!(
             "{service}: ContinueDeployment of {id}: production traffic goes to the replacement \
              task set"
         ));
-        cd::continue_ready(&client, id).await?;
+    }
+    // Tried again through throttling; an answer that was lost is told by the deployment
+    // having left Ready.
+    let deadline = tokio::time::Instant::now() + ACTION_PATIENCE;
+    let what = format!(
+        "{service}: CodeDeploy {}",
+        if s.rollback {
+            "StopDeployment"
+        } else {
+            "ContinueDeployment"
+        }
+    );
+    let acted = crate::deploy::persist::until(r, deadline, &what, || async {
+        if s.rollback {
+            cd::stop(&client, id, true).await
+        } else {
+            cd::continue_ready(&client, id).await
+        }
+    })
+    .await;
+    if let Err(e) = acted {
+        let status = cd::deployment(&client, id).await.map(|d| d.status);
+        let took = match status.as_deref() {
+            Ok("Stopped") => s.rollback,
+            Ok("Ready") | Err(_) => false,
+            Ok(_) => !s.rollback,
+        };
+        if !took {
+            return Err(e);
+        }
     }
     let result = Continued {
         result: if s.rollback {

@@ -164,20 +164,16 @@ pub fn replacement(t: &Target) -> Option<&str> {
 
 /// The name part of a cluster or service given by name or ARN.
 fn name_of(s: &str) -> &str {
-    s.rsplit('/').next().unwrap_or(s)
+    super::watch::short(s)
 }
 
 /// The deployment group whose ECS service is `cluster`/`service`: exactly one, else why not.
 pub fn pick_group(groups: &[Group], cluster: &str, service: &str) -> Result<Group, String> {
-    let (cluster, service) = (name_of(cluster), name_of(service));
     let found: Vec<&Group> = groups
         .iter()
-        .filter(|g| {
-            g.services
-                .iter()
-                .any(|(c, s)| name_of(c) == cluster && name_of(s) == service)
-        })
+        .filter(|g| group_deploys(g, cluster, service))
         .collect();
+    let (cluster, service) = (name_of(cluster), name_of(service));
     match found.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(format!(

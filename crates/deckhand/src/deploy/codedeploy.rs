@@ -14,13 +14,20 @@ use super::persist;
 use super::watch::{self, Seen, Watched, Watcher};
 use crate::aws::codedeploy::{self as cd, Group, Target};
 use crate::aws::ecs;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Exit, Kind, Result};
 use crate::settings::CodeDeploySettings;
 use crate::signals::Interrupts;
 
 /// Looks at a Failed or Stopped deployment that CodeDeploy is expected to roll back before it
 /// is taken as not rolled back: the rollback deployment can be named a moment later.
 const ROLLBACK_GRACE_LOOKS: u32 = 5;
+
+/// How far back a CreateDeployment whose answer was lost is looked for.
+const LOOKUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Looks at a service said to be back whose task sets do not show it yet, before it is taken
+/// as not back: ECS can lag CodeDeploy by a moment.
+const CONFIRM_LOOKS: u32 = 5;
 
 /// What a CODE_DEPLOY service's deploy needs: its group, and how its AppSpec is made.
 #[derive(Debug, Clone)]
@@ -184,9 +191,7 @@ impl Followed {
     }
 
     fn target_id(&self, cluster: &str) -> String {
-        let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
-        let service = self.service.rsplit('/').next().unwrap_or(&self.service);
-        format!("{cluster}:{service}")
+        format!("{}:{}", watch::short(cluster), watch::short(&self.service))
     }
 }
 
@@ -300,28 +305,63 @@ impl<'a> CodeDeployer<'a> {
             rand::random::<u64>()
         );
         let what = format!("{service}: CodeDeploy CreateDeployment");
-        persist::until(self.watcher.reporter, deadline, &what, || async {
-            match cd::create_deployment(&self.client, group, &content, &description).await {
-                Ok(id) => Ok(id),
-                Err(e) => match self.find_by_description(group, &description).await {
-                    Some(id) => Ok(id),
-                    None => Err(e),
-                },
+        // Whether an earlier try may have started one whose answer was lost.
+        let maybe_started = std::cell::Cell::new(false);
+        let started = persist::until(self.watcher.reporter, deadline, &what, || async {
+            let e = match cd::create_deployment(&self.client, group, &content, &description).await {
+                Ok(id) => return Ok(id),
+                Err(e) => e,
+            };
+            let earlier = maybe_started.get();
+            if matches!(e.kind, Kind::Unreachable | Kind::Transient) {
+                maybe_started.set(true);
+            }
+            if !earlier {
+                return Err(e);
+            }
+            // A try before this one may have taken: ours is then the group's deployment with
+            // this description (and CodeDeploy refuses a second one while it is active).
+            match self.find_by_description(group, &description).await {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) if e.message.contains("DeploymentLimitExceeded") => {
+                    Err(e.with_kind(Kind::Transient))
+                }
+                Ok(None) => Err(e),
+                Err(_) => Err(e.with_kind(Kind::Transient)),
             }
         })
-        .await
+        .await;
+        started.map_err(|e| {
+            if maybe_started.get() {
+                Error {
+                    exit: Exit::NeedsPerson,
+                    message: format!(
+                        "{e}. A CreateDeployment whose answer was lost may have started a \
+                         deployment of {service}; check it with `deckhand status --cluster {} \
+                         --service {service}`",
+                        self.cluster()
+                    ),
+                    kind: e.kind,
+                }
+            } else {
+                e
+            }
+        })
     }
 
-    async fn find_by_description(&self, group: &Group, description: &str) -> Option<String> {
-        let ids = cd::list(&self.client, group, &cd::ACTIVE).await.ok()?;
-        for id in ids {
-            if let Ok(d) = cd::deployment(&self.client, &id).await {
-                if d.description == description {
-                    return Some(id);
-                }
+    /// The group's recent deployment with `description` (deckhand's own, made unique).
+    async fn find_by_description(
+        &self,
+        group: &Group,
+        description: &str,
+    ) -> Result<Option<String>> {
+        let since = crate::clock::now() - LOOKUP_WINDOW.as_secs_f64();
+        for d in cd::recent(&self.client, group, since).await? {
+            if d.description == description {
+                return Ok(Some(d.id));
             }
         }
-        None
+        Ok(None)
     }
 
     /// Polls until every deployment in `followed` is decided (with `fail_fast`, until the first
@@ -467,22 +507,33 @@ impl<'a> CodeDeployer<'a> {
             f.last = target.or(f.last.take());
             if let Judged::Over {
                 rolled_back_by: None,
-                stopped,
                 ..
             } = &judged
             {
-                // CodeDeploy names its rollback deployment a moment after the failure.
-                let expected = f.role == Role::Deploy
-                    && (f.stopped_by_us || (f.group.auto_rollback && !stopped));
+                // CodeDeploy names its rollback deployment a moment after the failure (or
+                // the stop, whoever asked for it): a few more looks before it is taken as
+                // none, which also gives another's deployment time to show.
+                let expected = f.role == Role::Deploy;
                 f.over_looks += 1;
                 if expected && f.over_looks < ROLLBACK_GRACE_LOOKS {
                     continue;
                 }
-                if !f.stopped_by_us && f.role == Role::Deploy {
-                    // Stopped by someone else: did their own deployment take its place?
-                    if let Ok(active) = cd::list(&self.client, &f.group, &cd::ACTIVE).await {
-                        f.taken_over_by =
-                            bluegreen::other(&active, &f.id, None).map(str::to_string);
+                // Is another deployment of the group going: CodeDeploy's rollback of ours (not
+                // named on ours yet), or someone else's taking its place?
+                match self.another(&f.group, &f.id).await {
+                    Ok(Some((id, true))) => {
+                        f.judged = Some(Judged::Over {
+                            why: bluegreen::why(&d, f.last.as_ref()),
+                            stopped: d.status == "Stopped",
+                            rolled_back_by: Some(id),
+                        });
+                        continue;
+                    }
+                    Ok(Some((id, false))) if !f.stopped_by_us => f.taken_over_by = Some(id),
+                    Ok(_) => {}
+                    Err(e) => {
+                        r.warn(format!("{}: {e}; looking again", f.service));
+                        continue;
                     }
                 }
             }
@@ -496,6 +547,18 @@ impl<'a> CodeDeployer<'a> {
             f.judged = Some(judged);
         }
         Ok(())
+    }
+
+    /// Another active deployment in `group` than `ours`: its id, and whether it is
+    /// CodeDeploy's rollback of ours.
+    async fn another(&self, group: &Group, ours: &str) -> Result<Option<(String, bool)>> {
+        let active = cd::list(&self.client, group, &cd::ACTIVE).await?;
+        let Some(id) = bluegreen::other(&active, ours, None) else {
+            return Ok(None);
+        };
+        let d = cd::deployment(&self.client, id).await?;
+        let rollback = d.rollback_of.as_deref() == Some(ours);
+        Ok(Some((id.to_string(), rollback)))
     }
 
     /// Ends our deployment in progress with StopDeployment and CodeDeploy's rollback, tried
@@ -517,6 +580,20 @@ impl<'a> CodeDeployer<'a> {
                 true
             }
             Err(e) => {
+                // An earlier try may have taken (its answer lost), or it ended meanwhile.
+                let what = format!("{}: CodeDeploy GetDeployment of {}", f.service, f.id);
+                let read =
+                    persist::until(r, deadline, &what, || cd::deployment(&self.client, &f.id));
+                if let Ok(d) = read.await {
+                    if matches!(d.status.as_str(), "Stopped" | "Failed") {
+                        r.step(format!("{}: {} is {}", f.service, f.id, d.status));
+                        f.stopped_by_us = true;
+                        f.stopped_for = f.ours.take();
+                        f.judged = None;
+                        f.over_looks = 0;
+                        return true;
+                    }
+                }
                 r.warn(format!(
                     "{}: CodeDeploy would not stop {} ({e})",
                     f.service, f.id
@@ -526,12 +603,50 @@ impl<'a> CodeDeployer<'a> {
         }
     }
 
+    /// Whether the service is confirmed on `task_definition` alone ([`on_alone`]), read
+    /// through throttling until `deadline` and looked at a few times while ECS catches up.
+    pub async fn confirmed_on(
+        &self,
+        service: &str,
+        task_definition: &str,
+        deadline: Instant,
+    ) -> bool {
+        for look in 0..CONFIRM_LOOKS {
+            let what = format!("{service}: DescribeServices");
+            let read = persist::until(self.watcher.reporter, deadline, &what, || {
+                ecs::describe_service(self.watcher.client, self.cluster(), service)
+            });
+            match read.await {
+                Ok(view) if on_alone(&view, task_definition) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+            if look + 1 < CONFIRM_LOOKS && Instant::now() < deadline {
+                tokio::time::sleep(
+                    self.watcher
+                        .poll
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
+            }
+        }
+        false
+    }
+
     /// Whether the service runs `task_definition` (the PRIMARY task set's) with no other task
     /// set left: what "back on the original task set" is confirmed by.
     pub async fn on(&self, service: &str, task_definition: &str) -> Option<bool> {
         let view = ecs::describe_service(self.watcher.client, self.cluster(), service)
             .await
             .ok()?;
+        Some(on_alone(&view, task_definition))
+    }
+}
+
+/// Whether `view` runs `task_definition` (the PRIMARY task set's) with no other task set
+/// carrying traffic: what "back on the original task set" is confirmed by (pure).
+pub fn on_alone(view: &ecs::ServiceView, task_definition: &str) -> bool {
+    {
         // A DRAINING task set carries no traffic: it is on its way out.
         let primary_ok = view
             .task_sets
@@ -541,7 +656,7 @@ impl<'a> CodeDeployer<'a> {
                 t.status == "PRIMARY"
                     && super::history::same_revision(&t.task_definition, task_definition)
             });
-        Some(super::history::same_revision(&view.task_definition, task_definition) && primary_ok)
+        super::history::same_revision(&view.task_definition, task_definition) && primary_ok
     }
 }
 
@@ -634,7 +749,10 @@ impl Both<'_> {
             && followed.iter().all(Followed::good);
         if cd_ok {
             if has_ecs {
-                let rollout = self.rollout.take().expect("the ECS part runs once");
+                let mut rollout = self.rollout.take().expect("the ECS part runs once");
+                // One --timeout for the whole deploy: the ECS services have been rolling
+                // out all along.
+                rollout.deadline = Some(deadline);
                 let o = rollout.follow(result, watched, None, interrupted).await?;
                 result = o.result;
                 if o.exit != Exit::Success {
@@ -744,16 +862,25 @@ impl Both<'_> {
         // confirmed, then the CodeDeploy rollbacks confirmed.
         let undoing = self.undo(&mut result, followed).await;
         let mut exit = Exit::RolledBack;
+        if let Some(service) = start_error.as_ref().and_then(|e| e.unsure.as_ref()) {
+            let action = format!(
+                "its CodeDeploy deployment may have started: check it with `deckhand status {}`",
+                self.at(service)
+            );
+            stand(&mut result, service, "", "unknown", action);
+            exit = Exit::NeedsPerson;
+        }
         if has_ecs {
             let rollout = self.rollout.take().expect("the ECS part runs once");
             let error = super::pipeline::StartError {
                 message: reason.clone(),
+                unsure: None,
             };
             let o = rollout
                 .follow(result, watched, Some(error), interrupted)
                 .await?;
             result = o.result;
-            exit = o.exit;
+            exit = worse(exit, o.exit);
         }
         let mut seen = std::mem::take(&mut self.seen);
         let back = self
@@ -812,27 +939,32 @@ impl Both<'_> {
                 continue;
             }
             if let Some(rb) = f.rolled_back_by() {
-                r.step(format!(
-                    "{}: CodeDeploy is rolling it back to {} ({rb}); watching it",
-                    f.service,
-                    watch::short(&target)
-                ));
-                back.push(Followed::new(
-                    &f.service,
-                    &f.group,
-                    rb,
-                    &target,
-                    Role::Rollback,
-                ));
+                back.push(self.follow_rollback(&f, rb));
                 continue;
             }
+            let check = format!(
+                "check its task sets with `deckhand status {}`",
+                self.at(&f.service)
+            );
             if f.over() {
+                // Ended before the replacement took traffic (CodeDeploy has nothing to roll
+                // back before Install): the service may be on its original task set alone.
+                if cd.confirmed_on(&f.service, &target, deadline).await {
+                    self.back_without_rollback(result, &f, &target);
+                    continue;
+                }
                 r.error(format!(
                     "{}: CodeDeploy ended {} without a rollback ({})",
                     f.service,
                     f.id,
                     f.failure().unwrap_or_default()
                 ));
+                let action = format!(
+                    "CodeDeploy did not roll back {}: the replacement task set may still be \
+                     there; {check}",
+                    f.id
+                );
+                stand(result, &f.service, "", "not-confirmed", action);
                 left = true;
                 continue;
             }
@@ -841,6 +973,8 @@ impl Both<'_> {
                     "{}: --rollback never: its CodeDeploy deployment {} is left as it is",
                     f.service, f.id
                 ));
+                let action = format!("--rollback never left {} going; {check}", f.id);
+                stand(result, &f.service, "", "on-new-revision", action);
                 left = true;
                 continue;
             }
@@ -858,6 +992,8 @@ impl Both<'_> {
                 let status = cd::deployment(&cd.client, &f.id).await.map(|d| d.status);
                 if status.as_ref().ok().map(String::as_str) != Some("Succeeded") {
                     r.error(format!("{}: {} could not be stopped", f.service, f.id));
+                    let action = format!("stop {} yourself; {check}", f.id);
+                    stand(result, &f.service, "", "not-confirmed", action);
                     left = true;
                     continue;
                 }
@@ -877,7 +1013,6 @@ impl Both<'_> {
             back,
             stopping,
             left,
-            deadline,
         }
     }
 
@@ -896,8 +1031,9 @@ impl Both<'_> {
             mut back,
             mut stopping,
             mut left,
-            deadline,
         } = undoing;
+        // The ECS services' rollback may have taken its own time: CodeDeploy's get theirs.
+        let deadline = Instant::now() + self.args.watch.timeout;
         if !stopping.is_empty() {
             let _ = cd
                 .watch(&mut stopping, deadline, seen, interrupted, false)
@@ -906,18 +1042,7 @@ impl Both<'_> {
                 let target = self.unit(&f.service).target.clone();
                 match f.rolled_back_by() {
                     Some(rb) => {
-                        r.step(format!(
-                            "{}: CodeDeploy is rolling it back to {} ({rb}); watching it",
-                            f.service,
-                            watch::short(&target)
-                        ));
-                        back.push(Followed::new(
-                            &f.service,
-                            &f.group,
-                            rb,
-                            &target,
-                            Role::Rollback,
-                        ));
+                        back.push(self.follow_rollback(&f, rb));
                     }
                     None if f.judged == Some(Judged::Succeeded) => {
                         match self.redeploy(&f, &target, deadline).await {
@@ -925,11 +1050,21 @@ impl Both<'_> {
                             None => left = true,
                         }
                     }
+                    None if cd.confirmed_on(&f.service, &target, deadline).await => {
+                        self.back_without_rollback(result, &f, &target);
+                    }
                     None => {
                         r.error(format!(
                             "{}: CodeDeploy did not roll {} back after StopDeployment",
                             f.service, f.id
                         ));
+                        let action = format!(
+                            "CodeDeploy did not roll back {}: check its task sets with \
+                             `deckhand status {}`",
+                            f.id,
+                            self.at(&f.service)
+                        );
+                        stand(result, &f.service, "", "not-confirmed", action);
                         left = true;
                     }
                 }
@@ -953,7 +1088,9 @@ impl Both<'_> {
             result.failed_tasks.extend(b.tasks.failed_tasks());
             let confirmed = ended == watch::Ended::Decided
                 && b.judged == Some(Judged::Succeeded)
-                && cd.on(&b.service, &b.task_definition).await == Some(true);
+                && cd
+                    .confirmed_on(&b.service, &b.task_definition, deadline)
+                    .await;
             let short = watch::short(&b.task_definition).to_string();
             if confirmed {
                 r.verdict(format!("rolled back: {} is stable on {short}", b.service));
@@ -983,6 +1120,39 @@ impl Both<'_> {
         } else {
             Exit::RolledBack
         }
+    }
+
+    /// `f` ended before its replacement took traffic, and the service is confirmed on
+    /// `target` alone: back, with nothing to roll back.
+    fn back_without_rollback(
+        &self,
+        result: &mut super::pipeline::DeployResult,
+        f: &Followed,
+        target: &str,
+    ) {
+        let r = self.cd.watcher.reporter;
+        r.step(format!(
+            "{}: CodeDeploy ended {} before the replacement task set took traffic; the service \
+             is on its original task set",
+            f.service, f.id
+        ));
+        r.verdict(format!(
+            "rolled back: {} is stable on {}",
+            f.service,
+            watch::short(target)
+        ));
+        stand(result, &f.service, target, "rolled-back", String::new());
+    }
+
+    /// CodeDeploy's rollback `rb` of `f`, to be watched back to the unit's target.
+    fn follow_rollback(&self, f: &Followed, rb: &str) -> Followed {
+        let target = &self.unit(&f.service).target;
+        self.cd.watcher.reporter.step(format!(
+            "{}: CodeDeploy is rolling it back to {} ({rb}); watching it",
+            f.service,
+            watch::short(target)
+        ));
+        Followed::new(&f.service, &f.group, rb, target, Role::Rollback)
     }
 
     /// A CodeDeploy deployment of `target`, after ours succeeded and must be undone.
@@ -1028,7 +1198,6 @@ struct Undoing {
     back: Vec<Followed>,
     stopping: Vec<Followed>,
     left: bool,
-    deadline: Instant,
 }
 
 /// Fills in one service's standing in the result.

@@ -97,6 +97,9 @@ impl Image {
 /// An UpdateService that failed after other services had changed (or whose answer was lost).
 pub(super) struct StartError {
     pub(super) message: String,
+    /// A CODE_DEPLOY service whose CreateDeployment may have taken, its answer lost: it is
+    /// not known to be unchanged, nor followed.
+    pub(super) unsure: Option<String>,
 }
 
 /// One service being deployed.
@@ -235,6 +238,7 @@ pub async fn deploy(r: &Reporter, s: &DeploySettings) -> Result<Outcome> {
         watcher: &d.watcher,
         units: &ecs_units,
         seen: Seen::after(&befores),
+        deadline: None,
     };
     let unfinished = result.clone();
     let followed_up = if cd_units.is_empty() {
@@ -328,7 +332,21 @@ impl Deploy<'_> {
             plans.push(match view.controller.as_str() {
                 "CODE_DEPLOY" => {
                     let settings = self.s.codedeploy_for(&view.name);
-                    Some(self.cd().plan(view, settings).await?)
+                    let plan = self.cd().plan(view, settings).await?;
+                    let wait = u64::try_from(plan.group.termination_wait).unwrap_or(0) * 60;
+                    if wait > 0 && wait >= self.s.watch.timeout.as_secs() {
+                        self.r.warn(format!(
+                            "{}: deployment group {} keeps the original task set {} minutes \
+                             after traffic moves, and the deployment succeeds only after that, \
+                             beyond --timeout {}s: give --timeout room, or end at --wait-until \
+                             AfterAllowTraffic",
+                            view.name,
+                            plan.group.name,
+                            plan.group.termination_wait,
+                            self.s.watch.timeout.as_secs()
+                        ));
+                    }
+                    Some(plan)
                 }
                 _ => None,
             });
@@ -657,11 +675,18 @@ impl Deploy<'_> {
                             codedeploy::Role::Deploy,
                         ));
                     }
-                    Err(e) if watched.is_empty() && followed.is_empty() => return Err(e),
+                    Err(e)
+                        if watched.is_empty()
+                            && followed.is_empty()
+                            && e.exit != Exit::NeedsPerson =>
+                    {
+                        return Err(e)
+                    }
                     Err(e) => {
                         self.r.error(format!("{}: {e}", u.service));
                         let error = StartError {
                             message: format!("{} could not be deployed: {}", u.service, e.message),
+                            unsure: (e.exit == Exit::NeedsPerson).then(|| u.service.clone()),
                         };
                         return Ok((watched, followed, Some(error)));
                     }
@@ -691,6 +716,7 @@ impl Deploy<'_> {
                     }
                     let error = StartError {
                         message: format!("{} could not be updated: {}", u.service, e.message),
+                        unsure: None,
                     };
                     return Ok((watched, followed, Some(error)));
                 }

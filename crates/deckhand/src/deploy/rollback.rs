@@ -183,6 +183,25 @@ async fn via_codedeploy(
         });
     }
     let mut seen = Seen::after(std::slice::from_ref(view));
+    // Once a deployment in progress was stopped, a later failure is no longer "nothing
+    // changed".
+    let mut stopped: Option<String> = None;
+    let changed = |e: Error, stopped: &Option<String>| match stopped {
+        Some(id) => Error {
+            exit: Exit::NeedsPerson,
+            message: format!(
+                "{}. CodeDeploy deployment {id} was stopped (with CodeDeploy's rollback) before \
+                 this; check the service with `deckhand status --cluster {} --service {service}`",
+                e.message
+                    .replace("; nothing was changed", "")
+                    .replace("nothing was changed", "deckhand changed nothing more")
+                    .trim_end_matches('.'),
+                args.cluster
+            ),
+            kind: e.kind,
+        },
+        None => e,
+    };
     if let Some(id) = busy {
         // A person asked for this: the deployment in progress is stopped, and CodeDeploy
         // sends the traffic back to the original task set first.
@@ -196,6 +215,7 @@ async fn via_codedeploy(
                  was changed"
             )));
         }
+        stopped = Some(id.clone());
         cd.settled(
             service,
             &plan.group,
@@ -203,14 +223,14 @@ async fn via_codedeploy(
             &mut interrupted,
         )
         .await
-        .map_err(|e| Error {
-            exit: Exit::NeedsPerson,
-            ..e
-        })?;
+        .map_err(|e| changed(e, &stopped))?;
     }
     r.stage(format!("rolling back to {target}"));
-    let spec = plan.appspec(&target)?;
-    let id = cd.start(service, &plan.group, &spec, deadline).await?;
+    let spec = plan.appspec(&target).map_err(|e| changed(e, &stopped))?;
+    let id = cd
+        .start(service, &plan.group, &spec, deadline)
+        .await
+        .map_err(|e| changed(e, &stopped))?;
     r.step(format!("CodeDeploy deployment {id} started"));
     result.deployment_id = id.clone();
     if args.no_wait {
@@ -234,7 +254,7 @@ async fn via_codedeploy(
     result.failed_tasks = b.tasks.failed_tasks();
     let confirmed = matches!(ended, Ok(watch::Ended::Decided))
         && b.good()
-        && cd.on(service, &target).await == Some(true);
+        && cd.confirmed_on(service, &target, deadline).await;
     if confirmed {
         r.verdict(format!("rolled back: {service} is stable on {target}"));
         result.result = "rolled-back".into();

@@ -23,6 +23,9 @@ pub(super) struct Rollout<'a> {
     pub(super) units: &'a [Unit],
     /// Events already shown (or there before the deploy).
     pub(super) seen: Seen,
+    /// When the watch of the deployments ends, if not `--timeout` from when it starts (a
+    /// deploy whose CodeDeploy services were watched first shares their deadline).
+    pub(super) deadline: Option<Instant>,
 }
 
 impl Rollout<'_> {
@@ -42,7 +45,9 @@ impl Rollout<'_> {
     ) -> Result<Outcome> {
         let (args, watcher) = (self.args, self.watcher);
         let r = watcher.reporter;
-        let deadline = Instant::now() + args.watch.timeout;
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + args.watch.timeout);
         let ended = match start_error {
             None => {
                 watcher

@@ -518,3 +518,87 @@ async fn a_deploy_mixing_controllers_is_all_or_nothing() {
     );
     bg.sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_until_a_codedeploy_event_ends_there_and_an_alarm_is_named() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions {
+        ready_wait_minutes: Some(60),
+        auto_rollback: true,
+        alarms: vec!["latency".into()],
+        ..GroupOptions::default()
+    })
+    .await;
+    let image = good_image(&bed).await;
+    let out = deploy(&bg, &image, &["--wait-until", "afterallowtesttraffic"]).await;
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "reached-stage", "{}", out.all());
+    assert_eq!(json["services"][0]["state"], "reached-stage");
+    assert!(
+        out.stderr.contains("reached AfterAllowTestTraffic"),
+        "{}",
+        out.all()
+    );
+    // An ECS stage for a CODE_DEPLOY service is a usage error, before anything is registered.
+    let registered = calls(&bg, "ECS.RegisterTaskDefinition");
+    let stage = deploy(&bg, &image, &["--wait-until", "BAKE_TIME"]).await;
+    stage.expect_code(2);
+    assert!(
+        stage.stderr.contains("CodeDeploy's lifecycle events"),
+        "{}",
+        stage.all()
+    );
+    assert_eq!(calls(&bg, "ECS.RegisterTaskDefinition"), registered);
+
+    // The deployment left waiting is one deckhand waits for; then an alarm stops the next.
+    let id = json["deployment_id"].as_str().unwrap().to_string();
+    bg.codedeploy
+        .continue_deployment()
+        .deployment_id(&id)
+        .deployment_wait_type(aws_sdk_codedeploy::types::DeploymentWaitType::ReadyWait)
+        .send()
+        .await
+        .unwrap();
+    crate::taskset::wait_deployment(&bg, &id, &["Succeeded"]).await;
+    let before = task_sets(&bg).await.0;
+    let running = until_waiting(&bg, &good_image(&bed).await).await;
+    control(
+        &bg.sandbox,
+        "alarms",
+        r#"{"name": "latency", "state": "ALARM"}"#,
+    );
+    let out = finish(running).await;
+    out.expect_code(3);
+    let json = out.json();
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a CloudWatch alarm went off"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(task_sets(&bg).await.0, before);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_codedeploy_does_not_roll_back_needs_a_person() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions::default()).await;
+    crate::taskset::set_hook(&bg, "smoke-test", "Failed");
+    let out = deploy(
+        &bg,
+        &good_image(&bed).await,
+        &["--codedeploy-hook", "AfterAllowTestTraffic=smoke-test"],
+    )
+    .await;
+    out.expect_code(4);
+    let json = out.json();
+    assert_eq!(json["result"], "failed", "{}", out.all());
+    assert!(out.stderr.contains("without a rollback"), "{}", out.all());
+    assert_eq!(json["services"][0]["state"], "not-confirmed");
+    assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 0);
+    bg.sandbox.stop().await;
+}
