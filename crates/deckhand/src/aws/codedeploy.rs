@@ -163,6 +163,13 @@ pub async fn create_deployment(
         .deployment_group_name(&group.name)
         .revision(revision)
         .description(description)
+        // Not retried by the SDK: a try whose answer was lost may have started a deployment,
+        // which the caller looks for before trying again.
+        .customize()
+        .config_override(
+            aws_sdk_codedeploy::config::Builder::default()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
         .send()
         .await
         .map_err(|e| super::failure("CodeDeploy CreateDeployment", &e))?;

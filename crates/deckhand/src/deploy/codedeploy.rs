@@ -308,26 +308,23 @@ impl<'a> CodeDeployer<'a> {
         // Whether an earlier try may have started one whose answer was lost.
         let maybe_started = std::cell::Cell::new(false);
         let started = persist::until(self.watcher.reporter, deadline, &what, || async {
-            let e = match cd::create_deployment(&self.client, group, &content, &description).await {
-                Ok(id) => return Ok(id),
-                Err(e) => e,
-            };
-            let earlier = maybe_started.get();
-            if matches!(e.kind, Kind::Unreachable | Kind::Transient) {
-                maybe_started.set(true);
-            }
-            if !earlier {
-                return Err(e);
-            }
-            // A try before this one may have taken: ours is then the group's deployment with
-            // this description (and CodeDeploy refuses a second one while it is active).
-            match self.find_by_description(group, &description).await {
-                Ok(Some(id)) => Ok(id),
-                Ok(None) if e.message.contains("DeploymentLimitExceeded") => {
-                    Err(e.with_kind(Kind::Transient))
+            if maybe_started.get() {
+                // A try before this one may have taken: ours is then the group's deployment
+                // with this description. It is looked for before any new try.
+                match self.find_by_description(group, &description).await {
+                    Ok(Some(id)) => return Ok(id),
+                    Ok(None) => {}
+                    Err(e) => return Err(e.with_kind(Kind::Transient)),
                 }
-                Ok(None) => Err(e),
-                Err(_) => Err(e.with_kind(Kind::Transient)),
+            }
+            match cd::create_deployment(&self.client, group, &content, &description).await {
+                Ok(id) => Ok(id),
+                Err(e) => {
+                    if matches!(e.kind, Kind::Unreachable | Kind::Transient) {
+                        maybe_started.set(true);
+                    }
+                    Err(e)
+                }
             }
         })
         .await;
@@ -566,7 +563,17 @@ impl<'a> CodeDeployer<'a> {
     pub async fn stop(&self, f: &mut Followed, deadline: Instant) -> bool {
         let r = self.watcher.reporter;
         let what = format!("{}: CodeDeploy StopDeployment of {}", f.service, f.id);
-        let stopped = persist::until(r, deadline, &what, || cd::stop(&self.client, &f.id, true));
+        let stopped = persist::until(r, deadline, &what, || async {
+            match cd::stop(&self.client, &f.id, true).await {
+                Ok(()) => Ok(()),
+                // Its answer may have been lost after it took: then the deployment says so.
+                Err(e) if e.is_transient() => match cd::deployment(&self.client, &f.id).await {
+                    Ok(d) if matches!(d.status.as_str(), "Stopped" | "Failed") => Ok(()),
+                    _ => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        });
         match stopped.await {
             Ok(()) => {
                 r.step(format!(
@@ -618,6 +625,18 @@ impl<'a> CodeDeployer<'a> {
             });
             match read.await {
                 Ok(view) if on_alone(&view, task_definition) => return true,
+                Ok(view) if look + 1 == CONFIRM_LOOKS => {
+                    self.watcher.reporter.warn(format!(
+                        "{service} is not seen on {} alone: it runs {}, task sets {}",
+                        watch::short(task_definition),
+                        watch::short(&view.task_definition),
+                        view.task_sets
+                            .iter()
+                            .map(|t| format!("{} {}", t.status, watch::short(&t.task_definition)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
                 Ok(_) => {}
                 Err(_) => return false,
             }

@@ -602,3 +602,45 @@ async fn a_failure_codedeploy_does_not_roll_back_needs_a_person() {
     assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 0);
     bg.sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_create_and_stop_answers_start_one_deployment_and_still_roll_back() {
+    let bg = blue_green(GroupOptions::default()).await;
+    // Every CreateDeployment and StopDeployment is applied, and its answer lost.
+    control(
+        &bg.sandbox,
+        "faults",
+        r#"{"lost_answer_rate": 1.0, "operations": ["CreateDeployment", "StopDeployment"]}"#,
+    );
+    let broken = broken_image().await;
+    let out = deploy(
+        &bg,
+        &broken,
+        &["--max-failed-tasks", "2", "--timeout", "240s"],
+    )
+    .await;
+    control(&bg.sandbox, "faults", "{}");
+    out.expect_code(3);
+    assert_eq!(out.json()["result"], "rolled-back", "{}", out.all());
+    // One deployment of deckhand's (and CodeDeploy's rollback of it), however many tries.
+    let ids = bg
+        .codedeploy
+        .list_deployments()
+        .application_name(&bg.application)
+        .deployment_group_name(&bg.group)
+        .send()
+        .await
+        .unwrap()
+        .deployments()
+        .to_vec();
+    let mut by_users = 0;
+    for id in &ids {
+        let d = crate::taskset::deployment(&bg, id).await;
+        if d.creator().map(|c| c.as_str()) == Some("user") {
+            by_users += 1;
+        }
+    }
+    assert_eq!(by_users, 1, "{ids:?}\n{}", out.all());
+    assert_eq!(task_sets(&bg).await.0, bg.good);
+    bg.sandbox.stop().await;
+}
