@@ -9,6 +9,11 @@ pub use aws_sdk_codedeploy::Client;
 
 use crate::error::{Error, Result};
 
+/// An SDK enum's name, or empty when CodeDeploy sent none.
+fn text(value: Option<&impl AsRef<str>>) -> String {
+    value.map(|v| v.as_ref().to_string()).unwrap_or_default()
+}
+
 /// The CodeDeploy client.
 pub fn client(config: &SdkConfig) -> Client {
     Client::new(config)
@@ -53,14 +58,9 @@ fn group_of(g: &aws_sdk_codedeploy::types::DeploymentGroupInfo) -> Group {
             .unwrap_or("CodeDeployDefault.ECSAllAtOnce")
             .to_string(),
         auto_rollback: g.auto_rollback_configuration().is_some_and(|a| a.enabled()),
-        ready_wait: bg.and_then(|b| b.deployment_ready_option()).map(|r| {
-            (
-                r.action_on_timeout()
-                    .map(|a| a.as_str().to_string())
-                    .unwrap_or_default(),
-                r.wait_time_in_minutes(),
-            )
-        }),
+        ready_wait: bg
+            .and_then(|b| b.deployment_ready_option())
+            .map(|r| (text(r.action_on_timeout()), r.wait_time_in_minutes())),
         termination_wait: bg
             .and_then(|b| b.terminate_blue_instances_on_deployment_success())
             .map_or(0, |t| t.termination_wait_time_in_minutes()),
@@ -221,16 +221,10 @@ fn view_of(d: &aws_sdk_codedeploy::types::DeploymentInfo) -> Deployment {
     let rollback = d.rollback_info();
     Deployment {
         id: d.deployment_id().unwrap_or_default().to_string(),
-        status: d
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
-        error: d.error_information().map(|e| {
-            (
-                e.code().map(|c| c.as_str().to_string()).unwrap_or_default(),
-                e.message().unwrap_or_default().to_string(),
-            )
-        }),
+        status: text(d.status()),
+        error: d
+            .error_information()
+            .map(|e| (text(e.code()), e.message().unwrap_or_default().to_string())),
         rolled_back_by: rollback
             .and_then(|r| r.rollback_deployment_id())
             .filter(|s| !s.is_empty())
@@ -243,10 +237,7 @@ fn view_of(d: &aws_sdk_codedeploy::types::DeploymentInfo) -> Deployment {
             .and_then(|r| r.rollback_message())
             .filter(|s| !s.is_empty())
             .map(str::to_string),
-        creator: d
-            .creator()
-            .map(|c| c.as_str().to_string())
-            .unwrap_or_default(),
+        creator: text(d.creator()),
         created_at: d.create_time().map_or(0.0, |t| t.as_secs_f64()),
         description: d.description().unwrap_or_default().to_string(),
         task_definition: d
@@ -357,24 +348,16 @@ pub async fn target(client: &Client, id: &str, target_id: &str) -> Result<Option
         return Ok(None);
     };
     Ok(Some(Target {
-        status: t
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+        status: text(t.status()),
         events: t
             .lifecycle_events()
             .iter()
             .map(|e| LifecycleEvent {
                 name: e.lifecycle_event_name().unwrap_or_default().to_string(),
-                status: e
-                    .status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
+                status: text(e.status()),
                 diagnostics: e.diagnostics().map(|d| {
                     (
-                        d.error_code()
-                            .map(|c| c.as_str().to_string())
-                            .unwrap_or_default(),
+                        text(d.error_code()),
                         d.message().unwrap_or_default().to_string(),
                     )
                 }),
@@ -385,10 +368,7 @@ pub async fn target(client: &Client, id: &str, target_id: &str) -> Result<Option
             .iter()
             .map(|s| TaskSet {
                 id: s.identifer().unwrap_or_default().to_string(),
-                label: s
-                    .task_set_label()
-                    .map(|l| l.as_str().to_string())
-                    .unwrap_or_default(),
+                label: text(s.task_set_label()),
                 desired: s.desired_count(),
                 running: s.running_count(),
                 pending: s.pending_count(),

@@ -93,9 +93,10 @@ async fn codedeploy(
     let client = cd::client(config);
     let service = &s.service;
     let group = crate::deploy::codedeploy::group(&client, &s.cluster, view, &s.codedeploy).await?;
-    let active = cd::list(&client, &group, &cd::ACTIVE).await?;
     let ready = cd::list(&client, &group, &["Ready"]).await?;
     let Some(id) = ready.first() else {
+        // Why not: another status, or none in progress.
+        let active = cd::list(&client, &group, &cd::ACTIVE).await?;
         return Err(Error::failed(match active.first() {
             Some(id) => format!(
                 "{service}'s CodeDeploy deployment {id} is not waiting for traffic \

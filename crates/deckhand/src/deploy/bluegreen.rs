@@ -201,13 +201,9 @@ pub fn group_deploys(g: &Group, cluster: &str, service: &str) -> bool {
         .any(|(c, s)| name_of(c) == cluster && name_of(s) == service)
 }
 
-/// Someone else's deployment among the group's active ones: not ours, not CodeDeploy's
-/// rollback of ours.
-pub fn other<'a>(active: &'a [String], ours: &str, our_rollback: Option<&str>) -> Option<&'a str> {
-    active
-        .iter()
-        .map(String::as_str)
-        .find(|id| *id != ours && Some(*id) != our_rollback)
+/// Another deployment than ours among the group's active ones.
+pub fn other<'a>(active: &'a [String], ours: &str) -> Option<&'a str> {
+    active.iter().map(String::as_str).find(|id| *id != ours)
 }
 
 #[cfg(test)]
@@ -427,10 +423,10 @@ mod tests {
     }
 
     #[test]
-    fn another_deployment_is_neither_ours_nor_our_rollback() {
+    fn another_deployment_is_not_ours() {
         let active = vec!["d-1".to_string(), "d-2".to_string()];
-        assert_eq!(other(&active, "d-1", Some("d-2")), None);
-        assert_eq!(other(&active, "d-1", None), Some("d-2"));
-        assert_eq!(other(&[], "d-1", None), None);
+        assert_eq!(other(&active, "d-1"), Some("d-2"));
+        assert_eq!(other(&active[..1], "d-1"), None);
+        assert_eq!(other(&[], "d-1"), None);
     }
 }

@@ -36,8 +36,6 @@ pub struct Plan {
     /// From the service: its load balancer and placement.
     pub target: appspec::Target,
     pub settings: CodeDeploySettings,
-    /// How the group's config shifts traffic, in words, when it could be read.
-    pub routing: Option<String>,
 }
 
 impl Plan {
@@ -83,6 +81,17 @@ impl Ours {
             Ours::Interrupted => "interrupted while the deployment was unverified".to_string(),
         }
     }
+}
+
+/// What [`CodeDeployer::stop`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Stopped: CodeDeploy's rollback is to be followed.
+    Stopping,
+    /// It could not be stopped, having succeeded meanwhile.
+    Succeeded,
+    /// It could not be stopped.
+    Refused,
 }
 
 /// Deploy, or CodeDeploy's rollback (or deckhand's deployment back) of one.
@@ -190,6 +199,15 @@ impl Followed {
         !matches!(self.judged, Some(Judged::Succeeded | Judged::Over { .. }))
     }
 
+    /// deckhand asked CodeDeploy to stop it: it is watched again, until CodeDeploy names its
+    /// rollback.
+    fn stopped_by_deckhand(&mut self) {
+        self.stopped_by_us = true;
+        self.stopped_for = self.ours.take();
+        self.judged = None;
+        self.over_looks = 0;
+    }
+
     fn target_id(&self, cluster: &str) -> String {
         format!("{}:{}", watch::short(cluster), watch::short(&self.service))
     }
@@ -237,7 +255,6 @@ impl<'a> CodeDeployer<'a> {
             group,
             target,
             settings: s.clone(),
-            routing,
         })
     }
 
@@ -426,11 +443,7 @@ impl<'a> CodeDeployer<'a> {
         };
         for f in followed.iter_mut().filter(|f| !f.decided()) {
             let label = |line: &str| {
-                if several || f.role == Role::Rollback {
-                    format!("{}: {line}", f.service)
-                } else {
-                    line.to_string()
-                }
+                super::rollout::labelled(&f.service, line, several || f.role == Role::Rollback)
             };
             let d = match cd::deployment(&self.client, &f.id).await {
                 Ok(d) => d,
@@ -510,9 +523,8 @@ impl<'a> CodeDeployer<'a> {
                 // CodeDeploy names its rollback deployment a moment after the failure (or
                 // the stop, whoever asked for it): a few more looks before it is taken as
                 // none, which also gives another's deployment time to show.
-                let expected = f.role == Role::Deploy;
                 f.over_looks += 1;
-                if expected && f.over_looks < ROLLBACK_GRACE_LOOKS {
+                if f.role == Role::Deploy && f.over_looks < ROLLBACK_GRACE_LOOKS {
                     continue;
                 }
                 // Is another deployment of the group going: CodeDeploy's rollback of ours (not
@@ -550,7 +562,7 @@ impl<'a> CodeDeployer<'a> {
     /// CodeDeploy's rollback of ours.
     async fn another(&self, group: &Group, ours: &str) -> Result<Option<(String, bool)>> {
         let active = cd::list(&self.client, group, &cd::ACTIVE).await?;
-        let Some(id) = bluegreen::other(&active, ours, None) else {
+        let Some(id) = bluegreen::other(&active, ours) else {
             return Ok(None);
         };
         let d = cd::deployment(&self.client, id).await?;
@@ -559,8 +571,8 @@ impl<'a> CodeDeployer<'a> {
     }
 
     /// Ends our deployment in progress with StopDeployment and CodeDeploy's rollback, tried
-    /// until `deadline`; false if it could not be stopped (it may have ended meanwhile).
-    pub async fn stop(&self, f: &mut Followed, deadline: Instant) -> bool {
+    /// until `deadline`; if it could not be stopped, whether it had succeeded meanwhile.
+    pub async fn stop(&self, f: &mut Followed, deadline: Instant) -> Stop {
         let r = self.watcher.reporter;
         let what = format!("{}: CodeDeploy StopDeployment of {}", f.service, f.id);
         let stopped = persist::until(r, deadline, &what, || async {
@@ -580,32 +592,29 @@ impl<'a> CodeDeployer<'a> {
                     "{}: StopDeployment of {} with CodeDeploy's rollback",
                     f.service, f.id
                 ));
-                f.stopped_by_us = true;
-                f.stopped_for = f.ours.take();
-                f.judged = None;
-                f.over_looks = 0;
-                true
+                f.stopped_by_deckhand();
+                Stop::Stopping
             }
             Err(e) => {
                 // An earlier try may have taken (its answer lost), or it ended meanwhile.
                 let what = format!("{}: CodeDeploy GetDeployment of {}", f.service, f.id);
                 let read =
                     persist::until(r, deadline, &what, || cd::deployment(&self.client, &f.id));
-                if let Ok(d) = read.await {
-                    if matches!(d.status.as_str(), "Stopped" | "Failed") {
-                        r.step(format!("{}: {} is {}", f.service, f.id, d.status));
-                        f.stopped_by_us = true;
-                        f.stopped_for = f.ours.take();
-                        f.judged = None;
-                        f.over_looks = 0;
-                        return true;
-                    }
+                let status = read.await.map(|d| d.status).unwrap_or_default();
+                if matches!(status.as_str(), "Stopped" | "Failed") {
+                    r.step(format!("{}: {} is {status}", f.service, f.id));
+                    f.stopped_by_deckhand();
+                    return Stop::Stopping;
                 }
                 r.warn(format!(
                     "{}: CodeDeploy would not stop {} ({e})",
                     f.service, f.id
                 ));
-                false
+                if status == "Succeeded" {
+                    Stop::Succeeded
+                } else {
+                    Stop::Refused
+                }
             }
         }
     }
@@ -665,18 +674,16 @@ impl<'a> CodeDeployer<'a> {
 /// Whether `view` runs `task_definition` (the PRIMARY task set's) with no other task set
 /// carrying traffic: what "back on the original task set" is confirmed by (pure).
 pub fn on_alone(view: &ecs::ServiceView, task_definition: &str) -> bool {
-    {
-        // A DRAINING task set carries no traffic: it is on its way out.
-        let primary_ok = view
-            .task_sets
-            .iter()
-            .filter(|t| t.status != "DRAINING")
-            .all(|t| {
-                t.status == "PRIMARY"
-                    && super::history::same_revision(&t.task_definition, task_definition)
-            });
-        super::history::same_revision(&view.task_definition, task_definition) && primary_ok
-    }
+    // A DRAINING task set carries no traffic: it is on its way out.
+    let primary_ok = view
+        .task_sets
+        .iter()
+        .filter(|t| t.status != "DRAINING")
+        .all(|t| {
+            t.status == "PRIMARY"
+                && super::history::same_revision(&t.task_definition, task_definition)
+        });
+    super::history::same_revision(&view.task_definition, task_definition) && primary_ok
 }
 
 /// The deployment group of a CODE_DEPLOY service: the one named (which must deploy it), or the
@@ -846,13 +853,8 @@ impl Both<'_> {
             (None, watch::Ended::Decided) => followed
                 .iter()
                 .find_map(|f| {
-                    f.failure().map(|why| {
-                        if several {
-                            format!("{}: {why}", f.service)
-                        } else {
-                            why
-                        }
-                    })
+                    f.failure()
+                        .map(|why| super::rollout::labelled(&f.service, &why, several))
                 })
                 .unwrap_or_else(|| "unknown".into()),
         };
@@ -864,15 +866,10 @@ impl Both<'_> {
         }
         for f in &followed {
             for t in &f.tasks.failures {
+                let task = format!("task {}: {}", watch::short(&t.arn), watch::describe_stop(t));
                 r.error(format!(
-                    "  {}task {}: {}",
-                    if several {
-                        format!("{}: ", f.service)
-                    } else {
-                        String::new()
-                    },
-                    watch::short(&t.arn),
-                    watch::describe_stop(t)
+                    "  {}",
+                    super::rollout::labelled(&f.service, &task, several)
                 ));
             }
             result.failed_tasks.extend(f.tasks.failed_tasks());
@@ -925,9 +922,9 @@ impl Both<'_> {
         super::pipeline::Outcome { result, exit }
     }
 
-    /// Undoes every CODE_DEPLOY service that was changed: follows CodeDeploy's rollback, stops
-    /// ours with one, or deploys the target again once ours succeeded; then confirms each is
-    /// back. Exit 3 if every one is, else 4.
+    /// Starts undoing every CODE_DEPLOY service that was changed: follows CodeDeploy's
+    /// rollback, stops ours with one, or deploys the target again once ours succeeded. What
+    /// is left to watch goes to [`Both::confirm`].
     async fn undo(
         &self,
         result: &mut super::pipeline::DeployResult,
@@ -1003,18 +1000,20 @@ impl Both<'_> {
                     f.service,
                     watch::short(&target)
                 ));
-                if cd.stop(&mut f, deadline).await {
-                    stopping.push(f);
-                    continue;
-                }
-                // It may have ended meanwhile: read it once more.
-                let status = cd::deployment(&cd.client, &f.id).await.map(|d| d.status);
-                if status.as_ref().ok().map(String::as_str) != Some("Succeeded") {
-                    r.error(format!("{}: {} could not be stopped", f.service, f.id));
-                    let action = format!("stop {} yourself; {check}", f.id);
-                    stand(result, &f.service, "", "not-confirmed", action);
-                    left = true;
-                    continue;
+                match cd.stop(&mut f, deadline).await {
+                    Stop::Stopping => {
+                        stopping.push(f);
+                        continue;
+                    }
+                    // It ended meanwhile, succeeded: deployed back below.
+                    Stop::Succeeded => {}
+                    Stop::Refused => {
+                        r.error(format!("{}: {} could not be stopped", f.service, f.id));
+                        let action = format!("stop {} yourself; {check}", f.id);
+                        stand(result, &f.service, "", "not-confirmed", action);
+                        left = true;
+                        continue;
+                    }
                 }
             }
             // Ours succeeded while another service failed: deploy the target again.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
-use crate::deploy::codedeploy::{CodeDeployer, Followed, Role};
+use crate::deploy::codedeploy::{CodeDeployer, Followed, Role, Stop};
 use crate::deploy::history;
 use crate::deploy::rollout::{confirm, report_state};
 use crate::deploy::verdict;
@@ -52,6 +52,13 @@ pub async fn rollback(
     let view = ecs::describe_service(&client, cluster, service).await?;
     let current = view.task_definition.clone();
     r.step(format!("running {current}"));
+    let watcher = Watcher::new(r, &config, &client, cluster, &args.watch);
+    let cd = CodeDeployer::new(&config, &watcher);
+    // A CODE_DEPLOY service goes back through CodeDeploy, and its history is its group's.
+    let plan = match view.controller.as_str() {
+        "CODE_DEPLOY" => Some(cd.plan(&view, &args.codedeploy).await?),
+        _ => None,
+    };
     let target = match &args.to {
         Some(spec) => {
             let reference = history::resolve_to(spec, &current).map_err(Error::usage)?;
@@ -63,21 +70,11 @@ pub async fn rollback(
                 .to_string()
         }
         None => {
-            // A CODE_DEPLOY service's history is its CodeDeploy group's.
-            let group = match view.controller.as_str() {
-                "CODE_DEPLOY" => {
-                    let cd = crate::aws::codedeploy::client(&config);
-                    let g = crate::deploy::codedeploy::group(&cd, cluster, &view, &args.codedeploy)
-                        .await?;
-                    Some((cd, g))
-                }
-                _ => None,
-            };
             let history = History {
                 client: &client,
                 cluster,
                 service,
-                codedeploy: group.as_ref().map(|(c, g)| (c, g)),
+                codedeploy: plan.as_ref().map(|p| (&cd.client, &p.group)),
             };
             let target = previous_verified(r, &history, &current).await?;
             r.step(format!(
@@ -93,10 +90,8 @@ pub async fn rollback(
         ..RollbackResult::default()
     };
     let done = |result: RollbackResult, exit: Exit| Ok(Outcome { result, exit });
-    if view.controller == "CODE_DEPLOY" {
-        let watcher = Watcher::new(r, &config, &client, cluster, &args.watch);
-        let cd = CodeDeployer::new(&config, &watcher);
-        return via_codedeploy(&cd, args, &view, result).await;
+    if let Some(plan) = &plan {
+        return via_codedeploy(&cd, plan, args, &view, result).await;
     }
 
     let busy = verdict::busy(&view.deployments);
@@ -115,7 +110,6 @@ pub async fn rollback(
         ));
     }
 
-    let watcher = Watcher::new(r, &config, &client, cluster, &args.watch);
     let mut interrupted = crate::signals::Interrupts::new();
     r.stage(format!("rolling back to {target}"));
     // Throttling or a passing failure of UpdateService is tried again until the deadline, as a
@@ -160,6 +154,7 @@ pub async fn rollback(
 /// stopping, with CodeDeploy's rollback, a deployment in progress), watched to its end.
 async fn via_codedeploy(
     cd: &CodeDeployer<'_>,
+    plan: &crate::deploy::codedeploy::Plan,
     args: &RollbackSettings,
     view: &ecs::ServiceView,
     mut result: RollbackResult,
@@ -167,7 +162,6 @@ async fn via_codedeploy(
     let r = cd.watcher.reporter;
     let service = &args.service;
     let target = result.task_definition_arn.clone();
-    let plan = cd.plan(view, &args.codedeploy).await?;
     let mut interrupted = crate::signals::Interrupts::new();
     let deadline = Instant::now() + args.watch.timeout;
     let busy = cd.busy(&plan.group).await?;
@@ -209,7 +203,7 @@ async fn via_codedeploy(
             "stopping CodeDeploy deployment {id} in progress, with CodeDeploy's rollback"
         ));
         let mut going = Followed::new(service, &plan.group, &id, "", Role::Deploy);
-        if !cd.stop(&mut going, deadline).await {
+        if cd.stop(&mut going, deadline).await != Stop::Stopping {
             return Err(Error::failed(format!(
                 "CodeDeploy deployment {id} is in progress and could not be stopped; nothing \
                  was changed"

@@ -146,7 +146,7 @@ impl Rollout<'_> {
                 .iter()
                 .find_map(|w| {
                     w.failed()
-                        .map(|f| labelled(&w.service, &f.explain(), &watched))
+                        .map(|f| labelled(&w.service, &f.explain(), watched.len() > 1))
                 })
                 .unwrap_or_default(),
         };
@@ -155,7 +155,10 @@ impl Rollout<'_> {
         for w in &watched {
             for t in &w.failures {
                 let task = format!("task {}: {}", watch::short(&t.arn), watch::describe_stop(t));
-                r.error(format!("  {}", labelled(&w.service, &task, &watched)));
+                r.error(format!(
+                    "  {}",
+                    labelled(&w.service, &task, watched.len() > 1)
+                ));
             }
             result.failed_tasks.extend(w.failed_tasks());
         }
@@ -463,8 +466,8 @@ fn stoppable(w: &Watched) -> Option<&str> {
 }
 
 /// `reason`, prefixed with the service when several were deployed.
-fn labelled(service: &str, reason: &str, watched: &[Watched]) -> String {
-    if watched.len() > 1 {
+pub(super) fn labelled(service: &str, reason: &str, several: bool) -> String {
+    if several {
         format!("{service}: {reason}")
     } else {
         reason.to_string()
