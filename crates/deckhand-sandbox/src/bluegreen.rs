@@ -287,7 +287,10 @@ fn facts(options: &Options, state: &State, d: &Deployment) -> Facts {
     f.green_ready = mine.len() as u32 == wanted
         && mine.iter().filter(|t| t.is_healthy(stable)).count() as u32 == wanted;
     f.green_failed = green.failed_tasks;
-    f.threshold = breaker_threshold(wanted);
+    f.threshold = state
+        .mode
+        .replacement_failure_limit
+        .unwrap_or_else(|| breaker_threshold(wanted));
     f
 }
 

@@ -26,6 +26,11 @@ pub struct Mode {
     /// ContinueServiceDeployment answer UnknownOperationException, as an endpoint without an
     /// operation does.
     pub without_service_deployments: bool,
+    /// How many failed tasks of a replacement task set end CodeDeploy's Install event as
+    /// failed. CodeDeploy's references leave it unsaid; by default the ECS circuit breaker's
+    /// threshold for the set's desired count. A large limit leaves a crashing replacement to
+    /// whoever watches the deployment and stops it.
+    pub replacement_failure_limit: Option<u32>,
 }
 
 /// The operations [`Mode::without_service_deployments`] takes away.

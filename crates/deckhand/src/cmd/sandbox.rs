@@ -22,6 +22,7 @@ pub async fn run(
         mode: Mode {
             late_running_count: args.late_running_count,
             without_service_deployments: args.without_service_deployments,
+            ..Mode::default()
         },
         memory_mib: args.memory,
         cpu_units: args.cpu,

@@ -30,6 +30,17 @@ async fn finish(running: crate::bed::Running) -> Run {
         .unwrap()
 }
 
+/// Lets the sandbox's CodeDeploy wait on a crashing replacement task set instead of failing
+/// its Install after three failed tasks: the replacement's tasks fail faster than a poll, and
+/// a test of deckhand's own fail-fast must not race CodeDeploy's verdict.
+fn leave_crashes_to_deckhand(bg: &BlueGreen) {
+    control(
+        &bg.sandbox,
+        "mode",
+        r#"{"replacement_failure_limit": 1000}"#,
+    );
+}
+
 /// How many times the sandbox was asked `operation` (`CodeDeploy.StopDeployment`).
 fn calls(bg: &BlueGreen, operation: &str) -> u64 {
     bg.sandbox.calls().get(operation).copied().unwrap_or(0)
@@ -184,6 +195,7 @@ async fn a_canary_deployment_shows_each_traffic_shift() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashing_replacement_is_stopped_by_deckhand_and_rolled_back_by_codedeploy() {
     let bg = blue_green(GroupOptions::default()).await;
+    leave_crashes_to_deckhand(&bg);
     let broken = broken_image().await;
     let out = deploy(&bg, &broken, &["--max-failed-tasks", "2"]).await;
     out.expect_code(3);
@@ -502,6 +514,7 @@ async fn a_deploy_mixing_controllers_is_all_or_nothing() {
     assert_ne!(api_v2, api);
 
     // Both fail: CodeDeploy takes web back, ECS api, and the deploy is exit 3.
+    leave_crashes_to_deckhand(&bg);
     let broken = broken_image().await;
     let args = both(&broken);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -603,26 +616,8 @@ async fn a_failure_codedeploy_does_not_roll_back_needs_a_person() {
     bg.sandbox.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lost_create_and_stop_answers_start_one_deployment_and_still_roll_back() {
-    let bg = blue_green(GroupOptions::default()).await;
-    // Every CreateDeployment and StopDeployment is applied, and its answer lost.
-    control(
-        &bg.sandbox,
-        "faults",
-        r#"{"lost_answer_rate": 1.0, "operations": ["CreateDeployment", "StopDeployment"]}"#,
-    );
-    let broken = broken_image().await;
-    let out = deploy(
-        &bg,
-        &broken,
-        &["--max-failed-tasks", "2", "--timeout", "240s"],
-    )
-    .await;
-    control(&bg.sandbox, "faults", "{}");
-    out.expect_code(3);
-    assert_eq!(out.json()["result"], "rolled-back", "{}", out.all());
-    // One deployment of deckhand's (and CodeDeploy's rollback of it), however many tries.
+/// The group's deployments deckhand created (creator `user`), CodeDeploy's rollbacks left out.
+async fn users_deployments(bg: &BlueGreen) -> Vec<String> {
     let ids = bg
         .codedeploy
         .list_deployments()
@@ -633,14 +628,70 @@ async fn lost_create_and_stop_answers_start_one_deployment_and_still_roll_back()
         .unwrap()
         .deployments()
         .to_vec();
-    let mut by_users = 0;
-    for id in &ids {
-        let d = crate::taskset::deployment(&bg, id).await;
+    let mut users = Vec::new();
+    for id in ids {
+        let d = crate::taskset::deployment(bg, &id).await;
         if d.creator().map(|c| c.as_str()) == Some("user") {
-            by_users += 1;
+            users.push(id);
         }
     }
-    assert_eq!(by_users, 1, "{ids:?}\n{}", out.all());
-    assert_eq!(task_sets(&bg).await.0, bg.good);
+    users
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_create_and_stop_answers_start_one_deployment_and_still_roll_back() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions::default()).await;
+    // Every CreateDeployment is applied and its answer lost: deckhand finds the one it
+    // started instead of starting another. (A good image: CodeDeploy's own verdict on a
+    // crashing one could come before deckhand's first look, and is not what this tests.)
+    control(
+        &bg.sandbox,
+        "faults",
+        r#"{"lost_answer_rate": 1.0, "operations": ["CreateDeployment"]}"#,
+    );
+    let out = deploy(&bg, &good_image(&bed).await, &["--timeout", "240s"]).await;
+    control(&bg.sandbox, "faults", "{}");
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "deployed", "{}", out.all());
+    assert!(
+        out.stderr.contains("CodeDeploy CreateDeployment") && out.stderr.contains("trying again"),
+        "the answer was lost and the call tried again:\n{}",
+        out.all()
+    );
+    let users = users_deployments(&bg).await;
+    assert_eq!(users.len(), 1, "{users:?}\n{}", out.all());
+    assert_eq!(json["deployment_id"], users[0].as_str());
+    let deployed = json["task_definition_arn"].as_str().unwrap().to_string();
+    assert_eq!(task_sets(&bg).await.0, deployed);
+
+    // Every StopDeployment is applied and its answer lost, so no answer ever says it took:
+    // deckhand reads the deployment stopped and follows CodeDeploy's rollback to the
+    // revision deployed above.
+    leave_crashes_to_deckhand(&bg);
+    control(
+        &bg.sandbox,
+        "faults",
+        r#"{"lost_answer_rate": 1.0, "operations": ["StopDeployment"]}"#,
+    );
+    let out = deploy(
+        &bg,
+        &broken_image().await,
+        &["--max-failed-tasks", "2", "--timeout", "240s"],
+    )
+    .await;
+    control(&bg.sandbox, "faults", "{}");
+    out.expect_code(3);
+    assert_eq!(out.json()["result"], "rolled-back", "{}", out.all());
+    assert!(
+        calls(&bg, "CodeDeploy.StopDeployment") >= 1,
+        "{}",
+        out.all()
+    );
+    assert_eq!(users_deployments(&bg).await.len(), 2, "{}", out.all());
+    let (running, sets) = task_sets(&bg).await;
+    assert_eq!(running, deployed);
+    assert_eq!(sets, vec![("PRIMARY".to_string(), deployed.clone())]);
     bg.sandbox.stop().await;
 }
