@@ -18,7 +18,7 @@ use crate::image::options::{BuildSecret, BuilderChoice, Platform};
 
 mod codedeploy;
 mod role;
-pub use codedeploy::CodeDeploySettings;
+pub use codedeploy::{unused as unused_codedeploy, CodeDeploySettings};
 pub use role::RoleSettings;
 
 /// How long a deployment (and again a rollback) is watched when nothing says otherwise.
@@ -2132,7 +2132,7 @@ mod tests {
             (
                 with(&["--appspec", &garbage]),
                 String::new(),
-                "neither JSON nor YAML",
+                "not valid JSON: invalid number at line 2 column 4",
             ),
             (
                 vec![],
@@ -2259,6 +2259,10 @@ mod tests {
             ("a: 1\n---\nb: 2\n", "2 YAML documents"),
             ("", "empty"),
             ("a: [1\n", "neither JSON nor YAML"),
+            (
+                "{\"version\": 0.0, \"Resources\": [\n",
+                "not valid JSON: EOF while parsing",
+            ),
         ] {
             let err = parse_appspec(yaml).unwrap_err();
             assert!(err.contains(says), "{yaml:?}: {err}");

@@ -75,7 +75,27 @@ pub async fn group(client: &Client, application: &str, name: &str) -> Result<Gro
         .deployment_group_name(name)
         .send()
         .await
-        .map_err(|e| super::failure("CodeDeploy GetDeploymentGroup", &e))?;
+        .map_err(|e| {
+            let missing = e.as_service_error().and_then(|s| {
+                if s.is_application_does_not_exist_exception() {
+                    Some(format!("CodeDeploy has no application {application}"))
+                } else if s.is_deployment_group_does_not_exist_exception() {
+                    Some(format!(
+                        "CodeDeploy application {application} has no deployment group {name}"
+                    ))
+                } else {
+                    None
+                }
+            });
+            match missing {
+                Some(why) => Error::failed(format!(
+                    "{why} (in this account and region): check --codedeploy-application and \
+                     --codedeploy-deployment-group (or leave both out to find the group from \
+                     the service); nothing was changed"
+                )),
+                None => super::failure("CodeDeploy GetDeploymentGroup", &e),
+            }
+        })?;
     out.deployment_group_info()
         .map(group_of)
         .ok_or_else(|| Error::failed("CodeDeploy GetDeploymentGroup returned no group"))

@@ -45,7 +45,8 @@ pub async fn run(
     crate::redact::register(sandbox.password());
     let endpoint = sandbox.endpoint();
     r.step(format!(
-        "sandbox: ECS, ECR, STS and the image registry listening on {endpoint}"
+        "sandbox: ECS, ECR, CodeDeploy, CloudWatch Logs, STS and the image registry listening on \
+         {endpoint}"
     ));
     r.step(format!(
         "point AWS tools at it with: export AWS_ENDPOINT_URL={endpoint}"

@@ -214,17 +214,26 @@ pub fn text(s: &Status) -> String {
             .unwrap_or_default();
         out.push_str(&format!("  container {}: {}{sha}\n", c.name, c.image));
     }
-    out.push_str(if s.deploying {
-        "deployments (one is rolling out):\n"
+    // A CODE_DEPLOY service's deployments are its task sets.
+    let rolling = if s.deploying {
+        " (one is rolling out)"
     } else {
-        "deployments:\n"
-    });
+        ""
+    };
+    if !s.deployments.is_empty() || s.task_sets.is_empty() {
+        out.push_str(&format!("deployments{rolling}:\n"));
+    }
     for d in &s.deployments {
         out.push_str(&format!("  {}\n", watch::describe_deployment(d)));
     }
     if !s.task_sets.is_empty() {
+        let rolling = if s.deployments.is_empty() && s.deploying {
+            ", one is rolling out"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "task sets ({} controller):\n",
+            "task sets ({} controller{rolling}):\n",
             s.deployment_controller
         ));
         for t in &s.task_sets {
@@ -331,6 +340,41 @@ mod tests {
         assert!(t.contains("container app: repo/web@sha256:abc\n"), "{t}");
         assert!(
             t.contains("PRIMARY ecs-svc/1 web:3 IN_PROGRESS, 1 of 2 running, 1 pending"),
+            "{t}"
+        );
+        assert!(t.contains("deployments (one is rolling out):\n"), "{t}");
+
+        // A CODE_DEPLOY service: no ECS deployments, its task sets instead.
+        let code_deploy = ecs::ServiceView {
+            controller: "CODE_DEPLOY".into(),
+            deployments: Vec::new(),
+            task_sets: vec![
+                ecs::TaskSetView {
+                    id: "ecs-svc/2".into(),
+                    status: "ACTIVE".into(),
+                    task_definition: "arn:td/web:4".into(),
+                    desired: 2,
+                    running: 0,
+                    pending: 2,
+                },
+                ecs::TaskSetView {
+                    id: "ecs-svc/1".into(),
+                    status: "PRIMARY".into(),
+                    task_definition: "arn:td/web:3".into(),
+                    desired: 2,
+                    running: 2,
+                    pending: 0,
+                },
+            ],
+            ..view
+        };
+        let t = text(&assemble("web", "prod", &code_deploy, &td, 3));
+        assert!(!t.contains("deployments"), "{t}");
+        assert!(
+            t.contains(
+                "task sets (CODE_DEPLOY controller, one is rolling out):\n  PRIMARY ecs-svc/1 \
+                 web:3: 2 running of 2 desired\n  ACTIVE ecs-svc/2 web:4"
+            ),
             "{t}"
         );
     }

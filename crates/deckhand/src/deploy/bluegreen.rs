@@ -193,6 +193,49 @@ pub fn pick_group(groups: &[Group], cluster: &str, service: &str) -> Result<Grou
     }
 }
 
+/// [`pick_group`] among the groups of application `app` and named `name`, where given (one of
+/// the two, the other found): a name that matches no group is said to match none.
+pub fn pick_named(
+    groups: &[Group],
+    app: Option<&str>,
+    name: Option<&str>,
+    cluster: &str,
+    service: &str,
+) -> Result<Group, String> {
+    let kept: Vec<Group> = groups
+        .iter()
+        .filter(|g| app.is_none_or(|a| g.application == a) && name.is_none_or(|n| g.name == n))
+        .cloned()
+        .collect();
+    let given = match (app, name) {
+        (Some(a), None) => format!("--codedeploy-application {a}"),
+        (None, Some(n)) => format!("--codedeploy-deployment-group {n}"),
+        _ => return pick_group(&kept, cluster, service),
+    };
+    if kept.is_empty() {
+        return Err(format!(
+            "{given} matches no CodeDeploy deployment group (in this account and region): \
+             check the name, or leave it out to find the group from the service"
+        ));
+    }
+    pick_group(&kept, cluster, service).map_err(|e| {
+        let (cluster, service) = (name_of(cluster), name_of(service));
+        if kept.iter().any(|g| group_deploys(g, cluster, service)) {
+            format!("{given}: {e}")
+        } else {
+            format!(
+                "{given}: its groups ({}) deploy other services, not service {service} in \
+                 cluster {cluster}: name the right one, or leave it out to find the group from \
+                 the service",
+                kept.iter()
+                    .map(|g| format!("{}/{}", g.application, g.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    })
+}
+
 /// Whether a named group deploys `cluster`/`service` (a group of another service is refused).
 pub fn group_deploys(g: &Group, cluster: &str, service: &str) -> bool {
     let (cluster, service) = (name_of(cluster), name_of(service));
@@ -420,6 +463,33 @@ mod tests {
         assert!(many.contains("a/web-dg, c/other"), "{many}");
         assert!(group_deploys(&groups[0], "prod", "web"));
         assert!(!group_deploys(&groups[0], "prod", "api"));
+
+        // One of application and group named, the other found.
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            Result<&'a str, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (None, Some("web-dg"), "web", Ok("a")),
+            (Some("b"), None, "web", Err("--codedeploy-application b: its groups (b/web-dg) deploy other services, not service web in cluster prod")),
+            (None, Some("nope"), "web", Err("--codedeploy-deployment-group nope matches no CodeDeploy deployment group")),
+            (None, Some("api-dg"), "web", Err("--codedeploy-deployment-group api-dg: its groups (a/api-dg) deploy other services")),
+            (Some("a"), Some("web-dg"), "web", Ok("a")),
+        ];
+        for (app, name, service, want) in cases {
+            let got = pick_named(&groups, app, name, "prod", service);
+            match want {
+                Ok(application) => assert_eq!(got.unwrap().application, application),
+                Err(start) => {
+                    let e = got.unwrap_err();
+                    assert!(e.starts_with(start), "{e}");
+                }
+            }
+        }
+        let many = pick_named(&twice, None, Some("web-dg"), "prod", "web");
+        assert_eq!(many.unwrap().application, "a");
     }
 
     #[test]

@@ -74,9 +74,10 @@ impl Ours {
             Ours::TooManyFailedTasks(n) => {
                 format!("{n} tasks of the replacement task set stopped as failures")
             }
+            // The time left when the watch began: a moment under --timeout.
             Ours::TimedOut(t) => format!(
                 "the CodeDeploy deployment did not succeed within the timeout ({}s)",
-                t.as_secs()
+                t.as_secs_f64().round()
             ),
             Ours::Interrupted => "interrupted while the deployment was unverified".to_string(),
         }
@@ -290,7 +291,8 @@ impl<'a> CodeDeployer<'a> {
             }
             if !told {
                 self.watcher.reporter.step(format!(
-                    "{service}: waiting up to {wait:?} for CodeDeploy deployment {id} to finish"
+                    "{service}: waiting up to {}s for CodeDeploy deployment {id} to finish",
+                    wait.as_secs_f64().round()
                 ));
                 told = true;
             }
@@ -661,6 +663,23 @@ impl<'a> CodeDeployer<'a> {
         false
     }
 
+    /// The revision CodeDeploy deployment `id` deploys (for CodeDeploy's rollback of one, the
+    /// revision of the deployment it undoes): its AppSpec's, or (a YAML AppSpec) the revision
+    /// of the service's task set that is not PRIMARY.
+    pub async fn deploying(&self, id: &str, view: &ecs::ServiceView) -> Option<String> {
+        let mut d = cd::deployment(&self.client, id).await.ok();
+        if let Some(undone) = d.as_ref().and_then(|d| d.rollback_of.clone()) {
+            d = cd::deployment(&self.client, &undone).await.ok();
+        }
+        let named = d.and_then(|d| d.task_definition);
+        named.or_else(|| {
+            view.task_sets
+                .iter()
+                .find(|t| t.status == "ACTIVE")
+                .map(|t| t.task_definition.clone())
+        })
+    }
+
     /// Whether the service runs `task_definition` (the PRIMARY task set's) with no other task
     /// set left: what "back on the original task set" is confirmed by.
     pub async fn on(&self, service: &str, task_definition: &str) -> Option<bool> {
@@ -712,13 +731,15 @@ pub async fn group(
             Ok(g)
         }
         (app, name) => {
-            let mut groups = cd::groups(client).await?;
-            groups.retain(|g| {
-                app.as_ref().is_none_or(|a| &g.application == a)
-                    && name.as_ref().is_none_or(|n| &g.name == n)
-            });
-            bluegreen::pick_group(&groups, cluster, &view.name)
-                .map_err(|e| Error::failed(format!("{e}; nothing was changed")))
+            let groups = cd::groups(client).await?;
+            bluegreen::pick_named(
+                &groups,
+                app.as_deref(),
+                name.as_deref(),
+                cluster,
+                &view.name,
+            )
+            .map_err(|e| Error::failed(format!("{e}; nothing was changed")))
         }
     }
 }

@@ -351,6 +351,19 @@ impl Deploy<'_> {
                 _ => None,
             });
         }
+        let settings: Vec<_> = found
+            .iter()
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    v.controller.as_str(),
+                    self.s.codedeploy_for(&v.name),
+                )
+            })
+            .collect();
+        if let Some(why) = crate::settings::unused_codedeploy(&settings) {
+            return Err(Error::usage(why));
+        }
         Ok((found, plans))
     }
 

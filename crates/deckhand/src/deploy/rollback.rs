@@ -59,6 +59,20 @@ pub async fn rollback(
         "CODE_DEPLOY" => Some(cd.plan(&view, &args.codedeploy).await?),
         _ => None,
     };
+    // A CODE_DEPLOY service's deployment in progress: the service still names its original
+    // task set's revision, so the walk back starts from the revision being deployed, and the
+    // original task set, steady, counts as seen stable.
+    let busy = match &plan {
+        Some(p) => cd.busy(&p.group).await?,
+        None => None,
+    };
+    let from = match &busy {
+        Some(id) => cd
+            .deploying(id, &view)
+            .await
+            .unwrap_or_else(|| current.clone()),
+        None => current.clone(),
+    };
     let target = match &args.to {
         Some(spec) => {
             let reference = history::resolve_to(spec, &current).map_err(Error::usage)?;
@@ -75,11 +89,12 @@ pub async fn rollback(
                 cluster,
                 service,
                 codedeploy: plan.as_ref().map(|p| (&cd.client, &p.group)),
+                steady: busy.as_ref().and_then(|_| steady_primary(&view)),
             };
-            let target = previous_verified(r, &history, &current).await?;
+            let target = previous_verified(r, &history, &from).await?;
             r.step(format!(
                 "going back to {target}: the verified revision live before {}",
-                watch::short(&current)
+                watch::short(&from)
             ));
             target
         }
@@ -91,7 +106,7 @@ pub async fn rollback(
     };
     let done = |result: RollbackResult, exit: Exit| Ok(Outcome { result, exit });
     if let Some(plan) = &plan {
-        return via_codedeploy(&cd, plan, args, &view, result).await;
+        return via_codedeploy(&cd, plan, args, &view, busy, result).await;
     }
 
     let busy = verdict::busy(&view.deployments);
@@ -157,6 +172,7 @@ async fn via_codedeploy(
     plan: &crate::deploy::codedeploy::Plan,
     args: &RollbackSettings,
     view: &ecs::ServiceView,
+    busy: Option<String>,
     mut result: RollbackResult,
 ) -> Result<Outcome> {
     let r = cd.watcher.reporter;
@@ -164,7 +180,6 @@ async fn via_codedeploy(
     let target = result.task_definition_arn.clone();
     let mut interrupted = crate::signals::Interrupts::new();
     let deadline = Instant::now() + args.watch.timeout;
-    let busy = cd.busy(&plan.group).await?;
     if history::same_revision(&target, &view.task_definition) && busy.is_none() {
         r.step(format!(
             "the service already runs {target} and no CodeDeploy deployment is in progress: \
@@ -218,6 +233,16 @@ async fn via_codedeploy(
         )
         .await
         .map_err(|e| changed(e, &stopped))?;
+        // CodeDeploy's rollback may have put the service back on the target already.
+        if cd.on(service, &target).await == Some(true) {
+            r.verdict(format!("rolled back: {service} is stable on {target}"));
+            result.result = "rolled-back".into();
+            result.deployment_id = id;
+            return Ok(Outcome {
+                result,
+                exit: Exit::Success,
+            });
+        }
     }
     r.stage(format!("rolling back to {target}"));
     let spec = plan.appspec(&target).map_err(|e| changed(e, &stopped))?;
@@ -338,6 +363,15 @@ async fn previous_verified(r: &Reporter, history: &History<'_>, current: &str) -
     )))
 }
 
+/// The revision of a CODE_DEPLOY service's PRIMARY task set when it is its only task set
+/// with traffic and all its tasks run (pure).
+fn steady_primary(view: &ecs::ServiceView) -> Option<String> {
+    view.task_sets
+        .iter()
+        .find(|t| t.status == "PRIMARY" && t.running == t.desired && t.pending == 0)
+        .map(|t| t.task_definition.clone())
+}
+
 /// Where a service's deployment history is read: ECS's service deployments, or a CODE_DEPLOY
 /// service's CodeDeploy group.
 struct History<'a> {
@@ -348,6 +382,10 @@ struct History<'a> {
         &'a crate::aws::codedeploy::Client,
         &'a crate::aws::codedeploy::Group,
     )>,
+    /// The steady original task set's revision, while a CodeDeploy deployment replaces it:
+    /// seen stable now, though no CodeDeploy deployment of it may have succeeded (the task
+    /// set ECS made with the service).
+    steady: Option<String>,
 }
 
 impl History<'_> {
@@ -357,6 +395,10 @@ impl History<'_> {
             Some((client, group)) => {
                 crate::aws::codedeploy::succeeded_task_definitions(client, group)
                     .await
+                    .map(|mut found| {
+                        found.extend(self.steady.clone());
+                        found
+                    })
                     .map_err(|e| {
                         Error::failed(format!(
                             "cannot read the CodeDeploy deployment history ({e}). Pass --to \

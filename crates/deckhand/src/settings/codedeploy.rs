@@ -277,11 +277,19 @@ pub fn read_appspec(path: &Path, what: &str) -> Result<Value> {
 
 /// JSON if it is JSON, else YAML converted to JSON.
 pub fn parse_appspec(text: &str) -> std::result::Result<Value, String> {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return Ok(v);
-    }
-    let mut docs =
-        YamlLoader::load_from_str(text).map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+    let json_error = match serde_json::from_str::<Value>(text) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    // A file that opens as JSON does is told JSON's complaint, which names where it broke.
+    let unreadable = |yaml: String| {
+        if text.trim_start().starts_with(['{', '[']) {
+            format!("not valid JSON: {json_error}")
+        } else {
+            format!("neither JSON nor YAML: {yaml}")
+        }
+    };
+    let mut docs = YamlLoader::load_from_str(text).map_err(|e| unreadable(e.to_string()))?;
     // The loader copies an alias's value in: look for them in the events.
     struct Aliases(bool);
     impl yaml_rust2::parser::EventReceiver for Aliases {
@@ -292,7 +300,7 @@ pub fn parse_appspec(text: &str) -> std::result::Result<Value, String> {
     let mut aliases = Aliases(false);
     yaml_rust2::parser::Parser::new_from_str(text)
         .load(&mut aliases, true)
-        .map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+        .map_err(|e| unreadable(e.to_string()))?;
     if aliases.0 {
         return Err("a YAML alias (*name): write the value out instead".to_string());
     }
@@ -376,5 +384,83 @@ pub fn check_appspec(v: &Value) -> std::result::Result<(), String> {
         None => Err(
             "`Resources[0]` has no `TargetService.Type`: set it to AWS::ECS::Service".to_string(),
         ),
+    }
+}
+
+impl CodeDeploySettings {
+    /// What of these settings is given, by the flag that gives it.
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            (self.application.is_some(), "--codedeploy-application"),
+            (
+                self.deployment_group.is_some(),
+                "--codedeploy-deployment-group",
+            ),
+            (!self.hooks.is_empty(), "--codedeploy-hook"),
+            (self.appspec.is_some(), "--appspec"),
+        ]
+        .into_iter()
+        .filter_map(|(set, flag)| set.then_some(flag))
+        .collect()
+    }
+}
+
+/// CodeDeploy settings given for a deploy in which no service has the CODE_DEPLOY controller
+/// (pure): they would be ignored without a word, so a hook the user counts on would never run.
+/// `services`: each service's name, controller and settings. In a deploy with a CODE_DEPLOY
+/// service they are its, and nothing is said.
+pub fn unused(services: &[(&str, &str, &CodeDeploySettings)]) -> Option<String> {
+    if services.iter().any(|(_, c, _)| *c == "CODE_DEPLOY") {
+        return None;
+    }
+    let (name, controller, s) = services.iter().find(|(_, _, s)| !s.given().is_empty())?;
+    Some(format!(
+        "{} (or deckhand.toml's codedeploy tables) set how a CODE_DEPLOY service is deployed, \
+         but service {name} uses the {controller} deployment controller, which deckhand \
+         deploys without CodeDeploy: remove them, or check that this is the service you meant",
+        s.given().join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod unused_tests {
+    use super::*;
+
+    #[test]
+    fn codedeploy_settings_without_a_codedeploy_service_are_named() {
+        let none = CodeDeploySettings::default();
+        let hooks = CodeDeploySettings {
+            hooks: vec![("BeforeAllowTraffic".into(), "check".into())],
+            appspec: None,
+            ..CodeDeploySettings::default()
+        };
+        let all = CodeDeploySettings {
+            application: Some("app".into()),
+            deployment_group: Some("g".into()),
+            hooks: hooks.hooks.clone(),
+            appspec: Some(serde_json::json!({})),
+        };
+        type Services<'a> = Vec<(&'a str, &'a str, &'a CodeDeploySettings)>;
+        let cases: Vec<(Services, Option<&str>)> = vec![
+            (vec![("web", "ECS", &none)], None),
+            (vec![("web", "CODE_DEPLOY", &hooks)], None),
+            // Mixed: the shared [codedeploy] table reaches the ECS service too.
+            (vec![("web", "ECS", &hooks), ("api", "CODE_DEPLOY", &hooks)], None),
+            (
+                vec![("web", "ECS", &none), ("api", "ECS", &hooks)],
+                Some("--codedeploy-hook (or deckhand.toml's codedeploy tables) set how a CODE_DEPLOY service is deployed, but service api uses the ECS deployment controller"),
+            ),
+            (
+                vec![("web", "ECS", &all)],
+                Some("--codedeploy-application, --codedeploy-deployment-group, --codedeploy-hook, --appspec (or"),
+            ),
+        ];
+        for (services, want) in cases {
+            let got = unused(&services);
+            match want {
+                None => assert_eq!(got, None, "{services:?}"),
+                Some(w) => assert!(got.as_deref().is_some_and(|g| g.starts_with(w)), "{got:?}"),
+            }
+        }
     }
 }

@@ -424,6 +424,84 @@ async fn deckhand_rollback_deploys_the_previous_verified_revision_through_codede
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn deckhand_rollback_during_a_deployment_stops_it_and_stays_on_the_original() {
+    let bed = Bed::get();
+    let bg = blue_green(GroupOptions {
+        ready_wait_minutes: Some(60),
+        ..GroupOptions::default()
+    })
+    .await;
+    let rollback = || async {
+        run(
+            &bg.sandbox,
+            None,
+            &[
+                "rollback",
+                "--cluster",
+                "c",
+                "--service",
+                "web",
+                "--output",
+                "json",
+                "--poll",
+                "300ms",
+                "--timeout",
+                "60s",
+            ],
+        )
+        .await
+    };
+
+    // The original task set is the one ECS made with the service: no CodeDeploy deployment of
+    // it ever succeeded, yet it is steady, and it is where a rollback of the first deploy goes.
+    let waiting = until_waiting(&bg, &good_image(&bed).await).await;
+    let out = rollback().await;
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "rolled-back", "{}", out.all());
+    assert_eq!(
+        json["task_definition_arn"],
+        bg.good.as_str(),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        task_sets(&bg).await.1,
+        vec![("PRIMARY".to_string(), bg.good.clone())]
+    );
+    // CodeDeploy's rollback put it back: no deployment of its own.
+    assert_eq!(calls(&bg, "CodeDeploy.CreateDeployment"), 1);
+    assert_eq!(calls(&bg, "CodeDeploy.StopDeployment"), 1);
+    finish(waiting).await.expect_code(3);
+
+    // A verified v2 on PRIMARY, v3 waiting: the rollback goes back to v2, not before it.
+    let waiting = until_waiting(&bg, &good_image(&bed).await).await;
+    run(
+        &bg.sandbox,
+        None,
+        &["continue", "--cluster", "c", "--service", "web"],
+    )
+    .await
+    .expect_code(0);
+    let v2 = finish(waiting).await;
+    v2.expect_code(0);
+    let v2 = v2.json()["task_definition_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let waiting = until_waiting(&bg, &good_image(&bed).await).await;
+    let out = rollback().await;
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(json["result"], "rolled-back", "{}", out.all());
+    assert_eq!(json["task_definition_arn"], v2.as_str(), "{}", out.all());
+    assert_eq!(task_sets(&bg).await.1, vec![("PRIMARY".to_string(), v2)]);
+    assert_eq!(calls(&bg, "CodeDeploy.CreateDeployment"), 3);
+    finish(waiting).await.expect_code(3);
+    bg.sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_group_that_cannot_be_found_or_is_anothers_changes_nothing() {
     let bed = Bed::get();
     let bg = blue_green(GroupOptions::default()).await;
@@ -441,15 +519,32 @@ async fn a_group_that_cannot_be_found_or_is_anothers_changes_nothing() {
     )
     .await;
     wrong.expect_code(1);
-    assert!(wrong.stderr.contains("no-such-group"), "{}", wrong.all());
-    // Among another application's groups, none deploys it.
+    assert!(
+        wrong.stderr.contains(&format!(
+            "CodeDeploy application {} has no deployment group no-such-group",
+            bg.application
+        )) && wrong.stderr.contains("nothing was changed"),
+        "{}",
+        wrong.all()
+    );
+    // An application with no groups; a group name that matches none.
     let none = deploy(&bg, &image, &["--codedeploy-application", "another-app"]).await;
     none.expect_code(1);
     assert!(
-        none.stderr
-            .contains("no CodeDeploy deployment group deploys service web"),
+        none.stderr.contains(
+            "--codedeploy-application another-app matches no CodeDeploy deployment group"
+        ),
         "{}",
         none.all()
+    );
+    let named = deploy(&bg, &image, &["--codedeploy-deployment-group", "nope"]).await;
+    named.expect_code(1);
+    assert!(
+        named
+            .stderr
+            .contains("--codedeploy-deployment-group nope matches no CodeDeploy deployment group"),
+        "{}",
+        named.all()
     );
     assert_eq!(calls(&bg, "ECS.RegisterTaskDefinition"), registered);
     assert_eq!(calls(&bg, "CodeDeploy.CreateDeployment"), 0);
@@ -496,6 +591,36 @@ async fn a_deploy_mixing_controllers_is_all_or_nothing() {
     };
 
     let image = good_image(&bed).await;
+    // A CodeDeploy hook for a deploy with no CODE_DEPLOY service would never run: exit 2.
+    let registered = calls(&bg, "ECS.RegisterTaskDefinition");
+    let hook = run(
+        &bg.sandbox,
+        None,
+        &[
+            "deploy",
+            "--cluster",
+            "c",
+            "--service",
+            "api",
+            "--container",
+            "app",
+            "--image",
+            &image,
+            "--codedeploy-hook",
+            "AfterAllowTestTraffic=smoke-test",
+        ],
+    )
+    .await;
+    hook.expect_code(2);
+    assert!(
+        hook.stderr.contains(
+            "--codedeploy-hook (or deckhand.toml's codedeploy tables) set how a CODE_DEPLOY \
+             service is deployed, but service api uses the ECS deployment controller"
+        ),
+        "{}",
+        hook.all()
+    );
+    assert_eq!(calls(&bg, "ECS.RegisterTaskDefinition"), registered);
     let args = both(&image);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&bg.sandbox, None, &args).await;
