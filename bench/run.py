@@ -5,8 +5,8 @@ Runs on the local bed (Docker engine, registry, moto, the aws CLI and ecs-deploy
 venv) and on `deckhand sandbox`, and prints Markdown tables: medians of BENCH_RUNS runs (default
 5). Timing is measured here and reported, never asserted. Usage:
 
-    bench/run.py [overhead late slow failure strategies context cache rerun fleet startup]...
-                                                                              (default: all)
+    bench/run.py [overhead late slow failure strategies codedeploy context cache rerun fleet
+                  startup]...                                                 (default: all)
 
 It brings up the local bed (scripts/bed up) unless one is running already (DECKHAND_BED_DIR
 names another checkout's, as scripts/bed reads it), and builds the release binary if there is
@@ -225,10 +225,16 @@ class Sandbox:
             return json.loads(r.read())
 
     def call(self, op, body):
+        """ECS's `op`, or another service's given with its target prefix
+        (`CodeDeploy_20141006.GetDeployment`)."""
+        target = op if "." in op else ECS + op
         req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers={
-            "X-Amz-Target": ECS + op, "Content-Type": "application/x-amz-json-1.1"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read())
+            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"bench: {op} was refused: {e.read().decode(errors='replace')}")
 
     def calls(self, reset=False):
         req = urllib.request.Request(self.endpoint + "/_sandbox/calls",
@@ -550,6 +556,183 @@ def scenario_strategies(sb, deckhand, env, bed):
     strategy_rows(sb, deckhand, env, bed, "canary", canary, crashing, runs)
 
 
+CODEDEPLOY = "CodeDeploy_20141006."
+ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
+
+
+def code_deploy_service(sb, name, image):
+    """Service `name` in cluster `bench` on the CODE_DEPLOY controller behind a load balancer
+    (container `app`, port 80), with CodeDeploy application and deployment group `name`: all at
+    once, no waits, CodeDeploy's automatic rollback on. Returns its first revision."""
+    container = app_container(image, {"portMappings": [{"containerPort": 80}]})
+    td = sb.call("RegisterTaskDefinition", {"family": name, "containerDefinitions": [container]})
+    td = td["taskDefinition"]["taskDefinitionArn"]
+    sb.call("CreateCluster", {"clusterName": "bench"})
+    sb.call("CreateService", {
+        "cluster": "bench", "serviceName": name, "taskDefinition": td, "desiredCount": 1,
+        "deploymentController": {"type": "CODE_DEPLOY"},
+        "loadBalancers": [{"targetGroupArn": f"{ELB}:targetgroup/{name}-blue/0123456789abcdef",
+                           "containerName": "app", "containerPort": 80}]})
+    sb.call(CODEDEPLOY + "CreateApplication", {"applicationName": name,
+                                               "computePlatform": "ECS"})
+    sb.call(CODEDEPLOY + "CreateDeploymentGroup", {
+        "applicationName": name, "deploymentGroupName": name,
+        "serviceRoleArn": "arn:aws:iam::123456789012:role/codedeploy",
+        "deploymentStyle": {"deploymentType": "BLUE_GREEN",
+                            "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "blueGreenDeploymentConfiguration": {
+            "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE",
+                                                          "terminationWaitTimeInMinutes": 0},
+            "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"}},
+        "loadBalancerInfo": {"targetGroupPairInfoList": [{
+            "targetGroups": [{"name": f"{name}-blue"}, {"name": f"{name}-green"}],
+            "prodTrafficRoute": {"listenerArns": [
+                f"{ELB}:listener/app/{name}/0123456789abcdef/0123456789abcdef"]}}]},
+        "ecsServices": [{"serviceName": name, "clusterName": "bench"}],
+        "autoRollbackConfiguration": {"enabled": True, "events": [
+            "DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"]}})
+    deadline = time.monotonic() + 120
+    while not on_alone(sb, name, td):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {name}'s first task set did not settle")
+        time.sleep(0.2)
+    return td
+
+
+def on_alone(sb, name, td):
+    """Whether the service's one task set is PRIMARY, steady, on `td`, and all its tasks run."""
+    sets = sb.service("bench", name).get("taskSets", [])
+    return len(sets) == 1 and sets[0]["status"] == "PRIMARY" and \
+        sets[0]["taskDefinition"] == td and sets[0].get("stabilityStatus") == "STEADY_STATE" \
+        and sets[0]["runningCount"] == 1
+
+
+def runs_on(sb, name, first):
+    """What the service runs: its first revision alone, a newer one alone, or several (a
+    DRAINING task set, deleted and carrying no traffic, not counted)."""
+    sets = [t for t in sb.service("bench", name).get("taskSets", []) if t["status"] != "DRAINING"]
+    if len(sets) != 1 or sets[0]["status"] != "PRIMARY":
+        return "several task sets"
+    return "the first revision" if sets[0]["taskDefinition"] == first else "the new revision"
+
+
+def code_deploy_tools(deckhand, env, bed):
+    """How each tool deploys `image` to CODE_DEPLOY service `name`: (label, runner)."""
+    aws = [bed["DECKHAND_TEST_AWS_CLI"], "--region", "us-east-1", "--output", "json"]
+
+    def with_deckhand(name, image):
+        return measure([deckhand, "deploy", "--cluster", "bench", "--service", name,
+                        "--container", "app", "--image", image, "--timeout", "10m"], env)
+
+    def with_aws_cli(name, image):
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "td.json"), "w") as f:
+            json.dump({"family": name, "containerDefinitions": [
+                app_container(image, {"portMappings": [{"containerPort": 80}]})]}, f)
+        with open(os.path.join(d, "appspec.json"), "w") as f:
+            json.dump({"version": 0.0, "Resources": [{"TargetService": {
+                "Type": "AWS::ECS::Service", "Properties": {
+                    "TaskDefinition": "<TASK_DEFINITION>",
+                    "LoadBalancerInfo": {"ContainerName": "app", "ContainerPort": 80}}}}]}, f)
+        r = measure(aws + ["ecs", "deploy", "--cluster", "bench", "--service", name,
+                           "--task-definition", os.path.join(d, "td.json"),
+                           "--codedeploy-appspec", os.path.join(d, "appspec.json"),
+                           "--codedeploy-application", name,
+                           "--codedeploy-deployment-group", name], env)
+        shutil.rmtree(d)
+        return r
+
+    def with_ecs_deploy(name, image):
+        return measure([bed["DECKHAND_TEST_ECS_DEPLOY"], "deploy", "bench", name, "--image",
+                        "app", image, "--timeout", "600", "--rollback"], env)
+
+    tools = [("deckhand", with_deckhand), ("aws CLI: ecs deploy", with_aws_cli),
+             ("ecs-deploy", with_ecs_deploy)]
+    wanted = os.environ.get("BENCH_TOOLS")
+    if wanted:
+        names = {w.strip() for w in wanted.split(",")}
+        tools = [t for t in tools if t[0].split()[0].rstrip(":") in names]
+    return tools
+
+
+def code_deploy_rows(sb, deckhand, env, bed, prefix, image_of, runs):
+    """Each tool deploys `image_of(name)` to its own fresh CODE_DEPLOY service, `runs` times:
+    a table's rows and a note of each tool's last line."""
+    print("| tool | exit (what it said) | the deployment | CodeDeploy's rollback "
+          "| the service runs, at exit | verdict latency | wall | API calls "
+          "| calls a minute watching |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    said = {0: "0: success", 1: "1: failure", 3: "3: rolled back", 4: "4: needs a person"}
+    notes = []
+    for label, run in code_deploy_tools(deckhand, env, bed):
+        rows = []
+        for i in range(runs):
+            name = f"{prefix}-{label.split()[0].replace(':', '')}-{i}"
+            first = code_deploy_service(sb, name, bed["DECKHAND_TEST_BASE_IMAGE"])
+            sb.calls(reset=True)
+            sb.recorder.clear()
+            r = run(name, image_of(name))
+            r["runs"] = runs_on(sb, name, first)
+            listed = sb.call(CODEDEPLOY + "ListDeployments", {
+                "applicationName": name, "deploymentGroupName": name})["deployments"]
+            infos = [sb.call(CODEDEPLOY + "GetDeployment", {"deploymentId": d})["deploymentInfo"]
+                     for d in listed]
+            ours = [d["status"] for d in infos if d.get("creator") == "user"]
+            back = [d["status"] for d in infos if d.get("creator") == "codeDeployRollback"]
+            r["ours"] = ", ".join(ours) or "none"
+            r["rollback"] = ", ".join(back) or "–"
+            # From the newest end (the deployment's, or its rollback's) to the tool's exit.
+            ends = [d["completeTime"] for d in infos if d.get("completeTime")]
+            r["latency"] = r["ended"] - max(ends) if ends else None
+            counted = sb.calls()
+            r["calls"] = sum(v for k, v in counted.items() if k.count(".") == 1
+                             and k.startswith(("ECS.", "CodeDeploy.")))
+            calls = sb.recorder.calls()
+            created = [t for t, op in calls if op == "CreateDeployment"]
+            reads = [t for t, op in calls if created and t > created[0]
+                     and op.startswith(("Describe", "List", "Get", "BatchGet"))]
+            r["rate"] = len(reads) / (r["ended"] - created[0]) * 60 \
+                if created and r["ended"] > created[0] else None
+            rows.append(r)
+            sb.call("UpdateService", {"cluster": "bench", "service": name, "desiredCount": 0})
+        last = [line for line in (rows[0]["out"] + rows[0]["err"]).splitlines() if line.strip()]
+        notes.append(f"- {label}, last line: `{last[-1].strip()[:200] if last else ''}`")
+        codes = sorted(set(r["code"] for r in rows))
+        states = sorted(set(r["runs"] for r in rows))
+        print(f"| {label} | {', '.join(said.get(c, str(c)) for c in codes)} "
+              f"| {', '.join(sorted(set(r['ours'] for r in rows)))} "
+              f"| {', '.join(sorted(set(r['rollback'] for r in rows)))} "
+              f"| {', '.join(states)} "
+              f"| {fmt(median(r['latency'] for r in rows), ' s')} "
+              f"| {fmt(median(r['wall'] for r in rows), ' s')} "
+              f"| {fmt(median(r['calls'] for r in rows), '', 0)} "
+              f"| {fmt(median(r['rate'] for r in rows), '', 0)} |")
+    print()
+    print("\n".join(notes))
+
+
+def scenario_codedeploy(sb, deckhand, env, bed):
+    runs = min(RUNS, 3)
+    print(f"\n## A CodeDeploy blue/green service (CODE_DEPLOY controller, all at once; {runs} "
+          "runs each)\n")
+
+    def good(name):
+        image = f"deckhand-bench/app:{name}"
+        tag_image(env, bed["DECKHAND_TEST_BASE_IMAGE"], image)
+        return image
+
+    code_deploy_rows(sb, deckhand, env, bed, "cd-ok", good, runs)
+    print(f"\n## A crashing replacement task set under CodeDeploy ({runs} runs each)\n")
+    broken = broken_image(env)
+
+    def crashing(name):
+        image = f"deckhand-bench/broken:{name}"
+        tag_image(env, broken, image)
+        return image
+
+    code_deploy_rows(sb, deckhand, env, bed, "cd-bad", crashing, runs)
+
+
 def scenario_context(deckhand, env, bed):
     print("\n## Build context: time to the first build step, and the client's peak RSS\n")
     print("(a source tree of N files of 1 KiB, and a `node_modules` of 2N files excluded by "
@@ -766,8 +949,8 @@ def scenario_startup(deckhand, env, bed):
 
 
 def main():
-    wanted = sys.argv[1:] or ["overhead", "late", "slow", "failure", "strategies", "context",
-                              "cache", "rerun", "fleet", "startup"]
+    wanted = sys.argv[1:] or ["overhead", "late", "slow", "failure", "strategies", "codedeploy",
+                              "context", "cache", "rerun", "fleet", "startup"]
     # One command: the bed (left as it is when it runs) and a release build when there is none.
     if not bed_running():
         subprocess.run([os.path.join(ROOT, "scripts/bed"), "up"], check=True,
@@ -782,7 +965,8 @@ def main():
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
           f"deckhand: {subprocess.run([deckhand, '--version'], capture_output=True, text=True).stdout.strip()}")
     sb = None
-    if any(w in wanted for w in ("overhead", "late", "slow", "failure", "strategies", "fleet")):
+    if any(w in wanted for w in ("overhead", "late", "slow", "failure", "strategies", "codedeploy",
+                                    "fleet")):
         sb = Sandbox(deckhand, env)
         env = dict(env, AWS_ENDPOINT_URL=sb.api)
     try:
@@ -797,6 +981,8 @@ def main():
                 scenario_failure(sb, deckhand, env, bed)
             elif w == "strategies":
                 scenario_strategies(sb, deckhand, env, bed)
+            elif w == "codedeploy":
+                scenario_codedeploy(sb, deckhand, env, bed)
             elif w == "context":
                 scenario_context(deckhand, env, bed)
             elif w == "rerun":
