@@ -354,10 +354,13 @@ def deploy_tools(deckhand, env, bed):
         os.unlink(td.name)
         return combine(runs)
 
-    tools = [("deckhand", with_deckhand), ("ecs-deploy", with_ecs_deploy),
-             ("aws CLI: register + update + wait", with_aws_cli)]
-    # BENCH_TOOLS: only these (deckhand, ecs-deploy, aws), e.g. to measure a change of deckhand's
-    # beside figures of the others taken before.
+    return only_wanted([("deckhand", with_deckhand), ("ecs-deploy", with_ecs_deploy),
+                        ("aws CLI: register + update + wait", with_aws_cli)])
+
+
+def only_wanted(tools):
+    """BENCH_TOOLS: only these (deckhand, ecs-deploy, aws), e.g. to measure a change of
+    deckhand's beside figures of the others taken before."""
     wanted = os.environ.get("BENCH_TOOLS")
     if wanted:
         names = {w.strip() for w in wanted.split(",")}
@@ -646,13 +649,8 @@ def code_deploy_tools(deckhand, env, bed):
         return measure([bed["DECKHAND_TEST_ECS_DEPLOY"], "deploy", "bench", name, "--image",
                         "app", image, "--timeout", "600", "--rollback"], env)
 
-    tools = [("deckhand", with_deckhand), ("aws CLI: ecs deploy", with_aws_cli),
-             ("ecs-deploy", with_ecs_deploy)]
-    wanted = os.environ.get("BENCH_TOOLS")
-    if wanted:
-        names = {w.strip() for w in wanted.split(",")}
-        tools = [t for t in tools if t[0].split()[0].rstrip(":") in names]
-    return tools
+    return only_wanted([("deckhand", with_deckhand), ("aws CLI: ecs deploy", with_aws_cli),
+                        ("ecs-deploy", with_ecs_deploy)])
 
 
 def code_deploy_rows(sb, deckhand, env, bed, prefix, image_of, runs):

@@ -41,6 +41,37 @@ fn leave_crashes_to_deckhand(bg: &BlueGreen) {
     );
 }
 
+/// A group whose deployments wait an hour for traffic re-routing (`deckhand continue`).
+async fn rerouting_waits() -> BlueGreen {
+    blue_green(GroupOptions {
+        ready_wait_minutes: Some(60),
+        ..GroupOptions::default()
+    })
+    .await
+}
+
+/// `deckhand rollback` of service `web`, JSON out, polling quickly.
+async fn manual_rollback(bg: &BlueGreen) -> Run {
+    run(
+        &bg.sandbox,
+        None,
+        &[
+            "rollback",
+            "--cluster",
+            "c",
+            "--service",
+            "web",
+            "--output",
+            "json",
+            "--poll",
+            "300ms",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await
+}
+
 /// How many times the sandbox was asked `operation` (`CodeDeploy.StopDeployment`).
 fn calls(bg: &BlueGreen, operation: &str) -> u64 {
     bg.sandbox.calls().get(operation).copied().unwrap_or(0)
@@ -275,11 +306,7 @@ async fn a_failing_hook_is_named_and_codedeploys_own_rollback_is_followed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_waiting_for_rerouting_goes_on_with_continue_and_back_on_sigterm() {
     let bed = Bed::get();
-    let bg = blue_green(GroupOptions {
-        ready_wait_minutes: Some(60),
-        ..GroupOptions::default()
-    })
-    .await;
+    let bg = rerouting_waits().await;
     let image = good_image(&bed).await;
 
     // deckhand continue: the waiting deploy goes on to its verdict.
@@ -337,11 +364,7 @@ async fn a_deployment_waiting_for_rerouting_goes_on_with_continue_and_back_on_si
 #[tokio::test(flavor = "multi_thread")]
 async fn someone_elses_deployment_replacing_ours_is_exit_4_and_not_rolled_back_over() {
     let bed = Bed::get();
-    let bg = blue_green(GroupOptions {
-        ready_wait_minutes: Some(60),
-        ..GroupOptions::default()
-    })
-    .await;
+    let bg = rerouting_waits().await;
     let image = good_image(&bed).await;
     let running = until_waiting(&bg, &image).await;
     let ours = bg
@@ -393,24 +416,7 @@ async fn deckhand_rollback_deploys_the_previous_verified_revision_through_codede
         .to_string();
     assert_eq!(task_sets(&bg).await.0, v3);
 
-    let out = run(
-        &bg.sandbox,
-        None,
-        &[
-            "rollback",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--output",
-            "json",
-            "--poll",
-            "300ms",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .await;
+    let out = manual_rollback(&bg).await;
     out.expect_code(0);
     let json = out.json();
     assert_eq!(json["result"], "rolled-back", "{}", out.all());
@@ -426,36 +432,12 @@ async fn deckhand_rollback_deploys_the_previous_verified_revision_through_codede
 #[tokio::test(flavor = "multi_thread")]
 async fn deckhand_rollback_during_a_deployment_stops_it_and_stays_on_the_original() {
     let bed = Bed::get();
-    let bg = blue_green(GroupOptions {
-        ready_wait_minutes: Some(60),
-        ..GroupOptions::default()
-    })
-    .await;
-    let rollback = || async {
-        run(
-            &bg.sandbox,
-            None,
-            &[
-                "rollback",
-                "--cluster",
-                "c",
-                "--service",
-                "web",
-                "--output",
-                "json",
-                "--poll",
-                "300ms",
-                "--timeout",
-                "60s",
-            ],
-        )
-        .await
-    };
+    let bg = rerouting_waits().await;
 
     // The original task set is the one ECS made with the service: no CodeDeploy deployment of
     // it ever succeeded, yet it is steady, and it is where a rollback of the first deploy goes.
     let waiting = until_waiting(&bg, &good_image(&bed).await).await;
-    let out = rollback().await;
+    let out = manual_rollback(&bg).await;
     out.expect_code(0);
     let json = out.json();
     assert_eq!(json["result"], "rolled-back", "{}", out.all());
@@ -490,7 +472,7 @@ async fn deckhand_rollback_during_a_deployment_stops_it_and_stays_on_the_origina
         .unwrap()
         .to_string();
     let waiting = until_waiting(&bg, &good_image(&bed).await).await;
-    let out = rollback().await;
+    let out = manual_rollback(&bg).await;
     out.expect_code(0);
     let json = out.json();
     assert_eq!(json["result"], "rolled-back", "{}", out.all());
