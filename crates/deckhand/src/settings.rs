@@ -78,6 +78,9 @@ pub struct ServiceSettings {
     pub changes: Changes,
     /// How it is deployed if its controller is CODE_DEPLOY.
     pub codedeploy: CodeDeploySettings,
+    /// The CodeDeploy settings it was given itself (flags, its own `[services.codedeploy]`),
+    /// as written: refused for a deploy with no CODE_DEPLOY service.
+    pub codedeploy_given: Vec<String>,
 }
 
 /// Where the image comes from.
@@ -291,6 +294,15 @@ impl DeploySettings {
             .iter()
             .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
             .map_or_else(|| NONE.get_or_init(Changes::default), |s| &s.changes)
+    }
+
+    /// The CodeDeploy settings `service` was given itself (matched as
+    /// [`DeploySettings::containers_for`] matches).
+    pub fn codedeploy_given_to(&self, service: &str) -> &[String] {
+        self.services
+            .iter()
+            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+            .map_or(&[], |s| s.codedeploy_given.as_slice())
     }
 
     /// How `service` is deployed if it is a CODE_DEPLOY service (matched as
@@ -846,6 +858,7 @@ fn services(
             ("--codedeploy-hook", "--appspec"),
         )?;
         out.push(ServiceSettings {
+            codedeploy_given: codedeploy::given_to_one(flag_codedeploy, own_codedeploy.as_ref()),
             name,
             containers,
             changes,
@@ -1870,6 +1883,24 @@ mod tests {
             },
             "the service's own table wins, its hooks replace the file's"
         );
+        // What each was given itself: not the shared [codedeploy] table's application and hooks.
+        let at = |service: &str| {
+            format!(
+                "{} [services.codedeploy] of {service}",
+                dir.path().join("deckhand.toml").display()
+            )
+        };
+        assert_eq!(
+            s.codedeploy_given_to("web"),
+            [format!("`deployment-group` in {}", at("web"))]
+        );
+        assert_eq!(s.codedeploy_given_to("api").len(), 3);
+        let shared_only = "cluster = \"c\"\nimage = \"x\"\n\
+                           [codedeploy]\nhooks = { BeforeAllowTraffic = \"check\" }\n\
+                           [[services]]\nname = \"api\"\n";
+        let s = resolve_in(dir.path(), &[], shared_only).unwrap();
+        assert_eq!(codedeploy_of(&s, "api").hooks.len(), 1);
+        assert!(s.codedeploy_given_to("api").is_empty());
         // Hooks from the flags replace every table's, for every service, in the order given.
         let s = resolve_in(
             dir.path(),

@@ -90,8 +90,8 @@ pub async fn group(client: &Client, application: &str, name: &str) -> Result<Gro
             match missing {
                 Some(why) => Error::failed(format!(
                     "{why} (in this account and region): check --codedeploy-application and \
-                     --codedeploy-deployment-group (or leave both out to find the group from \
-                     the service); nothing was changed"
+                     --codedeploy-deployment-group, or deckhand.toml's codedeploy tables (or \
+                     leave both out to find the group from the service); nothing was changed"
                 )),
                 None => super::failure("CodeDeploy GetDeploymentGroup", &e),
             }

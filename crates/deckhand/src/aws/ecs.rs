@@ -163,7 +163,7 @@ pub struct Event {
 }
 
 /// What the watcher reads from DescribeServices.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServiceView {
     pub name: String,
     pub arn: String,

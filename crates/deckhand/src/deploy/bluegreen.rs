@@ -162,6 +162,22 @@ pub fn replacement(t: &Target) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
+/// The revisions of a deployment's replacement (Green) and original (Blue) task sets, found
+/// by id among the service's task sets (pure); `None` for one not found.
+pub fn labelled_revisions(
+    t: &Target,
+    view: &crate::aws::ecs::ServiceView,
+) -> (Option<String>, Option<String>) {
+    let of = |label: &str| {
+        let set = t.task_sets.iter().find(|s| s.label == label)?;
+        view.task_sets
+            .iter()
+            .find(|v| v.id == set.id || v.id.rsplit('/').next() == Some(set.id.as_str()))
+            .map(|v| v.task_definition.clone())
+    };
+    (of("Green"), of("Blue"))
+}
+
 /// The name part of a cluster or service given by name or ARN.
 fn name_of(s: &str) -> &str {
     super::watch::short(s)
@@ -208,14 +224,16 @@ pub fn pick_named(
         .cloned()
         .collect();
     let given = match (app, name) {
-        (Some(a), None) => format!("--codedeploy-application {a}"),
-        (None, Some(n)) => format!("--codedeploy-deployment-group {n}"),
+        (Some(a), None) => format!("CodeDeploy application {a}"),
+        (None, Some(n)) => format!("deployment group {n}"),
         _ => return pick_group(&kept, cluster, service),
     };
     if kept.is_empty() {
         return Err(format!(
-            "{given} matches no CodeDeploy deployment group (in this account and region): \
-             check the name, or leave it out to find the group from the service"
+            "no CodeDeploy deployment group matches {given} (in this account and region): \
+             check the name (--codedeploy-application, --codedeploy-deployment-group or \
+             deckhand.toml's codedeploy tables), or leave it out to find the group from the \
+             service"
         ));
     }
     pick_group(&kept, cluster, service).map_err(|e| {
@@ -278,6 +296,44 @@ mod tests {
             traffic,
             ..TaskSet::default()
         }
+    }
+
+    fn service_sets(sets: &[(&str, &str, &str)]) -> crate::aws::ecs::ServiceView {
+        crate::aws::ecs::ServiceView {
+            task_sets: sets
+                .iter()
+                .map(|(id, status, td)| crate::aws::ecs::TaskSetView {
+                    id: id.to_string(),
+                    status: status.to_string(),
+                    task_definition: td.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_replacement_and_the_original_are_told_by_their_labels_not_by_primary() {
+        let t = Target {
+            task_sets: vec![
+                set("Blue", "ecs-svc/1", 0.0),
+                set("Green", "ecs-svc/2", 100.0),
+            ],
+            ..Target::default()
+        };
+        // Traffic has moved: the replacement is PRIMARY, yet still Green.
+        let moved = service_sets(&[
+            ("ecs-svc/2", "PRIMARY", "web:4"),
+            ("ecs-svc/1", "ACTIVE", "web:3"),
+        ]);
+        assert_eq!(
+            labelled_revisions(&t, &moved),
+            (Some("web:4".into()), Some("web:3".into()))
+        );
+        let gone = service_sets(&[("ecs-svc/1", "PRIMARY", "web:3")]);
+        assert_eq!(labelled_revisions(&t, &gone), (None, Some("web:3".into())));
+        assert_eq!(labelled_revisions(&Target::default(), &moved), (None, None));
     }
 
     #[test]
@@ -473,9 +529,9 @@ mod tests {
         );
         let cases: Vec<Case> = vec![
             (None, Some("web-dg"), "web", Ok("a")),
-            (Some("b"), None, "web", Err("--codedeploy-application b: its groups (b/web-dg) deploy other services, not service web in cluster prod")),
-            (None, Some("nope"), "web", Err("--codedeploy-deployment-group nope matches no CodeDeploy deployment group")),
-            (None, Some("api-dg"), "web", Err("--codedeploy-deployment-group api-dg: its groups (a/api-dg) deploy other services")),
+            (Some("b"), None, "web", Err("CodeDeploy application b: its groups (b/web-dg) deploy other services, not service web in cluster prod")),
+            (None, Some("nope"), "web", Err("no CodeDeploy deployment group matches deployment group nope (in this account")),
+            (None, Some("api-dg"), "web", Err("deployment group api-dg: its groups (a/api-dg) deploy other services")),
             (Some("a"), Some("web-dg"), "web", Ok("a")),
         ];
         for (app, name, service, want) in cases {

@@ -60,6 +60,17 @@ pub struct CodeDeployer<'a> {
     pub watcher: &'a Watcher<'a>,
 }
 
+/// A CodeDeploy deployment in progress, as `deckhand rollback` weighs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InProgress {
+    /// The revision it deploys.
+    pub deploying: Option<String>,
+    /// The revision of the original (Blue) task set.
+    pub original: Option<String>,
+    /// It is CodeDeploy's rollback of another deployment: waited for, not stopped.
+    pub rollback: bool,
+}
+
 /// Why deckhand itself ended a deployment (CodeDeploy had not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ours {
@@ -663,21 +674,58 @@ impl<'a> CodeDeployer<'a> {
         false
     }
 
-    /// The revision CodeDeploy deployment `id` deploys (for CodeDeploy's rollback of one, the
-    /// revision of the deployment it undoes): its AppSpec's, or (a YAML AppSpec) the revision
-    /// of the service's task set that is not PRIMARY.
-    pub async fn deploying(&self, id: &str, view: &ecs::ServiceView) -> Option<String> {
-        let mut d = cd::deployment(&self.client, id).await.ok();
-        if let Some(undone) = d.as_ref().and_then(|d| d.rollback_of.clone()) {
-            d = cd::deployment(&self.client, &undone).await.ok();
+    /// What CodeDeploy deployment `id`, in progress on the service in `view`, is doing: the
+    /// revision it deploys (its AppSpec's, else its replacement task set's) and the revision of
+    /// the original task set; for CodeDeploy's rollback of another deployment, those of the
+    /// deployment it undoes. What cannot be read is `None`, and said.
+    pub async fn in_progress(&self, id: &str, view: &ecs::ServiceView) -> InProgress {
+        let r = self.watcher.reporter;
+        let d = match cd::deployment(&self.client, id).await {
+            Ok(d) => d,
+            Err(e) => {
+                r.warn(format!(
+                    "cannot read CodeDeploy deployment {id}: {}",
+                    e.message
+                ));
+                return InProgress::default();
+            }
+        };
+        let rollback = d.rollback_of.is_some();
+        let (undone, d) = match &d.rollback_of {
+            Some(undone) => match cd::deployment(&self.client, undone).await {
+                Ok(u) => (undone.clone(), u),
+                Err(e) => {
+                    r.warn(format!(
+                        "cannot read CodeDeploy deployment {undone}: {}",
+                        e.message
+                    ));
+                    return InProgress {
+                        rollback,
+                        ..InProgress::default()
+                    };
+                }
+            },
+            None => (id.to_string(), d),
+        };
+        let target_id = format!(
+            "{}:{}",
+            watch::short(self.cluster()),
+            watch::short(&view.name)
+        );
+        let (green, blue) = match cd::target(&self.client, &undone, &target_id).await {
+            Ok(Some(t)) => bluegreen::labelled_revisions(&t, view),
+            _ => (None, None),
+        };
+        InProgress {
+            deploying: d.task_definition.or(green),
+            original: blue,
+            rollback,
         }
-        let named = d.and_then(|d| d.task_definition);
-        named.or_else(|| {
-            view.task_sets
-                .iter()
-                .find(|t| t.status == "ACTIVE")
-                .map(|t| t.task_definition.clone())
-        })
+    }
+
+    /// The id of CodeDeploy's rollback of deployment `id`, once CodeDeploy names it.
+    pub async fn rolled_back_by(&self, id: &str) -> Option<String> {
+        cd::deployment(&self.client, id).await.ok()?.rolled_back_by
     }
 
     /// Whether the service runs `task_definition` (the PRIMARY task set's) with no other task

@@ -357,7 +357,7 @@ impl Deploy<'_> {
                 (
                     v.name.as_str(),
                     v.controller.as_str(),
-                    self.s.codedeploy_for(&v.name),
+                    self.s.codedeploy_given_to(&v.name),
                 )
             })
             .collect();

@@ -63,14 +63,22 @@ pub async fn rollback(
     // task set's revision, so the walk back starts from the revision being deployed, and the
     // original task set, steady, counts as seen stable.
     let busy = match &plan {
-        Some(p) => cd.busy(&p.group).await?,
+        Some(p) => match cd.busy(&p.group).await? {
+            Some(id) => Some((cd.in_progress(&id, &view).await, id)),
+            None => None,
+        },
         None => None,
     };
-    let from = match &busy {
-        Some(id) => cd
-            .deploying(id, &view)
-            .await
-            .unwrap_or_else(|| current.clone()),
+    let from = match busy.as_ref().map(|(b, id)| (b.deploying.as_ref(), id)) {
+        Some((Some(deploying), _)) => deploying.clone(),
+        Some((None, id)) => {
+            r.warn(format!(
+                "cannot tell which revision CodeDeploy deployment {id} deploys: going back from \
+                 {}, the revision the service names",
+                watch::short(&current)
+            ));
+            current.clone()
+        }
         None => current.clone(),
     };
     let target = match &args.to {
@@ -89,7 +97,9 @@ pub async fn rollback(
                 cluster,
                 service,
                 codedeploy: plan.as_ref().map(|p| (&cd.client, &p.group)),
-                steady: busy.as_ref().and_then(|_| steady_primary(&view)),
+                steady: busy
+                    .as_ref()
+                    .and_then(|(b, _)| steady_original(&view, b.original.as_deref(), &from)),
             };
             let target = previous_verified(r, &history, &from).await?;
             r.step(format!(
@@ -101,11 +111,12 @@ pub async fn rollback(
     };
     let mut result = RollbackResult {
         task_definition_arn: target.clone(),
-        previous_task_definition_arn: current.clone(),
+        previous_task_definition_arn: from.clone(),
         ..RollbackResult::default()
     };
     let done = |result: RollbackResult, exit: Exit| Ok(Outcome { result, exit });
     if let Some(plan) = &plan {
+        let busy = busy.map(|(b, id)| (id, b.rollback));
         return via_codedeploy(&cd, plan, args, &view, busy, result).await;
     }
 
@@ -172,7 +183,7 @@ async fn via_codedeploy(
     plan: &crate::deploy::codedeploy::Plan,
     args: &RollbackSettings,
     view: &ecs::ServiceView,
-    busy: Option<String>,
+    busy: Option<(String, bool)>,
     mut result: RollbackResult,
 ) -> Result<Outcome> {
     let r = cd.watcher.reporter;
@@ -211,20 +222,28 @@ async fn via_codedeploy(
         },
         None => e,
     };
-    if let Some(id) = busy {
-        // A person asked for this: the deployment in progress is stopped, and CodeDeploy
-        // sends the traffic back to the original task set first.
-        r.warn(format!(
-            "stopping CodeDeploy deployment {id} in progress, with CodeDeploy's rollback"
-        ));
-        let mut going = Followed::new(service, &plan.group, &id, "", Role::Deploy);
-        if cd.stop(&mut going, deadline).await != Stop::Stopping {
-            return Err(Error::failed(format!(
-                "CodeDeploy deployment {id} is in progress and could not be stopped; nothing \
-                 was changed"
-            )));
+    if let Some((id, rollback)) = busy {
+        if rollback {
+            // Stopping CodeDeploy's own rollback would leave traffic where it is.
+            r.warn(format!(
+                "CodeDeploy deployment {id} in progress is CodeDeploy's rollback: waiting for it \
+                 to end"
+            ));
+        } else {
+            // A person asked for this: the deployment in progress is stopped, and CodeDeploy
+            // sends the traffic back to the original task set first.
+            r.warn(format!(
+                "stopping CodeDeploy deployment {id} in progress, with CodeDeploy's rollback"
+            ));
+            let mut going = Followed::new(service, &plan.group, &id, "", Role::Deploy);
+            if cd.stop(&mut going, deadline).await != Stop::Stopping {
+                return Err(Error::failed(format!(
+                    "CodeDeploy deployment {id} is in progress and could not be stopped; \
+                     nothing was changed"
+                )));
+            }
+            stopped = Some(id.clone());
         }
-        stopped = Some(id.clone());
         cd.settled(
             service,
             &plan.group,
@@ -237,7 +256,11 @@ async fn via_codedeploy(
         if cd.on(service, &target).await == Some(true) {
             r.verdict(format!("rolled back: {service} is stable on {target}"));
             result.result = "rolled-back".into();
-            result.deployment_id = id;
+            // The deployment that put it back: CodeDeploy's rollback.
+            result.deployment_id = match rollback {
+                true => id,
+                false => cd.rolled_back_by(&id).await.unwrap_or(id),
+            };
             return Ok(Outcome {
                 result,
                 exit: Exit::Success,
@@ -363,12 +386,19 @@ async fn previous_verified(r: &Reporter, history: &History<'_>, current: &str) -
     )))
 }
 
-/// The revision of a CODE_DEPLOY service's PRIMARY task set when it is its only task set
-/// with traffic and all its tasks run (pure).
-fn steady_primary(view: &ecs::ServiceView) -> Option<String> {
+/// The revision of a CODE_DEPLOY service's original task set while a deployment of
+/// `deploying` replaces it, when all its tasks run (pure): the Blue task set's (`original`),
+/// else the PRIMARY one's, never `deploying` itself.
+fn steady_original(
+    view: &ecs::ServiceView,
+    original: Option<&str>,
+    deploying: &str,
+) -> Option<String> {
     view.task_sets
         .iter()
-        .find(|t| t.status == "PRIMARY" && t.running == t.desired && t.pending == 0)
+        .filter(|t| !history::same_revision(&t.task_definition, deploying))
+        .filter(|t| original.map_or(t.status == "PRIMARY", |o| t.task_definition == o))
+        .find(|t| t.running == t.desired && t.pending == 0)
         .map(|t| t.task_definition.clone())
 }
 
@@ -421,4 +451,43 @@ async fn history_of(client: &ecs::Ecs, cluster: &str, service: &str) -> Result<V
                  choose the revision; nothing was changed."
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steady_original_is_the_blue_task_set_never_the_revision_deployed() {
+        let set = |status: &str, td: &str, running: i32| ecs::TaskSetView {
+            id: format!("ecs-svc/{td}"),
+            status: status.into(),
+            task_definition: td.into(),
+            desired: 2,
+            running,
+            pending: 2 - running,
+        };
+        let view = |sets: Vec<ecs::TaskSetView>| ecs::ServiceView {
+            task_sets: sets,
+            ..Default::default()
+        };
+        let before = view(vec![set("PRIMARY", "web:3", 2), set("ACTIVE", "web:4", 1)]);
+        let moved = view(vec![set("PRIMARY", "web:4", 2), set("ACTIVE", "web:3", 2)]);
+        let starting = view(vec![set("PRIMARY", "web:3", 1), set("ACTIVE", "web:4", 0)]);
+        let cases = [
+            (&before, Some("web:3"), Some("web:3")),
+            (&before, None, Some("web:3")),
+            // After traffic moved the PRIMARY is what is deployed: never counted.
+            (&moved, None, None),
+            (&moved, Some("web:3"), Some("web:3")),
+            (&starting, Some("web:3"), None),
+        ];
+        for (v, original, want) in cases {
+            assert_eq!(
+                steady_original(v, original, "web:4").as_deref(),
+                want,
+                "{original:?}"
+            );
+        }
+    }
 }

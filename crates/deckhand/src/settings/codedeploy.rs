@@ -387,38 +387,54 @@ pub fn check_appspec(v: &Value) -> std::result::Result<(), String> {
     }
 }
 
-impl CodeDeploySettings {
-    /// What of these settings is given, by the flag that gives it.
-    pub fn given(&self) -> Vec<&'static str> {
-        [
-            (self.application.is_some(), "--codedeploy-application"),
-            (
-                self.deployment_group.is_some(),
-                "--codedeploy-deployment-group",
-            ),
-            (!self.hooks.is_empty(), "--codedeploy-hook"),
-            (self.appspec.is_some(), "--appspec"),
-        ]
-        .into_iter()
-        .filter_map(|(set, flag)| set.then_some(flag))
-        .collect()
+/// What one service was given itself, by a flag or in its own `[services.codedeploy]`, named
+/// as the user wrote it: the shared `[codedeploy]` table, written for the CODE_DEPLOY services
+/// of a repository, is not counted.
+pub fn given_to_one(flags: &FromFlags, own: Option<&FromFile>) -> Vec<String> {
+    let mut given: Vec<String> = [
+        (flags.application.is_some(), "--codedeploy-application"),
+        (
+            flags.deployment_group.is_some(),
+            "--codedeploy-deployment-group",
+        ),
+        (!flags.hooks.is_empty(), "--codedeploy-hook"),
+        (flags.appspec.is_some(), "--appspec"),
+    ]
+    .into_iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, flag)| flag.to_string())
+    .collect();
+    if let Some(o) = own {
+        given.extend(
+            [
+                (o.application.is_some(), "application"),
+                (o.deployment_group.is_some(), "deployment-group"),
+                (!o.hooks.is_empty(), "hooks"),
+                (o.appspec.is_some(), "appspec"),
+            ]
+            .into_iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, key)| format!("`{key}` in {}", o.at)),
+        );
     }
+    given
 }
 
 /// CodeDeploy settings given for a deploy in which no service has the CODE_DEPLOY controller
 /// (pure): they would be ignored without a word, so a hook the user counts on would never run.
-/// `services`: each service's name, controller and settings. In a deploy with a CODE_DEPLOY
-/// service they are its, and nothing is said.
-pub fn unused(services: &[(&str, &str, &CodeDeploySettings)]) -> Option<String> {
+/// `services`: each service's name, controller and what it was given itself
+/// ([`given_to_one`]). In a deploy with a CODE_DEPLOY service they are its, and nothing is
+/// said.
+pub fn unused(services: &[(&str, &str, &[String])]) -> Option<String> {
     if services.iter().any(|(_, c, _)| *c == "CODE_DEPLOY") {
         return None;
     }
-    let (name, controller, s) = services.iter().find(|(_, _, s)| !s.given().is_empty())?;
+    let (name, controller, given) = services.iter().find(|(_, _, g)| !g.is_empty())?;
     Some(format!(
-        "{} (or deckhand.toml's codedeploy tables) set how a CODE_DEPLOY service is deployed, \
-         but service {name} uses the {controller} deployment controller, which deckhand \
-         deploys without CodeDeploy: remove them, or check that this is the service you meant",
-        s.given().join(", ")
+        "{} set how a CODE_DEPLOY service is deployed, but service {name} uses the {controller} \
+         deployment controller, which deckhand deploys without CodeDeploy: remove them, or \
+         check that this is the service you meant",
+        given.join(", ")
     ))
 }
 
@@ -428,31 +444,41 @@ mod unused_tests {
 
     #[test]
     fn codedeploy_settings_without_a_codedeploy_service_are_named() {
-        let none = CodeDeploySettings::default();
-        let hooks = CodeDeploySettings {
+        let flags = FromFlags {
             hooks: vec![("BeforeAllowTraffic".into(), "check".into())],
-            appspec: None,
-            ..CodeDeploySettings::default()
+            ..FromFlags::default()
         };
-        let all = CodeDeploySettings {
-            application: Some("app".into()),
-            deployment_group: Some("g".into()),
-            hooks: hooks.hooks.clone(),
-            appspec: Some(serde_json::json!({})),
+        let own = FromFile {
+            deployment_group: Some("api-bg".into()),
+            at: "deckhand.toml [services.codedeploy] of api".into(),
+            ..FromFile::default()
         };
-        type Services<'a> = Vec<(&'a str, &'a str, &'a CodeDeploySettings)>;
+        assert_eq!(
+            given_to_one(&flags, Some(&own)),
+            [
+                "--codedeploy-hook",
+                "`deployment-group` in deckhand.toml [services.codedeploy] of api"
+            ]
+        );
+        assert!(given_to_one(&FromFlags::default(), None).is_empty());
+
+        let none: Vec<String> = Vec::new();
+        let hook = vec!["--codedeploy-hook".to_string()];
+        let table = vec!["`hooks` in deckhand.toml [services.codedeploy] of api".to_string()];
+        type Services<'a> = Vec<(&'a str, &'a str, &'a [String])>;
         let cases: Vec<(Services, Option<&str>)> = vec![
+            // The shared [codedeploy] table is not counted: nothing given to the service.
             (vec![("web", "ECS", &none)], None),
-            (vec![("web", "CODE_DEPLOY", &hooks)], None),
-            // Mixed: the shared [codedeploy] table reaches the ECS service too.
-            (vec![("web", "ECS", &hooks), ("api", "CODE_DEPLOY", &hooks)], None),
+            (vec![("web", "CODE_DEPLOY", &hook)], None),
+            // Mixed: the flags are the CODE_DEPLOY service's.
+            (vec![("web", "ECS", &hook), ("api", "CODE_DEPLOY", &hook)], None),
             (
-                vec![("web", "ECS", &none), ("api", "ECS", &hooks)],
-                Some("--codedeploy-hook (or deckhand.toml's codedeploy tables) set how a CODE_DEPLOY service is deployed, but service api uses the ECS deployment controller"),
+                vec![("web", "ECS", &none), ("api", "ECS", &hook)],
+                Some("--codedeploy-hook set how a CODE_DEPLOY service is deployed, but service api uses the ECS deployment controller"),
             ),
             (
-                vec![("web", "ECS", &all)],
-                Some("--codedeploy-application, --codedeploy-deployment-group, --codedeploy-hook, --appspec (or"),
+                vec![("api", "ECS", &table)],
+                Some("`hooks` in deckhand.toml [services.codedeploy] of api set how"),
             ),
         ];
         for (services, want) in cases {

@@ -513,9 +513,8 @@ async fn a_group_that_cannot_be_found_or_is_anothers_changes_nothing() {
     let none = deploy(&bg, &image, &["--codedeploy-application", "another-app"]).await;
     none.expect_code(1);
     assert!(
-        none.stderr.contains(
-            "--codedeploy-application another-app matches no CodeDeploy deployment group"
-        ),
+        none.stderr
+            .contains("no CodeDeploy deployment group matches CodeDeploy application another-app"),
         "{}",
         none.all()
     );
@@ -524,7 +523,7 @@ async fn a_group_that_cannot_be_found_or_is_anothers_changes_nothing() {
     assert!(
         named
             .stderr
-            .contains("--codedeploy-deployment-group nope matches no CodeDeploy deployment group"),
+            .contains("no CodeDeploy deployment group matches deployment group nope"),
         "{}",
         named.all()
     );
@@ -596,8 +595,8 @@ async fn a_deploy_mixing_controllers_is_all_or_nothing() {
     hook.expect_code(2);
     assert!(
         hook.stderr.contains(
-            "--codedeploy-hook (or deckhand.toml's codedeploy tables) set how a CODE_DEPLOY \
-             service is deployed, but service api uses the ECS deployment controller"
+            "--codedeploy-hook set how a CODE_DEPLOY service is deployed, but service api \
+             uses the ECS deployment controller"
         ),
         "{}",
         hook.all()
