@@ -451,11 +451,9 @@ def scenario_failure(sb, deckhand, env, bed):
             back = sb.event_time("bench", name, "deployment completed")
             r["latency"] = r["ended"] - back if back else None
             rows.append(r)
-        last = [line for line in (rows[0]["out"] + rows[0]["err"]).splitlines() if line.strip()]
-        notes.append(f"- {label}, last line: `{last[-1].strip() if last else ''}`")
+        notes.append(f"- {label}, last line: `{last_line(rows[0])}`")
         codes = sorted(set(r["code"] for r in rows))
-        said = {0: "0: success", 1: "1: failure", 3: "3: rolled back", 4: "4: needs a person"}
-        print(f"| {label} | {', '.join(said.get(c, str(c)) for c in codes)} "
+        print(f"| {label} | {', '.join(SAID.get(c, str(c)) for c in codes)} "
               f"| {fmt(median(r['latency'] for r in rows), ' s')} "
               f"| {fmt(median(r['reaction'] for r in rows), ' s')} "
               f"| {fmt(median(r['wall'] for r in rows), ' s')} "
@@ -463,6 +461,16 @@ def scenario_failure(sb, deckhand, env, bed):
               f"| {fmt(median(r['rate'] for r in rows), '', 0)} |")
     print()
     print("\n".join(notes))
+
+
+# What an exit code tells CI.
+SAID = {0: "0: success", 1: "1: failure", 3: "3: rolled back", 4: "4: needs a person"}
+
+
+def last_line(run):
+    """The last line a tool printed, on either stream."""
+    lines = [line for line in (run["out"] + run["err"]).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def rollback_reaction(sb, name):
@@ -660,7 +668,6 @@ def code_deploy_rows(sb, deckhand, env, bed, prefix, image_of, runs):
           "| the service runs, at exit | verdict latency | wall | API calls "
           "| calls a minute watching |")
     print("|---|---|---|---|---|---|---|---|---|")
-    said = {0: "0: success", 1: "1: failure", 3: "3: rolled back", 4: "4: needs a person"}
     notes = []
     for label, run in code_deploy_tools(deckhand, env, bed):
         rows = []
@@ -693,11 +700,10 @@ def code_deploy_rows(sb, deckhand, env, bed, prefix, image_of, runs):
                 if created and r["ended"] > created[0] else None
             rows.append(r)
             sb.call("UpdateService", {"cluster": "bench", "service": name, "desiredCount": 0})
-        last = [line for line in (rows[0]["out"] + rows[0]["err"]).splitlines() if line.strip()]
-        notes.append(f"- {label}, last line: `{last[-1].strip()[:200] if last else ''}`")
+        notes.append(f"- {label}, last line: `{last_line(rows[0])[:200]}`")
         codes = sorted(set(r["code"] for r in rows))
         states = sorted(set(r["runs"] for r in rows))
-        print(f"| {label} | {', '.join(said.get(c, str(c)) for c in codes)} "
+        print(f"| {label} | {', '.join(SAID.get(c, str(c)) for c in codes)} "
               f"| {', '.join(sorted(set(r['ours'] for r in rows)))} "
               f"| {', '.join(sorted(set(r['rollback'] for r in rows)))} "
               f"| {', '.join(states)} "

@@ -277,45 +277,44 @@ impl DeploySettings {
         self.services.iter().map(|s| s.name.clone()).collect()
     }
 
-    /// The containers chosen for `service` (as ECS names it: a name given as an ARN matches
-    /// its last segment); empty: the default choice.
-    pub fn containers_for(&self, service: &str) -> &[String] {
+    /// The settings of `service` (as ECS names it: a name given as an ARN matches its last
+    /// segment).
+    fn service(&self, service: &str) -> Option<&ServiceSettings> {
         self.services
             .iter()
             .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+    }
+
+    /// The containers chosen for `service` (matched as [`DeploySettings::service`] matches);
+    /// empty: the default choice.
+    pub fn containers_for(&self, service: &str) -> &[String] {
+        self.service(service)
             .map_or(&[], |s| s.containers.as_slice())
     }
 
     /// What `service`'s new revision changes besides the image (matched as
-    /// [`DeploySettings::containers_for`] matches).
+    /// [`DeploySettings::service`] matches).
     pub fn changes_for(&self, service: &str) -> &Changes {
         static NONE: std::sync::OnceLock<Changes> = std::sync::OnceLock::new();
-        self.services
-            .iter()
-            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+        self.service(service)
             .map_or_else(|| NONE.get_or_init(Changes::default), |s| &s.changes)
     }
 
     /// The CodeDeploy settings `service` was given itself (matched as
-    /// [`DeploySettings::containers_for`] matches).
+    /// [`DeploySettings::service`] matches).
     pub fn codedeploy_given_to(&self, service: &str) -> &[String] {
-        self.services
-            .iter()
-            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
+        self.service(service)
             .map_or(&[], |s| s.codedeploy_given.as_slice())
     }
 
     /// How `service` is deployed if it is a CODE_DEPLOY service (matched as
-    /// [`DeploySettings::containers_for`] matches).
+    /// [`DeploySettings::service`] matches).
     pub fn codedeploy_for(&self, service: &str) -> &CodeDeploySettings {
         static NONE: std::sync::OnceLock<CodeDeploySettings> = std::sync::OnceLock::new();
-        self.services
-            .iter()
-            .find(|s| s.name == service || s.name.rsplit('/').next() == Some(service))
-            .map_or_else(
-                || NONE.get_or_init(CodeDeploySettings::default),
-                |s| &s.codedeploy,
-            )
+        self.service(service).map_or_else(
+            || NONE.get_or_init(CodeDeploySettings::default),
+            |s| &s.codedeploy,
+        )
     }
 }
 

@@ -221,8 +221,13 @@ impl Followed {
     }
 
     fn target_id(&self, cluster: &str) -> String {
-        format!("{}:{}", watch::short(cluster), watch::short(&self.service))
+        target_id(cluster, &self.service)
     }
+}
+
+/// The id CodeDeploy gives an ECS service as a deployment's target: `cluster:service`, names.
+fn target_id(cluster: &str, service: &str) -> String {
+    format!("{}:{}", watch::short(cluster), watch::short(service))
 }
 
 impl<'a> CodeDeployer<'a> {
@@ -679,40 +684,29 @@ impl<'a> CodeDeployer<'a> {
     /// the original task set; for CodeDeploy's rollback of another deployment, those of the
     /// deployment it undoes. What cannot be read is `None`, and said.
     pub async fn in_progress(&self, id: &str, view: &ecs::ServiceView) -> InProgress {
-        let r = self.watcher.reporter;
-        let d = match cd::deployment(&self.client, id).await {
-            Ok(d) => d,
-            Err(e) => {
-                r.warn(format!(
-                    "cannot read CodeDeploy deployment {id}: {}",
-                    e.message
-                ));
-                return InProgress::default();
-            }
+        let Some(d) = self.read_deployment(id).await else {
+            return InProgress::default();
         };
         let rollback = d.rollback_of.is_some();
-        let (undone, d) = match &d.rollback_of {
-            Some(undone) => match cd::deployment(&self.client, undone).await {
-                Ok(u) => (undone.clone(), u),
-                Err(e) => {
-                    r.warn(format!(
-                        "cannot read CodeDeploy deployment {undone}: {}",
-                        e.message
-                    ));
+        let (undone, d) = match d.rollback_of {
+            Some(undone) => match self.read_deployment(&undone).await {
+                Some(u) => (undone, u),
+                None => {
                     return InProgress {
                         rollback,
                         ..InProgress::default()
-                    };
+                    }
                 }
             },
             None => (id.to_string(), d),
         };
-        let target_id = format!(
-            "{}:{}",
-            watch::short(self.cluster()),
-            watch::short(&view.name)
-        );
-        let (green, blue) = match cd::target(&self.client, &undone, &target_id).await {
+        let (green, blue) = match cd::target(
+            &self.client,
+            &undone,
+            &target_id(self.cluster(), &view.name),
+        )
+        .await
+        {
             Ok(Some(t)) => bluegreen::labelled_revisions(&t, view),
             _ => (None, None),
         };
@@ -720,6 +714,20 @@ impl<'a> CodeDeployer<'a> {
             deploying: d.task_definition.or(green),
             original: blue,
             rollback,
+        }
+    }
+
+    /// GetDeployment of `id`; `None`, and said, when it cannot be read.
+    async fn read_deployment(&self, id: &str) -> Option<cd::Deployment> {
+        match cd::deployment(&self.client, id).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.watcher.reporter.warn(format!(
+                    "cannot read CodeDeploy deployment {id}: {}",
+                    e.message
+                ));
+                None
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::aws::{self, ecs};
-use crate::deploy::codedeploy::{CodeDeployer, Followed, Role, Stop};
+use crate::deploy::codedeploy::{CodeDeployer, Followed, InProgress, Role, Stop};
 use crate::deploy::history;
 use crate::deploy::rollout::{confirm, report_state};
 use crate::deploy::verdict;
@@ -69,9 +69,15 @@ pub async fn rollback(
         },
         None => None,
     };
-    let from = match busy.as_ref().map(|(b, id)| (b.deploying.as_ref(), id)) {
-        Some((Some(deploying), _)) => deploying.clone(),
-        Some((None, id)) => {
+    let from = match &busy {
+        Some((
+            InProgress {
+                deploying: Some(deploying),
+                ..
+            },
+            _,
+        )) => deploying.clone(),
+        Some((_, id)) => {
             r.warn(format!(
                 "cannot tell which revision CodeDeploy deployment {id} deploys: going back from \
                  {}, the revision the service names",

@@ -4,7 +4,9 @@
 
 use crate::bed::{Bed, Run};
 use crate::deploy::command::{broken_image, deploy_args, good_image, run, service_td};
+use crate::rollback::rollback;
 use crate::sandbox::control;
+use crate::strategies::resume;
 use crate::taskset::{blue_green, BlueGreen, GroupOptions};
 
 /// `deckhand deploy --image image` to service `web`, JSON out, polling quickly, then `extra`.
@@ -47,28 +49,6 @@ async fn rerouting_waits() -> BlueGreen {
         ready_wait_minutes: Some(60),
         ..GroupOptions::default()
     })
-    .await
-}
-
-/// `deckhand rollback` of service `web`, JSON out, polling quickly.
-async fn manual_rollback(bg: &BlueGreen) -> Run {
-    run(
-        &bg.sandbox,
-        None,
-        &[
-            "rollback",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--output",
-            "json",
-            "--poll",
-            "300ms",
-            "--timeout",
-            "60s",
-        ],
-    )
     .await
 }
 
@@ -311,20 +291,7 @@ async fn a_deployment_waiting_for_rerouting_goes_on_with_continue_and_back_on_si
 
     // deckhand continue: the waiting deploy goes on to its verdict.
     let waiting = until_waiting(&bg, &image).await;
-    let continued = run(
-        &bg.sandbox,
-        None,
-        &[
-            "continue",
-            "--cluster",
-            "c",
-            "--service",
-            "web",
-            "--output",
-            "json",
-        ],
-    )
-    .await;
+    let continued = resume(&bg.sandbox, &[]).await;
     continued.expect_code(0);
     assert_eq!(
         continued.json()["result"],
@@ -341,12 +308,7 @@ async fn a_deployment_waiting_for_rerouting_goes_on_with_continue_and_back_on_si
     assert_eq!(task_sets(&bg).await.0, deployed);
 
     // Nothing waits now: continue changes nothing (exit 1).
-    let nothing = run(
-        &bg.sandbox,
-        None,
-        &["continue", "--cluster", "c", "--service", "web"],
-    )
-    .await;
+    let nothing = resume(&bg.sandbox, &[]).await;
     nothing.expect_code(1);
 
     // SIGTERM while it waits: deckhand stops it with CodeDeploy's rollback.
@@ -416,7 +378,7 @@ async fn deckhand_rollback_deploys_the_previous_verified_revision_through_codede
         .to_string();
     assert_eq!(task_sets(&bg).await.0, v3);
 
-    let out = manual_rollback(&bg).await;
+    let out = run(&bg.sandbox, None, &rollback(&[])).await;
     out.expect_code(0);
     let json = out.json();
     assert_eq!(json["result"], "rolled-back", "{}", out.all());
@@ -437,7 +399,7 @@ async fn deckhand_rollback_during_a_deployment_stops_it_and_stays_on_the_origina
     // The original task set is the one ECS made with the service: no CodeDeploy deployment of
     // it ever succeeded, yet it is steady, and it is where a rollback of the first deploy goes.
     let waiting = until_waiting(&bg, &good_image(&bed).await).await;
-    let out = manual_rollback(&bg).await;
+    let out = run(&bg.sandbox, None, &rollback(&[])).await;
     out.expect_code(0);
     let json = out.json();
     assert_eq!(json["result"], "rolled-back", "{}", out.all());
@@ -458,13 +420,7 @@ async fn deckhand_rollback_during_a_deployment_stops_it_and_stays_on_the_origina
 
     // A verified v2 on PRIMARY, v3 waiting: the rollback goes back to v2, not before it.
     let waiting = until_waiting(&bg, &good_image(&bed).await).await;
-    run(
-        &bg.sandbox,
-        None,
-        &["continue", "--cluster", "c", "--service", "web"],
-    )
-    .await
-    .expect_code(0);
+    resume(&bg.sandbox, &[]).await.expect_code(0);
     let v2 = finish(waiting).await;
     v2.expect_code(0);
     let v2 = v2.json()["task_definition_arn"]
@@ -472,7 +428,7 @@ async fn deckhand_rollback_during_a_deployment_stops_it_and_stays_on_the_origina
         .unwrap()
         .to_string();
     let waiting = until_waiting(&bg, &good_image(&bed).await).await;
-    let out = manual_rollback(&bg).await;
+    let out = run(&bg.sandbox, None, &rollback(&[])).await;
     out.expect_code(0);
     let json = out.json();
     assert_eq!(json["result"], "rolled-back", "{}", out.all());

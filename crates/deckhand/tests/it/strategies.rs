@@ -96,7 +96,7 @@ async fn paused() -> (Sandbox, Client, String, crate::bed::Running) {
 }
 
 /// `deckhand continue` for service `web`, with `extra`.
-async fn resume(sandbox: &Sandbox, extra: &[&str]) -> Run {
+pub async fn resume(sandbox: &Sandbox, extra: &[&str]) -> Run {
     let mut argv = vec![
         "continue",
         "--cluster",
